@@ -1,4 +1,42 @@
-"""The `radar` command line: composes the commands each package contributes."""
+"""The `radar` command line: one entry point composing each package's commands.
+
+Commands are thin: they load the settings once, call one library function, and report.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
-app = typer.Typer(help="Account Radar", no_args_is_help=True)
+from features import cli as features_cli
+from features.config import ConfigError, load_settings
+
+app = typer.Typer(
+    help="Account Radar: churn and expansion prediction for B2B SaaS customer success.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Settings file (default: ./radar.toml if present)."),
+    ] = None,
+) -> None:
+    try:
+        ctx.obj = load_settings(config)
+    except ConfigError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from exc
+
+
+for sub in (features_cli.app,):
+    app.registered_commands.extend(sub.registered_commands)
+
+if __name__ == "__main__":
+    app()

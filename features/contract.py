@@ -20,6 +20,7 @@ class Column:
     allowed: tuple[str, ...] | None = None
     min: float | None = None
     max: float | None = None
+    default: float | None = None  # value stored when the input is empty
     description: str = ""
 
 
@@ -94,7 +95,7 @@ USAGE_EVENTS = Table(
         Column("occurred_at", "timestamp", required=True),
         Column("event_type", "string", required=True),
         Column("user_id", "string"),
-        Column("quantity", "float", min=0, description="Defaults to 1 when empty."),
+        Column("quantity", "float", min=0, default=1.0, description="Defaults to 1 when empty."),
     ),
     time_column="occurred_at",
     description="Product usage events.",

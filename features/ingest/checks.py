@@ -1,0 +1,147 @@
+"""Per-row checks of the contract, as DuckDB SQL generated from its declarations.
+
+For each table this gives the typed value of every column and, per row, the list of
+problems found (column, check, reason). A row with no problem is accepted. The SQL runs
+inside DuckDB over the staged text rows, so memory stays bounded at any size.
+"""
+from __future__ import annotations
+
+from features.contract import Column, Table
+
+SQL_TYPES = {
+    "string": "VARCHAR",
+    "timestamp": "TIMESTAMP",
+    "date": "DATE",
+    "float": "DOUBLE",
+    "int": "BIGINT",
+    "bool": "BOOLEAN",
+}
+TYPE_WORDS = {
+    "timestamp": "a timestamp",
+    "date": "a date",
+    "float": "a number",
+    "int": "a whole number",
+    "bool": "true/false",
+}
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def raw_value(col: Column) -> str:
+    """The raw text of a column, with blank meaning missing."""
+    return f"NULLIF(TRIM({quote(col.name)}), '')"
+
+
+def typed_value(col: Column) -> str:
+    """SQL turning the raw text into the contract type; NULL where it does not parse.
+
+    Timestamps: naive values are UTC, values with an offset are converted to UTC, and
+    the result is stored as a naive UTC timestamp.
+    """
+    raw = raw_value(col)
+    if col.type == "string":
+        return raw
+    if col.type in ("timestamp", "date"):
+        ts = f"(TRY_CAST({raw} AS TIMESTAMPTZ) AT TIME ZONE 'UTC')"
+        return ts if col.type == "timestamp" else f"CAST({ts} AS DATE)"
+    if col.type == "int":
+        num = f"TRY_CAST({raw} AS DOUBLE)"
+        return f"CASE WHEN {num} = ROUND({num}) AND isfinite({num}) THEN CAST({num} AS BIGINT) END"
+    return f"TRY_CAST({raw} AS {SQL_TYPES[col.type]})"
+
+
+def _problem(column: str, check: str, condition: str, reason_sql: str) -> str:
+    return (
+        f"CASE WHEN {condition} THEN {{'column': {_lit(column)}, 'check': {_lit(check)}, "
+        f"'reason': {reason_sql}}} END"
+    )
+
+
+def _shown(raw: str) -> str:
+    return f"'''' || left({raw}, 60) || ''''"
+
+
+def column_problems(col: Column) -> list[str]:
+    """SQL struct expressions, one per check of the column, NULL when the check passes."""
+    raw, typed = raw_value(col), typed_value(col)
+    checks: list[str] = []
+    if col.required:
+        checks.append(_problem(col.name, "missing", f"{raw} IS NULL", _lit("missing required value")))
+    if col.type != "string":
+        checks.append(
+            _problem(
+                col.name,
+                "type",
+                f"{raw} IS NOT NULL AND {typed} IS NULL",
+                f"'not {TYPE_WORDS[col.type]}: ' || {_shown(raw)}",
+            )
+        )
+    if col.type == "float":
+        checks.append(
+            _problem(col.name, "finite", f"NOT isfinite({typed})", f"'not a finite number: ' || {_shown(raw)}")
+        )
+    if col.allowed:
+        allowed = ", ".join(_lit(a) for a in col.allowed)
+        checks.append(
+            _problem(
+                col.name,
+                "allowed",
+                f"{typed} IS NOT NULL AND {typed} NOT IN ({allowed})",
+                f"{_shown(raw)} || ' is not one of {', '.join(col.allowed)}'",
+            )
+        )
+    if col.min is not None:
+        checks.append(
+            _problem(col.name, "min", f"{typed} < {col.min}", f"{_shown(raw)} || ' is below the minimum {col.min:g}'")
+        )
+    if col.max is not None:
+        checks.append(
+            _problem(col.name, "max", f"{typed} > {col.max}", f"{_shown(raw)} || ' is above the maximum {col.max:g}'")
+        )
+    return checks
+
+
+def order_problems(table: Table, present: set[str]) -> list[str]:
+    checks = []
+    for later, earlier in table.ordered:
+        if later not in present or earlier not in present:
+            continue
+        a, b = typed_value(table.column(later)), typed_value(table.column(earlier))
+        checks.append(
+            _problem(
+                later,
+                "order",
+                f"{a} < {b}",
+                f"'{later} ' || CAST({a} AS VARCHAR) || ' is before {earlier} ' || CAST({b} AS VARCHAR)",
+            )
+        )
+    return checks
+
+
+def typed_select(table: Table, present: set[str]) -> str:
+    """SELECT list of typed contract columns plus `_problems`, over the staged text table.
+
+    Columns absent from every file are NULL (so optional columns may be left out).
+    """
+    parts = []
+    problems: list[str] = []
+    for col in table.columns:
+        if col.name in present:
+            value = typed_value(col)
+            problems.extend(column_problems(col))
+        else:
+            value = "NULL"
+            if col.required:
+                raise AssertionError("required columns are checked before typing")
+        if col.default is not None:
+            value = f"COALESCE({value}, {col.default!r})"
+        parts.append(f"CAST({value} AS {SQL_TYPES[col.type]}) AS {quote(col.name)}")
+    problems.extend(order_problems(table, present))
+    problem_list = "list_filter([" + ", ".join(problems) + "], lambda x: x IS NOT NULL)" if problems else "[]"
+    return ", ".join(parts) + f", {problem_list} AS _problems"

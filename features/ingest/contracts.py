@@ -1,0 +1,62 @@
+"""Table contracts (pandera, Ibis backend) derived from the contract declarations.
+
+They are the post-condition of ingest: whatever the per-row checks accepted must satisfy
+the contract as a whole table (types, nulls, allowed values, ranges, unique ids). The
+check runs inside DuckDB through Ibis, so it costs no memory at any table size.
+"""
+from __future__ import annotations
+
+import ibis
+import ibis.expr.datatypes as dt
+import pandera.ibis as pa
+
+from features.contract import Column, Table
+
+IBIS_TYPES = {
+    "string": dt.String,
+    "timestamp": dt.Timestamp(scale=6),  # DuckDB TIMESTAMP: microseconds, naive UTC
+    "date": dt.Date,
+    "float": dt.Float64,
+    "int": dt.Int64,
+    "bool": dt.Boolean,
+}
+
+
+class ContractViolation(AssertionError):
+    """A loaded table breaks its contract: a bug in ingest, never a user error."""
+
+
+def _column_schema(col: Column, key: str | None) -> pa.Column:
+    checks = []
+    if col.allowed:
+        checks.append(pa.Check.isin(list(col.allowed)))
+    if col.min is not None:
+        checks.append(pa.Check.ge(col.min))
+    if col.max is not None:
+        checks.append(pa.Check.le(col.max))
+    return pa.Column(
+        IBIS_TYPES[col.type],
+        checks=checks,
+        nullable=not (col.required or col.default is not None),
+        unique=col.name == key,
+    )
+
+
+def table_schema(table: Table) -> pa.DataFrameSchema:
+    """The pandera schema of a loaded contract table."""
+    return pa.DataFrameSchema(
+        {c.name: _column_schema(c, table.key) for c in table.columns},
+        name=table.name,
+        strict=True,
+    )
+
+
+def check_loaded_table(con, table: Table) -> None:
+    """Validate the loaded `table` in the DuckDB connection `con` against its contract."""
+    loaded = ibis.duckdb.from_connection(con).table(table.name)
+    if loaded.count().execute() == 0:
+        return  # nothing to check (and pandera's Ibis checks misreport empty tables)
+    try:
+        table_schema(table).validate(loaded, lazy=True)
+    except (pa.errors.SchemaErrors, pa.errors.SchemaError) as exc:
+        raise ContractViolation(f"{table.name} breaks its contract after ingest: {exc}") from exc

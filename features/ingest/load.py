@@ -1,0 +1,313 @@
+"""Load a workspace folder into the workspace DuckDB database, losing no row silently.
+
+Every input row ends either in its contract table or in `rejects` (with source file,
+row number, column, check and reason, and the raw values), and the counts reconcile.
+Re-running replaces each table and its rejects; it never appends.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from features.config import Settings
+from features.contract import TABLES, Table
+from features.ingest.checks import quote, typed_select
+from features.ingest.contracts import check_loaded_table
+from features.ingest.read import (
+    ROW_NUMBER,
+    SOURCE_FILE,
+    TableFiles,
+    TableReadError,
+    file_columns,
+    find_table_files,
+    stream_rows,
+)
+
+# accounts first, so that other tables can be checked against the known account ids
+LOAD_ORDER = ("accounts", "subscriptions", "usage_events", "support_tickets", "feedback", "touchpoints")
+
+REJECTS_DDL = """
+CREATE TABLE IF NOT EXISTS rejects (
+    table_name VARCHAR, source_file VARCHAR, row_number BIGINT, column_name VARCHAR,
+    check_name VARCHAR, reason VARCHAR, problems VARCHAR, raw VARCHAR
+)"""
+
+
+class IngestError(RuntimeError):
+    """A required table is missing or unusable; nothing was written."""
+
+
+@dataclass
+class TableReport:
+    table: str
+    status: str  # loaded | missing | unusable
+    source: str = ""
+    read: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    top_reasons: list[tuple[str, int]] = field(default_factory=list)
+    ignored_columns: list[str] = field(default_factory=list)
+    message: str = ""
+
+
+@dataclass
+class IngestReport:
+    database: Path
+    rejects_dir: Path
+    tables: list[TableReport]
+
+    def table(self, name: str) -> TableReport:
+        return next(t for t in self.tables if t.table == name)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    table: Table
+    files: TableFiles | None
+    columns: list[str]
+    ignored: list[str]
+
+
+def _plan_table(workspace: Path, table: Table, mapping: dict[str, str]) -> _Plan:
+    files = find_table_files(workspace, table.name)
+    if files is None:
+        return _Plan(table, None, [], [])
+    seen: list[str] = []
+    for path in files.files:
+        for name in file_columns(path, mapping):
+            if name not in seen:
+                seen.append(name)
+    missing = [c for c in table.required_columns if c not in seen]
+    if missing:
+        raise TableReadError(
+            f"{table.name} ({files.describe()}): missing required column(s) {', '.join(missing)}; "
+            f"found {', '.join(seen) or 'none'}. Rename them in the file or map them in radar.toml "
+            f"under [ingest.column_mapping.{table.name}], e.g. your_name = \"{missing[0]}\""
+        )
+    columns = [c for c in table.column_names if c in seen]
+    return _Plan(table, files, columns, [c for c in seen if c not in table.column_names])
+
+
+def plan_ingest(workspace: Path, settings: Settings) -> tuple[list[_Plan], list[TableReport]]:
+    """Check every table's files and columns before anything is written."""
+    if not workspace.is_dir():
+        raise IngestError(f"workspace folder not found: {workspace}")
+    plans, problems = [], []
+    for name in LOAD_ORDER:
+        table = TABLES[name]
+        try:
+            plan = _plan_table(workspace, table, settings.ingest.column_mapping.get(name, {}))
+        except TableReadError as exc:
+            problems.append(TableReport(name, "unusable", message=str(exc)))
+            continue
+        if plan.files is None and table.required:
+            problems.append(
+                TableReport(
+                    name,
+                    "unusable",
+                    message=f"required table {name} not found: add {name}.csv, {name}.parquet "
+                    f"or a folder {name}/ of part files to {workspace}",
+                )
+            )
+            continue
+        plans.append(plan)
+    return plans, problems
+
+
+def _connect(path: Path, settings: Settings) -> duckdb.DuckDBPyConnection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path))
+    con.execute(f"SET memory_limit = '{settings.ingest.memory_limit}'")
+    con.execute(f"SET threads = {settings.ingest.threads}")
+    con.execute("SET preserve_insertion_order = false")
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def _cross_row_problems(con, table: Table, known_accounts: str | None) -> None:
+    """Rows valid on their own but duplicated, with a repeated id, or naming an unknown account."""
+    cols = ", ".join(quote(c) for c in table.column_names)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE _cross AS
+        WITH valid AS (SELECT * FROM _typed WHERE len(_problems) = 0),
+        dup AS (
+            SELECT {SOURCE_FILE}, {ROW_NUMBER},
+                   row_number() OVER w AS n,
+                   first_value({SOURCE_FILE}) OVER w AS first_file,
+                   first_value({ROW_NUMBER}) OVER w AS first_row
+            FROM valid WINDOW w AS (PARTITION BY {cols} ORDER BY {SOURCE_FILE}, {ROW_NUMBER})
+        )
+        SELECT {SOURCE_FILE}, {ROW_NUMBER}, '*' AS column_name, 'duplicate_row' AS check_name,
+               'duplicate of row ' || first_row || ' in ' || first_file AS reason
+        FROM dup WHERE n > 1
+        """
+    )
+    if table.key:
+        key = quote(table.key)
+        con.execute(
+            f"""
+            INSERT INTO _cross
+            WITH valid AS (
+                SELECT * FROM _typed t WHERE len(_problems) = 0 AND NOT EXISTS (
+                    SELECT 1 FROM _cross c WHERE c.{SOURCE_FILE} = t.{SOURCE_FILE} AND c.{ROW_NUMBER} = t.{ROW_NUMBER})
+            ),
+            ranked AS (
+                SELECT {SOURCE_FILE}, {ROW_NUMBER}, {key} AS k,
+                       row_number() OVER w AS n,
+                       first_value({SOURCE_FILE}) OVER w AS first_file,
+                       first_value({ROW_NUMBER}) OVER w AS first_row
+                FROM valid WINDOW w AS (PARTITION BY {key} ORDER BY {SOURCE_FILE}, {ROW_NUMBER})
+            )
+            SELECT {SOURCE_FILE}, {ROW_NUMBER}, '{table.key}', 'duplicate_key',
+                   'duplicate {table.key} ''' || k || ''' (first at row ' || first_row || ' in ' || first_file || ')'
+            FROM ranked WHERE n > 1
+            """
+        )
+    if known_accounts and "account_id" in table.column_names and table.name != "accounts":
+        con.execute(
+            f"""
+            INSERT INTO _cross
+            SELECT t.{SOURCE_FILE}, t.{ROW_NUMBER}, 'account_id', 'unknown_account',
+                   'unknown account_id ''' || t.account_id || ''' (not in {known_accounts})'
+            FROM _typed t
+            WHERE len(t._problems) = 0
+              AND NOT EXISTS (SELECT 1 FROM {known_accounts} a WHERE a.account_id = t.account_id)
+              AND NOT EXISTS (SELECT 1 FROM _cross c
+                              WHERE c.{SOURCE_FILE} = t.{SOURCE_FILE} AND c.{ROW_NUMBER} = t.{ROW_NUMBER})
+            """
+        )
+
+
+def _load_table(con, plan: _Plan, settings: Settings, known_accounts: str | None) -> TableReport:
+    table, name = plan.table, plan.table.name
+    mapping = settings.ingest.column_mapping.get(name, {})
+    reader = stream_rows(plan.files, plan.columns, mapping, settings.ingest.batch_rows)
+    con.register("_incoming", reader)
+    con.execute("CREATE OR REPLACE TABLE _stage AS SELECT * FROM _incoming")
+    con.unregister("_incoming")
+    con.execute(
+        f"CREATE OR REPLACE TABLE _typed AS SELECT {SOURCE_FILE}, {ROW_NUMBER}, "
+        f"{typed_select(table, set(plan.columns))} FROM _stage"
+    )
+    _cross_row_problems(con, table, known_accounts)
+
+    cols = ", ".join(quote(c) for c in table.column_names)
+    order = ", ".join(quote(c) for c in ("account_id", table.time_column) if c and c in table.column_names)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE {quote(name)} AS
+        SELECT {cols} FROM _typed t
+        WHERE len(_problems) = 0 AND NOT EXISTS (
+            SELECT 1 FROM _cross c WHERE c.{SOURCE_FILE} = t.{SOURCE_FILE} AND c.{ROW_NUMBER} = t.{ROW_NUMBER})
+        ORDER BY {order}
+        """
+    )
+    raw_cols = ", ".join(f"{quote(c)} := s.{quote(c)}" for c in plan.columns)
+    con.execute("DELETE FROM rejects WHERE table_name = ?", [name])
+    con.execute(
+        f"""
+        INSERT INTO rejects
+        WITH bad AS (
+            SELECT {SOURCE_FILE}, {ROW_NUMBER}, _problems[1].column AS column_name,
+                   _problems[1].check AS check_name, _problems[1].reason AS reason,
+                   array_to_string(list_transform(_problems, lambda p: p.column || ': ' || p.reason), '; ') AS problems
+            FROM _typed WHERE len(_problems) > 0
+            UNION ALL
+            SELECT {SOURCE_FILE}, {ROW_NUMBER}, column_name, check_name, reason, reason FROM _cross
+        )
+        SELECT '{name}', b.{SOURCE_FILE}, b.{ROW_NUMBER}, b.column_name, b.check_name, b.reason,
+               b.problems, CAST(to_json(struct_pack({raw_cols})) AS VARCHAR)
+        FROM bad b JOIN _stage s USING ({SOURCE_FILE}, {ROW_NUMBER})
+        """
+    )
+    read = con.execute("SELECT count(*) FROM _stage").fetchone()[0]
+    accepted = con.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()[0]
+    rejected = con.execute("SELECT count(*) FROM rejects WHERE table_name = ?", [name]).fetchone()[0]
+    if read != accepted + rejected:
+        raise AssertionError(f"{name}: {read} read != {accepted} accepted + {rejected} rejected")
+    top = con.execute(
+        """SELECT column_name || ': ' || check_name, count(*) FROM rejects WHERE table_name = ?
+           GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 3""",
+        [name],
+    ).fetchall()
+    con.execute("DROP TABLE _stage; DROP TABLE _typed; DROP TABLE _cross")
+    check_loaded_table(con, table)
+    return TableReport(
+        name, "loaded", plan.files.describe(), read, accepted, rejected,
+        [(r, n) for r, n in top], plan.ignored,
+    )
+
+
+def _write_rejects_file(con, table: str, rejects_dir: Path, count: int) -> None:
+    target = rejects_dir / f"{table}.csv"
+    target.unlink(missing_ok=True)
+    if count:
+        rejects_dir.mkdir(parents=True, exist_ok=True)
+        con.execute(
+            f"COPY (SELECT * FROM rejects WHERE table_name = '{table}' ORDER BY source_file, row_number) "
+            f"TO '{target}' (HEADER, DELIMITER ',')"
+        )
+
+
+def _record(con, reports: list[TableReport]) -> None:
+    con.execute(
+        "CREATE OR REPLACE TABLE ingest_summary (table_name VARCHAR, status VARCHAR, source VARCHAR, "
+        "rows_read BIGINT, rows_accepted BIGINT, rows_rejected BIGINT, message VARCHAR)"
+    )
+    con.executemany(
+        "INSERT INTO ingest_summary VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [[r.table, r.status, r.source, r.read, r.accepted, r.rejected, r.message] for r in reports],
+    )
+    spans = [
+        f"SELECT min({quote(t.time_column)}) AS lo, max({quote(t.time_column)}) AS hi FROM {quote(t.name)}"
+        for t in TABLES.values()
+        if t.time_column and any(r.table == t.name and r.status == "loaded" for r in reports)
+    ]
+    spans.append("SELECT CAST(min(start_date) AS TIMESTAMP), CAST(max(start_date) AS TIMESTAMP) FROM subscriptions")
+    con.execute(
+        "CREATE OR REPLACE TABLE workspace_meta AS "
+        f"SELECT min(lo) AS data_start, max(hi) AS data_end FROM ({' UNION ALL '.join(spans)})"
+    )
+
+
+def ingest_workspace(
+    workspace: Path,
+    settings: Settings,
+    progress: Callable[[str], None] | None = None,
+) -> IngestReport:
+    """Validate and load every contract table of `workspace` into the workspace database.
+
+    Raises IngestError, before writing anything, when a required table is missing or
+    unusable. Missing optional tables are reported (and any earlier copy dropped).
+    """
+    plans, problems = plan_ingest(workspace, settings)
+    if problems:
+        raise IngestError("\n".join(p.message for p in problems))
+    con = _connect(settings.database_path, settings)
+    try:
+        con.execute(REJECTS_DDL)
+        reports: list[TableReport] = []
+        known: str | None = None
+        for plan in plans:
+            name = plan.table.name
+            if progress:
+                progress(name)
+            if plan.files is None:
+                con.execute(f"DROP TABLE IF EXISTS {quote(name)}")
+                con.execute("DELETE FROM rejects WHERE table_name = ?", [name])
+                _write_rejects_file(con, name, settings.rejects_dir, 0)
+                reports.append(TableReport(name, "missing", message="optional table not found"))
+                continue
+            report = _load_table(con, plan, settings, known)
+            _write_rejects_file(con, name, settings.rejects_dir, report.rejected)
+            reports.append(report)
+            if name in ("accounts", "subscriptions") and known is None:
+                known = name
+        _record(con, reports)
+    finally:
+        con.close()
+    return IngestReport(settings.database_path, settings.rejects_dir, reports)
