@@ -127,55 +127,67 @@ def _connect(path: Path, settings: Settings) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _cross_row_problems(con, table: Table, known_accounts: str | None) -> None:
-    """Rows valid on their own but duplicated, with a repeated id, or naming an unknown account."""
-    cols = ", ".join(quote(c) for c in table.column_names)
+def _rank_duplicates(con, partition: str, candidates: str, column: str, check: str, reason: str) -> None:
+    """Reject every valid row after the first of its `partition` group (by file and row).
+
+    Only rows of groups found by `candidates` (a query over `_typed`) are ranked, so the
+    expensive window runs over the few duplicates rather than over all rows.
+    """
     con.execute(
         f"""
-        CREATE OR REPLACE TABLE _cross AS
-        WITH valid AS (SELECT * FROM _typed WHERE len(_problems) = 0),
-        dup AS (
-            SELECT {SOURCE_FILE}, {ROW_NUMBER},
+        INSERT INTO _cross
+        WITH ranked AS (
+            SELECT {SOURCE_FILE}, {ROW_NUMBER}, {partition} AS k,
                    row_number() OVER w AS n,
                    first_value({SOURCE_FILE}) OVER w AS first_file,
                    first_value({ROW_NUMBER}) OVER w AS first_row
-            FROM valid WINDOW w AS (PARTITION BY {cols} ORDER BY {SOURCE_FILE}, {ROW_NUMBER})
+            FROM _typed t
+            WHERE len(_problems) = 0 AND {partition} IN ({candidates})
+              AND NOT EXISTS (SELECT 1 FROM _cross c
+                              WHERE c.{SOURCE_FILE} = t.{SOURCE_FILE} AND c.{ROW_NUMBER} = t.{ROW_NUMBER})
+            WINDOW w AS (PARTITION BY {partition} ORDER BY {SOURCE_FILE}, {ROW_NUMBER})
         )
-        SELECT {SOURCE_FILE}, {ROW_NUMBER}, '*' AS column_name, 'duplicate_row' AS check_name,
-               'duplicate of row ' || first_row || ' in ' || first_file AS reason
-        FROM dup WHERE n > 1
+        SELECT {SOURCE_FILE}, {ROW_NUMBER}, '{column}', '{check}', {reason}
+        FROM ranked WHERE n > 1
         """
+    )
+
+
+def _cross_row_problems(con, table: Table, known_accounts: str | None) -> None:
+    """Rows valid on their own but duplicated, with a repeated id, or naming an unknown account."""
+    con.execute(
+        f"CREATE OR REPLACE TABLE _cross ({SOURCE_FILE} VARCHAR, {ROW_NUMBER} BIGINT, "
+        "column_name VARCHAR, check_name VARCHAR, reason VARCHAR)"
+    )
+    row = "struct_pack(" + ", ".join(f"{quote(c)} := {quote(c)}" for c in table.column_names) + ")"
+    repeated_hashes = f"SELECT hash({row}) FROM _typed WHERE len(_problems) = 0 GROUP BY 1 HAVING count(*) > 1"
+    _rank_duplicates(
+        con,
+        row,
+        f"SELECT {row} FROM _typed WHERE len(_problems) = 0 AND hash({row}) IN ({repeated_hashes})",
+        "*",
+        "duplicate_row",
+        "'duplicate of row ' || first_row || ' in ' || first_file",
     )
     if table.key:
         key = quote(table.key)
-        con.execute(
-            f"""
-            INSERT INTO _cross
-            WITH valid AS (
-                SELECT * FROM _typed t WHERE len(_problems) = 0 AND NOT EXISTS (
-                    SELECT 1 FROM _cross c WHERE c.{SOURCE_FILE} = t.{SOURCE_FILE} AND c.{ROW_NUMBER} = t.{ROW_NUMBER})
-            ),
-            ranked AS (
-                SELECT {SOURCE_FILE}, {ROW_NUMBER}, {key} AS k,
-                       row_number() OVER w AS n,
-                       first_value({SOURCE_FILE}) OVER w AS first_file,
-                       first_value({ROW_NUMBER}) OVER w AS first_row
-                FROM valid WINDOW w AS (PARTITION BY {key} ORDER BY {SOURCE_FILE}, {ROW_NUMBER})
-            )
-            SELECT {SOURCE_FILE}, {ROW_NUMBER}, '{table.key}', 'duplicate_key',
-                   'duplicate {table.key} ''' || k || ''' (first at row ' || first_row || ' in ' || first_file || ')'
-            FROM ranked WHERE n > 1
-            """
+        _rank_duplicates(
+            con,
+            key,
+            f"SELECT {key} FROM _typed WHERE len(_problems) = 0 GROUP BY 1 HAVING count(*) > 1",
+            table.key,
+            "duplicate_key",
+            f"'duplicate {table.key} ' || '''' || k || '''' || ' (first at row ' || first_row || ' in ' || first_file || ')'",
         )
     if known_accounts and "account_id" in table.column_names and table.name != "accounts":
         con.execute(
             f"""
             INSERT INTO _cross
             SELECT t.{SOURCE_FILE}, t.{ROW_NUMBER}, 'account_id', 'unknown_account',
-                   'unknown account_id ''' || t.account_id || ''' (not in {known_accounts})'
+                   'unknown account_id ' || '''' || t.account_id || '''' || ' (not in {known_accounts})'
             FROM _typed t
             WHERE len(t._problems) = 0
-              AND NOT EXISTS (SELECT 1 FROM {known_accounts} a WHERE a.account_id = t.account_id)
+              AND t.account_id NOT IN (SELECT account_id FROM {known_accounts})
               AND NOT EXISTS (SELECT 1 FROM _cross c
                               WHERE c.{SOURCE_FILE} = t.{SOURCE_FILE} AND c.{ROW_NUMBER} = t.{ROW_NUMBER})
             """
@@ -186,13 +198,13 @@ def _load_table(con, plan: _Plan, settings: Settings, known_accounts: str | None
     table, name = plan.table, plan.table.name
     mapping = settings.ingest.column_mapping.get(name, {})
     reader = stream_rows(plan.files, plan.columns, mapping, settings.ingest.batch_rows)
+    raw = ", ".join(f"{quote(c)} AS {quote('_raw_' + c)}" for c in plan.columns)
     con.register("_incoming", reader)
-    con.execute("CREATE OR REPLACE TABLE _stage AS SELECT * FROM _incoming")
-    con.unregister("_incoming")
     con.execute(
-        f"CREATE OR REPLACE TABLE _typed AS SELECT {SOURCE_FILE}, {ROW_NUMBER}, "
-        f"{typed_select(table, set(plan.columns))} FROM _stage"
+        f"CREATE OR REPLACE TABLE _typed AS SELECT {SOURCE_FILE}, {ROW_NUMBER}, {raw}, "
+        f"{typed_select(table, set(plan.columns))} FROM _incoming"
     )
+    con.unregister("_incoming")
     _cross_row_problems(con, table, known_accounts)
 
     cols = ", ".join(quote(c) for c in table.column_names)
@@ -206,7 +218,7 @@ def _load_table(con, plan: _Plan, settings: Settings, known_accounts: str | None
         ORDER BY {order}
         """
     )
-    raw_cols = ", ".join(f"{quote(c)} := s.{quote(c)}" for c in plan.columns)
+    raw_json = ", ".join(f"{quote(c)} := t.{quote('_raw_' + c)}" for c in plan.columns)
     con.execute("DELETE FROM rejects WHERE table_name = ?", [name])
     con.execute(
         f"""
@@ -214,17 +226,18 @@ def _load_table(con, plan: _Plan, settings: Settings, known_accounts: str | None
         WITH bad AS (
             SELECT {SOURCE_FILE}, {ROW_NUMBER}, _problems[1].column AS column_name,
                    _problems[1].check AS check_name, _problems[1].reason AS reason,
-                   array_to_string(list_transform(_problems, lambda p: p.column || ': ' || p.reason), '; ') AS problems
+                   array_to_string(list_transform(_problems, lambda p: p.column || ': ' || p.reason), '; ')
+                       AS problems
             FROM _typed WHERE len(_problems) > 0
             UNION ALL
             SELECT {SOURCE_FILE}, {ROW_NUMBER}, column_name, check_name, reason, reason FROM _cross
         )
         SELECT '{name}', b.{SOURCE_FILE}, b.{ROW_NUMBER}, b.column_name, b.check_name, b.reason,
-               b.problems, CAST(to_json(struct_pack({raw_cols})) AS VARCHAR)
-        FROM bad b JOIN _stage s USING ({SOURCE_FILE}, {ROW_NUMBER})
+               b.problems, CAST(to_json(struct_pack({raw_json})) AS VARCHAR)
+        FROM bad b JOIN _typed t USING ({SOURCE_FILE}, {ROW_NUMBER})
         """
     )
-    read = con.execute("SELECT count(*) FROM _stage").fetchone()[0]
+    read = con.execute("SELECT count(*) FROM _typed").fetchone()[0]
     accepted = con.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()[0]
     rejected = con.execute("SELECT count(*) FROM rejects WHERE table_name = ?", [name]).fetchone()[0]
     if read != accepted + rejected:
@@ -234,7 +247,7 @@ def _load_table(con, plan: _Plan, settings: Settings, known_accounts: str | None
            GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 3""",
         [name],
     ).fetchall()
-    con.execute("DROP TABLE _stage; DROP TABLE _typed; DROP TABLE _cross")
+    con.execute("DROP TABLE _typed; DROP TABLE _cross")
     check_loaded_table(con, table)
     return TableReport(
         name, "loaded", plan.files.describe(), read, accepted, rejected,
