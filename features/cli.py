@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from features.config import Settings
+from features.config import Settings, settings_toml
 from features.ingest import IngestError, IngestReport, ingest_workspace
 
 app = typer.Typer()
@@ -54,3 +54,9 @@ def ingest(
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(1) from exc
     print_ingest_report(report)
+
+
+@app.command("config")
+def show_config(ctx: typer.Context) -> None:
+    """Print the effective settings as a commented radar.toml (every default, documented)."""
+    typer.echo(settings_toml(_settings(ctx)))

@@ -120,3 +120,33 @@ def load_settings(config_file: Path | None = None, **overrides) -> Settings:
         return bound(**overrides)
     except Exception as exc:  # pydantic ValidationError or TOML decode error
         raise ConfigError(f"invalid configuration ({target}): {exc}") from exc
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def settings_toml(settings: BaseModel, section: str = "") -> str:
+    """The settings as a commented radar.toml: every key, its value and what it means."""
+    lines: list[str] = []
+    nested: list[tuple[str, BaseModel]] = []
+    for name, info in type(settings).model_fields.items():
+        value = getattr(settings, name)
+        if isinstance(value, BaseModel):
+            nested.append((f"{section}.{name}" if section else name, value))
+            continue
+        if info.description:
+            lines.append(f"# {info.description}")
+        lines.append(f"{name} = {_toml_value(value)}")
+    out = ([f"[{section}]"] if section else []) + lines
+    for sub, model in nested:
+        out += ["", settings_toml(model, sub)]
+    return "\n".join(out)

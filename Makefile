@@ -1,0 +1,30 @@
+# Account Radar — set up with uv (installed into .tools/ when it is not on PATH).
+# `make demo` runs the main job on the embedded sample workspace; `make test` runs the tests.
+
+UV_VERSION := 0.13.9
+UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
+SAMPLE := workspace/sample
+RADAR := $(UV) run --frozen radar
+
+.PHONY: setup demo test test-slow clean
+
+$(CURDIR)/.tools/bin/uv:
+	python3 -m venv .tools
+	.tools/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
+
+setup: $(if $(findstring .tools,$(UV)),$(UV))
+	$(UV) sync --frozen
+
+demo: setup
+	$(RADAR) sample-data $(SAMPLE)
+	$(RADAR) ingest $(SAMPLE)
+
+test: setup
+	$(UV) run --frozen pytest -m "not slow"
+
+# slow tests (marked @pytest.mark.slow); exit code 5 means none are collected
+test-slow: setup
+	$(UV) run --frozen pytest -m slow; rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
+
+clean:
+	rm -rf out workspace .pytest_cache
