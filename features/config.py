@@ -8,6 +8,7 @@ The settings object is loaded once at the edge (CLI or service start) and passed
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import (
@@ -57,6 +58,73 @@ class DomainSettings(_Section):
     )
 
 
+class FeatureSettings(_Section):
+    """Snapshot calendar, windows and which event names mean what (DOMAIN 3)."""
+
+    windows: tuple[int, ...] = Field((28, 90), description="Trailing windows in days; trends compare each with the window before.")
+    freq: Literal["month", "week"] = Field("month", description="As-of calendar: month-ends or Mondays.")
+    login_events: tuple[str, ...] = Field(("login",), description="Events that mean a user logged in.")
+    value_events: tuple[str, ...] = Field(
+        ("report_shared", "dashboard_viewed_by_exec", "goal_achieved"),
+        description="Events that mean the customer got value (time-to-value, ROI).",
+    )
+    setup_events: tuple[str, ...] = Field(
+        ("setup_connect_datasource", "setup_invite_team", "setup_configure_sso"),
+        description="Setup steps; a user who did all of them is activated.",
+    )
+    onboarding_events: tuple[str, ...] = Field(
+        ("onboarding_profile", "onboarding_first_project", "onboarding_tutorial", "onboarding_integrations"),
+        description="The onboarding checklist items.",
+    )
+    feature_events: tuple[str, ...] = Field(
+        (
+            "feature_dashboards", "feature_alerts", "feature_api", "feature_exports",
+            "feature_automation", "feature_forecasting", "feature_collaboration",
+        ),
+        description="One event per product feature: breadth = features used / features available.",
+    )
+    activity_lookback_days: int = Field(180, gt=0, description="Cap on 'days since last activity'.")
+    text_batch_rows: int = Field(20_000, gt=0, description="Texts analysed per batch (bounds memory).")
+    taxonomy_dir: Path | None = Field(None, description="Folder of extra taxonomy files (<lang>.toml) that extend the shipped ones.")
+
+    @field_validator("windows")
+    @classmethod
+    def _windows(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v or any(w <= 0 for w in v) or len(set(v)) != len(v):
+            raise ValueError("windows must be distinct positive day counts, e.g. [28, 90]")
+        return tuple(sorted(v))
+
+
+class HealthSettings(_Section):
+    """The transparent 0–100 health score (DOMAIN 5): weights of its components."""
+
+    weights: dict[str, float] = Field(
+        default_factory=lambda: {
+            "adoption": 0.25,
+            "engagement": 0.15,
+            "usage_trend": 0.15,
+            "nps": 0.15,
+            "support": 0.10,
+            "sentiment": 0.10,
+            "onboarding": 0.10,
+        },
+        description="Component -> weight; components: adoption, engagement, usage_trend, nps, "
+        "support, sentiment, onboarding. Missing components are skipped and the rest reweighted.",
+    )
+    red_below: float = Field(40, ge=0, le=100, description="Health below this is red.")
+    amber_below: float = Field(70, ge=0, le=100, description="Health below this (and not red) is amber.")
+    support_ticket_scale: float = Field(
+        10, gt=0, description="Tickets in 90 days at which the support component reaches 0."
+    )
+
+    @field_validator("weights")
+    @classmethod
+    def _positive(cls, v: dict[str, float]) -> dict[str, float]:
+        if not v or any(w < 0 for w in v.values()) or sum(v.values()) <= 0:
+            raise ValueError("health weights must be non-negative with a positive sum")
+        return v
+
+
 class Settings(BaseSettings):
     """All of Account Radar's settings."""
 
@@ -75,6 +143,8 @@ class Settings(BaseSettings):
     database_name: str = Field("radar.duckdb", description="Workspace database file name.")
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     domain: DomainSettings = Field(default_factory=DomainSettings)
+    features: FeatureSettings = Field(default_factory=FeatureSettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
 
     @field_validator("database_name")
     @classmethod
@@ -145,7 +215,7 @@ def settings_toml(settings: BaseModel, section: str = "") -> str:
             continue
         if info.description:
             lines.append(f"# {info.description}")
-        lines.append(f"{name} = {_toml_value(value)}")
+        lines.append(f"# {name} = (not set)" if value is None else f"{name} = {_toml_value(value)}")
     out = ([f"[{section}]"] if section else []) + lines
     for sub, model in nested:
         out += ["", settings_toml(model, sub)]

@@ -1,0 +1,135 @@
+"""The feature registry: every snapshot feature declared once, in plain language.
+
+Builders declare their features next to the code that computes them (a module-level
+list of `FeatureSpec`); windowed specs expand into one feature per configured window.
+Training reads the feature list from here, SHAP reason strings and reports read the
+labels, families and healthy directions, and `radar features` prints it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Literal
+
+Direction = Literal["higher", "lower", "neutral"]
+Unit = Literal["ratio", "share", "count", "days", "hours", "score", "currency", "pct", "category", "flag"]
+
+INDICATORS: dict[int, tuple[str, str]] = {
+    1: ("Adoption rate", "Onboarding lead"),
+    2: ("Time-to-value", "Onboarding/Implementation lead"),
+    3: ("Activation rate", "Activation owner (PM/CS)"),
+    4: ("Usage depth", "Product marketing"),
+    5: ("Engagement score", "CS manager"),
+    6: ("Interaction quality", "Support lead"),
+    7: ("Onboarding completion", "Onboarding coordinator"),
+    8: ("Renewal rate", "Account manager"),
+    9: ("Expansion revenue", "Growth manager"),
+    10: ("Cross-sell velocity", "Sales enablement"),
+    11: ("NPS", "Experience lead"),
+    12: ("Support sentiment", "Support manager"),
+    13: ("Churn-risk indicators", "Retention lead"),
+    14: ("ROI realization", "Finance liaison"),
+    15: ("Feature adoption breadth", "Product trainer"),
+}
+
+QCF_BUCKETS = (
+    "renewal_likelihood",
+    "upsell_readiness",
+    "onboarding_clarity",
+    "value_realization",
+    "support_friction",
+    "pricing_perception",
+)
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """A feature (or, with `{w}` in its name, one feature per trailing window).
+
+    family: an indicator number 1–15, "qcf:<bucket>", or "context" (MRR, segment, ...).
+    label: what it measures, without the window ("Active users ÷ seats").
+    """
+
+    name: str
+    label: str
+    family: int | str
+    source: str
+    healthy: Direction = "neutral"
+    unit: Unit = "count"
+    window: int | None = None
+    categorical: bool = False
+
+    @property
+    def description(self) -> str:
+        return f"{self.label}, last {self.window} days" if self.window else self.label
+
+    @property
+    def family_name(self) -> str:
+        if isinstance(self.family, int):
+            return f"{self.family}. {INDICATORS[self.family][0]}"
+        if self.family.startswith("qcf:"):
+            return "Feedback: " + self.family[4:].replace("_", " ")
+        return self.family.capitalize()
+
+    @property
+    def owner(self) -> str | None:
+        return INDICATORS[self.family][1] if isinstance(self.family, int) else None
+
+    def expand(self, windows: tuple[int, ...]) -> list[FeatureSpec]:
+        if "{w}" not in self.name:
+            return [self]
+        return [replace(self, name=self.name.format(w=w), window=w) for w in windows]
+
+    def format_value(self, value) -> str:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return "missing"
+        if self.unit in ("category", "flag"):
+            return str(value)
+        v = float(value)
+        if self.unit == "share":
+            return f"{v:.0%}"
+        if self.unit == "pct":
+            return f"{v:+.0%}"
+        if self.unit == "currency":
+            return f"{v:,.0f}"
+        if self.unit in ("count", "days") and v == round(v):
+            return f"{v:,.0f}"
+        return f"{v:,.2f}"
+
+    def reason(self, value, contribution: float, target: str = "renewal") -> str:
+        """A sentence a CS manager can read, e.g.
+        "Active users ÷ seats is 0.31 over the last 28 days — lowers renewal likelihood"."""
+        effect = "raises" if contribution > 0 else "lowers"
+        span = f" over the last {self.window} days" if self.window else ""
+        return f"{self.label} is {self.format_value(value)}{span} — {effect} {target} likelihood"
+
+
+class FeatureRegistry:
+    """All declared features for a given set of windows, in declaration order."""
+
+    def __init__(self, specs: list[FeatureSpec], windows: tuple[int, ...]):
+        expanded = [f for spec in specs for f in spec.expand(windows)]
+        names = [f.name for f in expanded]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"features declared twice: {', '.join(dupes)}")
+        self._by_name = {f.name: f for f in expanded}
+
+    def __iter__(self):
+        return iter(self._by_name.values())
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._by_name
+
+    def __getitem__(self, name: str) -> FeatureSpec:
+        return self._by_name[name]
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._by_name)
+
+    def from_source(self, source: str) -> list[FeatureSpec]:
+        return [f for f in self if f.source == source]

@@ -1,0 +1,156 @@
+"""Point-in-time account snapshots: one row per (account_id, as_of) for active accounts.
+
+The snapshot expression joins every builder's features onto the population of accounts
+active at each as_of, adds the health score and the forward-looking labels. It is one
+Ibis expression, so the same definitions run on DuckDB (the default), Spark or a
+warehouse; only the qualitative-text step is Python, streamed in batches.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import ibis
+import pandas as pd
+
+from features import feedback, health, support, touchpoints, usage
+from features.calendar import as_of_calendar, calendar_table
+from features.config import Settings
+from features.labels import build_labels
+from features.registry import FeatureRegistry, FeatureSpec
+from features.subscriptions import SPECS as SUBSCRIPTION_SPECS
+from features.subscriptions import subscription_features
+from features.text.evidence import EVIDENCE_COLUMNS, iter_evidence
+from features.text.taxonomy import load_taxonomy
+
+KEY = ["account_id", "as_of"]
+LABELS = ["churned", "expanded"]
+META = ["name", "csm_owner"]  # carried for people and serving, never model inputs
+CONTEXT_SPECS = [
+    FeatureSpec("segment", "Segment", "context", "accounts", unit="category", categorical=True),
+    FeatureSpec("industry", "Industry", "context", "accounts", unit="category", categorical=True),
+    FeatureSpec("region", "Region", "context", "accounts", unit="category", categorical=True),
+]
+OPTIONAL_TABLES = ("accounts", "usage_events", "support_tickets", "feedback", "touchpoints")
+
+
+def all_specs() -> list[FeatureSpec]:
+    return [
+        *CONTEXT_SPECS,
+        *SUBSCRIPTION_SPECS,
+        *usage.SPECS,
+        *support.SPECS,
+        *feedback.SURVEY_SPECS,
+        *touchpoints.SPECS,
+        *feedback.QCF_SPECS,
+        *health.SPECS,
+    ]
+
+
+def feature_registry(settings: Settings) -> FeatureRegistry:
+    """Every snapshot feature, for the configured windows."""
+    return FeatureRegistry(all_specs(), settings.features.windows)
+
+
+@dataclass
+class Workspace:
+    """The contract tables of a workspace in an Ibis backend; absent optional tables are None."""
+
+    backend: ibis.BaseBackend
+    tables: dict[str, ibis.Table | None]
+    data_start: date
+    data_end: date
+
+    @classmethod
+    def from_backend(cls, backend: ibis.BaseBackend) -> Workspace:
+        present = set(backend.list_tables())
+        if "subscriptions" not in present:
+            raise ValueError("the workspace database has no subscriptions table: run `radar ingest` first")
+        tables = {t: (backend.table(t) if t in present else None) for t in ("subscriptions", *OPTIONAL_TABLES)}
+        meta = backend.table("workspace_meta").execute().iloc[0]
+        return cls(backend, tables, pd.Timestamp(meta.data_start).date(), pd.Timestamp(meta.data_end).date())
+
+    def default_calendar(self, settings: Settings) -> tuple[date, date]:
+        """From one full longest window after the data starts, to the end of the data."""
+        return self.data_start + timedelta(days=max(settings.features.windows)), self.data_end
+
+
+def text_rows(ws: Workspace) -> ibis.Table | None:
+    """Every customer text, as (source_table, source_id, account_id, occurred_at, channel, text, language)."""
+    parts = []
+    fb, tk, tp = (ws.tables[t] for t in ("feedback", "support_tickets", "touchpoints"))
+    s = ibis.literal
+    if fb is not None:
+        parts.append(fb.select(source_table=s("feedback"), source_id=fb.feedback_id, account_id=fb.account_id,
+                               occurred_at=fb.submitted_at, channel=fb.channel, text=fb.text, language=fb.language))
+    if tk is not None:
+        body = ibis.coalesce(tk.subject + ". ", s("")) + ibis.coalesce(tk.body, s(""))
+        parts.append(tk.select(source_table=s("support_tickets"), source_id=tk.ticket_id, account_id=tk.account_id,
+                               occurred_at=tk.opened_at, channel=s("ticket"), text=body,
+                               language=ibis.null("string")))
+    if tp is not None:
+        tid = tp.account_id + "|" + tp.occurred_at.cast("string") + "|" + tp.kind
+        parts.append(tp.select(source_table=s("touchpoints"), source_id=tid, account_id=tp.account_id,
+                               occurred_at=tp.occurred_at, channel=tp.kind, text=tp.notes,
+                               language=ibis.null("string")))
+    if not parts:
+        return None
+    rows = parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
+    return rows.filter(rows.text.notnull() & (rows.text.length() > 0))
+
+
+def build_evidence(ws: Workspace, settings: Settings, progress: Callable[[int], None] | None = None) -> ibis.Table | None:
+    """Match every text against the taxonomy, in batches, into the `evidence` table.
+
+    Returns None when the workspace holds no text table at all (QCF features missing).
+    """
+    rows = text_rows(ws)
+    if rows is None:
+        return None
+    taxonomy = load_taxonomy(extra_dir=settings.features.taxonomy_dir)
+
+    def batches() -> Iterator[pd.DataFrame]:
+        for batch in rows.to_pyarrow_batches(chunk_size=settings.features.text_batch_rows):
+            frame = batch.to_pandas()
+            if progress:
+                progress(len(frame))
+            yield frame
+
+    schema = ibis.schema({c: ("timestamp" if t.startswith("datetime") else
+                              {"str": "string", "int64": "int64", "bool": "boolean", "float64": "float64"}[t])
+                          for c, t in EVIDENCE_COLUMNS.items()})
+    ws.backend.create_table("evidence", schema=schema, overwrite=True)
+    for frame in iter_evidence(batches(), taxonomy):
+        if len(frame):
+            ws.backend.insert("evidence", frame)
+    return ws.backend.table("evidence")
+
+
+def snapshot_expr(ws: Workspace, as_of_dates: list[date], settings: Settings,
+                  evidence: ibis.Table | None) -> ibis.Table:
+    """The snapshot table as one Ibis expression (features, health score, labels)."""
+    cfg = settings.features
+    calendar = calendar_table(as_of_dates)
+    subs = ws.tables["subscriptions"]
+    spine = subscription_features(subs, calendar, grace_days=settings.domain.grace_days)
+    parts = [
+        usage.usage_features(ws.tables["usage_events"], spine, calendar, cfg),
+        support.support_features(ws.tables["support_tickets"], spine, calendar, cfg),
+        feedback.survey_features(ws.tables["feedback"], spine, calendar, cfg),
+        touchpoints.touchpoint_features(ws.tables["touchpoints"], spine, calendar, cfg),
+        feedback.qcf_features(evidence, spine, calendar, cfg),
+        build_labels(subs, calendar, settings.domain, ws.data_end),
+    ]
+    out = spine
+    accounts = ws.tables["accounts"]
+    if accounts is not None:
+        out = out.left_join(accounts.select("account_id", *META, "segment", "industry", "region"), "account_id")
+        out = out.drop("account_id_right")
+    else:
+        out = out.mutate(**{c: ibis.null("string") for c in (*META, "segment", "industry", "region")})
+    for part in parts:
+        out = out.left_join(part, KEY).drop("account_id_right", "as_of_right")
+    out = health.with_health(out, settings.health)
+    registry = feature_registry(settings)
+    return out.select(*KEY, *META, *registry.names, *LABELS, "renewal_in_horizon").order_by(KEY)
