@@ -61,6 +61,7 @@ class Workspace:
     tables: dict[str, ibis.Table | None]
     data_start: date
     data_end: date
+    activity_start: date  # when the latest-starting activity table (events, tickets, ...) begins
 
     @classmethod
     def from_backend(cls, backend: ibis.BaseBackend) -> Workspace:
@@ -69,11 +70,16 @@ class Workspace:
             raise ValueError("the workspace database has no subscriptions table: run `radar ingest` first")
         tables = {t: (backend.table(t) if t in present else None) for t in ("subscriptions", *OPTIONAL_TABLES)}
         meta = backend.table("workspace_meta").execute().iloc[0]
-        return cls(backend, tables, pd.Timestamp(meta.data_start).date(), pd.Timestamp(meta.data_end).date())
+        spans = backend.table("workspace_spans").execute()
+        activity = spans[spans.table_name != "subscriptions"]
+        start = pd.Timestamp(meta.data_start).date()
+        activity_start = pd.Timestamp(activity.first_at.max()).date() if len(activity) else start
+        return cls(backend, tables, start, pd.Timestamp(meta.data_end).date(), activity_start)
 
     def default_calendar(self, settings: Settings) -> tuple[date, date]:
-        """From one full longest window after the data starts, to the end of the data."""
-        return self.data_start + timedelta(days=max(settings.features.windows)), self.data_end
+        """From one full longest window after every activity table has started, to the
+        end of the data (subscription history often reaches further back than events)."""
+        return self.activity_start + timedelta(days=max(settings.features.windows)), self.data_end
 
 
 def text_rows(ws: Workspace) -> ibis.Table | None:

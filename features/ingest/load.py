@@ -276,14 +276,19 @@ def _record(con, reports: list[TableReport]) -> None:
         [[r.table, r.status, r.source, r.read, r.accepted, r.rejected, r.message] for r in reports],
     )
     spans = [
-        f"SELECT min({quote(t.time_column)}) AS lo, max({quote(t.time_column)}) AS hi FROM {quote(t.name)}"
+        f"SELECT '{t.name}' AS table_name, min({quote(t.time_column)}) AS first_at, "
+        f"max({quote(t.time_column)}) AS last_at FROM {quote(t.name)}"
         for t in TABLES.values()
         if t.time_column and any(r.table == t.name and r.status == "loaded" for r in reports)
     ]
-    spans.append("SELECT CAST(min(start_date) AS TIMESTAMP), CAST(max(start_date) AS TIMESTAMP) FROM subscriptions")
+    spans.append(
+        "SELECT 'subscriptions', CAST(min(start_date) AS TIMESTAMP), CAST(max(start_date) AS TIMESTAMP) "
+        "FROM subscriptions"
+    )
+    con.execute(f"CREATE OR REPLACE TABLE workspace_spans AS {' UNION ALL '.join(spans)}")
     con.execute(
         "CREATE OR REPLACE TABLE workspace_meta AS "
-        f"SELECT min(lo) AS data_start, max(hi) AS data_end FROM ({' UNION ALL '.join(spans)})"
+        "SELECT min(first_at) AS data_start, max(last_at) AS data_end FROM workspace_spans"
     )
 
 

@@ -1,8 +1,9 @@
 """Text normalization shared by taxonomy expressions and the sentences they are matched in.
 
-Both sides go through the same function, so a CS team can write an expression the way
-people write it ("Too expensive!", "d'autres fournisseurs", "più licenze") and still match
-"too  EXPENSIVE", "d’autres fournisseurs" or "piu licenze".
+Both sides go through the same functions (folding, tokenizing, light stemming per
+language), so a CS team can write an expression the way people say it ("Too
+expensive!", "d'autres fournisseurs", "più licenze") and still match "too EXPENSIVE",
+"d’autres fournisseurs", "piu licenze" or "Other vendors".
 """
 from __future__ import annotations
 
@@ -15,12 +16,15 @@ _LIGATURES = {"œ": "oe", "æ": "ae", "ø": "o", "ł": "l", "đ": "d"}
 _STRIP = {cp: None for cp in range(0x300, 0x370)}  # combining diacritical marks
 _STRIP.update({ord(k): v for k, v in _LIGATURES.items()})
 _NON_WORD = re.compile(r"[\W_]+")
-# Punctuation that ends a clause: a negation cue on the other side of it does not apply.
-_CLAUSE = re.compile(r"[,;:()\[\]\"“”«»]|\s[-–—]\s|[.!?…]")
+# Punctuation that ends a clause; tokenize() keeps each as a token of its own.
+CLAUSE_MARKS = frozenset(",;:()[]\"“”«».!?…-–—")
+_TOKEN = re.compile(r"[^\W_]+|[,;:()\[\]\"“”«».!?…]|(?<!\S)[-–—](?!\S)")
 
 
 def fold(text: str) -> str:
     """Casefold and strip accents, keeping punctuation (``"Déjà, OK!"`` -> ``"deja, ok!"``)."""
+    if text.isascii():
+        return text.lower()
     return unicodedata.normalize("NFKD", text.casefold()).translate(_STRIP)
 
 
@@ -33,20 +37,15 @@ def normalize(text: str) -> str:
     return _NON_WORD.sub(" ", fold(text)).strip()
 
 
-def tokenize(text: str) -> tuple[list[str], list[int]]:
-    """Normalized tokens of ``text`` and, for each token, the index of its clause.
+def tokenize(text: str) -> list[str]:
+    """The words of ``normalize(text)``, with clause punctuation kept as tokens.
 
-    Clauses are separated by commas, semicolons, colons, brackets, quotes, dashes between
-    spaces and sentence punctuation; the matcher uses them to keep a negation cue from
-    reaching across ("No, we plan to renew" is not a negated "plan to renew").
+    Commas, semicolons, colons, brackets, quotes, free-standing dashes and sentence
+    punctuation stay in the list (``CLAUSE_MARKS``, one character each): expressions
+    never match across them, and the matcher stops a negation cue from reaching over
+    them ("No, we plan to renew" is not a negated "plan to renew").
     """
-    tokens: list[str] = []
-    clauses: list[int] = []
-    for clause_index, clause in enumerate(_CLAUSE.split(fold(text))):
-        words = _NON_WORD.sub(" ", clause).split()
-        tokens.extend(words)
-        clauses.extend([clause_index] * len(words))
-    return tokens, clauses
+    return _TOKEN.findall(fold(text))
 
 
 # --- Light stemming -------------------------------------------------------------------
@@ -75,7 +74,7 @@ _IT_RULES = tuple(
         "are", "ere", "ire",
     )
 ) + tuple((v, "", 3) for v in "aeio")
-_UNDOUBLE = {"en": frozenset("bdgmnprt"), "fr": frozenset("lnmtps"), "it": frozenset()}
+_UNDOUBLE = {"en": frozenset("bdglmnprt"), "fr": frozenset("lnmtps"), "it": frozenset()}
 
 
 def _strip_one(word: str, rules: tuple[tuple[str, str, int], ...]) -> str:

@@ -29,9 +29,9 @@ _BOUNDARY = re.compile(r"[.!?…]+[\"'”’»)\]]*(?=\s|$)|\s*[\r\n]+\s*")
 
 
 def _ends_with_abbreviation(text: str, end: int) -> bool:
-    head = text[:end].rstrip()
-    word = head.rsplit(None, 1)[-1].lower() if head else ""
-    return word.lstrip("(\"'«“") in ABBREVIATIONS
+    # Abbreviations are short: the last word of a small window is enough to look at.
+    head = text[max(0, end - 12) : end].split()
+    return bool(head) and head[-1].lower().lstrip("(\"'«“") in ABBREVIATIONS
 
 
 def split_sentences(text: str | None) -> list[str]:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from features.text.normalize import stems
+from features.text.normalize import normalize, stems
 
 LANGUAGES = ("en", "fr", "it")
 BUCKETS = (
@@ -74,31 +74,27 @@ class Taxonomy:
         return tuple(e for e in self.expressions if e.language == language)
 
 
-def _line_of(lines: Sequence[str], bucket: str, polarity: str | None, value: str | None) -> int | None:
-    """Best-effort 1-based line of an entry: after its bucket header, its polarity key."""
-    start = 0
-    header = re.compile(rf"^\s*\[\s*[\"']?{re.escape(bucket)}[\"']?\s*\]|^\s*{re.escape(bucket)}\s*[=.]")
-    for i, line in enumerate(lines):
-        if header.search(line):
-            start = i
-            break
-    if polarity is not None:
-        key = re.compile(rf"(^|[\s{{,.]){re.escape(polarity)}\s*=")
-        for i in range(start, len(lines)):
-            if key.search(lines[i]):
-                start = i
-                break
-    if value is None:
-        return start + 1
-    literals = [f'"{value}"', f"'{value}'", f'"{value.replace(chr(34), chr(92) + chr(34))}"']
-    for i in range(start, len(lines)):
-        if any(lit in lines[i] for lit in literals):
-            return i + 1
-    return start + 1
+def _find(lines: Sequence[str], pattern: re.Pattern[str], start: int) -> int:
+    """Index of the first line from ``start`` matching ``pattern``, else ``start``."""
+    return next((i for i in range(start, len(lines)) if pattern.search(lines[i])), start)
+
+
+def _header(name: str) -> re.Pattern[str]:
+    """``[name]`` or ``name = ...`` / ``name.x = ...``, quoted or not."""
+    q = rf"[\"']?{re.escape(name)}[\"']?"
+    return re.compile(rf"^\s*\[\s*{q}\s*\]|(^|[\s{{,]){q}\s*(=|\.)")
+
+
+def _literal(value: str) -> re.Pattern[str]:
+    return re.compile("|".join(re.escape(q + value + q) for q in ('"', "'")))
 
 
 def read_taxonomy_file(path: Path) -> list[Expression]:
-    """Parse and validate one taxonomy file; raise TaxonomyError listing every problem."""
+    """Parse and validate one taxonomy file; raise TaxonomyError listing every problem.
+
+    Problems are located as ``file:line [bucket] polarity #entry``; line numbers are
+    found by searching the text, since TOML parsers do not report them.
+    """
     path = Path(path)
     raw = path.read_text(encoding="utf-8")
     try:
@@ -116,30 +112,41 @@ def read_taxonomy_file(path: Path) -> list[Expression]:
     for bucket, table in data.items():
         if bucket == "language":
             continue
-        where = f"{path}:{_line_of(lines, bucket, None, None)} [{bucket}]"
+        bucket_line = _find(lines, _header(bucket), 0)
+        where = f"{path}:{bucket_line + 1} [{bucket}]"
         if bucket not in BUCKETS:
-            problems.append(f"{where}: unknown bucket {bucket!r}; expected one of {', '.join(BUCKETS)}")
+            problems.append(
+                f"{where}: unknown bucket {bucket!r}; expected one of {', '.join(BUCKETS)}"
+            )
             continue
         if not isinstance(table, dict):
-            problems.append(f"{where}: a bucket must be a table of polarities, got {type(table).__name__}")
+            problems.append(f"{where}: must be a table of polarities, got {type(table).__name__}")
             continue
         for polarity, entries in table.items():
-            where = f"{path}:{_line_of(lines, bucket, polarity, None)} [{bucket}] {polarity}"
+            cursor = _find(lines, _header(polarity), bucket_line)
+            where = f"{path}:{cursor + 1} [{bucket}] {polarity}"
             if polarity not in POLARITIES:
                 problems.append(
-                    f"{where}: unknown polarity {polarity!r}; expected one of {', '.join(POLARITIES)}"
+                    f"{where}: unknown polarity {polarity!r}; "
+                    f"expected one of {', '.join(POLARITIES)}"
                 )
                 continue
             if not isinstance(entries, list):
-                problems.append(f"{where}: must be a list of expressions, got {type(entries).__name__}")
+                problems.append(
+                    f"{where}: must be a list of expressions, got {type(entries).__name__}"
+                )
                 continue
             for n, text in enumerate(entries, start=1):
-                value = text if isinstance(text, str) else None
-                at = f"{path}:{_line_of(lines, bucket, polarity, value)} [{bucket}] {polarity} #{n}"
+                if isinstance(text, str):
+                    cursor = _find(lines, _literal(text), cursor)
+                at = f"{path}:{cursor + 1} [{bucket}] {polarity} #{n}"
                 if not isinstance(text, str):
                     problems.append(f"{at}: expression must be a string, got {text!r}")
                     continue
-                key = stems(text, language) if language in LANGUAGES else ()
+                if language in LANGUAGES:
+                    key = stems(text, language)
+                else:  # already reported; still check the entry itself
+                    key = tuple(normalize(text).split())
                 if not key:
                     problems.append(f"{at}: empty expression {text!r}")
                     continue

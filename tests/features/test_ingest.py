@@ -232,6 +232,8 @@ def test_data_span_is_recorded(good_ws, tmp_path):
     settings = settings_for(tmp_path)
     ingest_workspace(good_ws, settings)
     meta = query(settings, "SELECT * FROM workspace_meta")
+    spans = query(settings, "SELECT * FROM workspace_spans ORDER BY table_name")
+    assert spans.table_name.tolist() == ["subscriptions", "usage_events"]
     assert meta.data_start[0] == pd.Timestamp("2024-01-01")
     assert meta.data_end[0] == pd.Timestamp("2024-02-01")
 

@@ -1,0 +1,112 @@
+"""aggregate_signals: per-snapshot QCF features from evidence, point in time."""
+import math
+import random
+
+import pandas as pd
+import pytest
+
+from features.text.evidence import aggregate_signals, empty_evidence, signal_columns
+from features.text.taxonomy import BUCKETS, POLARITIES
+
+
+def evidence(*rows):
+    """Rows of (account_id, occurred_at, conversation_id, bucket, polarity, sentiment)."""
+    frame = empty_evidence()
+    data = pd.DataFrame(
+        rows, columns=["account_id", "occurred_at", "conversation_id", "bucket", "polarity", "sentiment"]
+    )
+    data["occurred_at"] = pd.to_datetime(data["occurred_at"])
+    return pd.concat([frame, data], ignore_index=True) if rows else frame
+
+
+def snapshots(*rows):
+    return pd.DataFrame({"account_id": [r[0] for r in rows], "as_of": pd.to_datetime([r[1] for r in rows])})
+
+
+AS_OF = "2024-04-01"
+
+
+def test_columns_follow_the_naming_scheme():
+    out = aggregate_signals(evidence(), snapshots(("a", AS_OF)), 28)
+    assert list(out.columns) == ["account_id", "as_of", *signal_columns(28)]
+    assert "qcf_pricing_perception_red_28d" in out.columns
+    assert "qcf_renewal_likelihood_sentiment_28d" in out.columns
+    assert "qcf_support_friction_red_conversations_28d" in out.columns
+
+
+def test_point_in_time_window_boundaries():
+    ev = evidence(
+        ("a", "2024-03-04 00:00:00", "c1", "pricing_perception", "red", -1.0),  # as_of - 28d: in
+        ("a", "2024-03-03 23:59:59", "c2", "pricing_perception", "red", -1.0),  # just before: out
+        ("a", "2024-03-31 23:59:59", "c3", "pricing_perception", "red", -1.0),  # just before as_of: in
+        ("a", "2024-04-01 00:00:00", "c4", "pricing_perception", "red", -1.0),  # at as_of: out
+        ("a", "2024-04-02 00:00:00", "c5", "pricing_perception", "red", -1.0),  # after: out
+    )
+    out = aggregate_signals(ev, snapshots(("a", AS_OF)), 28)
+    assert out.loc[0, "qcf_pricing_perception_red_28d"] == 2
+    assert out.loc[0, "qcf_pricing_perception_red_conversations_28d"] == 2
+
+
+def test_counts_sentiment_and_distinct_red_conversations():
+    ev = evidence(
+        ("a", "2024-03-20", "t:1", "support_friction", "red", -0.5),
+        ("a", "2024-03-20", "t:1", "support_friction", "red", -0.5),  # same conversation
+        ("a", "2024-03-21", "t:2", "support_friction", "red", float("nan")),
+        ("a", "2024-03-22", "t:3", "support_friction", "green", 0.5),  # green only: not a red conversation
+        ("a", "2024-03-22", "t:3", "support_friction", "gray", 0.3),
+        ("b", "2024-03-22", "t:9", "support_friction", "red", -1.0),  # other account
+    )
+    row = aggregate_signals(ev, snapshots(("a", AS_OF)), 90).iloc[0]
+    assert (row["qcf_support_friction_green_90d"], row["qcf_support_friction_gray_90d"],
+            row["qcf_support_friction_red_90d"]) == (1, 1, 3)
+    assert row["qcf_support_friction_red_conversations_90d"] == 2
+    assert row["qcf_support_friction_sentiment_90d"] == pytest.approx((-0.5 - 0.5 + 0.5 + 0.3) / 4)
+    assert row["qcf_pricing_perception_red_90d"] == 0
+
+
+def test_snapshots_without_evidence_get_zero_counts_and_nan_sentiment():
+    ev = evidence(("a", "2024-03-20", "c", "pricing_perception", "red", -1.0))
+    out = aggregate_signals(ev, snapshots(("z", AS_OF), ("a", "2024-01-01")), 28)
+    counts = [c for c in signal_columns(28) if "_sentiment_" not in c]
+    sentiment = [c for c in signal_columns(28) if "_sentiment_" in c]
+    assert (out[counts] == 0).all().all()
+    assert out[sentiment].isna().all().all()
+    assert out[counts].dtypes.eq("int64").all()
+
+
+def test_one_row_per_snapshot_in_input_order():
+    snaps = snapshots(("b", AS_OF), ("a", AS_OF), ("b", "2024-03-01"))
+    out = aggregate_signals(evidence(), snaps, 28)
+    pd.testing.assert_frame_equal(out[["account_id", "as_of"]], snaps)
+
+
+def test_window_must_be_positive():
+    with pytest.raises(ValueError):
+        aggregate_signals(evidence(), snapshots(("a", AS_OF)), 0)
+
+
+def test_matches_a_plain_python_reference_on_random_data():
+    rng = random.Random(11)
+    accounts = ["a", "b", "c"]
+    start = pd.Timestamp("2024-01-01")
+    rows = [
+        (rng.choice(accounts), start + pd.Timedelta(hours=rng.randint(0, 24 * 120)),
+         f"c{rng.randint(0, 30)}", rng.choice(BUCKETS), rng.choice(POLARITIES),
+         rng.choice([float("nan"), rng.uniform(-1, 1)]))
+        for _ in range(400)
+    ]
+    ev = evidence(*rows)
+    snaps = snapshots(*[(a, d) for a in accounts for d in ("2024-02-01", "2024-03-01", "2024-04-01")])
+    window = 30
+    out = aggregate_signals(ev, snaps, window)
+    for i, snap in snaps.iterrows():
+        lo, hi = snap["as_of"] - pd.Timedelta(days=window), snap["as_of"]
+        mine = [r for r in rows if r[0] == snap["account_id"] and lo <= r[1] < hi]
+        for b in BUCKETS:
+            for p in POLARITIES:
+                assert out.loc[i, f"qcf_{b}_{p}_30d"] == sum(1 for r in mine if r[3] == b and r[4] == p)
+            scores = [r[5] for r in mine if r[3] == b and not math.isnan(r[5])]
+            expected = sum(scores) / len(scores) if scores else float("nan")
+            assert out.loc[i, f"qcf_{b}_sentiment_30d"] == pytest.approx(expected, nan_ok=True)
+            reds = {r[2] for r in mine if r[3] == b and r[4] == "red"}
+            assert out.loc[i, f"qcf_{b}_red_conversations_30d"] == len(reds)
