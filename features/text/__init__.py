@@ -9,10 +9,8 @@ snapshot aggregation).
 from features.text.evidence import (
     EVIDENCE_COLUMNS,
     INPUT_COLUMNS,
-    aggregate_signals,
     extract_evidence,
     iter_evidence,
-    signal_columns,
 )
 from features.text.taxonomy import (
     BUCKETS,
@@ -31,9 +29,7 @@ __all__ = [
     "POLARITIES",
     "Taxonomy",
     "TaxonomyError",
-    "aggregate_signals",
     "extract_evidence",
     "iter_evidence",
     "load_taxonomy",
-    "signal_columns",
 ]

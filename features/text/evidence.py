@@ -1,17 +1,14 @@
-"""QCF evidence: matched quotes from customer text, and their per-snapshot signals.
+"""QCF evidence: matched quotes from customer text, for people to read.
 
 ``extract_evidence`` turns rows of text (feedback, ticket bodies, touchpoint notes, ...)
 into one row per matched expression per sentence, with the quote, so people can read
 why an account shows a signal. It works batch by batch (``iter_evidence``) so that a
-caller streaming from DuckDB keeps memory bounded. ``aggregate_signals`` turns evidence
-into snapshot features (DOMAIN section 4). Both are pure: no I/O beyond reading the
-shipped taxonomy when none is given.
+caller streaming from DuckDB keeps memory bounded. Per-snapshot signals from evidence are computed by ``features.feedback.qcf_features``.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-import duckdb
 import pandas as pd
 
 from features.text.language import resolve_languages
@@ -114,76 +111,3 @@ def extract_evidence(
         return empty_evidence()
     out = pd.concat(frames, ignore_index=True)
     return out.sort_values(_SORT, kind="stable", ignore_index=True)
-
-
-def signal_columns(window_days: int) -> list[str]:
-    """Feature names ``aggregate_signals`` produces for one window."""
-    w = f"{window_days}d"
-    cols = []
-    for b in BUCKETS:
-        cols += [f"qcf_{b}_{p}_{w}" for p in POLARITIES]
-        cols += [f"qcf_{b}_sentiment_{w}", f"qcf_{b}_red_conversations_{w}"]
-    return cols
-
-
-def aggregate_signals(
-    evidence: pd.DataFrame, snapshots: pd.DataFrame, window_days: int
-) -> pd.DataFrame:
-    """Per snapshot and bucket: green/gray/red counts, mean sentiment, red conversations.
-
-    For the snapshot (account_id, as_of), evidence counts when
-    ``as_of - window_days <= occurred_at < as_of``: never on or after as_of. One output
-    row per snapshot row, in order. No evidence gives 0 counts and NaN sentiment.
-    """
-    if window_days <= 0:
-        raise ValueError("window_days must be positive")
-    snaps = pd.DataFrame(
-        {
-            "_row": range(len(snapshots)),
-            "account_id": snapshots["account_id"].astype("str").to_numpy(),
-            "as_of": _naive_utc(snapshots["as_of"]).to_numpy(),
-        }
-    )
-    ev = pd.DataFrame(
-        {
-            "account_id": evidence["account_id"].astype("str").to_numpy(),
-            "occurred_at": _naive_utc(evidence["occurred_at"]).to_numpy(),
-            "conversation_id": evidence["conversation_id"].astype("str").to_numpy(),
-            "bucket": evidence["bucket"].astype("str").to_numpy(),
-            "polarity": evidence["polarity"].astype("str").to_numpy(),
-            # DuckDB reads NaN as NULL, so AVG skips sentences without a score
-            "sentiment": evidence["sentiment"].astype("float64").to_numpy(),
-        }
-    )
-    w = f"{window_days}d"
-    selects = []
-    for b in BUCKETS:
-        in_bucket = f"e.bucket = '{b}'"
-        for p in POLARITIES:
-            selects.append(
-                f"count(*) FILTER ({in_bucket} AND e.polarity = '{p}') AS qcf_{b}_{p}_{w}"
-            )
-        selects.append(f"avg(e.sentiment) FILTER ({in_bucket}) AS qcf_{b}_sentiment_{w}")
-        selects.append(
-            f"count(DISTINCT e.conversation_id) FILTER ({in_bucket} AND e.polarity = 'red')"
-            f" AS qcf_{b}_red_conversations_{w}"
-        )
-    sql = f"""
-        SELECT {", ".join(selects)}
-        FROM snaps s
-        LEFT JOIN ev e
-          ON e.account_id = s.account_id
-         AND e.occurred_at >= s.as_of - INTERVAL ({int(window_days)}) DAY
-         AND e.occurred_at < s.as_of
-        GROUP BY s._row
-        ORDER BY s._row
-    """
-    with duckdb.connect() as con:
-        con.register("snaps", snaps)
-        con.register("ev", ev)
-        features = con.execute(sql).df()
-    features = features[signal_columns(window_days)]
-    for c in features.columns:
-        features[c] = features[c].astype("float64" if "_sentiment_" in c else "int64")
-    head = snapshots[["account_id", "as_of"]].reset_index(drop=True)
-    return pd.concat([head, features], axis=1)
