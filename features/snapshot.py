@@ -135,11 +135,16 @@ def build_evidence(ws: Workspace, settings: Settings, progress: Callable[[int], 
 
 def snapshot_expr(ws: Workspace, as_of_dates: list[date], settings: Settings,
                   evidence: ibis.Table | None) -> ibis.Table:
-    """The snapshot table as one Ibis expression (features, health score, labels)."""
+    """The snapshot table: features, health score and labels per (account_id, as_of).
+
+    Each builder's result is cached (materialised as a temporary table by the backend)
+    before the final join: one plan per builder stays small, where a single plan of
+    every builder inlined would be compiled and optimised as one very large query.
+    """
     cfg = settings.features
     calendar = calendar_table(as_of_dates)
     subs = ws.tables["subscriptions"]
-    spine = subscription_features(subs, calendar, grace_days=settings.domain.grace_days)
+    spine = subscription_features(subs, calendar, grace_days=settings.domain.grace_days).cache()
     parts = [
         usage.usage_features(ws.tables["usage_events"], spine, calendar, cfg),
         support.support_features(ws.tables["support_tickets"], spine, calendar, cfg),
@@ -156,7 +161,7 @@ def snapshot_expr(ws: Workspace, as_of_dates: list[date], settings: Settings,
     else:
         out = out.mutate(**{c: ibis.null("string") for c in (*META, "segment", "industry", "region")})
     for part in parts:
-        out = out.left_join(part, KEY).drop("account_id_right", "as_of_right")
+        out = out.left_join(part.cache(), KEY).drop("account_id_right", "as_of_right")
     out = health.with_health(out, settings.health)
     registry = feature_registry(settings)
     return out.select(*KEY, *META, *registry.names, *LABELS, "renewal_in_horizon").order_by(KEY)

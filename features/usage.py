@@ -153,9 +153,10 @@ def usage_features(
     if events is None:
         return spine.select(*key, **{n: ibis.null("float64") for n in names})
     events = events.mutate(day=day_of(events, "occurred_at"))
-    daily = events.group_by(["account_id", "day", "event_type"]).aggregate(n=_.count())
-    user_days = events.filter(_.user_id.notnull()).select("account_id", "day", "user_id").distinct()
-    account_days = daily.select("account_id", "day").distinct()
+    # small daily tables, each read several times below: materialise them once
+    daily = events.group_by(["account_id", "day", "event_type"]).aggregate(n=_.count()).cache()
+    user_days = events.filter(_.user_id.notnull()).select("account_id", "day", "user_id").distinct().cache()
+    account_days = daily.select("account_id", "day").distinct().cache()
 
     parts = [a for w in cfg.windows for a in _windowed(daily, user_days, account_days, calendar, w, cfg)]
     parts += _history(events, spine, calendar, cfg)
