@@ -15,7 +15,9 @@ from features.registry import FeatureSpec
 
 
 def _clip01(v: ibis.Value) -> ibis.Value:
-    return ibis.least(ibis.greatest(v.cast("float64"), 0.0), 1.0)
+    """Clip to [0, 1], keeping NULL (SQL's GREATEST/LEAST would turn NULL into a bound)."""
+    v = v.cast("float64")
+    return ibis.ifelse(v.isnull(), ibis.null("float64"), ibis.least(ibis.greatest(v, 0.0), 1.0))
 
 
 COMPONENTS: dict[str, tuple[str, Callable[[ibis.Table, HealthSettings], ibis.Value]]] = {
