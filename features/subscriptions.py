@@ -37,34 +37,56 @@ from datetime import date
 import ibis
 
 from features.config import DomainSettings
+from features.registry import FeatureSpec
 
 KEY = ("account_id", "as_of")
 # Stands in for "open-ended" so running maxima and minima need no null handling.
 # Never add days to it: compare with shifted real dates instead.
 OPEN_END = date(9999, 12, 31)
 _DEFAULT_GRACE_DAYS = DomainSettings().grace_days
-FIXED_FEATURES = (
-    "mrr",
-    "seats",
-    "n_products",
-    "main_product",
-    "billing_period",
-    "days_to_next_renewal",
-    "tenure_days",
-    "relationship_tenure_days",
-    "past_renewals",
-    "reactivations",
-)
+SRC = "subscriptions"
+WINDOWS = (90, 180)  # DOMAIN indicator 9: MRR change over 90/180 days
 
 
-def feature_columns(windows: Sequence[int] = (90, 180)) -> list[str]:
-    """The feature columns ``subscription_features`` returns, in order (key excluded)."""
-    per_window = [
-        f"{name}_{w}d"
-        for w in windows
-        for name in ("mrr_change_pct", "seats_change", "new_products")
+def specs(windows: Sequence[int] = WINDOWS) -> list[FeatureSpec]:
+    """The features ``subscription_features(..., windows)`` returns, declared in order.
+
+    Windowed names are spelled out (not ``{w}``): these windows are the subscription
+    builder's own, not the trailing activity windows of the feature settings.
+    """
+    fixed = [
+        FeatureSpec("mrr", "Monthly recurring revenue", "context", SRC, "higher", "currency"),
+        FeatureSpec("seats", "Seats under contract", "context", SRC, "higher", "count"),
+        FeatureSpec("n_products", "Products in force", 10, SRC, "higher", "count"),
+        FeatureSpec("main_product", "Main plan (largest line)", "context", SRC, unit="category", categorical=True),
+        FeatureSpec("billing_period", "Billing period of the main plan", "context", SRC, unit="category",
+                    categorical=True),
+        FeatureSpec("days_to_next_renewal", "Days to the next contract end", 8, SRC, "neutral", "days"),
+        FeatureSpec("tenure_days", "Days since the first subscription", 8, SRC, "higher", "days"),
+        FeatureSpec("relationship_tenure_days", "Days since the current relationship began", 8, SRC, "higher",
+                    "days"),
+        FeatureSpec("past_renewals", "Renewals so far", 8, SRC, "higher", "count"),
+        FeatureSpec("reactivations", "Earlier churns (returns after a lapse)", 8, SRC, "lower", "count"),
     ]
-    return [*FIXED_FEATURES, *per_window]
+    per_window = [
+        spec
+        for w in windows
+        for spec in (
+            FeatureSpec(f"mrr_change_pct_{w}d", "MRR change", 9, SRC, "higher", "pct", window=w),
+            FeatureSpec(f"seats_change_{w}d", "Change in seats", 9, SRC, "higher", "count", window=w),
+            FeatureSpec(f"new_products_{w}d", "New products or add-ons started", 10, SRC, "higher", "count",
+                        window=w),
+        )
+    ]
+    return [*fixed, *per_window]
+
+
+SPECS = specs()
+
+
+def feature_columns(windows: Sequence[int] = WINDOWS) -> list[str]:
+    """The feature columns ``subscription_features`` returns, in order (key excluded)."""
+    return [spec.name for spec in specs(windows)]
 
 
 def _days(n: int) -> ibis.Value:
@@ -144,18 +166,31 @@ def active_accounts(subs: ibis.Table, calendar: ibis.Table) -> ibis.Table:
 def subscription_features(
     subs: ibis.Table,
     calendar: ibis.Table,
-    windows: Sequence[int] = (90, 180),
+    windows: Sequence[int] = WINDOWS,
     *,
     grace_days: int = _DEFAULT_GRACE_DAYS,
 ) -> ibis.Table:
-    """Subscription features per (account_id, as_of) for accounts active at as_of.
+    """Subscription features per (account_id, as_of), one row per active account.
 
-    Only lines with ``start_date < as_of`` influence a row. Columns: mrr, seats,
-    n_products, main_product and billing_period (of the largest line in force),
-    days_to_next_renewal (null when every line in force is open-ended), tenure_days,
-    relationship_tenure_days, past_renewals, reactivations, and per window w:
-    mrr_change_pct_{w}d, seats_change_{w}d (null when the account had no revenue at
-    as_of - w or seats are missing) and new_products_{w}d.
+    Point in time: only lines with ``start_date < as_of`` influence a row (a line
+    starting on or after as_of changes nothing; a property test proves it). "In force"
+    means in force at as_of (see the module docstring).
+
+    - mrr, seats: sums over the lines in force (seats null when no line has seats).
+    - n_products: distinct products in force.
+    - main_product, billing_period: of the largest line in force (by mrr, then latest).
+    - days_to_next_renewal: to the earliest end_date of the lines in force (0 when one
+      ends on as_of); null when they are all open-ended.
+    - tenure_days: since the account's first start_date; relationship_tenure_days: since
+      the current relationship began (after the last churn).
+    - past_renewals: lines started before as_of that continue the same product, starting
+      on or after the end of that product's earlier lines and less than the grace period
+      after it (monthly renewals count each month, late renewals within grace count).
+    - reactivations: churns known at as_of, i.e. with ``churn_date + grace <= as_of``.
+    - per window w: mrr_change_pct_{w}d = mrr / mrr at (as_of - w) - 1 and
+      seats_change_{w}d = seats - seats at (as_of - w), both null when the account had
+      no revenue at as_of - w; new_products_{w}d = products whose first line started in
+      [as_of - w, as_of), not counting the account's first purchase.
     """
     grace = effective_grace(grace_days)
     rev = with_relationships(revenue_lines(subs), grace_days)

@@ -1,0 +1,130 @@
+"""Forward-looking labels of a snapshot (DOMAIN section 2), from subscription lines only.
+
+One row per (account_id, as_of) for the accounts active at as_of (the snapshot population
+of ``features.subscriptions.active_accounts``), with h = ``horizon_days`` and
+g = ``max(grace_days, 1)``, and the semantics of ``features.subscriptions``: zero-MRR lines
+are ignored, and the state "at t" is the account on day t - 1, the last day a snapshot
+taken at t (00:00) has fully observed, so ``MRR_at(t) = MRR(t - 1)``.
+
+The label window is [as_of, as_of + h): what the snapshot at as_of has not seen and the
+snapshot at as_of + h has.
+
+* ``churned`` = 1 when a churn event (``churn_events``) falls in [as_of, as_of + h):
+  MRR goes to 0 on a day of the window and stays 0 for at least g days.
+* ``expanded`` = 1 when ``churned`` = 0 and either
+  ``MRR_at(as_of + h) >= MRR_at(as_of) * (1 + expansion_min_pct)``, or an **add-on**
+  starts in [as_of, as_of + h): a line of a product not in force at as_of, starting on a
+  day when every product in force at as_of still is (whatever its MRR). This is DOMAIN's
+  "between d1 and d2" with d1 = as_of - 1 and d2 = as_of + h - 1 (so a line starting on
+  as_of belongs to the label, never to the features), with one refinement: a line that
+  *replaces* a product (a plan change such as base -> premium, or a downgrade
+  premium -> base) is not an add-on and counts only through the MRR rule; otherwise every
+  downgrade to a differently named plan would be an "expansion". The MRR comparison
+  allows a millionth of a currency unit, so exactly +10% is expansion despite floating
+  point (100 * 1.1 > 110).
+* Both are NULL (unknown) unless the data confirm every churn the window could hold: a
+  churn on the window's last day, as_of + h - 1, needs zero MRR observed through
+  as_of + h + g - 2, i.e. the labels are known iff ``as_of + h + g - 1 <= data_end``
+  (``data_end`` is the extract date: MRR is known for the days before it). The rule is
+  the same for every account, so unknown rows are not a biased subset.
+* ``renewal_in_horizon`` (bool, never null) = a line in force at as_of ends in
+  [as_of, as_of + h): known at as_of; selects the rows of renewal-window mode.
+"""
+from __future__ import annotations
+
+from datetime import date
+
+import ibis
+
+from features.config import DomainSettings
+from features.subscriptions import (
+    KEY,
+    churn_events,
+    effective_grace,
+    lines_at,
+    revenue_lines,
+)
+
+LABEL_COLUMNS = ("churned", "expanded", "renewal_in_horizon")
+MONEY_TOLERANCE = 1e-6  # currency units; exactly +10% must count although 100 * 1.1 > 110
+
+
+def label_known(as_of: ibis.Value, settings: DomainSettings, data_end: date) -> ibis.Value:
+    """Whether the labels of a snapshot at ``as_of`` are observable by ``data_end``."""
+    lag = settings.horizon_days + effective_grace(settings.grace_days) - 1
+    return as_of + ibis.interval(days=lag) <= ibis.date(data_end)
+
+
+def build_labels(
+    subs: ibis.Table, calendar: ibis.Table, settings: DomainSettings, data_end: date
+) -> ibis.Table:
+    """(account_id, as_of, churned, expanded, renewal_in_horizon) for active accounts."""
+    h = ibis.interval(days=settings.horizon_days)
+    keys = list(KEY)
+    rev = revenue_lines(subs)
+
+    now = lines_at(rev, calendar)
+    # the same rows as active_accounts(subs, calendar), plus what the labels need
+    base = now.group_by(keys).agg(
+        mrr=now.mrr.sum(), _renewal=(now.end_or_max < now.as_of + h).any()
+    )
+
+    later = lines_at(rev, calendar, settings.horizon_days)
+    mrr_end = later.group_by(keys).agg(_mrr_end=later.mrr.sum())
+
+    events = churn_events(subs, settings.grace_days, data_end)
+    hit = events.join(
+        calendar, [events.churn_date >= calendar.as_of, events.churn_date < calendar.as_of + h]
+    )
+    churns = hit.group_by(keys).agg(_churn=hit.count())
+
+    new_products = _add_ons(rev, now, calendar, h)
+
+    t = base
+    for part in (mrr_end, churns, new_products):
+        t = t.left_join(part, keys).drop("account_id_right", "as_of_right")
+
+    churned = t._churn.fill_null(0) > 0
+    # growth >= mrr * pct rather than mrr_end >= mrr * (1 + pct): see MONEY_TOLERANCE
+    growth = t._mrr_end.fill_null(0) - t.mrr
+    grew = growth >= t.mrr * settings.expansion_min_pct - MONEY_TOLERANCE
+    expanded = ~churned & (grew | (t._new_products.fill_null(0) > 0))
+    known = label_known(t.as_of, settings, data_end)
+    unknown = ibis.null("int8")
+    return t.select(
+        *keys,
+        churned=ibis.ifelse(known, churned.cast("int8"), unknown),
+        expanded=ibis.ifelse(known, expanded.cast("int8"), unknown),
+        renewal_in_horizon=t._renewal,
+    )
+
+
+def _add_ons(
+    rev: ibis.Table, now: ibis.Table, calendar: ibis.Table, h: ibis.Value
+) -> ibis.Table:
+    """Per (account_id, as_of): lines of products not in force at as_of that start in
+    [as_of, as_of + h) while every product in force at as_of is still in force."""
+    keys = list(KEY)
+    had = now.select("account_id", "as_of", "product").distinct()
+    n_had = had.group_by(keys).agg(_n_had=had.count())
+    started = rev.join(
+        calendar, [rev.start_date >= calendar.as_of, rev.start_date < calendar.as_of + h]
+    ).select("account_id", "as_of", "product", _day=rev.start_date)
+    fresh = started.anti_join(had, ["account_id", "as_of", "product"])
+
+    # which of the as_of products are still in force on the day the new line starts
+    pairs = fresh.join(had.rename(_had="product"), keys)
+    held = rev.select("account_id", _had="product", _from="start_date", _to="end_or_max")
+    kept = pairs.join(
+        held,
+        [
+            pairs.account_id == held.account_id,
+            pairs._had == held._had,
+            held._from <= pairs._day,
+            held._to > pairs._day,
+        ],
+    ).select(*keys, "product", "_day", "_had").distinct()
+    kept = kept.group_by([*keys, "product", "_day"]).agg(_n_kept=kept.count())
+    kept = kept.join(n_had, keys)
+    add_ons = kept.filter(kept._n_kept == kept._n_had)
+    return add_ons.group_by(keys).agg(_new_products=add_ons.count())
