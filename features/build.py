@@ -41,6 +41,17 @@ def open_workspace(settings: Settings) -> Workspace:
     return Workspace.from_backend(backend)
 
 
+def close_workspace(ws: Workspace) -> None:
+    """Drop the builders' cached tables, then close the database.
+
+    Ibis drops a cached table when its expression is garbage-collected, which may be
+    after the connection is closed; releasing them first keeps that clean.
+    """
+    for name in list(ws.backend._cache_name_to_entry):
+        ws.backend._finalize_cached_table(name)
+    ws.backend.disconnect()
+
+
 def build_features(
     settings: Settings,
     start: date | None = None,
@@ -84,7 +95,7 @@ def build_features(
     report.write_text(quality.render_markdown(findings))
     seconds["report"] = time.perf_counter() - t2
     ev_rows = int(evidence.count().execute()) if evidence is not None else None
-    ws.backend.disconnect()
+    close_workspace(ws)
     return BuildResult(
         rows=len(frame), accounts=frame.account_id.nunique(), as_of_dates=dates, parquet=parquet,
         report=report, evidence_rows=ev_rows, seconds=seconds, findings=findings,
