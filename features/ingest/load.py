@@ -124,6 +124,7 @@ def _connect(path: Path, settings: Settings) -> duckdb.DuckDBPyConnection:
     con.execute(f"SET threads = {settings.ingest.threads}")
     con.execute("SET preserve_insertion_order = false")
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
     return con
 
 
