@@ -37,7 +37,8 @@ def open_workspace(settings: Settings) -> Workspace:
     if not path.exists():
         raise FileNotFoundError(f"no workspace database at {path}: run `radar ingest WORKSPACE` first")
     backend = ibis.duckdb.connect(str(path), threads=settings.ingest.threads,
-                                  memory_limit=settings.ingest.memory_limit, enable_progress_bar=False)
+                                  memory_limit=settings.ingest.memory_limit)
+    backend.raw_sql("SET enable_progress_bar = false")
     return Workspace.from_backend(backend)
 
 
