@@ -18,6 +18,7 @@ setup: $(if $(findstring .tools,$(UV)),$(UV))
 demo: setup
 	$(RADAR) sample-data $(SAMPLE)
 	$(RADAR) ingest $(SAMPLE)
+	$(RADAR) build-features
 
 test: setup
 	$(UV) run --frozen pytest -m "not slow"
