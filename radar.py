@@ -11,6 +11,7 @@ import typer
 
 from features import cli as features_cli
 from features.config import ConfigError, load_settings
+from features.console import fit_console_to_output
 
 app = typer.Typer(
     help="Account Radar: churn and expansion prediction for B2B SaaS customer success.",
@@ -28,6 +29,7 @@ def main(
         typer.Option("--config", "-c", help="Settings file (default: ./radar.toml if present)."),
     ] = None,
 ) -> None:
+    fit_console_to_output()
     try:
         ctx.obj = load_settings(config)
     except ConfigError as exc:

@@ -1,23 +1,20 @@
 """`radar` commands for data in: sample-data and ingest."""
 from __future__ import annotations
 
-import os
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from features.config import Settings, settings_toml
+from features.console import console
 from features.ingest import IngestError, IngestReport, ingest_workspace
 
 app = typer.Typer()
-# piped output (CI logs, files) gets a readable width instead of 80 columns
-console = Console(width=None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "120")))
+
 
 
 def _settings(ctx: typer.Context) -> Settings:
