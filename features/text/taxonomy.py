@@ -29,17 +29,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from features.registry import QCF_BUCKETS
 from features.text.normalize import normalize, stems
 
 LANGUAGES = ("en", "fr", "it")
-BUCKETS = (
-    "renewal_likelihood",
-    "upsell_readiness",
-    "onboarding_clarity",
-    "value_realization",
-    "support_friction",
-    "pricing_perception",
-)
+BUCKETS = QCF_BUCKETS  # the six signal buckets of DOMAIN 4, declared once in the registry
 POLARITIES = ("green", "gray", "red")
 SHIPPED_DIR = Path(__file__).parent / "taxonomies"
 
