@@ -19,6 +19,7 @@ demo: setup
 	$(RADAR) sample-data $(SAMPLE)
 	$(RADAR) ingest $(SAMPLE)
 	$(RADAR) build-features
+	$(RADAR) train --target all --promote
 
 test: setup
 	$(UV) run --frozen pytest -m "not slow"

@@ -149,6 +149,7 @@ class TrainingSettings(_Section):
     """Training, evaluation, tracking and promotion (issue: training and evaluation)."""
 
     seed: int = Field(42, description="Seed for LightGBM, bootstrap and tuning: same data + config + seed = same metrics.")
+    threads: int = Field(2, gt=0, description="LightGBM threads while training (fixed, so runs are reproducible).")
     test_periods: int = Field(3, ge=1, description="Latest labelled as-of dates held out as the test period.")
     calibration_periods: int = Field(3, ge=1, description="As-of dates before the test period used for early stopping and calibration.")
     backtest_folds: int = Field(3, ge=1, description="Rolling-origin backtest folds (each moves the cutoff back by test_periods).")

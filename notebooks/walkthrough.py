@@ -1,0 +1,216 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Account Radar walkthrough: snapshots → model → MLflow → explanations
+#
+# A tour for data scientists of the sample workspace: the point-in-time snapshot table,
+# its labels and indicators, a training run, what that run recorded in MLflow, and the
+# plots that explain the model (SHAP) and check its probabilities (calibration).
+#
+# **Before you start** (from the project root):
+#
+# ```sh
+# make demo                  # sample workspace, ingested into out/radar.duckdb
+# uv run radar build-features   # out/snapshots.parquet
+# ```
+#
+# Then open this file as a notebook (`jupytext` pairs it; in JupyterLab: *Open With →
+# Notebook*). Everything here calls the `features` and `training` packages; the notebook
+# defines nothing of its own, so what you see is what `radar train` does.
+#
+# The test suite runs this notebook top to bottom on a small generated workspace, so it
+# stays in step with the code.
+
+# %%
+import logging
+import os
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import mlflow
+import pandas as pd
+from IPython.display import Image, display
+
+# The settings' paths (out/, mlruns/) are relative to the project root, like the CLI's.
+if Path.cwd().name == "notebooks":
+    os.chdir("..")
+# MLflow's own progress bars and info lines would drown the outputs below.
+os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+logging.getLogger("mlflow").setLevel(logging.WARNING)
+
+from features.config import load_settings  # noqa: E402
+from features.snapshot import feature_registry  # noqa: E402
+from training.dataset import from_snapshots  # noqa: E402
+from training.outcome import TARGETS  # noqa: E402
+from training.pipeline import summary_table  # noqa: E402
+from training.pyfunc import load_radar_model  # noqa: E402
+from training.registry_view import model_versions  # noqa: E402
+from training.track import configure, train_and_log  # noqa: E402
+
+pd.set_option("display.width", 160)
+settings = load_settings()  # ./radar.toml and RADAR_* variables, like every radar command
+settings.training.tracking_uri, settings.output_dir
+
+# %% [markdown]
+# ## 1. The snapshot table
+#
+# One row per account and **as-of date** (month-ends by default). Every feature uses only
+# what was known before `as_of`; the labels look forward `horizon_days` from it:
+# `churned` (the relationship ended) and `expanded` (MRR grew by at least
+# `expansion_min_pct`). A label is empty when the horizon reaches past the end of the
+# data — those rows are scored in production but never trained on.
+
+# %%
+snapshots_path = settings.output_dir / "snapshots.parquet"
+snapshots = pd.read_parquet(snapshots_path)
+print(f"{len(snapshots):,} snapshots of {snapshots.account_id.nunique():,} accounts, "
+      f"as-of {snapshots.as_of.min()} … {snapshots.as_of.max()}")
+snapshots[["account_id", "as_of", "segment", "mrr", "health_score", "churned", "expanded"]].head()
+
+# %% [markdown]
+# ## 2. Label rates
+#
+# Churn and expansion are rare, and their rates drift over time: this is why splits follow
+# time (train on the past, test on the latest labelled dates) and why PR-AUC and the
+# top-of-list metrics matter more than accuracy.
+
+# %%
+labelled = snapshots.dropna(subset=["churned"])
+rates = labelled.groupby("as_of")[["churned", "expanded"]].mean()
+ax = rates.plot(title="Share of accounts that churn / expand within the horizon", figsize=(9, 3.5))
+ax.yaxis.set_major_formatter("{x:.0%}")
+plt.show()
+labelled.groupby("segment")[["churned", "expanded"]].agg(["mean", "sum"]).round(3)
+
+# %% [markdown]
+# ## 3. Indicators
+#
+# Every feature is declared once in the registry, with a plain-language description, its
+# indicator family and the direction that is healthy. `radar features` prints the same list.
+
+# %%
+registry = feature_registry(settings)
+catalog = pd.DataFrame([{"feature": f.name, "family": f.family_name, "healthy": f.healthy,
+                         "description": f.description} for f in registry])
+print(f"{len(catalog)} features in {catalog.family.nunique()} families")
+catalog.groupby("family").size().sort_values(ascending=False).head(10)
+
+# %% [markdown]
+# How a few indicators differ between accounts that churned and those that stayed.
+# Missing values are real information here (no survey answered, no tickets filed), so the
+# share missing is shown too.
+
+# %%
+indicators = [f for f in ("health_score", "adoption_rate_90d", "active_users_trend_90d", "days_to_next_renewal")
+              if f in labelled.columns]
+fig, axes = plt.subplots(1, len(indicators), figsize=(4 * len(indicators), 3))
+for ax, name in zip(axes, indicators):
+    for outcome_value, colour in ((0, "tab:blue"), (1, "tab:red")):
+        values = labelled.loc[labelled.churned == outcome_value, name].dropna()
+        ax.hist(values, bins=30, density=True, alpha=0.5, color=colour,
+                label="churned" if outcome_value else "stayed")
+    ax.set_title(name, fontsize=9)
+axes[0].legend()
+plt.tight_layout()
+plt.show()
+labelled[indicators].isna().mean().rename("share missing").round(3)
+
+# %% [markdown]
+# ## 4. Train the renewal model
+#
+# `train_and_log` is what `radar train --target renewal` runs: a time split with a purge
+# gap (train / calibration / test), LightGBM with early stopping, a calibrator fitted on the
+# calibration period, both baselines (the health score and a logistic regression), a
+# rolling-origin backtest, bootstrap intervals — then the run is logged to MLflow and the
+# model registered as a new **challenger** version of `radar-renewal`.
+
+# %%
+table = from_snapshots(snapshots, TARGETS["renewal"], settings)
+outcome, tracked = train_and_log(table, settings, source=snapshots_path)
+print(tracked)
+summary_table(outcome)
+
+# %%
+for warning in outcome.warnings:
+    print("warning:", warning)
+
+# %% [markdown]
+# ## 5. Read the run back from MLflow
+#
+# Everything above is in the run: parameters (model, split, settings), metrics (test,
+# per segment, per backtest fold), the dataset input with its digest and as-of range,
+# the feature list with descriptions, plots, and the test rows used for promotion.
+
+# %%
+client = configure(settings.training)  # points MLflow at settings.training.tracking_uri
+run = client.get_run(tracked.run_id)
+params = pd.Series(run.data.params)
+params[params.index.str.startswith(("split.", "dataset.", "model.learning_rate", "model.num_leaves"))]
+
+# %%
+metrics = pd.Series(run.data.metrics)
+test_metrics = metrics[metrics.index.str.match(r"test\.(model|health_score|logistic)\.(pr_auc|roc_auc|brier)$")]
+test_metrics.sort_index().round(4)
+
+# %%
+dataset = run.inputs.dataset_inputs[0]
+{"source": dataset.dataset.source, "digest": dataset.dataset.digest,
+ **{tag.key: tag.value for tag in dataset.tags if tag.key in ("as_of_range", "rows")}}
+
+# %%
+[a.path for a in client.list_artifacts(tracked.run_id)]
+
+# %% [markdown]
+# ## 6. What drives the model, and can its probabilities be trusted?
+#
+# The SHAP summary ranks features by their contribution to the (raw) risk score on test
+# rows; each dot is one account-month, its colour the feature's value. The calibration
+# curve compares predicted probabilities with observed churn rates on the test period:
+# on the diagonal, "30%" means about 30 of 100 such accounts churn.
+
+# %%
+plots = Path(mlflow.artifacts.download_artifacts(run_id=tracked.run_id, artifact_path="plots"))
+display(Image(filename=str(plots / "shap_summary.png")))
+
+# %%
+display(Image(filename=str(plots / "calibration.png")))
+
+# %% [markdown]
+# The same model, loaded from the registry the way serving does, scores the latest
+# snapshots (whose outcome is not known yet) and explains the riskiest account: the
+# features that pushed its risk up most.
+
+# %%
+model = load_radar_model(tracked.model_uri)
+latest = snapshots[snapshots.as_of == snapshots.as_of.max()]
+riskiest = latest.iloc[[model.predict_proba(latest).argmax()]]
+contributions, base = model.contributions(riskiest)
+drivers = (pd.DataFrame({"feature": model.features, "contribution": contributions[0],
+                         "value": riskiest[model.features].iloc[0].to_numpy()})
+           .assign(description=lambda d: d.feature.map(outcome.feature_descriptions))
+           .sort_values("contribution", ascending=False).head(8))
+print(f"{riskiest.account_id.iloc[0]} on {riskiest.as_of.iloc[0]:%Y-%m-%d}: "
+      f"P(churn) = {model.predict_proba(riskiest)[0]:.1%}")
+drivers
+
+# %% [markdown]
+# ## 7. Versions and promotion
+#
+# Each training run adds a challenger version. `radar promote renewal` makes it champion
+# only if it beats the current champion on the same test rows by `promotion_margin`
+# (`radar train --promote` does both); `radar models` lists versions, aliases and metrics.
+# Serving loads `models:/radar-renewal@champion`.
+
+# %%
+model_versions(settings, ["radar-renewal"])

@@ -1,0 +1,108 @@
+"""`radar train`, `radar promote` and `radar models` end to end, against a temporary store."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import typer
+from mlflow import MlflowClient
+from typer.testing import CliRunner
+
+import radar
+from training import cli as training_cli
+
+FAST = {"BOOTSTRAP_SAMPLES": "20", "BACKTEST_FOLDS": "1", "LIGHTGBM__N_ESTIMATORS": "60",
+        "LIGHTGBM__MIN_CHILD_SAMPLES": "20"}
+
+
+def radar_app() -> typer.Typer:
+    """The root `radar` app with the training commands (registered here until radar.py
+    lists training.cli.app itself)."""
+    names = {c.name or c.callback.__name__ for c in radar.app.registered_commands}
+    if "train" in names:
+        return radar.app
+    app = typer.Typer(pretty_exceptions_enable=False)
+    app.callback()(radar.main)
+    app.registered_commands.extend([*radar.app.registered_commands, *training_cli.app.registered_commands])
+    return app
+
+
+@pytest.fixture
+def env(tmp_path, tmp_path_factory, monkeypatch):
+    """A workspace folder as the working directory, with its own tracking store."""
+    template = tmp_path_factory.getbasetemp() / "mlflow-template.db"
+    if not template.exists():
+        MlflowClient(f"sqlite:///{template}").search_experiments()
+    (tmp_path / "mlruns").mkdir()
+    shutil.copy(template, tmp_path / "mlruns" / "mlflow.db")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setenv("RADAR_OUTPUT_DIR", str(tmp_path / "out"))
+    for key, value in FAST.items():
+        monkeypatch.setenv(f"RADAR_TRAINING__{key}", value)
+    return tmp_path
+
+
+def run(*args: str):
+    return CliRunner().invoke(radar_app(), list(args))
+
+
+def test_train_without_snapshots_says_to_build_features(env):
+    result = run("train")
+    assert result.exit_code == 1
+    assert "run `radar build-features` first" in result.output and "Traceback" not in result.output
+
+
+def test_an_unusable_table_is_a_clear_error(env, make_snapshots):
+    make_snapshots(n_accounts=40, n_dates=16).to_parquet(env / "mine.parquet")
+    result = run("train", "--snapshots", "mine.parquet", "--label", "nope", "--name", "mine")
+    assert result.exit_code == 1 and "label column 'nope' not found" in result.output
+    result = run("train", "--snapshots", "mine.parquet", "--label", "churned")
+    assert result.exit_code == 1 and "--name NAME" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_own_table_train_refuse_force_and_list(env, make_snapshots):
+    """Given your own table: the first version becomes champion, an identical retrain is
+    refused (it does not beat the champion by the margin), --force promotes it anyway."""
+    make_snapshots(n_accounts=120, n_dates=16, seed=4).to_parquet(env / "mine.parquet")
+    own = ("train", "--snapshots", "mine.parquet", "--label", "churned", "--id-col", "account_id",
+           "--time-col", "as_of", "--name", "mine", "--promote")
+
+    first = run(*own)
+    assert first.exit_code == 0, first.output
+    assert "lightgbm" in first.output and "logistic" in first.output and "pr_auc" in first.output
+    assert "registered radar-mine v1 as challenger" in first.output
+    assert "no champion yet, so v1" in first.output and "becomes champion" in first.output
+
+    second = run(*own)
+    assert second.exit_code == 0, second.output
+    assert "refused, v1 stays champion" in second.output and "at least 0.005" in second.output
+
+    forced = run("promote", "mine", "--force", "--reason", "same model, new data window")
+    assert forced.exit_code == 0, forced.output
+    assert "FORCED: v2 is now champion (reason: same model, new data window)" in forced.output
+
+    listed = run("models", "mine")
+    assert listed.exit_code == 0, listed.output
+    rows = {line.split()[0]: line for line in listed.output.splitlines() if line.strip()[:1].isdigit()}
+    assert "champion" in rows["2"] and "forced" in rows["2"]
+    assert "champion" not in rows["1"] and "promoted" in rows["1"]
+
+    nothing = run("promote", "mine")
+    assert nothing.exit_code == 1 and "no 'challenger' version" in nothing.output
+
+
+def test_train_both_targets_on_the_workspace_snapshots(env, make_snapshot_frame):
+    """Given the workspace's snapshots.parquet, `radar train` registers radar-renewal and
+    radar-upsell, each as challenger, and `radar models` lists them."""
+    (env / "out").mkdir()
+    make_snapshot_frame(n_accounts=60, n_dates=16, seed=5).to_parquet(env / "out" / "snapshots.parquet")
+    result = run("train")
+    assert result.exit_code == 0, result.output
+    assert "registered radar-renewal v1 as challenger" in result.output
+    assert "registered radar-upsell v1 as challenger" in result.output
+    assert "health_score" in result.output  # the baseline column of the summary table
+    listed = run("models")
+    assert "radar-renewal" in listed.output and "radar-upsell" in listed.output
+    assert "challenger" in listed.output

@@ -1,0 +1,116 @@
+"""Tracking, registry and promotion against a real `mlflow server` on 127.0.0.1.
+
+The server is started by the test (sqlite backend and artifact store in a temp dir,
+artifacts proxied through the server) and stopped in teardown.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from training.promote import promote
+from training.registry_view import model_versions
+from training.track import CHAMPION, train_and_log
+
+pytestmark = pytest.mark.slow
+STARTUP_SECONDS = 120
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = _free_port()
+    log = (root / "server.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1", "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
+         "--serve-artifacts", "--artifacts-destination", str(root / "artifacts")],
+        cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"mlflow server exited with {proc.returncode}:\n{(root / 'server.log').read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"mlflow server not healthy after {STARTUP_SECONDS}s:\n"
+                            f"{(root / 'server.log').read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield url, root
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)  # the server and its workers: the group we started
+            proc.wait(timeout=5)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:  # a graceful shutdown waits for idle keep-alive clients
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        log.close()
+
+
+def test_train_register_and_promote_through_a_tracking_server(server, tmp_path, make_settings, make_snapshots,
+                                                               make_table):
+    url, root = server
+    settings = make_settings(tracking_uri=url, bootstrap_samples=20, backtest_folds=1,
+                             lightgbm={"n_estimators": 60, "min_child_samples": 20})
+    frame = make_snapshots(n_accounts=120, n_dates=16, seed=6)
+    frame.to_parquet(tmp_path / "snapshots.parquet")
+    table = make_table(frame)
+    outcome, first = train_and_log(table, settings, source=tmp_path / "snapshots.parquet")
+    assert promote(first.model_name, settings).promoted
+
+    # an identical retrain does not beat the champion by the margin: refused
+    _, second = train_and_log(table, settings, source=tmp_path / "snapshots.parquet")
+    refused = promote(second.model_name, settings)
+    assert not refused.promoted and refused.champion == first.version
+    assert refused.challenger_value == pytest.approx(refused.champion_value)
+
+    client = MlflowClient(tracking_uri=url, registry_uri=url)
+    experiment = client.get_experiment_by_name("radar-churn")
+    assert experiment.artifact_location.startswith("mlflow-artifacts:")  # the server chose it
+    assert str(client.get_model_version_by_alias("radar-churn", CHAMPION).version) == first.version
+    run = client.get_run(second.run_id)
+    assert run.data.metrics["test.model.pr_auc"] == pytest.approx(outcome.metrics["test.model.pr_auc"])
+    assert run.inputs.dataset_inputs[0].dataset.digest == outcome.dataset_digest[:36]
+    names = {f.path for f in client.list_artifacts(second.run_id, "plots")}
+    assert "plots/calibration.png" in names and "plots/shap_summary.png" in names
+
+    # artifacts went through the server to its store, not to a local mlruns/
+    assert any((root / "artifacts").rglob("booster.txt")) and any((root / "artifacts").rglob("test_set.parquet"))
+    assert not (tmp_path / "mlruns").exists() and not Path("mlruns", "artifacts", "radar-churn").exists()
+
+    mlflow.set_tracking_uri(url)
+    served = mlflow.pyfunc.load_model(f"models:/radar-churn@{CHAMPION}")
+    p = served.predict(table.frame.tail(20))["probability"].to_numpy()
+    assert np.all((p > 0) & (p < 1))
+
+    listed = model_versions(settings, ["radar-churn"])
+    assert list(listed.version) == [2, 1] and list(listed.aliases) == ["challenger", "champion"]
+    assert list(listed.promotion) == ["refused", "promoted"]
+    assert pd.notna(listed.pr_auc).all()

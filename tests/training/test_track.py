@@ -1,0 +1,146 @@
+"""Tracking a training run in a real (temporary, sqlite) MLflow store: what lands where."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from training.model import RadarModel
+from training.outcome import TargetSpec
+from training.pyfunc import load_radar_model
+from training.track import CHALLENGER, configure, metric_key, tracking_uri, train_and_log
+
+TARGET = TargetSpec("track", "churned", "radar-track", "churns within the horizon")
+PLOTS = {"roc.png", "pr.png", "calibration.png", "gain.png", "shap_summary.png", "importance.png"}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Path:
+    """A fresh sqlite tracking store, copied from one migrated per session (creating the
+    schema takes MLflow about ten seconds)."""
+    template = tmp_path_factory.getbasetemp() / "mlflow-template.db"
+    if not template.exists():
+        MlflowClient(f"sqlite:///{template}").search_experiments()
+    path = tmp_path_factory.mktemp("mlflow")
+    shutil.copy(template, path / "mlflow.db")
+    return path
+
+
+@pytest.fixture(scope="module")
+def settings(store, make_settings):
+    return make_settings(tracking_uri=f"sqlite:///{store}/mlflow.db", artifact_location=str(store / "artifacts"),
+                         bootstrap_samples=20, backtest_folds=2,
+                         lightgbm={"n_estimators": 60, "min_child_samples": 20})
+
+
+@pytest.fixture(scope="module")
+def trained(store, settings, make_snapshots, make_table):
+    """Given a small snapshot table on disk, when it is trained and logged once."""
+    frame = make_snapshots(n_accounts=120, n_dates=16, seed=1)
+    source = store / "snapshots.parquet"
+    frame.to_parquet(source)
+    table = dataclasses.replace(make_table(frame), target=TARGET)
+    outcome, tracked = train_and_log(table, settings, source=source)
+    client = configure(settings.training)
+    return table, outcome, tracked, client, source
+
+
+def test_the_run_lands_in_the_targets_experiment_with_params_and_metrics(trained, store):
+    table, outcome, tracked, client, _ = trained
+    experiment = client.get_experiment_by_name("radar-track")
+    run = client.get_run(tracked.run_id)
+    assert run.info.experiment_id == experiment.experiment_id
+    assert experiment.artifact_location == (store / "artifacts" / "radar-track").as_uri()
+    assert run.data.params["split.test"] == outcome.split["test"]
+    assert run.data.params["model.learning_rate"] == str(outcome.params["learning_rate"])
+    assert run.data.params["label"] == "churned" and run.data.params["time_col"] == "as_of"
+    assert run.data.metrics["test.model.pr_auc"] == pytest.approx(outcome.metrics["test.model.pr_auc"])
+    assert run.data.metrics["test.health_score.roc_auc"] == pytest.approx(outcome.metrics["test.health_score.roc_auc"])
+    assert any(".segment.smb." in k for k in run.data.metrics)
+    folds = client.get_metric_history(tracked.run_id, "fold.model.pr_auc")
+    assert sorted(m.step for m in folds) == [1, 2]
+    assert folds[0].value == pytest.approx(outcome.metrics[f"fold{folds[0].step}.model.pr_auc"])
+
+
+def test_the_dataset_input_records_source_digest_and_as_of_range(trained):
+    table, outcome, tracked, client, source = trained
+    (inp,) = client.get_run(tracked.run_id).inputs.dataset_inputs
+    tags = {t.key: t.value for t in inp.tags}
+    assert inp.dataset.digest == outcome.dataset_digest[:36]
+    assert tags["digest"] == outcome.dataset_digest
+    assert str(source) in inp.dataset.source
+    assert tags["as_of_range"] == "2023-01-31..2024-04-30"
+    assert tags["mlflow.data.context"] == "training" and tags["rows"] == str(len(table.frame))
+    assert "usage" in inp.dataset.schema
+
+
+def test_artifacts_hold_features_plots_summary_warnings_and_test_rows(trained, tmp_path):
+    table, outcome, tracked, client, _ = trained
+    local = Path(mlflow.artifacts.download_artifacts(run_id=tracked.run_id, dst_path=str(tmp_path)))
+    features = json.loads((local / "features.json").read_text())
+    assert [f["name"] for f in features] == outcome.features
+    assert {f["name"] for f in features if f["categorical"]} == {"segment", "region"}
+    assert "| `usage` |" in (local / "features.md").read_text()
+    assert {p.name for p in (local / "plots").iterdir()} == PLOTS
+    assert len(pd.read_csv(local / "summary.csv")) == len(outcome.summary)
+    assert (local / "warnings.txt").read_text().splitlines() == outcome.warnings
+    test_set = pd.read_parquet(local / "test" / "test_set.parquet")
+    preds = pd.read_parquet(local / "test" / "test_predictions.parquet")
+    assert len(test_set) == len(preds) == len(outcome.test_predictions)
+    assert (test_set["account_id"].to_numpy() == preds["account_id"].to_numpy()).all()
+    assert set(outcome.features) <= set(test_set.columns)
+
+
+def test_the_registered_version_is_the_challenger_and_serves_calibrated_probabilities(trained, tmp_path):
+    table, outcome, tracked, client, _ = trained
+    assert client.get_model_version_by_alias("radar-track", CHALLENGER).version in (tracked.version, int(tracked.version))
+    assert "champion" not in client.get_registered_model("radar-track").aliases
+    tags = client.get_model_version("radar-track", tracked.version).tags
+    assert float(tags["test.model.pr_auc"]) == pytest.approx(outcome.metrics["test.model.pr_auc"], rel=1e-5)
+    assert tags["radar.run_id"] == tracked.run_id and tags["radar.label"] == "churned"
+
+    info = mlflow.models.get_model_info(f"models:/radar-track@{CHALLENGER}")
+    assert [c.name for c in info.signature.inputs.inputs] == outcome.features
+    assert all(c.required for c in info.signature.inputs.inputs)
+    assert info.saved_input_example_info is not None
+
+    test_set = pd.read_parquet(mlflow.artifacts.download_artifacts(
+        run_id=tracked.run_id, artifact_path="test/test_set.parquet", dst_path=str(tmp_path)))
+    served = mlflow.pyfunc.load_model(f"models:/radar-track@{CHALLENGER}").predict(test_set)
+    assert np.allclose(served["probability"].to_numpy(), outcome.test_predictions["p_model"].to_numpy())
+    model = load_radar_model(tracked.model_uri)
+    assert isinstance(model, RadarModel) and model.features == outcome.features
+
+
+def test_a_missing_feature_is_refused_at_the_signature(trained):
+    table, outcome, tracked, client, _ = trained
+    served = mlflow.pyfunc.load_model(tracked.model_uri)
+    with pytest.raises(mlflow.exceptions.MlflowException, match="usage"):
+        served.predict(table.frame.drop(columns="usage").head(3))
+
+
+def test_logging_again_moves_the_challenger_to_the_new_version(trained, settings):
+    from training.track import log_training_run
+
+    table, outcome, tracked, client, source = trained
+    again = log_training_run(outcome, table, settings, source=source)
+    assert int(again.version) == int(tracked.version) + 1
+    assert str(client.get_model_version_by_alias("radar-track", CHALLENGER).version) == again.version
+
+
+def test_a_relative_sqlite_uri_is_resolved_against_the_working_directory(tmp_path, monkeypatch, make_settings):
+    monkeypatch.chdir(tmp_path)
+    cfg = make_settings(tracking_uri="sqlite:///mlruns/mlflow.db").training
+    assert tracking_uri(cfg) == f"sqlite:///{tmp_path.resolve()}/mlruns/mlflow.db"
+    assert tracking_uri(make_settings(tracking_uri="http://127.0.0.1:5000").training) == "http://127.0.0.1:5000"
+
+
+def test_segment_names_become_valid_metric_names():
+    assert metric_key("test.model.segment.Enterprise (EU).roc_auc") == "test.model.segment.Enterprise _EU_.roc_auc"

@@ -1,0 +1,202 @@
+"""`radar` commands for models: train, promote, models."""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from features.config import Settings
+
+app = typer.Typer()
+console = Console()
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    return ctx.obj
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(1)
+
+
+@contextlib.contextmanager
+def _quiet_mlflow() -> Iterator[None]:
+    """MLflow's own chatter (database set-up, 'Successfully registered', download bars)
+    off while a command runs: the command reports what matters itself."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logger = logging.getLogger("mlflow")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def _errors():
+    from mlflow.exceptions import MlflowException
+
+    from training.dataset import DatasetError
+    from training.promote import PromotionError
+
+    return DatasetError, PromotionError, MlflowException
+
+
+def _tables(settings: Settings, target: str, snapshots: Path | None, label: str | None, id_col: str | None,
+            time_col: str | None, name: str | None) -> list:
+    """(training table, source file) per target to train."""
+    from training.dataset import DatasetError, from_file, from_snapshots
+    from training.outcome import TARGETS
+
+    if label is not None or name is not None:
+        if snapshots is None or label is None or name is None:
+            raise DatasetError("a table of your own needs --snapshots FILE, --label COL and --name NAME")
+        return [(from_file(snapshots, label, id_col, time_col, name), snapshots)]
+    if id_col is not None or time_col is not None:
+        raise DatasetError("--id-col and --time-col are for your own table (with --label and --name)")
+    if target not in (*TARGETS, "all"):
+        raise DatasetError(f"unknown target '{target}': use {', '.join(TARGETS)} or all")
+    path = snapshots or settings.output_dir / "snapshots.parquet"
+    if not path.exists():
+        raise DatasetError(f"no snapshots yet at {path}: run `radar build-features` first")
+    frame = pd.read_parquet(path)
+    names = list(TARGETS) if target == "all" else [target]
+    return [(from_snapshots(frame, TARGETS[t], settings), path) for t in names]
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Option(help="renewal, upsell or all.")] = "all",
+    tune: Annotated[int, typer.Option(min=0, help="Optuna trials before the final fit (0 = the configured parameters).")] = 0,
+    promote: Annotated[bool, typer.Option("--promote", help="Promote the new version to champion if it beats the current one.")] = False,
+    snapshots: Annotated[Path | None, typer.Option(help="Table to train on (default: the workspace's snapshots.parquet); with --label, your own CSV or Parquet table.")] = None,
+    label: Annotated[str | None, typer.Option(help="Your own table: the 0/1 label column.")] = None,
+    id_col: Annotated[str | None, typer.Option(help="Your own table: the id column (default: each row is its own id).")] = None,
+    time_col: Annotated[str | None, typer.Option(help="Your own table: the time column (default: none; stratified cross-validation).")] = None,
+    name: Annotated[str | None, typer.Option(help="Your own table: the target's name; the model is registered as radar-NAME.")] = None,
+) -> None:
+    """Train, evaluate against the baselines, log to MLflow and register a challenger version."""
+    from training.pipeline import summary_table
+    from training.promote import promote as promote_version
+    from training.track import train_and_log
+
+    settings = _settings(ctx)
+    errors = _errors()
+    try:
+        tables = _tables(settings, target, snapshots, label, id_col, time_col, name)
+        with _quiet_mlflow(), Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                                       TextColumn("{task.completed}/{task.total} targets"), TimeElapsedColumn(),
+                                       console=console, transient=True) as progress:
+            task = progress.add_task("starting", total=len(tables))
+            results = []
+            for table, source in tables:
+                outcome, tracked = train_and_log(
+                    table, settings, source=source, tune_trials=tune,
+                    progress=lambda msg: progress.update(task, description=msg))
+                decision = promote_version(tracked.model_name, settings, version=tracked.version) if promote else None
+                results.append((outcome, tracked, decision))
+                progress.advance(task)
+    except errors as exc:
+        raise _fail(str(exc)) from exc
+    for outcome, tracked, decision in results:
+        _print_outcome(outcome, summary_table(outcome), tracked, settings)
+        if decision is not None:
+            _print_decision(decision)
+
+
+def _print_outcome(outcome, summary: pd.DataFrame, tracked, settings: Settings) -> None:
+    table = Table(title=f"{outcome.target.name}: P({outcome.target.positive}) — test {outcome.split.get('test', '')}",
+                  caption="value [95% bootstrap interval]")
+    table.add_column("metric")
+    for col in summary.columns:
+        table.add_column(col, justify="right")
+    for metric, row in summary.iterrows():
+        table.add_row(str(metric), *[str(v) for v in row])
+    console.print(table)
+    for warning in outcome.warnings:
+        console.print(f"[yellow]warning: {warning}[/yellow]", highlight=False)
+    console.print(f"logged run {tracked.run_id} in experiment '{tracked.experiment}' "
+                  f"({settings.training.tracking_uri}); registered {tracked.model_name} v{tracked.version} "
+                  f"as challenger", highlight=False)
+
+
+def _print_decision(decision) -> None:
+    colour = {"promoted": "green", "forced": "magenta", "refused": "yellow", "unchanged": "dim"}[decision.outcome]
+    console.print(f"[{colour}]{decision.message}[/{colour}]", highlight=False)
+    for note in decision.notes:
+        console.print(f"[yellow]note: {note}[/yellow]", highlight=False)
+
+
+@app.command("promote")
+def promote_cmd(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(help="renewal, upsell, your own table's NAME, or a registered model name.")],
+    version: Annotated[str | None, typer.Option(help="Version to promote (default: the challenger).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Promote even if it does not beat the champion (recorded).")] = False,
+    reason: Annotated[str | None, typer.Option(help="Why, recorded with the decision (use with --force).")] = None,
+) -> None:
+    """Make the challenger champion if it beats the champion on the same test rows by the margin."""
+    from training.promote import promote
+
+    settings = _settings(ctx)
+    try:
+        with _quiet_mlflow(), console.status(f"comparing {model_name(target)} challenger and champion"):
+            decision = promote(model_name(target), settings, version=version, force=force, reason=reason)
+    except _errors() as exc:
+        raise _fail(str(exc)) from exc
+    _print_decision(decision)
+
+
+def model_name(target: str) -> str:
+    """The registered model of a target: renewal -> radar-renewal; radar-x stays radar-x."""
+    return target if target.startswith("radar-") else f"radar-{target}"
+
+
+@app.command("models")
+def models_cmd(
+    ctx: typer.Context,
+    target: Annotated[str | None, typer.Argument(help="Only this target or registered model.")] = None,
+) -> None:
+    """List registered model versions: aliases, creation time, key test metrics, promotion and run."""
+    from training.registry_view import model_versions
+
+    settings = _settings(ctx)
+    try:
+        with _quiet_mlflow():
+            rows = model_versions(settings, [model_name(target)] if target else None)
+    except _errors() as exc:
+        raise _fail(str(exc)) from exc
+    if rows.empty:
+        console.print(f"no registered models in {settings.training.tracking_uri}: run `radar train` first")
+        return
+    console.print(f"tracking store: {settings.training.tracking_uri}", highlight=False)
+    for name, versions in rows.groupby("model", sort=True):
+        table = Table(title=name, title_justify="left", box=box.SIMPLE_HEAD)
+        for col in ("v", "aliases", "created (UTC)", "test period", *SHOWN, "promotion", "run"):
+            # narrow terminals shorten the created time, test period and run id first
+            table.add_column(col, justify="right" if col in SHOWN or col == "v" else "left",
+                             no_wrap=col != "test period", min_width=MIN_WIDTH.get(col))
+        for r in versions.itertuples(index=False):
+            aliases = r.aliases.replace("champion", "[bold green]champion[/bold green]")
+            table.add_row(str(r.version), aliases, r.created, r.test,
+                          *["" if pd.isna(getattr(r, m)) else f"{getattr(r, m):.3f}" for m in SHOWN],
+                          r.promotion, r.run_id[:8])
+        console.print(table)
+
+
+SHOWN = ("pr_auc", "roc_auc", "brier")  # the key test metrics `radar models` prints
+MIN_WIDTH = {"v": 2, "aliases": 10, "pr_auc": 6, "roc_auc": 7, "brier": 5, "promotion": 8}

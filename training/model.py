@@ -1,0 +1,165 @@
+"""The served model: a LightGBM booster, its calibrator and the contract of its inputs.
+
+`RadarModel.prepare` is the one place that turns records into model input (select and
+order the features, numbers as floats, categories as pandas Categoricals with the
+training levels — an unseen level becomes missing instead of a crash). Training,
+evaluation, explanation and serving all go through it, so they cannot drift apart.
+
+Imbalance. With `balance_classes`, positives are weighted by negatives/positives while
+fitting (and in the early-stopping loss, so it measures the same objective). This
+shifts the raw margin up by about log(negatives/positives): the scores rank well but
+overstate risk. The calibrator is fitted on the *unweighted* calibration period and maps
+the margin back to observed frequencies, so `predict_proba` is a probability again;
+`raw_margin` and the SHAP contributions stay in the weighted margin space.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from features.config import Settings
+from training.calibrate import Calibrator, choose_calibrator
+from training.dataset import TrainingTable
+from training.outcome import TargetSpec
+from training.split import Split
+
+BOOSTER_FILE, META_FILE = "booster.txt", "radar_model.json"
+
+
+def category_labels(values: pd.Series) -> pd.Series:
+    """Category values as strings (True -> "True", 3 -> "3"), missing kept missing."""
+    s = pd.Series(values, copy=False).astype(object)
+    present = s.notna().to_numpy()
+    out = np.full(len(s), np.nan, dtype=object)
+    out[present] = [str(v) for v in s.to_numpy()[present]]
+    return pd.Series(out, index=s.index, name=s.name)
+
+
+def lightgbm_params(settings: Settings, overrides: dict | None = None) -> dict:
+    """LightGBM's native parameters from the settings (and tuned overrides)."""
+    g = settings.training.lightgbm.model_copy(update=overrides or {})
+    return {
+        "objective": "binary", "metric": "binary_logloss",
+        "learning_rate": g.learning_rate, "num_leaves": g.num_leaves, "max_depth": g.max_depth,
+        "min_child_samples": g.min_child_samples, "feature_fraction": g.feature_fraction,
+        "bagging_fraction": g.bagging_fraction, "bagging_freq": g.bagging_freq, "lambda_l2": g.lambda_l2,
+        "seed": settings.training.seed, "deterministic": True, "force_col_wise": True,
+        "num_threads": settings.training.threads, "feature_pre_filter": False, "verbose": -1,
+    }
+
+
+class RadarModel:
+    """The calibrated, served model. `categories`: categorical feature -> training levels."""
+
+    def __init__(self, booster: lgb.Booster, calibrator: Calibrator, features: list[str],
+                 categories: dict[str, list[str]], target: TargetSpec, metadata: dict | None = None):
+        self.booster = booster
+        self.calibrator = calibrator
+        self.features = list(features)
+        self.categories = {k: list(v) for k, v in categories.items()}
+        self.target = target
+        self.metadata = dict(metadata or {})
+
+    @property
+    def categorical(self) -> list[str]:
+        return [f for f in self.features if f in self.categories]
+
+    def prepare(self, df: pd.DataFrame) -> pd.DataFrame:
+        """The model input for `df`: exactly the training features, in order and typed."""
+        absent = [f for f in self.features if f not in df.columns]
+        if absent:
+            raise ValueError(f"input lacks {len(absent)} feature column(s) the model needs: "
+                             f"{', '.join(absent[:10])}{' ...' if len(absent) > 10 else ''}")
+        out = {}
+        for f in self.features:
+            if f in self.categories:
+                levels = pd.Index(self.categories[f], dtype=object)
+                codes = levels.get_indexer(category_labels(df[f]))  # unseen or missing -> -1 (NaN)
+                out[f] = pd.Categorical.from_codes(codes, categories=levels)
+            else:
+                try:
+                    out[f] = pd.to_numeric(df[f]).astype("float64").to_numpy()
+                except (ValueError, TypeError) as exc:
+                    raise ValueError(f"feature '{f}' must be numeric: {exc}") from exc
+        return pd.DataFrame(out, index=df.index)
+
+    def raw_margin(self, df: pd.DataFrame) -> np.ndarray:
+        """The booster's log-odds score (before calibration)."""
+        return self.booster.predict(self.prepare(df), raw_score=True)
+
+    def predict_proba(self, df: pd.DataFrame) -> np.ndarray:
+        """Calibrated P(positive) per row."""
+        return self.calibrator.transform(self.raw_margin(df))
+
+    def contributions(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Exact TreeSHAP of the raw margin: (rows x features, base value per row);
+        contributions.sum(1) + base == raw_margin."""
+        c = self.booster.predict(self.prepare(df), pred_contrib=True)
+        return c[:, :-1], c[:, -1]
+
+    def importance(self, kind: str = "gain") -> pd.Series:
+        return pd.Series(self.booster.feature_importance(kind), index=self.booster.feature_name(),
+                         name=kind).sort_values(ascending=False)
+
+    def save(self, dir: Path) -> Path:
+        """Write the booster (LightGBM text format) and the rest (JSON) into `dir`."""
+        dir = Path(dir)
+        dir.mkdir(parents=True, exist_ok=True)
+        self.booster.save_model(str(dir / BOOSTER_FILE))
+        meta = {"features": self.features, "categories": self.categories, "target": asdict(self.target),
+                "calibrator": self.calibrator.to_dict(), "metadata": self.metadata}
+        (dir / META_FILE).write_text(json.dumps(meta, indent=1, default=str))
+        return dir
+
+    @classmethod
+    def load(cls, dir: Path) -> RadarModel:
+        dir = Path(dir)
+        meta = json.loads((dir / META_FILE).read_text())
+        return cls(lgb.Booster(model_file=str(dir / BOOSTER_FILE)), Calibrator.from_dict(meta["calibrator"]),
+                   meta["features"], meta["categories"], TargetSpec(**meta["target"]), meta["metadata"])
+
+
+def levels_of(table: TrainingTable, rows: np.ndarray) -> dict[str, list[str]]:
+    """Categorical levels seen in the training rows (sorted, so the order is stable)."""
+    return {c: sorted(category_labels(table.frame[c].iloc[rows]).dropna().unique().tolist())
+            for c in table.categorical}
+
+
+def train_booster(X: pd.DataFrame, y: np.ndarray, X_valid: pd.DataFrame, y_valid: np.ndarray,
+                  settings: Settings, overrides: dict | None = None) -> tuple[lgb.Booster, float]:
+    """Fit with early stopping on the validation rows; returns the booster cut at its best
+    round, and the positive weight used (1 when classes are not balanced)."""
+    g = settings.training.lightgbm.model_copy(update=overrides or {})
+    positives = max(int(y.sum()), 1)
+    pos_weight = (len(y) - positives) / positives if g.balance_classes else 1.0
+    weight = lambda labels: np.where(labels == 1, pos_weight, 1.0)  # noqa: E731
+    train = lgb.Dataset(X, y, weight=weight(y), free_raw_data=True)
+    valid = lgb.Dataset(X_valid, y_valid, weight=weight(y_valid), reference=train)
+    booster = lgb.train(lightgbm_params(settings, overrides), train, num_boost_round=g.n_estimators,
+                        valid_sets=[valid], callbacks=[lgb.early_stopping(g.early_stopping_rounds, verbose=False)])
+    best = booster.best_iteration or booster.current_iteration()
+    # keep only the rounds early stopping chose: the in-memory model is then exactly the saved one
+    return lgb.Booster(model_str=booster.model_to_string(num_iteration=best)), pos_weight
+
+
+def fit_lightgbm(table: TrainingTable, split: Split, settings: Settings,
+                 overrides: dict | None = None) -> RadarModel:
+    """Train on split.train, early-stop on split.calibration, calibrate on it (unweighted)."""
+    frame = table.frame
+    shell = RadarModel(None, Calibrator("platt"), table.features, levels_of(table, split.train), table.target)
+    X, Xc = shell.prepare(frame.iloc[split.train]), shell.prepare(frame.iloc[split.calibration])
+    y, yc = table.y[split.train], table.y[split.calibration]
+    booster, pos_weight = train_booster(X, y, Xc, yc, settings, overrides)
+    margin = booster.predict(Xc, raw_score=True)
+    calibrator = choose_calibrator(margin, yc, folds=settings.training.cv_folds, seed=settings.training.seed,
+                                   groups=table.ids.to_numpy()[split.calibration])
+    metadata = {"target": table.target.name, "label": table.target.label,
+                "trained_on": split.ranges.get("train", ""), "calibrated_on": split.ranges.get("calibration", ""),
+                "best_iteration": booster.current_iteration(), "positive_weight": pos_weight,
+                "calibration": calibrator.method, "train_rows": len(split.train)}
+    return RadarModel(booster, calibrator, shell.features, shell.categories, table.target, metadata)

@@ -1,0 +1,69 @@
+"""The registered model as an MLflow pyfunc: snapshot rows in, calibrated probabilities out.
+
+The pyfunc wraps the saved `RadarModel` directory (an MLflow artifact) rather than pickling
+the model, so the registry holds exactly what `RadarModel.save` wrote; MLflow rebuilds
+the wrapper from code (`training/pyfunc_model.py`, MLflow's models-from-code), so loading
+a version needs this project importable and unpickles nothing. Its signature is
+the input example's columns, every one required: a scoring frame that lacks a feature the
+model was trained on fails at the door instead of being scored on NaNs (train/serve skew).
+Values may still be missing. Column types are the training table's; serving builds its
+frames with the same feature code, so a count stays an integer on both sides.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.models import ModelSignature, infer_signature
+from mlflow.pyfunc import PythonModel
+from mlflow.types.schema import ColSpec, Schema
+
+from training.model import RadarModel
+
+ARTIFACT_KEY = "radar_model"
+OUTPUT_COLUMN = "probability"
+
+
+ENTRY_POINT = Path(__file__).with_name("pyfunc_model.py")
+
+
+class RadarPyfunc(PythonModel):
+    """Loads the saved model once, in `load_context`; `predict` returns a `probability` column."""
+
+    def __init__(self) -> None:
+        self.radar_model: Any = None
+
+    def load_context(self, context) -> None:
+        self.radar_model = RadarModel.load(Path(context.artifacts[ARTIFACT_KEY]))
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        return pd.DataFrame({OUTPUT_COLUMN: probabilities(self.radar_model, model_input)},
+                            index=model_input.index)
+
+
+def probabilities(model: Any, frame: pd.DataFrame) -> np.ndarray:
+    """The model's calibrated positive-class probability per row, as a 1-D float array."""
+    p = np.asarray(model.predict_proba(frame), dtype=float)
+    return p[:, -1] if p.ndim == 2 else p
+
+
+def signature_for(example: pd.DataFrame, model: Any) -> ModelSignature:
+    """Input schema from `example` (every column required, values may be missing);
+    output schema from the model's answer on it."""
+    output = pd.DataFrame({OUTPUT_COLUMN: probabilities(model, example)})
+    with warnings.catch_warnings():
+        # MLflow hints that integer columns cannot hold missing values: deliberate, see above.
+        warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
+        inferred = infer_signature(example, output)
+    inputs = Schema([ColSpec(c.type, c.name, required=True) for c in inferred.inputs.inputs])
+    return ModelSignature(inputs=inputs, outputs=inferred.outputs)
+
+
+def load_radar_model(model_uri: str) -> RadarModel:
+    """The underlying model (with `contributions`, `raw_margin`, ...) behind a pyfunc URI,
+    e.g. ``models:/radar-renewal@champion``."""
+    return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().radar_model

@@ -1,0 +1,296 @@
+"""MLflow tracking: one experiment per target, one run per training, one registered version.
+
+`log_training_run` records a `TrainOutcome` — parameters, metrics (overall, per backtest
+fold, per segment), the dataset it came from (digest, source, as-of range), the feature
+list with the registry's descriptions, plots, the summary table, warnings and the test
+rows — then logs the model as a pyfunc with signature and input example, registers it
+under the target's model name and points the `challenger` alias at the new version.
+Promotion (`training.promote`) later compares that challenger with the champion.
+
+Nothing here runs at import: the tracking URI is set by `configure`, from the settings.
+"""
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from urllib.parse import urlparse
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.data.dataset_source_registry import resolve_dataset_source
+from mlflow.data.meta_dataset import MetaDataset
+from mlflow.entities import Metric
+from mlflow.models import infer_signature
+from mlflow.models.model import ModelInfo
+
+from features.config import Settings, TrainingSettings
+from training.dataset import TrainingTable
+from training.outcome import TrainOutcome
+from training.pipeline import train_and_evaluate
+from training.pyfunc import ARTIFACT_KEY, ENTRY_POINT, signature_for
+
+CHALLENGER, CHAMPION = "challenger", "champion"
+TEST_SET = "test/test_set.parquet"  # the test rows as the model reads them, with labels
+TEST_PREDICTIONS = "test/test_predictions.parquet"
+MODEL_ARTIFACT = "model"
+# Version tags read by promotion and `radar models`.
+TAG_TARGET, TAG_LABEL, TAG_ID, TAG_TIME, TAG_WEIGHT = (
+    "radar.target", "radar.label", "radar.id_col", "radar.time_col", "radar.weight_col")
+TAG_TEST_RANGE, TAG_DIGEST, TAG_ASOF = "radar.test_range", "radar.dataset_digest", "radar.as_of_range"
+_RUNTIME = ("mlflow", "lightgbm", "scikit-learn", "scipy", "numpy", "pandas", "pyarrow", "shap")
+_BAD_KEY = re.compile(r"[^\w\-. /:]")
+_SCHEMA_SAMPLE = 1000
+_DIGEST_CHARS = 36  # MLflow stores a dataset digest in 36 characters; the full one is a tag
+
+
+@dataclass(frozen=True)
+class TrackedRun:
+    """Where a training run went: its experiment, run and registered model version."""
+
+    experiment: str
+    run_id: str
+    model_name: str
+    version: str
+
+    @property
+    def model_uri(self) -> str:
+        return f"models:/{self.model_name}/{self.version}"
+
+
+def configure(settings: TrainingSettings) -> MlflowClient:
+    """Point MLflow (tracking and registry) at `settings.tracking_uri`; a relative sqlite
+    path is resolved against the working directory and its folder created."""
+    uri = tracking_uri(settings)
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def tracking_uri(settings: TrainingSettings) -> str:
+    uri = settings.tracking_uri
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        return "sqlite:///" + str(Path(uri.removeprefix("sqlite:///")).resolve())
+    return uri
+
+
+def ensure_experiment(client: MlflowClient, name: str, settings: TrainingSettings) -> str:
+    """The id of experiment `name`, created if needed. With a sqlite store its artifacts go
+    under `artifact_location/<name>`; a tracking server decides for itself."""
+    existing = client.get_experiment_by_name(name)
+    if existing is not None:
+        if existing.lifecycle_stage == "deleted":
+            client.restore_experiment(existing.experiment_id)
+        return existing.experiment_id
+    location = None
+    if urlparse(tracking_uri(settings)).scheme == "sqlite":
+        location = (Path(settings.artifact_location).resolve() / name).as_uri()
+    return client.create_experiment(name, artifact_location=location)
+
+
+def metric_key(name: str) -> str:
+    """A metric name MLflow accepts (segment values may hold any character)."""
+    return _BAD_KEY.sub("_", name)
+
+
+def log_training_run(outcome: TrainOutcome, table: TrainingTable, settings: Settings, *,
+                     source: str | Path) -> TrackedRun:
+    """Log one training run, register its model and make that version the challenger.
+
+    source: where the table was read from (the snapshot Parquet file or your own file).
+    """
+    cfg = settings.training
+    client = configure(cfg)
+    target = outcome.target
+    experiment_id = ensure_experiment(client, target.model_name, cfg)
+    test_set = _test_rows(outcome, table)
+    as_of = _as_of_range(table)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"train-{target.name}",
+                          tags={TAG_TARGET: target.name, "radar.kind": "training"},
+                          nested=mlflow.active_run() is not None) as run:
+        mlflow.log_params(_params(outcome, table, settings, as_of))
+        _log_dataset(table, outcome, source, as_of)
+        with tempfile.TemporaryDirectory() as tmp:
+            _write_reports(Path(tmp), outcome, table, test_set, settings)
+            mlflow.log_artifacts(tmp)
+        for name, path in outcome.plots.items():
+            mlflow.log_artifact(str(path), "plots")
+        # The model before the metrics: log_model copies every metric already on the run
+        # to the model, one history request per metric (slow against a server); logged
+        # afterwards with the model's id, they belong to both in one request.
+        model = _log_model(outcome, table, test_set)
+        _log_metrics(client, run.info.run_id, outcome.metrics, model.model_id)
+        version = str(model.registered_model_version)
+    _tag_version(client, outcome, table, version, run.info.run_id, as_of)
+    client.set_registered_model_alias(target.model_name, CHALLENGER, version)
+    return TrackedRun(target.model_name, run.info.run_id, target.model_name, version)
+
+
+def train_and_log(table: TrainingTable, settings: Settings, *, source: str | Path, tune_trials: int = 0,
+                  progress: Callable[[str], None] | None = None) -> tuple[TrainOutcome, TrackedRun]:
+    """Train and evaluate `table`'s target, then log and register the run (see
+    `log_training_run`). The plots live in the run's artifacts (`plots/`)."""
+    with tempfile.TemporaryDirectory() as plot_dir:
+        outcome = train_and_evaluate(table, settings, tune_trials=tune_trials, progress=progress,
+                                     plot_dir=Path(plot_dir))
+        if progress:
+            progress(f"{table.target.name}: logging to MLflow and registering {table.target.model_name}")
+        tracked = log_training_run(outcome, table, settings, source=source)
+    outcome.plots = {}  # the files were temporary; read them from the run
+    return outcome, tracked
+
+
+def _as_of_range(table: TrainingTable) -> str:
+    if table.time_col is None or table.frame.empty:
+        return "no time column"
+    t = table.frame[table.time_col]
+    fmt = (lambda v: pd.Timestamp(v).date().isoformat()) if pd.api.types.is_datetime64_any_dtype(t) else str
+    return f"{fmt(t.min())}..{fmt(t.max())}"
+
+
+def _test_rows(outcome: TrainOutcome, table: TrainingTable) -> pd.DataFrame:
+    """The table's rows that the outcome was tested on, in the predictions' order."""
+    keys = [table.id_col] + ([table.time_col] if table.time_col else [])
+    preds = outcome.test_predictions
+    missing = [k for k in keys if k not in preds.columns]
+    if missing:
+        raise ValueError(f"test_predictions lacks the key column(s) {missing} of the table")
+    rows = preds[keys].merge(table.frame, on=keys, how="left", validate="one_to_one")
+    return rows[[*keys, *[c for c in table.frame.columns if c not in keys]]]
+
+
+def _params(outcome: TrainOutcome, table: TrainingTable, settings: Settings, as_of: str) -> dict:
+    params = {f"model.{k}": v for k, v in outcome.params.items()}
+    params.update({f"split.{k}": v for k, v in outcome.split.items()})
+    params.update({
+        "target": outcome.target.name, "label": table.target.label, "positive": outcome.target.positive,
+        "id_col": table.id_col, "time_col": table.time_col, "weight_col": table.weight_col,
+        "segment_col": table.segment_col, "baseline_col": table.baseline_col,
+        "n_features": len(outcome.features), "n_categorical": len(outcome.categorical),
+        "dataset.rows": outcome.dataset_rows, "dataset.digest": outcome.dataset_digest,
+        "dataset.as_of_range": as_of,
+        "domain.horizon_days": settings.domain.horizon_days,
+        "domain.renewal_window_mode": settings.domain.renewal_window_mode,
+        "features.windows": ",".join(map(str, settings.features.windows)),
+        "features.freq": settings.features.freq,
+    })
+    for k, v in settings.training.model_dump(exclude={"lightgbm", "tracking_uri", "artifact_location"}).items():
+        params[f"training.{k}"] = v
+    return {k: ("" if v is None else str(v)[:6000]) for k, v in params.items()}
+
+
+def _log_metrics(client: MlflowClient, run_id: str, metrics: dict[str, float], model_id: str) -> None:
+    """Every metric under its flat name; backtest folds also as one series per metric
+    ("fold.model.pr_auc" at step 1, 2, ...) so MLflow can chart them."""
+    now = int(time.time() * 1000)
+    entries = []
+    for name, value in metrics.items():
+        if value is None:
+            continue
+        entries.append(Metric(metric_key(name), float(value), now, 0, model_id=model_id))
+        fold = re.fullmatch(r"fold(\d+)\.(.+)", name)
+        if fold:
+            entries.append(Metric(metric_key(f"fold.{fold.group(2)}"), float(value), now, int(fold.group(1)),
+                                  model_id=model_id))
+    client.log_batch(run_id, metrics=entries)
+
+
+def _log_dataset(table: TrainingTable, outcome: TrainOutcome, source: str | Path, as_of: str) -> None:
+    """The table as a dataset input: source, digest, schema, rows and as-of range.
+
+    A metadata-only dataset: MLflow's pandas dataset infers its schema value by value in
+    Python (seconds per 10,000 snapshot rows), so the schema comes from a sample.
+    """
+    uri = str(source) if "://" in str(source) else Path(source).resolve().as_uri()
+    with warnings.catch_warnings():
+        # file:// matches two equivalent local source classes; MLflow warns and picks one.
+        warnings.simplefilter("ignore", UserWarning)
+        dataset_source = resolve_dataset_source(uri)
+        schema = infer_signature(table.frame.head(_SCHEMA_SAMPLE)).inputs
+    dataset = MetaDataset(dataset_source, name=Path(str(source)).stem,
+                          digest=outcome.dataset_digest[:_DIGEST_CHARS] or None, schema=schema)
+    mlflow.log_input(dataset, context="training", tags={
+        "as_of_range": as_of, "rows": str(outcome.dataset_rows), "digest": outcome.dataset_digest,
+        "label": table.target.label, **{f"split.{k}": v[:500] for k, v in outcome.split.items()},
+    })
+
+
+def _write_reports(out: Path, outcome: TrainOutcome, table: TrainingTable, test_set: pd.DataFrame,
+                   settings: Settings) -> None:
+    features = [{"name": f, "description": outcome.feature_descriptions.get(f, ""),
+                 "categorical": f in outcome.categorical} for f in outcome.features]
+    (out / "features.json").write_text(json.dumps(features, indent=2))
+    md = ["| feature | description | categorical |", "|---|---|---|"]
+    md += [f"| `{f['name']}` | {f['description']} | {'yes' if f['categorical'] else ''} |" for f in features]
+    (out / "features.md").write_text("\n".join(md) + "\n")
+    outcome.summary.to_csv(out / "summary.csv", index=False)
+    (out / "warnings.txt").write_text("".join(f"{w}\n" for w in outcome.warnings))
+    (out / "split.json").write_text(json.dumps(outcome.split, indent=2))
+    (out / "settings.json").write_text(settings.model_dump_json(indent=2))
+    (out / "test").mkdir()
+    test_set.to_parquet(out / TEST_SET, index=False)
+    outcome.test_predictions.to_parquet(out / TEST_PREDICTIONS, index=False)
+
+
+def _log_model(outcome: TrainOutcome, table: TrainingTable, test_set: pd.DataFrame) -> ModelInfo:
+    # The example is raw test rows, as a caller sends them (not the prepared model input):
+    # the signature then checks what serving passes, with its column types.
+    example = test_set.head(5)[outcome.features].reset_index(drop=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = Path(tmp) / ARTIFACT_KEY
+        outcome.model.save(saved)
+        info = mlflow.pyfunc.log_model(
+            name=MODEL_ARTIFACT,
+            python_model=str(ENTRY_POINT),
+            artifacts={ARTIFACT_KEY: str(saved)},
+            signature=signature_for(example, outcome.model),
+            input_example=example,
+            registered_model_name=outcome.target.model_name,
+            pip_requirements=_requirements(),
+        )
+    return info
+
+
+def _requirements() -> list[str]:
+    # Pinned from the running environment: inferring them would load the model in a subprocess.
+    out = []
+    for name in _RUNTIME:
+        try:
+            out.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def _tag_version(client: MlflowClient, outcome: TrainOutcome, table: TrainingTable, version: str,
+                 run_id: str, as_of: str) -> None:
+    name = outcome.target.model_name
+    tags = {
+        TAG_TARGET: outcome.target.name, TAG_LABEL: table.target.label, TAG_ID: table.id_col,
+        TAG_TIME: table.time_col or "", TAG_WEIGHT: table.weight_col or "",
+        TAG_TEST_RANGE: outcome.split.get("test", ""), TAG_DIGEST: outcome.dataset_digest,
+        TAG_ASOF: as_of, "radar.run_id": run_id,
+    }
+    tags.update({metric_key(k): f"{v:.6g}" for k, v in outcome.metrics.items()
+                 if k.startswith("test.model.") and ".segment." not in k and v is not None})
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    test = outcome.metrics
+    pr, roc = test.get("test.model.pr_auc"), test.get("test.model.roc_auc")
+    figures = ", ".join(f"{n} {v:.3f}" for n, v in (("PR-AUC", pr), ("ROC-AUC", roc)) if v is not None)
+    client.update_model_version(name, version, description=(
+        f"{outcome.target.name}: P({outcome.target.positive}); test {outcome.split.get('test', '')}"
+        + (f"; {figures}" if figures else "")))
+    if client.get_registered_model(name).description in (None, ""):
+        client.update_registered_model(name, description=(
+            f"Account Radar {outcome.target.name} model: calibrated probability that an account "
+            f"{outcome.target.positive}. Load by alias: models:/{name}@{CHAMPION}."))
