@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -165,6 +165,42 @@ class TrainingSettings(_Section):
     lightgbm: LightGBMSettings = Field(default_factory=LightGBMSettings)
 
 
+HealthBand = Literal["red", "amber", "green"]
+RiskTier = Literal["red", "yellow", "green"]
+
+
+class ServingSettings(_Section):
+    """How scores become risk tiers, opportunities, disagreements and explanations."""
+
+    red_below: float = Field(0.4, ge=0, le=1, description="Renewal likelihood below this is the red risk tier.")
+    yellow_below: float = Field(
+        0.7, ge=0, le=1, description="Renewal likelihood below this (and not red) is yellow; the rest is green."
+    )
+    opportunity_above: float = Field(
+        0.5, ge=0, le=1, description="Upsell likelihood above this marks an expansion opportunity."
+    )
+    disagreement: tuple[tuple[HealthBand, RiskTier], ...] = Field(
+        (("green", "red"), ("red", "green")),
+        description="(health band, risk tier) pairs flagged as a disagreement between the health "
+        "score and the model: green health with red risk, and red health with a green tier.",
+    )
+    max_batch: int = Field(1000, gt=0, description="Most accounts one POST /score request may hold.")
+    top_drivers: int = Field(5, gt=0, le=50, description="Drivers (largest SHAP contributions) returned per target.")
+    crm_reasons: int = Field(3, gt=0, le=50, description="Reasons written per account to the CRM table.")
+    explain_threads: int = Field(2, gt=0, description="Threads computing SHAP contributions in batch scoring.")
+    explain_chunk_rows: int = Field(
+        4096, gt=0, description="Rows per SHAP work unit: bounds memory (rows x features floats per unit)."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ServingSettings:
+        if self.red_below > self.yellow_below:
+            raise ValueError(
+                f"red_below ({self.red_below}) must not exceed yellow_below ({self.yellow_below})"
+            )
+        return self
+
+
 class Settings(BaseSettings):
     """All of Account Radar's settings."""
 
@@ -186,6 +222,7 @@ class Settings(BaseSettings):
     features: FeatureSettings = Field(default_factory=FeatureSettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
 
     @field_validator("database_name")
     @classmethod

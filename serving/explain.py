@@ -1,0 +1,162 @@
+"""Why a score is what it is: exact TreeSHAP drivers of the served model, in plain language.
+
+Explanations are of the RAW MARGIN: the log-odds of the calibrated model's underlying
+LightGBM booster, before calibration (the calibrator is a monotone map on top; with
+balanced class weights the margin is also shifted, see training.model). For every row,
+contributions + base value == raw margin, exactly (tests check it).
+
+The renewal model predicts churn: a positive contribution raises the churn margin and so
+LOWERS renewal likelihood. The upsell model predicts expansion: a positive contribution
+RAISES upsell likelihood. `LIKELIHOODS` says which way each target reads.
+
+Contributions come from `serving.treeshap` (tables built once per model; several times
+faster than LightGBM's `pred_contrib`, same values) and fall back to LightGBM's own when
+the trees are too deep for tables. Top drivers are picked with numpy for all rows at
+once; reason strings are built only for the top k of each row.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from features.registry import FeatureRegistry, FeatureSpec
+from training.model import RadarModel
+
+EXPLAINS = "raw margin (log-odds) before calibration"
+
+# target name -> (the likelihood shown to people, whether it is 1 - P(positive))
+LIKELIHOODS: dict[str, tuple[str, bool]] = {
+    "renewal": ("renewal likelihood", True),  # positive = churned
+    "upsell": ("upsell likelihood", False),  # positive = expanded
+}
+MINUS = "\N{MINUS SIGN}"
+
+
+def likelihood_of(model: RadarModel) -> tuple[str, bool]:
+    """(what the likelihood is called, whether it is 1 - P(positive)) for the model's target."""
+    name = model.target.name
+    return LIKELIHOODS.get(name, (f"{name} likelihood", False))
+
+
+class Explainer:
+    """Exact TreeSHAP (and the raw margin) of one model; build once per model (tables, JIT).
+
+    `inputs(prepared)` turns rows already through `model.prepare` into what the other
+    methods read, so several calls on the same rows convert them once.
+    """
+
+    def __init__(self, model: RadarModel):
+        self.model = model
+        self._tables = None
+        self.method = "lightgbm pred_contrib"
+        try:
+            from serving.treeshap import TableTooLarge, TreeShap
+        except ImportError:  # numba missing: LightGBM's own TreeSHAP, same values, slower
+            return
+        try:
+            self._tables = TreeShap(model.booster)
+            self.method = "treeshap tables (exact; equal to lightgbm pred_contrib)"
+        except TableTooLarge:
+            pass
+
+    def inputs(self, prepared: pd.DataFrame):
+        if self._tables is None:
+            return prepared
+        from serving.treeshap import numeric_view
+
+        return numeric_view(prepared, self.model.booster)
+
+    def margin(self, inputs, *, threads: int = 2) -> np.ndarray:
+        """The raw margin, equal to `model.raw_margin` of the same rows."""
+        if self._tables is not None:
+            return self._tables.margin(inputs, threads=threads)
+        return self.model.booster.predict(inputs, raw_score=True, num_threads=threads)
+
+    def contributions(self, inputs, *, threads: int = 2, chunk_rows: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+        """(rows x features contributions, base value per row) of the raw margin."""
+        if self._tables is not None:
+            out = self._tables.contributions(inputs, threads=threads, chunk_rows=min(chunk_rows, 256))
+            return out, np.full(len(out), self._tables.base_value)
+        parts = [self.model.booster.predict(inputs.iloc[i:i + chunk_rows], pred_contrib=True, num_threads=threads)
+                 for i in range(0, len(inputs), chunk_rows)]
+        full = np.vstack(parts) if parts else np.zeros((0, len(self.model.features) + 1))
+        return full[:, :-1], full[:, -1]
+
+
+def top_k(contributions: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the column indices of the k largest |contributions|, largest first, and
+    their contributions (zero contributions are not drivers: callers drop them)."""
+    n, m = contributions.shape
+    k = min(k, m)
+    if k == 0 or n == 0:
+        return np.zeros((n, 0), dtype=np.int64), np.zeros((n, 0))
+    size = np.abs(contributions)
+    part = np.argpartition(-size, k - 1, axis=1)[:, :k] if k < m else np.tile(np.arange(m), (n, 1))
+    order = np.argsort(-np.take_along_axis(size, part, axis=1), axis=1, kind="stable")
+    idx = np.take_along_axis(part, order, axis=1)
+    return idx, np.take_along_axis(contributions, idx, axis=1)
+
+
+def _shown(value) -> str:
+    return "missing" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
+def reason(spec: FeatureSpec | None, feature: str, value, contribution: float, likelihood: str,
+           inverted: bool) -> str:
+    """A sentence a CS manager can read, e.g. "Active users ÷ seats is 0.31 over the last
+    28 days — lowers renewal likelihood". `inverted`: the likelihood is 1 - P(positive),
+    so a positive contribution lowers it."""
+    effect = "raises" if (contribution > 0) != inverted else "lowers"
+    tail = f" — {effect} {likelihood}"
+    if spec is None:
+        return f"{feature} is {_shown(value)}{tail}"
+    span = f" over the last {spec.window} days" if spec.window else ""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return f"{spec.label}: no data{span}{tail}"
+    shown = spec.format_value(value)
+    if spec.unit == "pct":  # a change: signed, with a true minus sign
+        shown = shown.replace("-", MINUS)
+    return f"{spec.label} is {shown}{span}{tail}"
+
+
+def _plain(value):
+    """A JSON-ready scalar: numpy numbers as Python ones, NaN as None."""
+    if value is None:
+        return None
+    if isinstance(value, (np.floating, float)):
+        return None if math.isnan(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return value
+
+
+def drivers(frame: pd.DataFrame, model: RadarModel, contributions: np.ndarray, registry: FeatureRegistry,
+            k: int) -> list[list[dict]]:
+    """Per row of `frame` (the snapshot records as given), its top k drivers:
+    {feature, value, contribution, reason}, largest |contribution| first."""
+    idx, contrib = top_k(contributions, k)
+    n = len(frame)
+    values = np.empty(idx.shape, dtype=object)
+    rows = np.repeat(np.arange(n), idx.shape[1]).reshape(idx.shape)
+    for j in np.unique(idx):  # gather only the cells that are drivers, one column at a time
+        sel = idx == j
+        values[sel] = frame[model.features[j]].to_numpy(dtype=object)[rows[sel]]
+    likelihood, inverted = likelihood_of(model)
+    specs = [registry[f] if f in registry else None for f in model.features]
+    out = []
+    for r in range(n):
+        row = []
+        for j, c, v in zip(idx[r].tolist(), contrib[r].tolist(), values[r].tolist()):
+            if c == 0.0:
+                continue
+            v = _plain(v)
+            row.append({"feature": model.features[j], "value": v, "contribution": c,
+                        "reason": reason(specs[j], model.features[j], v, c, likelihood, inverted)})
+        out.append(row)
+    return out

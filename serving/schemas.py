@@ -1,0 +1,142 @@
+"""The POST /score contract: request models derived from the feature registry, response models.
+
+An account record has one optional, typed field per registered feature (float for a
+numeric feature, str for a categorical one), `account_id` (required) and `as_of`. Fields
+are strict (a number is not a string, a boolean is not a number), unknown fields and
+NaN/inf are rejected, and a request holds 1..`max_batch` accounts; pydantic names the
+field path of every error (`accounts.3.adoption_rate_28d`). The classes are built from
+the registry with `create_model`: build them once, at service start
+(`request_models`). `records_frame` turns a request into the snapshot frame that
+`serving.score.score_frame` reads, and `response_from_frame` its result into a response.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from features.config import Settings
+from features.registry import FeatureRegistry
+from features.snapshot import feature_registry
+from serving.settings import ServingSettings, serving_settings
+
+_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+
+def account_record_model(registry: FeatureRegistry) -> type[BaseModel]:
+    """`AccountRecord`: account_id, as_of and one optional typed field per feature."""
+    fields: dict = {
+        "account_id": (Annotated[str, Field(min_length=1, strict=True, description="The account's id.")], ...),
+        "as_of": (date | None, Field(None, description="Snapshot date the features describe (default: today).")),
+    }
+    for spec in registry:
+        kind = str if spec.categorical else float
+        fields[spec.name] = (Annotated[kind | None, Field(strict=True)],
+                             Field(None, description=f"{spec.description} ({spec.family_name})"))
+    return create_model("AccountRecord", __config__=_STRICT, __doc__="One account's snapshot features.", **fields)
+
+
+@dataclass(frozen=True)
+class RequestModels:
+    record: type[BaseModel]
+    request: type[BaseModel]
+    registry: FeatureRegistry
+
+
+def request_models(settings: Settings, serving: ServingSettings | None = None) -> RequestModels:
+    """The request classes for these settings (feature windows, max batch size)."""
+    registry = feature_registry(settings)
+    record = account_record_model(registry)
+    cfg = serving_settings(settings, serving)
+    accounts = Annotated[list[record], Field(min_length=1, max_length=cfg.max_batch,
+                                             description=f"1 to {cfg.max_batch} accounts to score.")]
+    request = create_model("ScoreRequest", __config__=_STRICT, __doc__="Accounts to score.",
+                           accounts=(accounts, ...))
+    return RequestModels(record, request, registry)
+
+
+def records_frame(request: BaseModel, registry: FeatureRegistry) -> pd.DataFrame:
+    """The request's accounts as a snapshot frame: numeric features as floats (missing:
+    NaN), categorical ones as text (missing values stay missing)."""
+    rows = [a.model_dump() for a in request.accounts]
+    columns: dict = {"account_id": [r["account_id"] for r in rows], "as_of": [r["as_of"] for r in rows]}
+    for spec in registry:
+        values = [r[spec.name] for r in rows]
+        columns[spec.name] = (np.array(values, dtype=object) if spec.categorical
+                              else np.array([np.nan if v is None else v for v in values], dtype=float))
+    return pd.DataFrame(columns)
+
+
+class Driver(BaseModel):
+    """One SHAP driver: the feature, its value, its contribution to the raw margin and why."""
+
+    feature: str
+    value: float | bool | str | None
+    contribution: float = Field(description="TreeSHAP contribution to the raw margin (log-odds before calibration).")
+    reason: str
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+
+
+class ScoredAccount(BaseModel):
+    """Everything a CS team acts on for one account."""
+
+    account_id: str
+    as_of: date
+    renewal_likelihood: float = Field(description="1 - calibrated P(churn within the horizon).")
+    risk_tier: Literal["red", "yellow", "green"]
+    upsell_likelihood: float = Field(description="Calibrated P(expansion within the horizon).")
+    opportunity: bool
+    health_score: float | None
+    health_band: str | None
+    disagreement: bool = Field(description="The health band and the model's tier disagree "
+                               "(e.g. green health, red risk).")
+    disagreement_reason: str | None
+    renewal_drivers: list[Driver]
+    upsell_drivers: list[Driver]
+    explains: str | None = Field(description="What contributions explain: the raw margin (log-odds) "
+                                 "before calibration.")
+    playbook: str
+    recommended_action: str
+    action_owner: str
+    action_because: str | None = Field(description="The driver (feature) that chose the playbook, if one did.")
+    renewal_model: ModelRef
+    upsell_model: ModelRef
+
+
+class ScoreResponse(BaseModel):
+    accounts: list[ScoredAccount]
+    scored_at: datetime
+
+
+def _none(value):
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
+def response_from_frame(scored: pd.DataFrame) -> ScoreResponse:
+    """The response for `score_frame`'s output (one scored account per row, in order)."""
+    accounts = []
+    for row in scored.to_dict("records"):
+        accounts.append(ScoredAccount(
+            account_id=row["account_id"], as_of=row["as_of"],
+            renewal_likelihood=row["renewal_likelihood"], risk_tier=row["risk_tier"],
+            upsell_likelihood=row["upsell_likelihood"], opportunity=bool(row["opportunity"]),
+            health_score=_none(row["health_score"]), health_band=_none(row["health_band"]),
+            disagreement=bool(row["disagreement"]), disagreement_reason=_none(row["disagreement_reason"]),
+            renewal_drivers=row["renewal_drivers"] or [], upsell_drivers=row["upsell_drivers"] or [],
+            explains=_none(row["explains"]), playbook=row["playbook"],
+            recommended_action=row["recommended_action"], action_owner=row["action_owner"],
+            action_because=_none(row["action_because"]),
+            renewal_model=ModelRef(name=row["renewal_model"], version=row["renewal_model_version"]),
+            upsell_model=ModelRef(name=row["upsell_model"], version=row["upsell_model_version"]),
+        ))
+    stamp = scored["scored_at"].iloc[0].to_pydatetime() if len(scored) else datetime.now().astimezone()
+    return ScoreResponse(accounts=accounts, scored_at=stamp)
