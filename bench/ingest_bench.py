@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -78,6 +79,7 @@ def main() -> None:
     ws = build_workspace(out, args.events, args.accounts, args.format)
     walls, rss = [], []
     for _ in range(args.repeat):
+        shutil.rmtree(out / "db", ignore_errors=True)  # each run ingests into a new database
         res = subprocess.run(
             [sys.executable, "-c", CHILD, str(ws), str(out / "db")],
             check=True, capture_output=True, text=True,

@@ -37,7 +37,7 @@ class IngestSettings(_Section):
         500_000, gt=0, description="Rows read per batch; bounds ingest memory."
     )
     memory_limit: str = Field(
-        "2GB", description="DuckDB memory limit during ingest (it spills to disk beyond)."
+        "1GB", description="DuckDB memory limit during ingest (it spills to disk beyond)."
     )
     threads: int = Field(2, gt=0, description="DuckDB worker threads.")
 
