@@ -37,7 +37,7 @@ def open_workspace(settings: Settings) -> Workspace:
     if not path.exists():
         raise FileNotFoundError(f"no workspace database at {path}: run `radar ingest WORKSPACE` first")
     backend = ibis.duckdb.connect(str(path), threads=settings.ingest.threads,
-                                  memory_limit=settings.ingest.memory_limit)
+                                  memory_limit=settings.features.memory_limit)
     backend.raw_sql("SET enable_progress_bar = false")
     return Workspace.from_backend(backend)
 

@@ -84,6 +84,7 @@ class FeatureSettings(_Section):
         description="One event per product feature: breadth = features used / features available.",
     )
     activity_lookback_days: int = Field(180, gt=0, description="Cap on 'days since last activity'.")
+    memory_limit: str = Field("2GB", description="DuckDB memory limit while building snapshots (it spills to disk beyond).")
     text_batch_rows: int = Field(20_000, gt=0, description="Texts analysed per batch (bounds memory).")
     taxonomy_dir: Path | None = Field(None, description="Folder of extra taxonomy files (<lang>.toml) that extend the shipped ones.")
 
