@@ -124,6 +124,7 @@ def main() -> None:
     data = stacked(base_snapshots(args.snapshots), args.rows)
     threads = str(args.threads)
     env = {**os.environ, "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
+           "OMP_WAIT_POLICY": "PASSIVE",  # as the radar entry point sets it
            "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
     env = {k: v for k, v in env.items() if not k.startswith("RADAR_")}  # default settings only
     runs = []

@@ -12,14 +12,13 @@ from typing import Annotated
 import pandas as pd
 import typer
 from rich import box
-from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from features.config import Settings
+from features.console import console
 
 app = typer.Typer()
-console = Console()
 
 
 def _settings(ctx: typer.Context) -> Settings:
@@ -51,8 +50,9 @@ def _errors():
 
     from training.dataset import DatasetError
     from training.promote import PromotionError
+    from training.track import TrackingUnavailable
 
-    return DatasetError, PromotionError, MlflowException
+    return DatasetError, PromotionError, MlflowException, TrackingUnavailable
 
 
 def _tables(settings: Settings, target: str, snapshots: Path | None, label: str | None, id_col: str | None,
@@ -92,30 +92,29 @@ def train(
     """Train, evaluate against the baselines, log to MLflow and register a challenger version."""
     from training.pipeline import summary_table
     from training.promote import promote as promote_version
-    from training.track import train_and_log
+    from training.track import check_tracking, train_and_log
 
     settings = _settings(ctx)
     errors = _errors()
     try:
         tables = _tables(settings, target, snapshots, label, id_col, time_col, name)
+        check_tracking(settings.training)  # before minutes of training, not after
         with _quiet_mlflow(), Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                                        TextColumn("{task.completed}/{task.total} targets"), TimeElapsedColumn(),
                                        console=console, transient=True) as progress:
             task = progress.add_task("starting", total=len(tables))
-            results = []
             for table, source in tables:
                 outcome, tracked = train_and_log(
                     table, settings, source=source, tune_trials=tune,
                     progress=lambda msg: progress.update(task, description=msg))
-                decision = promote_version(tracked.model_name, settings, version=tracked.version) if promote else None
-                results.append((outcome, tracked, decision))
+                # each target's report as soon as it is done (above the progress bar)
+                _print_outcome(outcome, summary_table(outcome), tracked, settings)
+                if promote:
+                    progress.update(task, description=f"{table.target.name}: comparing with the champion")
+                    _print_decision(promote_version(tracked.model_name, settings, version=tracked.version))
                 progress.advance(task)
     except errors as exc:
         raise _fail(str(exc)) from exc
-    for outcome, tracked, decision in results:
-        _print_outcome(outcome, summary_table(outcome), tracked, settings)
-        if decision is not None:
-            _print_decision(decision)
 
 
 def _print_outcome(outcome, summary: pd.DataFrame, tracked, settings: Settings) -> None:
@@ -151,9 +150,11 @@ def promote_cmd(
 ) -> None:
     """Make the challenger champion if it beats the champion on the same test rows by the margin."""
     from training.promote import promote
+    from training.track import check_tracking
 
     settings = _settings(ctx)
     try:
+        check_tracking(settings.training)
         with _quiet_mlflow(), console.status(f"comparing {model_name(target)} challenger and champion"):
             decision = promote(model_name(target), settings, version=version, force=force, reason=reason)
     except _errors() as exc:
@@ -173,9 +174,11 @@ def models_cmd(
 ) -> None:
     """List registered model versions: aliases, creation time, key test metrics, promotion and run."""
     from training.registry_view import model_versions
+    from training.track import check_tracking
 
     settings = _settings(ctx)
     try:
+        check_tracking(settings.training)
         with _quiet_mlflow():
             rows = model_versions(settings, [model_name(target)] if target else None)
     except _errors() as exc:

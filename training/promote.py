@@ -349,7 +349,8 @@ def promotion_history(model_name: str, settings: Settings) -> list[dict]:
     if not mv:
         return []
     experiment_id = client.get_run(mv[0].run_id).info.experiment_id
-    runs = client.search_runs([experiment_id], "tags.`radar.kind` = 'promotion'", order_by=["attributes.start_time DESC"])
+    runs = client.search_runs([experiment_id], f"tags.`radar.kind` = 'promotion' and tags.`radar.model` = '{model_name}'",
+                              order_by=["attributes.start_time DESC"])
     out = []
     for run in runs:
         with tempfile.TemporaryDirectory() as tmp:

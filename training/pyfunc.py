@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-import numpy as np
 import pandas as pd
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.pyfunc import PythonModel
@@ -24,10 +23,8 @@ from mlflow.types.schema import ColSpec, Schema
 
 from training.model import RadarModel
 
-ARTIFACT_KEY = "radar_model"
+ARTIFACT_KEY = "radar_model"  # the saved RadarModel directory among the version's artifacts
 OUTPUT_COLUMN = "probability"
-
-
 ENTRY_POINT = Path(__file__).with_name("pyfunc_model.py")
 
 
@@ -35,26 +32,19 @@ class RadarPyfunc(PythonModel):
     """Loads the saved model once, in `load_context`; `predict` returns a `probability` column."""
 
     def __init__(self) -> None:
-        self.radar_model: Any = None
+        self.radar_model: RadarModel | None = None
 
     def load_context(self, context) -> None:
         self.radar_model = RadarModel.load(Path(context.artifacts[ARTIFACT_KEY]))
 
     def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        return pd.DataFrame({OUTPUT_COLUMN: probabilities(self.radar_model, model_input)},
-                            index=model_input.index)
+        return pd.DataFrame({OUTPUT_COLUMN: self.radar_model.predict_proba(model_input)}, index=model_input.index)
 
 
-def probabilities(model: Any, frame: pd.DataFrame) -> np.ndarray:
-    """The model's calibrated positive-class probability per row, as a 1-D float array."""
-    p = np.asarray(model.predict_proba(frame), dtype=float)
-    return p[:, -1] if p.ndim == 2 else p
-
-
-def signature_for(example: pd.DataFrame, model: Any) -> ModelSignature:
+def signature_for(example: pd.DataFrame, model: RadarModel) -> ModelSignature:
     """Input schema from `example` (every column required, values may be missing);
     output schema from the model's answer on it."""
-    output = pd.DataFrame({OUTPUT_COLUMN: probabilities(model, example)})
+    output = pd.DataFrame({OUTPUT_COLUMN: model.predict_proba(example)})
     with warnings.catch_warnings():
         # MLflow hints that integer columns cannot hold missing values: deliberate, see above.
         warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)

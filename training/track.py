@@ -15,6 +15,8 @@ import json
 import re
 import tempfile
 import time
+import urllib.error
+import urllib.request
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -74,6 +76,25 @@ def configure(settings: TrainingSettings) -> MlflowClient:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+class TrackingUnavailable(RuntimeError):
+    """The configured tracking server does not answer."""
+
+
+def check_tracking(settings: TrainingSettings, timeout: float = 10.0) -> None:
+    """Fail fast when a tracking server is unreachable (MLflow itself retries for minutes);
+    any HTTP answer counts as reachable. Database and file stores need no check."""
+    uri = tracking_uri(settings)
+    if urlparse(uri).scheme not in ("http", "https"):
+        return
+    try:
+        urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return
+    except (OSError, ValueError) as exc:
+        raise TrackingUnavailable(f"the MLflow tracking server at {uri} does not answer ({exc}); "
+                                  "start it or set training.tracking_uri") from exc
 
 
 def tracking_uri(settings: TrainingSettings) -> str:

@@ -2,29 +2,16 @@
 from __future__ import annotations
 
 import shutil
+import socket
 
 import pytest
-import typer
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
-import radar
-from training import cli as training_cli
+from radar import app
 
 FAST = {"BOOTSTRAP_SAMPLES": "20", "BACKTEST_FOLDS": "1", "LIGHTGBM__N_ESTIMATORS": "60",
         "LIGHTGBM__MIN_CHILD_SAMPLES": "20"}
-
-
-def radar_app() -> typer.Typer:
-    """The root `radar` app with the training commands (registered here until radar.py
-    lists training.cli.app itself)."""
-    names = {c.name or c.callback.__name__ for c in radar.app.registered_commands}
-    if "train" in names:
-        return radar.app
-    app = typer.Typer(pretty_exceptions_enable=False)
-    app.callback()(radar.main)
-    app.registered_commands.extend([*radar.app.registered_commands, *training_cli.app.registered_commands])
-    return app
 
 
 @pytest.fixture
@@ -44,13 +31,24 @@ def env(tmp_path, tmp_path_factory, monkeypatch):
 
 
 def run(*args: str):
-    return CliRunner().invoke(radar_app(), list(args))
+    return CliRunner().invoke(app, list(args))
 
 
 def test_train_without_snapshots_says_to_build_features(env):
     result = run("train")
     assert result.exit_code == 1
     assert "run `radar build-features` first" in result.output and "Traceback" not in result.output
+
+
+def test_an_unreachable_tracking_server_fails_before_training(env, make_snapshots, monkeypatch):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # free: nothing listens there
+    monkeypatch.setenv("RADAR_TRAINING__TRACKING_URI", f"http://127.0.0.1:{port}")
+    make_snapshots(n_accounts=40, n_dates=16).to_parquet(env / "mine.parquet")
+    result = run("train", "--snapshots", "mine.parquet", "--label", "churned", "--name", "mine")
+    assert result.exit_code == 1 and f"server at http://127.0.0.1:{port} does not answer" in result.output
+    assert run("models").exit_code == 1
 
 
 def test_an_unusable_table_is_a_clear_error(env, make_snapshots):

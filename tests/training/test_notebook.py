@@ -1,6 +1,7 @@
 """The walkthrough notebook runs top to bottom on a small generated workspace."""
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -27,7 +28,7 @@ n_estimators = 80
 def test_the_walkthrough_runs_on_a_sample_workspace(tmp_path, tmp_path_factory, monkeypatch):
     # given: a small sample workspace built as `make demo` and `radar build-features` would
     monkeypatch.chdir(tmp_path)
-    for name in [n for n in __import__("os").environ if n.startswith("RADAR_")]:
+    for name in [n for n in os.environ if n.startswith(("RADAR_", "MLFLOW_"))]:
         monkeypatch.delenv(name)
     (tmp_path / "radar.toml").write_text(FAST)
     generate_workspace(tmp_path / "workspace", accounts=200, years=2, seed=11)
@@ -51,7 +52,8 @@ def test_the_walkthrough_runs_on_a_sample_workspace(tmp_path, tmp_path_factory, 
     assert "TrackedRun(experiment='radar-renewal'" in outputs
     assert "image/png" in {k for cell in notebook.cells if cell.cell_type == "code"
                            for o in cell.outputs for k in o.get("data", {})}
-    client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    store = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+    client = MlflowClient(tracking_uri=store, registry_uri=store)
     assert client.get_model_version_by_alias("radar-renewal", "challenger")
     assert any((tmp_path / "mlruns" / "artifacts" / "radar-renewal").rglob("shap_summary.png"))
 
