@@ -145,6 +145,9 @@ def log_training_run(outcome: TrainOutcome, table: TrainingTable, settings: Sett
             mlflow.log_artifacts(tmp)
         for name, path in outcome.plots.items():
             mlflow.log_artifact(str(path), "plots")
+        quality = Path(source).parent / "reports" / "data_quality.md"
+        if quality.is_file():  # the snapshot build's data-quality report, beside its Parquet
+            mlflow.log_artifact(str(quality), "reports")
         # The model before the metrics: log_model copies every metric already on the run
         # to the model, one history request per metric (slow against a server); logged
         # afterwards with the model's id, they belong to both in one request.
