@@ -6,9 +6,12 @@ that learns anything must beat chance and the answers can be checked.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow import MlflowClient
 from scipy.special import expit
 
 from features.config import Settings
@@ -113,3 +116,12 @@ def make_settings():
 @pytest.fixture(scope="session")
 def make_snapshot_frame():
     return snapshot_frame
+
+
+@pytest.fixture(scope="session")
+def empty_mlflow_db(tmp_path_factory) -> Path:
+    """A migrated, empty sqlite tracking store for tests to copy (creating the schema
+    takes MLflow about ten seconds, so it is done once per session)."""
+    template = tmp_path_factory.getbasetemp() / "mlflow-template.db"
+    MlflowClient(f"sqlite:///{template}").search_experiments()
+    return template

@@ -5,7 +5,6 @@ import shutil
 import socket
 
 import pytest
-from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from radar import app
@@ -15,13 +14,10 @@ FAST = {"BOOTSTRAP_SAMPLES": "20", "BACKTEST_FOLDS": "1", "LIGHTGBM__N_ESTIMATOR
 
 
 @pytest.fixture
-def env(tmp_path, tmp_path_factory, monkeypatch):
+def env(tmp_path, empty_mlflow_db, monkeypatch):
     """A workspace folder as the working directory, with its own tracking store."""
-    template = tmp_path_factory.getbasetemp() / "mlflow-template.db"
-    if not template.exists():
-        MlflowClient(f"sqlite:///{template}").search_experiments()
     (tmp_path / "mlruns").mkdir()
-    shutil.copy(template, tmp_path / "mlruns" / "mlflow.db")
+    shutil.copy(empty_mlflow_db, tmp_path / "mlruns" / "mlflow.db")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("COLUMNS", "200")
     monkeypatch.setenv("RADAR_OUTPUT_DIR", str(tmp_path / "out"))

@@ -25,7 +25,7 @@ n_estimators = 80
 
 
 @pytest.mark.slow
-def test_the_walkthrough_runs_on_a_sample_workspace(tmp_path, tmp_path_factory, monkeypatch):
+def test_the_walkthrough_runs_on_a_sample_workspace(tmp_path, empty_mlflow_db, monkeypatch):
     # given: a small sample workspace built as `make demo` and `radar build-features` would
     monkeypatch.chdir(tmp_path)
     for name in [n for n in os.environ if n.startswith(("RADAR_", "MLFLOW_"))]:
@@ -35,11 +35,8 @@ def test_the_walkthrough_runs_on_a_sample_workspace(tmp_path, tmp_path_factory, 
     settings = load_settings()
     ingest_workspace(tmp_path / "workspace", settings)
     build_features(settings)
-    template = tmp_path_factory.getbasetemp() / "mlflow-template.db"
-    if not template.exists():
-        MlflowClient(f"sqlite:///{template}").search_experiments()
     (tmp_path / "mlruns").mkdir()
-    shutil.copy(template, tmp_path / "mlruns" / "mlflow.db")
+    shutil.copy(empty_mlflow_db, tmp_path / "mlruns" / "mlflow.db")
 
     # when: the paired notebook is executed in a fresh kernel from the workspace folder
     notebook = jupytext.read(NOTEBOOK)

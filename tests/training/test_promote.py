@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mlflow import MlflowClient
 
 from training.evaluate import metrics
 from training.outcome import TargetSpec
@@ -24,13 +23,10 @@ TEST_DATES = 3
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory) -> Path:
+def store(tmp_path_factory, empty_mlflow_db) -> Path:
     """A fresh sqlite tracking store, copied from one migrated per session."""
-    template = tmp_path_factory.getbasetemp() / "mlflow-template.db"
-    if not template.exists():
-        MlflowClient(f"sqlite:///{template}").search_experiments()
     path = tmp_path_factory.mktemp("mlflow")
-    shutil.copy(template, path / "mlflow.db")
+    shutil.copy(empty_mlflow_db, path / "mlflow.db")
     return path
 
 

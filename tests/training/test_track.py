@@ -10,7 +10,6 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from mlflow import MlflowClient
 
 from training.model import RadarModel
 from training.outcome import TargetSpec
@@ -22,14 +21,11 @@ PLOTS = {"roc.png", "pr.png", "calibration.png", "gain.png", "shap_summary.png",
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory) -> Path:
+def store(tmp_path_factory, empty_mlflow_db) -> Path:
     """A fresh sqlite tracking store, copied from one migrated per session (creating the
     schema takes MLflow about ten seconds)."""
-    template = tmp_path_factory.getbasetemp() / "mlflow-template.db"
-    if not template.exists():
-        MlflowClient(f"sqlite:///{template}").search_experiments()
     path = tmp_path_factory.mktemp("mlflow")
-    shutil.copy(template, path / "mlflow.db")
+    shutil.copy(empty_mlflow_db, path / "mlflow.db")
     return path
 
 
