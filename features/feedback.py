@@ -10,7 +10,7 @@ import ibis
 from ibis import _
 
 from features.config import FeatureSettings
-from features.registry import QCF_BUCKETS, FeatureSpec
+from features.registry import QCF_BUCKETS, FeatureSpec, feature_names, missing_features
 from features.window import day_of, trailing
 
 SRC = "feedback"
@@ -51,18 +51,14 @@ QCF_SPECS = [
 ]
 
 
-def _null_features(spine: ibis.Table, names: list[str]) -> ibis.Table:
-    return spine.select("account_id", "as_of", **{n: ibis.null("float64") for n in names})
-
-
 def survey_features(
     feedback: ibis.Table | None, spine: ibis.Table, calendar: ibis.Table, cfg: FeatureSettings
 ) -> ibis.Table:
     """NPS, CSAT and feedback volume per snapshot; NULL when there is no feedback table."""
-    names = [f.name for spec in SURVEY_SPECS for f in spec.expand(cfg.windows)]
+    names = feature_names(SURVEY_SPECS, cfg.windows)
     key = ["account_id", "as_of"]
     if feedback is None:
-        return _null_features(spine, names)
+        return missing_features(spine, names)
     fb = feedback.mutate(day=day_of(feedback, "submitted_at"))
     nps = trailing(fb.filter((_.channel == "nps_survey") & _.score.notnull()), calendar, NPS_DAYS)
     ranked = nps.mutate(
@@ -108,10 +104,10 @@ def qcf_features(
     `evidence` is None when the workspace has no text at all (features missing); an
     account without matches in a window gets zero counts and a missing sentiment.
     """
-    names = [f.name for spec in QCF_SPECS for f in spec.expand(cfg.windows)]
+    names = feature_names(QCF_SPECS, cfg.windows)
     key = ["account_id", "as_of"]
     if evidence is None:
-        return _null_features(spine, names)
+        return missing_features(spine, names)
     ev = evidence.mutate(day=day_of(evidence, "occurred_at"))
     out = spine.select(*key)
     cols: dict[str, ibis.Value] = {}

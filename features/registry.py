@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass, replace
 from typing import Literal
 
+import ibis
+
 Direction = Literal["higher", "lower", "neutral"]
 Unit = Literal["ratio", "share", "count", "days", "hours", "score", "currency", "pct", "category", "flag"]
 
@@ -133,3 +135,14 @@ class FeatureRegistry:
 
     def from_source(self, source: str) -> list[FeatureSpec]:
         return [f for f in self if f.source == source]
+
+
+def feature_names(specs: list[FeatureSpec], windows: tuple[int, ...]) -> list[str]:
+    """The feature columns a builder's specs produce for the configured windows."""
+    return [f.name for spec in specs for f in spec.expand(windows)]
+
+
+def missing_features(spine: ibis.Table, names: list[str]) -> ibis.Table:
+    """Every feature NULL for every snapshot: what a builder returns when its source table
+    is absent (missing, never zero)."""
+    return spine.select("account_id", "as_of", **{n: ibis.null("float64") for n in names})

@@ -10,7 +10,7 @@ import ibis
 from ibis import _
 
 from features.config import FeatureSettings
-from features.registry import FeatureSpec
+from features.registry import FeatureSpec, feature_names, missing_features
 from features.window import day_of, rows_before, trailing
 
 SRC = "support_tickets"
@@ -35,10 +35,10 @@ def support_features(
     tickets: ibis.Table | None, spine: ibis.Table, calendar: ibis.Table, cfg: FeatureSettings
 ) -> ibis.Table:
     """Support features per snapshot of `spine`; all NULL when there is no ticket table."""
-    names = [f.name for spec in SPECS for f in spec.expand(cfg.windows)]
+    names = feature_names(SPECS, cfg.windows)
     key = ["account_id", "as_of"]
     if tickets is None:
-        return spine.select(*key, **{n: ibis.null("float64") for n in names})
+        return missing_features(spine, names)
     t = tickets.mutate(day=day_of(tickets, "opened_at"))
     t = t.mutate(
         _urgent=t.priority.isin(["high", "urgent"]).fill_null(False),

@@ -5,7 +5,7 @@ import ibis
 from ibis import _
 
 from features.config import FeatureSettings
-from features.registry import FeatureSpec
+from features.registry import FeatureSpec, feature_names, missing_features
 from features.window import day_of, rows_before, trailing
 
 SRC = "touchpoints"
@@ -24,10 +24,10 @@ def touchpoint_features(
 
     "Days since" features are capped at the activity lookback when nothing happened.
     """
-    names = [f.name for spec in SPECS for f in spec.expand(cfg.windows)]
+    names = feature_names(SPECS, cfg.windows)
     key = ["account_id", "as_of"]
     if touchpoints is None:
-        return spine.select(*key, **{n: ibis.null("float64") for n in names})
+        return missing_features(spine, names)
     tp = touchpoints.mutate(day=day_of(touchpoints, "occurred_at"))
     cap = cfg.activity_lookback_days
     out = spine.select(*key)

@@ -12,7 +12,7 @@ import ibis
 from ibis import _
 
 from features.config import FeatureSettings
-from features.registry import FeatureSpec
+from features.registry import FeatureSpec, feature_names, missing_features
 from features.window import day_of, rows_before, trailing
 
 SRC = "usage_events"
@@ -148,10 +148,10 @@ def usage_features(
     With no usage table every usage feature is NULL (missing, not zero); with a table,
     an account without events in a window gets zero counts for it.
     """
-    names = [f.name for spec in SPECS for f in spec.expand(cfg.windows)]
+    names = feature_names(SPECS, cfg.windows)
     key = ["account_id", "as_of"]
     if events is None:
-        return spine.select(*key, **{n: ibis.null("float64") for n in names})
+        return missing_features(spine, names)
     events = events.mutate(day=day_of(events, "occurred_at"))
     # small daily tables, each read several times below: materialise them once
     daily = events.group_by(["account_id", "day", "event_type"]).aggregate(n=_.count()).cache()
