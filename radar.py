@@ -18,7 +18,7 @@ import typer
 from features import cli as features_cli
 from training import cli as training_cli
 from serving import cli as serving_cli
-from features.config import ConfigError, load_settings
+from features.config import CONFIG_FILE_ENV, ConfigError, load_settings
 from features.console import fit_console_to_output
 
 app = typer.Typer(
@@ -38,6 +38,8 @@ def main(
     ] = None,
 ) -> None:
     fit_console_to_output()
+    if config is not None:  # processes this command starts (the service) read the same file
+        os.environ[CONFIG_FILE_ENV] = str(config.resolve())
     try:
         ctx.obj = load_settings(config)
     except ConfigError as exc:

@@ -7,10 +7,11 @@ The settings object is loaded once at the edge (CLI or service start) and passed
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -192,6 +193,18 @@ class ServingSettings(_Section):
     explain_chunk_rows: int = Field(
         4096, gt=0, description="Rows per SHAP work unit: bounds memory (rows x features floats per unit)."
     )
+    host: str = Field("127.0.0.1", description="Address `radar serve` listens on (0.0.0.0 to accept other machines).")
+    port: int = Field(3000, gt=0, lt=65536, description="Port `radar serve` listens on.")
+    workers: int = Field(1, gt=0, description="Service worker processes (each loads the models and the workspace).")
+    request_threads: int = Field(
+        1, gt=0, description="Threads per request for prediction and SHAP: 1 keeps single-account latency low; "
+        "concurrent requests use the other cores."
+    )
+    request_timeout_s: int = Field(60, gt=0, description="Seconds a request may take before the service gives up.")
+    api_token: SecretStr | None = Field(
+        None, description="Bearer token required by scoring and listing requests when set; set it with the "
+        "RADAR_SERVING__API_TOKEN environment variable rather than in a file."
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> ServingSettings:
@@ -252,6 +265,9 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
 
 
+CONFIG_FILE_ENV = "RADAR_CONFIG_FILE"
+
+
 class ConfigError(ValueError):
     """A configuration file or override that cannot be used, with what to fix."""
 
@@ -260,7 +276,11 @@ def load_settings(config_file: Path | None = None, **overrides) -> Settings:
     """Load settings from ``config_file`` (default ``./radar.toml`` if present) and env.
 
     An explicitly named file that does not exist is an error; the default file is optional.
+    Without ``config_file``, the file named by RADAR_CONFIG_FILE is used if set (how
+    `radar --config FILE` reaches the processes it starts, such as the service).
     """
+    if config_file is None and os.environ.get(CONFIG_FILE_ENV):
+        config_file = Path(os.environ[CONFIG_FILE_ENV])
     if config_file is not None and not Path(config_file).is_file():
         raise ConfigError(f"config file not found: {config_file}")
     target = Path(config_file) if config_file is not None else DEFAULT_CONFIG_FILE

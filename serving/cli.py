@@ -1,6 +1,8 @@
 """`radar` commands for serving: serve (the HTTP service) and score (batch CRM enrichment)."""
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from features.config import Settings
@@ -16,3 +18,127 @@ def _settings(ctx: typer.Context) -> Settings:
 def _fail(message: str) -> typer.Exit:
     console.print(f"[red]error:[/red] {message}", highlight=False)
     return typer.Exit(1)
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default: serving.host, 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: serving.port, 3000).")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes (default: serving.workers).")] = None,
+) -> None:
+    """Start the HTTP service: scores with reasons, rankings, health and metrics (OpenAPI at /docs.json)."""
+    import os
+    import sys
+
+    from serving.champions import NoChampion, champion_versions
+    from training.cli import _quiet_mlflow
+    from training.track import TrackingUnavailable
+
+    settings = _settings(ctx)
+    try:  # fail here, clearly, rather than in a worker process after start-up
+        with _quiet_mlflow(), console.status("looking up the champion models"):
+            versions = champion_versions(settings)
+    except (NoChampion, TrackingUnavailable) as exc:
+        raise _fail(str(exc)) from exc
+    host = host or settings.serving.host
+    port = port or settings.serving.port
+    env = dict(os.environ, BENTOML_DO_NOT_TRACK="true", OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
+    if workers is not None:
+        env["RADAR_SERVING__WORKERS"] = str(workers)
+    if not settings.database_path.exists():
+        console.print(f"[yellow]note:[/yellow] no workspace at {settings.database_path}: POST /score works, "
+                      "the workspace endpoints answer 503 until `radar build-features` has run", highlight=False)
+    console.print(f"serving radar-renewal v{versions['renewal']} and radar-upsell v{versions['upsell']} on "
+                  f"http://{host}:{port} (OpenAPI: /docs.json; Ctrl+C stops)", highlight=False)
+    sys.stdout.flush()
+    args = [sys.executable, "-m", "bentoml", "serve", "serving.service:RadarService", "--host", host,
+            "--port", str(port)]
+    os.execve(sys.executable, args, env)
+
+
+def _parse_date(value: str | None):
+    from datetime import date
+
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"'{value}' is not a date (YYYY-MM-DD)", param_hint="--as-of") from exc
+
+
+@app.command()
+def score(
+    ctx: typer.Context,
+    to: Annotated[str, typer.Option(
+        "--to", help="Where the CRM table goes: a .parquet or .csv file, 'workspace' (the DuckDB workspace), "
+        "a .duckdb file, or a SQLAlchemy URL such as postgresql+psycopg://user@host/db.")],
+    as_of: Annotated[str | None, typer.Option(help="Snapshot date to score (default: the latest).")] = None,
+    top: Annotated[int, typer.Option(min=0, help="At-risk accounts and opportunities to print.")] = 5,
+) -> None:
+    """Score every active account of the workspace and upsert the CRM table (idempotent)."""
+    from serving.batch import at_risk, load_snapshots, opportunities
+    from serving.champions import NoChampion, load_champions
+    from serving.crm import crm_frame, write_scores
+    from serving.score import score_frame
+    from training.cli import _quiet_mlflow
+    from training.track import TrackingUnavailable
+
+    settings = _settings(ctx)
+    day = _parse_date(as_of)
+    target = str(settings.database_path) if to == "workspace" else to
+    try:
+        with _quiet_mlflow(), console.status("loading the champion models"):
+            models = load_champions(settings)
+        with console.status("reading snapshots"):
+            frame, day = load_snapshots(settings, day)
+        with console.status(f"scoring {len(frame):,} accounts with their drivers"):
+            scored = score_frame(frame, models, settings)
+        with console.status(f"writing the CRM table to {_shown_target(target)}"):
+            report = write_scores(crm_frame(scored, settings.serving), target)
+    except (NoChampion, TrackingUnavailable, FileNotFoundError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    lineage = models.lineage
+    console.print(f"scored {len(scored):,} accounts at {day} with {lineage['renewal_model']} "
+                  f"v{lineage['renewal_model_version']} and {lineage['upsell_model']} "
+                  f"v{lineage['upsell_model_version']}", highlight=False)
+    console.print(f"CRM table {_shown_target(target)}: {report.inserted:,} inserted, {report.updated:,} updated, "
+                  f"{report.unchanged:,} unchanged", highlight=False)
+    if top:
+        _print_ranking("Top accounts at risk (by MRR at risk)", at_risk(scored, limit=top), "mrr_at_risk",
+                       "renewal")
+        _print_ranking("Top expansion opportunities (by expansion potential)", opportunities(scored, limit=top),
+                       "expansion_potential", "upsell")
+
+
+def _shown_target(target: str) -> str:
+    """The target without a password, for printing."""
+    from sqlalchemy.engine import make_url
+
+    if "://" in target and not target.startswith("duckdb://"):
+        try:
+            return make_url(target).render_as_string(hide_password=True)
+        except Exception:  # not a SQLAlchemy URL: the writer reports it
+            return target
+    return target
+
+
+def _print_ranking(title: str, rows, value_col: str, target: str) -> None:
+    """One short card per account: who, how much, the top 3 reasons, the next step."""
+    from rich.markup import escape
+
+    console.print(f"\n[bold]{title}[/bold]" + ("" if len(rows) else ": none"))
+    tier_colour = {"red": "red", "yellow": "yellow", "green": "green"}
+    for rank, r in enumerate(rows.to_dict("records"), start=1):
+        tier = r["risk_tier"]
+        console.print(
+            f"{rank:>2}. [bold]{escape(str(r.get('name') or r['account_id']))}[/bold] ({r['account_id']}) · "
+            f"{escape(str(r.get('csm_owner') or 'no owner'))} · {r.get('segment') or ''} — MRR {float(r['mrr']):,.0f}, "
+            f"{value_col.replace('_', ' ')} {r[value_col]:,.0f}, renewal [{tier_colour[tier]}]"
+            f"{r['renewal_likelihood']:.0%} ({tier})[/{tier_colour[tier]}], upsell {r['upsell_likelihood']:.0%}",
+            highlight=False)
+        for d in (r[f"{target}_drivers"] or [])[:3]:
+            console.print(f"      - {escape(d['reason'])}", highlight=False)
+        console.print(f"      → {escape(r['recommended_action'])} [dim]({escape(r['action_owner'])})[/dim]",
+                      highlight=False)

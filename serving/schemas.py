@@ -25,7 +25,7 @@ from features.registry import FeatureRegistry
 from features.snapshot import feature_registry
 from serving.settings import ServingSettings, serving_settings
 
-_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True, hide_input_in_errors=True)
 
 
 def account_record_model(registry: FeatureRegistry) -> type[BaseModel]:
@@ -60,10 +60,10 @@ def request_models(settings: Settings, serving: ServingSettings | None = None) -
     return RequestModels(record, request, registry)
 
 
-def records_frame(request: BaseModel, registry: FeatureRegistry) -> pd.DataFrame:
-    """The request's accounts as a snapshot frame: numeric features as floats (missing:
+def records_frame(accounts: list[BaseModel], registry: FeatureRegistry) -> pd.DataFrame:
+    """A request's accounts as a snapshot frame: numeric features as floats (missing:
     NaN), categorical ones as text (missing values stay missing)."""
-    rows = [a.model_dump() for a in request.accounts]
+    rows = [a.model_dump() for a in accounts]
     columns: dict = {"account_id": [r["account_id"] for r in rows], "as_of": [r["as_of"] for r in rows]}
     for spec in registry:
         values = [r[spec.name] for r in rows]

@@ -73,7 +73,7 @@ def test_empty_and_oversized_batches_are_rejected(schemas):
 def test_records_become_a_snapshot_frame(schemas):
     request = schemas.request.model_validate({"accounts": [
         {"account_id": "a1", "adoption_rate_28d": 0.5, "segment": "smb"}, {"account_id": "a2"}]})
-    frame = records_frame(request, schemas.registry)
+    frame = records_frame(request.accounts, schemas.registry)
     assert frame.account_id.tolist() == ["a1", "a2"]
     assert frame.adoption_rate_28d.dtype == np.float64 and np.isnan(frame.adoption_rate_28d[1])
     assert frame.segment[0] == "smb" and frame.segment.isna().tolist() == [False, True]

@@ -107,7 +107,7 @@ def test_api_and_batch_paths_give_identical_scores(models, latest, settings, sco
     records = [{k: (None if pd.isna(v) else v) for k, v in row.items() if k in schemas.record.model_fields}
                for row in latest.iloc[:40].to_dict("records")]
     request = schemas.request.model_validate({"accounts": records})
-    api = score_frame(records_frame(request, schemas.registry), models, settings, scored_at=scored_at)
+    api = score_frame(records_frame(request.accounts, schemas.registry), models, settings, scored_at=scored_at)
     response = response_from_frame(api)
 
     same = batch.set_index("account_id").loc[api.account_id]

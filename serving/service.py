@@ -1,0 +1,262 @@
+"""The Account Radar HTTP service (BentoML): scores with reasons for the CRM and internal tools.
+
+Endpoints (all JSON; the OpenAPI document is at /docs.json, Swagger UI at /):
+- POST /score: snapshot feature records in; per account the renewal and upsell
+  likelihoods, risk tier, opportunity flag, health score, top drivers with reasons, the
+  playbook action and owner, the health/model disagreement flag and the model versions.
+- POST /score_accounts: account ids in; the latest snapshot of each is read from the
+  workspace and scored; unknown ids come back under `not_found`.
+- GET /accounts/at-risk and GET /accounts/opportunities (limit, segment, owner): the
+  active portfolio ranked by MRR at risk and by expansion potential.
+- BentoML's own /livez, /readyz and /metrics (Prometheus).
+
+Start-up loads the `champion` renewal and upsell versions from the MLflow registry (the
+service refuses to start without them) and the workspace's latest snapshots. Settings
+come from `radar.toml` in the working directory, or the file named by RADAR_CONFIG_FILE,
+plus RADAR_* variables. With `serving.api_token` set (RADAR_SERVING__API_TOKEN), scoring
+and listing requests need `Authorization: Bearer <token>`. Request bodies (account names,
+feature values) are never logged: validation errors hide input values.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # LightGBM threads must not spin (see radar.py)
+os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")  # no usage reports leave the machine
+
+import hmac  # noqa: E402
+import logging  # noqa: E402
+from datetime import date, datetime, timezone  # noqa: E402
+from typing import Annotated  # noqa: E402
+
+import bentoml  # noqa: E402
+import pandas as pd  # noqa: E402
+from fastapi import FastAPI, HTTPException, Query  # noqa: E402
+from fastapi.responses import JSONResponse  # noqa: E402
+from pydantic import BaseModel, ConfigDict, Field  # noqa: E402
+
+from features.config import Settings, load_settings  # noqa: E402
+from serving.champions import load_champions  # noqa: E402
+from serving.portfolio import Portfolio, WorkspaceUnavailable  # noqa: E402
+from serving.schemas import (Driver, ScoredAccount, ScoreResponse, records_frame,  # noqa: E402
+                             request_models, response_from_frame)
+from serving.score import score_frame  # noqa: E402
+
+log = logging.getLogger("radar.service")
+
+PROTECTED = ("/score", "/score_accounts", "/accounts")  # what the bearer token guards
+
+
+SETTINGS: Settings = load_settings()  # RADAR_CONFIG_FILE (set by `radar --config`) or ./radar.toml, and env
+REQUEST = request_models(SETTINGS)
+ScoreRequest = REQUEST.request
+
+_STRICT = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+
+class ScoreAccountsRequest(BaseModel):
+    """Account ids whose latest workspace snapshot to score."""
+
+    model_config = _STRICT
+    account_ids: Annotated[list[Annotated[str, Field(min_length=1, strict=True)]],
+                           Field(min_length=1, max_length=SETTINGS.serving.max_batch,
+                                 description=f"1 to {SETTINGS.serving.max_batch} account ids.")]
+
+
+class ScoreAccountsResponse(ScoreResponse):
+    not_found: list[str] = Field(description="Requested ids with no snapshot in the workspace.")
+
+
+class RankedAccount(BaseModel):
+    """One account of a ranking, with why it is there and what to do."""
+
+    rank: int
+    account_id: str
+    name: str | None
+    segment: str | None
+    csm_owner: str | None
+    mrr: float | None
+    value: float = Field(description="What the list is ranked by: MRR at risk or expansion potential.")
+    renewal_likelihood: float
+    risk_tier: str
+    upsell_likelihood: float
+    opportunity: bool
+    health_score: float | None
+    drivers: list[Driver] = Field(description="Top drivers of the ranked target (renewal or upsell).")
+    recommended_action: str
+    action_owner: str
+
+
+class Ranking(BaseModel):
+    as_of: date
+    ranked_by: str
+    total: int = Field(description="Accounts that match the filters (before the limit).")
+    accounts: list[RankedAccount]
+
+
+def _clean(value):
+    return None if value is None or (isinstance(value, float) and value != value) else value
+
+
+def ranking(rows: pd.DataFrame, total: int, as_of: date, ranked_by: str, value_col: str, target: str) -> Ranking:
+    accounts = [RankedAccount(
+        rank=i + 1, account_id=r["account_id"], name=_clean(r.get("name")), segment=_clean(r.get("segment")),
+        csm_owner=_clean(r.get("csm_owner")), mrr=_clean(None if r.get("mrr") is None else float(r["mrr"])),
+        value=float(r[value_col]), renewal_likelihood=r["renewal_likelihood"], risk_tier=r["risk_tier"],
+        upsell_likelihood=r["upsell_likelihood"], opportunity=bool(r["opportunity"]),
+        health_score=_clean(r["health_score"]), drivers=r[f"{target}_drivers"] or [],
+        recommended_action=r["recommended_action"], action_owner=r["action_owner"])
+        for i, r in enumerate(rows.to_dict("records"))]
+    return Ranking(as_of=as_of, ranked_by=ranked_by, total=total, accounts=accounts)
+
+
+class BearerToken:
+    """ASGI middleware: with a token configured, scoring and listing paths need it (401)."""
+
+    def __init__(self, app, token: str | None = None):
+        self.app = app
+        self.token = token.encode() if token else None
+
+    async def __call__(self, scope, receive, send):
+        if self.token is None or scope["type"] != "http" or not scope["path"].startswith(PROTECTED):
+            return await self.app(scope, receive, send)
+        header = dict(scope.get("headers") or []).get(b"authorization", b"")
+        scheme, _, given = header.partition(b" ")
+        if scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self.token):
+            return await self.app(scope, receive, send)
+        response = JSONResponse({"error": "unauthorized: send 'Authorization: Bearer <token>'"}, status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        await response(scope, receive, send)
+
+
+class BadBody:
+    """ASGI middleware: a POST body that is not a JSON object answers 400 saying so,
+    before BentoML's JSON decoding (which would answer 500)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in ("/score", "/score_accounts"):
+            return await self.app(scope, receive, send)
+        import json
+
+        chunks, more = [], True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        problem = None
+        content_type = dict(scope.get("headers") or []).get(b"content-type", b"application/json")
+        if content_type.split(b";")[0].strip().lower() != b"application/json":
+            problem = (415, "send the body as JSON (Content-Type: application/json)")
+        else:
+            try:
+                parsed = json.loads(body) if body else None
+            except (ValueError, UnicodeDecodeError) as exc:
+                problem = (400, f"the body is not valid JSON: {type(exc).__name__} at position "
+                                f"{getattr(exc, 'pos', '?')}")
+            else:
+                if not isinstance(parsed, dict):
+                    problem = (400, "the body must be a JSON object, e.g. {\"accounts\": [...]}"
+                               if scope["path"] == "/score" else
+                               "the body must be a JSON object, e.g. {\"account_ids\": [...]}")
+        if problem is not None:
+            response = JSONResponse({"error": problem[1]}, status_code=problem[0])
+            return await response(scope, receive, send)
+        sent = False
+
+        async def replay():
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return await self.app(scope, replay, send)
+
+
+listing = FastAPI(title="Account Radar portfolio", description="Rankings of the active portfolio.")
+
+Limit = Annotated[int, Query(ge=1, le=1000, description="Most accounts to return.")]
+Segment = Annotated[str | None, Query(max_length=200, description="Only this segment (e.g. smb, mid_market, enterprise).")]
+Owner = Annotated[str | None, Query(max_length=200, description="Only accounts of this CSM, or whose action this role owns.")]
+
+
+@bentoml.service(
+    name="account_radar",
+    workers=SETTINGS.serving.workers,
+    traffic={"timeout": SETTINGS.serving.request_timeout_s},
+    endpoints={"livez": "/livez", "readyz": "/readyz"},
+)
+@bentoml.asgi_app(listing, path="/accounts")
+class RadarService:
+    """Champion models, the workspace's latest snapshots, and the scoring function they share."""
+
+    def __init__(self) -> None:
+        self.settings = SETTINGS
+        self.models = load_champions(self.settings)
+        self.request_serving = self.settings.serving.model_copy(
+            update={"explain_threads": self.settings.serving.request_threads})
+        self.portfolio = Portfolio(self.settings, self.models)
+        problem = self.portfolio.load()
+        lineage = self.models.lineage
+        log.info("serving %s v%s and %s v%s", lineage["renewal_model"], lineage["renewal_model_version"],
+                 lineage["upsell_model"], lineage["upsell_model_version"])
+        if problem:
+            log.warning("workspace endpoints unavailable until the workspace is built: %s", problem)
+
+    def _score(self, frame: pd.DataFrame) -> ScoreResponse:
+        scored = score_frame(frame, self.models, self.settings, serving=self.request_serving)
+        return response_from_frame(scored)
+
+    @bentoml.api(route="/score", input_spec=ScoreRequest, output_spec=ScoreResponse)
+    def score(self, accounts: list) -> ScoreResponse:
+        """Score accounts given as snapshot feature records (any feature may be missing)."""
+        return self._score(records_frame(accounts, REQUEST.registry))
+
+    @bentoml.api(route="/score_accounts", input_spec=ScoreAccountsRequest, output_spec=ScoreAccountsResponse)
+    def score_accounts(self, account_ids: list[str]) -> ScoreAccountsResponse:
+        """Score the latest workspace snapshot of each account id; unknown ids are listed."""
+        from bentoml.exceptions import ServiceUnavailable
+
+        try:
+            frame, missing = self.portfolio.snapshots_of(list(dict.fromkeys(account_ids)))
+        except WorkspaceUnavailable as exc:
+            raise ServiceUnavailable(str(exc)) from exc
+        if frame.empty:
+            return ScoreAccountsResponse(accounts=[], scored_at=datetime.now(timezone.utc), not_found=missing)
+        response = self._score(frame)
+        return ScoreAccountsResponse(accounts=response.accounts, scored_at=response.scored_at, not_found=missing)
+
+    def _ranking(self, kind: str, limit: int, segment: str | None, owner: str | None) -> Ranking:
+        try:
+            scored = self.portfolio.scored()
+            as_of = self.portfolio.as_of
+        except WorkspaceUnavailable as exc:
+            raise HTTPException(status_code=503, detail=str(exc)) from exc
+        if kind == "at_risk":
+            rows = self.portfolio.at_risk(limit=10**9, segment=segment, owner=owner)
+            return ranking(rows.head(limit), len(rows), as_of, "mrr_at_risk = mrr x (1 - renewal likelihood)",
+                           "mrr_at_risk", "renewal")
+        rows = self.portfolio.opportunities(limit=10**9, segment=segment, owner=owner)
+        return ranking(rows.head(limit), len(rows), as_of, "expansion_potential = upsell likelihood x mrr",
+                       "expansion_potential", "upsell")
+
+    @listing.get("/at-risk", response_model=Ranking)
+    def accounts_at_risk(self, limit: Limit = 20, segment: Segment = None, owner: Owner = None) -> Ranking:
+        """Red and yellow accounts of the active portfolio, by MRR at risk (largest first)."""
+        return self._ranking("at_risk", limit, segment, owner)
+
+    @listing.get("/opportunities", response_model=Ranking)
+    def accounts_opportunities(self, limit: Limit = 20, segment: Segment = None, owner: Owner = None) -> Ranking:
+        """Accounts flagged as expansion opportunities, by expansion potential (largest first)."""
+        return self._ranking("opportunities", limit, segment, owner)
+
+
+_token = SETTINGS.serving.api_token
+RadarService.add_asgi_middleware(BearerToken, token=_token.get_secret_value() if _token else None)  # outermost
+RadarService.add_asgi_middleware(BadBody)
