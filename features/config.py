@@ -181,6 +181,10 @@ class ServingSettings(_Section):
     opportunity_above: float = Field(
         0.5, ge=0, le=1, description="Upsell likelihood above this marks an expansion opportunity."
     )
+    playbooks_file: Path | None = Field(
+        None, description="Playbooks file (TOML) mapping drivers and feedback buckets to actions and owners; "
+        "unset = the one shipped with the code (serving/playbooks.toml), a template for your own."
+    )
     disagreement: tuple[tuple[HealthBand, RiskTier], ...] = Field(
         (("green", "red"), ("red", "green")),
         description="(health band, risk tier) pairs flagged as a disagreement between the health "
@@ -215,6 +219,121 @@ class ServingSettings(_Section):
         return self
 
 
+AlertRule = Literal["indicator", "renewal_drop", "escalation", "risk_tier", "expansion"]
+Routing = Literal["meeting", "review", "tag"]
+
+
+class InsightWeights(_Section):
+    """Relative weights of the insight score's parts (DOMAIN 5); they need not sum to 1."""
+
+    severity: float = Field(1.0, ge=0, description="How bad (or, for an opportunity, how likely) the signal is, 0-1.")
+    frequency: float = Field(1.0, ge=0, description="How persistent: the share of recent snapshots (or the "
+                             "conversations) showing it, 0-1.")
+    impact: float = Field(1.0, ge=0, description="How much money: the account's MRR percentile in the portfolio, 0-1.")
+
+    @model_validator(mode="after")
+    def _positive(self) -> InsightWeights:
+        if self.severity + self.frequency + self.impact <= 0:
+            raise ValueError("insight weights need a positive sum")
+        return self
+
+
+class AlertSettings(_Section):
+    """Alerts (DOMAIN 5): the rules, the insight score that routes them, and the optional webhook."""
+
+    rules: tuple[AlertRule, ...] = Field(
+        ("indicator", "renewal_drop", "escalation", "risk_tier", "expansion"),
+        description="Rules evaluated by `radar alerts`: indicator below its expected level, week-over-week "
+        "renewal drop, red feedback escalation, red/yellow risk tier, expansion opportunity.",
+    )
+    indicator_levels: dict[str, tuple[float, float]] = Field(
+        default_factory=lambda: {
+            "adoption_rate_28d": (0.25, 0.0),
+            "engagement_score_28d": (0.2, 0.0),
+            "feature_breadth_28d": (0.15, 0.0),
+            "onboarding_completion": (0.5, 0.0),
+            "days_without_value": (60.0, 180.0),
+            "logins_trend_28d": (-0.5, -1.0),
+            "days_since_last_activity": (14.0, 60.0),
+            "value_events_per_seat_90d": (0.1, 0.0),
+            "account_nps_365d": (-50.0, -100.0),
+            "ticket_csat_90d": (3.0, 1.0),
+            "first_response_hours_28d": (24.0, 72.0),
+            "interaction_sentiment_90d": (-0.25, -1.0),
+        },
+        description="Feature -> [expected, worst]: alert when the indicator is worse than expected; at worst "
+        "(or beyond) the severity is 1. Worse means lower when worst < expected, higher when worst > expected. "
+        "Names are snapshot features (`radar features`).",
+    )
+    history_snapshots: int = Field(
+        3, ge=2, description="Snapshots (the current one and those before it) over which an alert's frequency "
+        "is measured: the share of them in which its condition held.",
+    )
+    drop_threshold: float = Field(
+        0.10, gt=0, le=1, description="Alert when renewal likelihood fell by more than this (absolute) since "
+        "the previous snapshot.",
+    )
+    drop_severe: float = Field(0.30, gt=0, le=1, description="A renewal drop this large has severity 1.")
+    drop_min_days: int = Field(
+        7, ge=1, description="The previous snapshot compared is at least this many days older (a week)...",
+    )
+    drop_lookback_days: int = Field(
+        35, ge=1, description="...and at most this many: monthly snapshots compare with the month before.",
+    )
+    escalation_days: int = Field(30, ge=1, description="Window (days before as_of) of the escalation rule.")
+    escalation_conversations: int = Field(
+        2, ge=2, description="Escalate when a bucket has red cues in at least this many distinct conversations "
+        "within the window.",
+    )
+    escalation_full_conversations: int = Field(
+        4, ge=1, description="Distinct red conversations at which an escalation's frequency reaches 1.",
+    )
+    quote_days: int = Field(
+        90, ge=1, description="How far back quotes are taken as evidence for the model-based alerts.",
+    )
+    evidence_items: int = Field(3, ge=1, le=20, description="Drivers and quotes kept as evidence per alert.")
+    weights: InsightWeights = Field(default_factory=InsightWeights)
+    meeting_above: float = Field(
+        0.6, ge=0, le=1, description="Insight score above this: schedule a meeting with the product owner and support."
+    )
+    review_from: float = Field(
+        0.3, ge=0, le=1, description="Insight score from this up to meeting_above (both included): review queue; "
+        "below: tag for later.",
+    )
+    webhook_url: SecretStr | None = Field(
+        None, description="POST each new alert as JSON to this http(s) URL (or pass --webhook); set it with "
+        "RADAR_ALERTS__WEBHOOK_URL when it holds a token.",
+    )
+    webhook_routing: tuple[Routing, ...] = Field(
+        ("meeting", "review", "tag"), description="Routings of the alerts sent to the webhook.",
+    )
+    webhook_attempts: int = Field(4, ge=1, le=10, description="Tries per alert before the webhook is given up.")
+    webhook_backoff_seconds: float = Field(
+        0.5, ge=0, description="Wait before the second try; it doubles for each further try.",
+    )
+    webhook_timeout_seconds: float = Field(10.0, gt=0, description="Timeout of one webhook request.")
+
+    @field_validator("indicator_levels")
+    @classmethod
+    def _levels(cls, v: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        for name, (expected, worst) in v.items():
+            if expected == worst:
+                raise ValueError(f"indicator_levels.{name}: expected and worst must differ (got {expected} twice)")
+        return v
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AlertSettings:
+        if self.drop_min_days > self.drop_lookback_days:
+            raise ValueError(f"drop_min_days ({self.drop_min_days}) must not exceed drop_lookback_days "
+                             f"({self.drop_lookback_days})")
+        if self.review_from > self.meeting_above:
+            raise ValueError(f"review_from ({self.review_from}) must not exceed meeting_above ({self.meeting_above})")
+        url = self.webhook_url.get_secret_value() if self.webhook_url else None
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError("webhook_url must be an http:// or https:// URL")
+        return self
+
+
 class Settings(BaseSettings):
     """All of Account Radar's settings."""
 
@@ -231,12 +350,19 @@ class Settings(BaseSettings):
         description="Where the workspace database, rejects and reports are written.",
     )
     database_name: str = Field("radar.duckdb", description="Workspace database file name.")
+    workspace_url: str | None = Field(
+        None,
+        description="Read the contract tables from this database instead of the local workspace database: an "
+        "Ibis or SQLAlchemy connection URL, e.g. postgres://user@host:5432/db/schema; outputs stay local. "
+        "Keep passwords out of it (PGPASSWORD, ~/.pgpass, or RADAR_WORKSPACE_URL in the environment).",
+    )
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     domain: DomainSettings = Field(default_factory=DomainSettings)
     features: FeatureSettings = Field(default_factory=FeatureSettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
 
     @field_validator("database_name")
     @classmethod

@@ -22,7 +22,7 @@ import pandas as pd
 from features.config import Settings
 from features.snapshot import feature_registry
 from serving.explain import EXPLAINS, Explainer, drivers, likelihood_of
-from serving.playbook import recommend
+from serving.playbook import load_playbooks, recommend
 from serving.settings import ServingSettings, serving_settings
 from training.model import RadarModel
 
@@ -157,9 +157,10 @@ def score_frame(snapshots: pd.DataFrame, models: ScoringModels, settings: Settin
     result["renewal_drivers"], result["upsell_drivers"] = found["renewal"], found["upsell"]
     result["explains"] = np.full(n, EXPLAINS if explain else None, dtype=object)
     inverted = likelihood_of(models.renewal.model)[1]
+    books = load_playbooks(cfg.playbooks_file)
     by_tier = {}  # without drivers the action depends on (tier, opportunity) alone
-    actions = [recommend(t, o, d, registry, inverted) if d else
-               by_tier.get((t, o)) or by_tier.setdefault((t, o), recommend(t, o, [], registry, inverted))
+    actions = [recommend(t, o, d, registry, inverted, books) if d else
+               by_tier.get((t, o)) or by_tier.setdefault((t, o), recommend(t, o, [], registry, inverted, books))
                for t, o, d in zip(tier.tolist(), opportunity.tolist(), found["renewal"])]
     result["playbook"] = [a.playbook for a in actions]
     result["recommended_action"] = [a.action for a in actions]
