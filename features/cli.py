@@ -96,6 +96,7 @@ def build_features_cmd(
     start: Annotated[datetime | None, typer.Option("--from", formats=["%Y-%m-%d"], help="First as-of date (default: one longest window after the data starts).")] = None,
     end: Annotated[datetime | None, typer.Option("--to", formats=["%Y-%m-%d"], help="Last as-of date (default: the end of the data).")] = None,
     freq: Annotated[str | None, typer.Option(help="month (month-ends) or week (Mondays); default from config.")] = None,
+    workspace: Annotated[str | None, typer.Option(help="Read the contract tables from this database URL (e.g. postgres://user@host:5432/db) instead of the ingested workspace; default from config (workspace_url).")] = None,
 ) -> None:
     """Build point-in-time account snapshots with labels, features and the health score."""
     from features.build import build_features
@@ -103,6 +104,8 @@ def build_features_cmd(
     settings = _settings(ctx)
     if freq not in (None, "month", "week"):
         raise typer.BadParameter("--freq must be month or week")
+    if workspace is not None:
+        settings = settings.model_copy(update={"workspace_url": workspace})
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed:,} texts"),
                   TimeElapsedColumn(), console=console) as progress:
         task = progress.add_task("starting", total=None)

@@ -91,10 +91,11 @@ def build_labels(
     expanded = ~churned & (grew | (t._new_products.fill_null(0) > 0))
     known = label_known(t.as_of, settings, data_end)
     unknown = ibis.null("int8")
+    # ifelse rather than a boolean cast, which PostgreSQL refuses for small integers
     return t.select(
         *keys,
-        churned=ibis.ifelse(known, churned.cast("int8"), unknown),
-        expanded=ibis.ifelse(known, expanded.cast("int8"), unknown),
+        churned=ibis.ifelse(known, churned.ifelse(1, 0).cast("int8"), unknown),
+        expanded=ibis.ifelse(known, expanded.ifelse(1, 0).cast("int8"), unknown),
         renewal_in_horizon=t._renewal,
     )
 

@@ -17,6 +17,7 @@ import pandas as pd
 from features import feedback, health, support, touchpoints, usage
 from features.calendar import as_of_calendar, calendar_table
 from features.config import Settings
+from features.contract import TABLES
 from features.labels import build_labels
 from features.registry import FeatureRegistry, FeatureSpec
 from features.subscriptions import SPECS as SUBSCRIPTION_SPECS
@@ -65,21 +66,37 @@ class Workspace:
 
     @classmethod
     def from_backend(cls, backend: ibis.BaseBackend) -> Workspace:
+        """The contract tables found in `backend` (the ingested DuckDB or any database
+        holding them under their contract names) and the span of their data."""
         present = set(backend.list_tables())
         if "subscriptions" not in present:
-            raise ValueError("the workspace database has no subscriptions table: run `radar ingest` first")
+            raise ValueError("the workspace database has no subscriptions table: run `radar ingest` first "
+                             "(or check workspace_url)")
         tables = {t: (backend.table(t) if t in present else None) for t in ("subscriptions", *OPTIONAL_TABLES)}
-        meta = backend.table("workspace_meta").execute().iloc[0]
-        spans = backend.table("workspace_spans").execute()
+        spans = data_spans(tables).execute()
         activity = spans[spans.table_name != "subscriptions"]
-        start = pd.Timestamp(meta.data_start).date()
+        start = pd.Timestamp(spans.first_at.min()).date()
         activity_start = pd.Timestamp(activity.first_at.max()).date() if len(activity) else start
-        return cls(backend, tables, start, pd.Timestamp(meta.data_end).date(), activity_start)
+        return cls(backend, tables, start, pd.Timestamp(spans.last_at.max()).date(), activity_start)
 
     def default_calendar(self, settings: Settings) -> tuple[date, date]:
         """From one full longest window after every activity table has started, to the
         end of the data (subscription history often reaches further back than events)."""
         return self.activity_start + timedelta(days=max(settings.features.windows)), self.data_end
+
+
+def data_spans(tables: dict[str, ibis.Table | None]) -> ibis.Table:
+    """(table_name, first_at, last_at) per present table: its time column's range, and for
+    subscriptions the range of start dates (the same spans ingest records), in one query."""
+    parts = []
+    for name, table in tables.items():
+        column = "start_date" if name == "subscriptions" else TABLES[name].time_column
+        if table is None or column is None:
+            continue
+        col = table[column]
+        parts.append(table.aggregate(table_name=ibis.literal(name), first_at=col.min().cast("timestamp"),
+                                     last_at=col.max().cast("timestamp")))
+    return parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
 
 
 def text_rows(ws: Workspace) -> ibis.Table | None:
@@ -106,8 +123,10 @@ def text_rows(ws: Workspace) -> ibis.Table | None:
     return rows.filter(rows.text.notnull() & (rows.text.length() > 0))
 
 
-def build_evidence(ws: Workspace, settings: Settings, progress: Callable[[int], None] | None = None) -> ibis.Table | None:
-    """Match every text against the taxonomy, in batches, into the `evidence` table.
+def build_evidence(ws: Workspace, settings: Settings, progress: Callable[[int], None] | None = None,
+                   store: ibis.BaseBackend | None = None) -> ibis.Table | None:
+    """Match every text against the taxonomy, in batches, into the `evidence` table of
+    `store` (default: the workspace's own database).
 
     Returns None when the workspace holds no text table at all (QCF features missing).
     """
@@ -126,11 +145,12 @@ def build_evidence(ws: Workspace, settings: Settings, progress: Callable[[int], 
     schema = ibis.schema({c: ("timestamp" if t.startswith("datetime") else
                               {"str": "string", "int64": "int64", "bool": "boolean", "float64": "float64"}[t])
                           for c, t in EVIDENCE_COLUMNS.items()})
-    ws.backend.create_table("evidence", schema=schema, overwrite=True)
+    store = ws.backend if store is None else store
+    store.create_table("evidence", schema=schema, overwrite=True)
     for frame in iter_evidence(batches(), taxonomy):
         if len(frame):
-            ws.backend.insert("evidence", frame)
-    return ws.backend.table("evidence")
+            store.insert("evidence", frame)
+    return store.table("evidence")
 
 
 def snapshot_expr(ws: Workspace, as_of_dates: list[date], settings: Settings,
