@@ -248,15 +248,13 @@ class AlertSettings(_Section):
     )
     indicator_levels: dict[str, tuple[float, float]] = Field(
         default_factory=lambda: {
-            "adoption_rate_28d": (0.25, 0.0),
-            "engagement_score_28d": (0.2, 0.0),
-            "feature_breadth_28d": (0.15, 0.0),
-            "onboarding_completion": (0.5, 0.0),
-            "days_without_value": (60.0, 180.0),
+            "adoption_rate_28d": (0.2, 0.0),
+            "engagement_score_28d": (0.1, 0.0),
+            "feature_breadth_28d": (0.1, 0.0),
             "logins_trend_28d": (-0.5, -1.0),
             "days_since_last_activity": (14.0, 60.0),
-            "value_events_per_seat_90d": (0.1, 0.0),
-            "account_nps_365d": (-50.0, -100.0),
+            "days_without_value": (60.0, 180.0),
+            "nps_latest": (5.0, 0.0),
             "ticket_csat_90d": (3.0, 1.0),
             "first_response_hours_28d": (24.0, 72.0),
             "interaction_sentiment_90d": (-0.25, -1.0),

@@ -155,6 +155,9 @@ class Playbooks(BaseModel):
     def otherwise(self) -> Playbook:
         return next(p for p in self.playbook if p.when == "otherwise")
 
+    def named(self, name: str) -> Playbook:
+        return next(p for p in self.playbook if p.name == name)
+
     def for_family(self, family: int | str | None) -> Playbook | None:
         """The 'at_risk' playbook picked by a driver of `family`, if any."""
         return next((p for p in self.at_risk if family is not None and p.holds(family)), None)
