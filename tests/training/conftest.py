@@ -6,6 +6,13 @@ that learns anything must beat chance and the answers can be checked.
 """
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -125,3 +132,64 @@ def empty_mlflow_db(tmp_path_factory) -> Path:
     template = tmp_path_factory.getbasetemp() / "mlflow-template.db"
     MlflowClient(f"sqlite:///{template}").search_experiments()
     return template
+
+
+MLFLOW_STARTUP_SECONDS = 180  # migrating a new store and importing the server take a while on a busy machine
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)  # the server and its workers: the group we started
+        proc.wait(timeout=5)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:  # a graceful shutdown waits for idle keep-alive clients
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    """A factory: `mlflow_server(backend_store_uri=None)` starts a real `mlflow server` on
+    127.0.0.1 (default backend: a sqlite file in its folder; artifacts proxied through the
+    server into `<root>/artifacts`), waits until it is healthy and returns (url, root).
+    Every server started is stopped when the module's tests are done."""
+    started: list[tuple[subprocess.Popen, object]] = []
+
+    def start(backend_store_uri: str | None = None) -> tuple[str, Path]:
+        root = tmp_path_factory.mktemp("mlflow-server")
+        port = _free_port()
+        log = (root / "server.log").open("w")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+             "--workers", "1", "--backend-store-uri", backend_store_uri or f"sqlite:///{root}/mlflow.db",
+             "--serve-artifacts", "--artifacts-destination", str(root / "artifacts")],
+            cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        started.append((proc, log))
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + MLFLOW_STARTUP_SECONDS
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"mlflow server exited with {proc.returncode}:\n{(root / 'server.log').read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        return url, root
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"mlflow server not healthy after {MLFLOW_STARTUP_SECONDS}s:\n"
+                            f"{(root / 'server.log').read_text()[-3000:]}")
+            time.sleep(0.5)
+
+    yield start
+    for proc, log in started:
+        _stop(proc)
+        log.close()
