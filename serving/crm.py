@@ -13,9 +13,9 @@
   transaction.
 
 A failure anywhere (a NULL in a required column halfway through the batch, a lost
-connection) leaves the previous table as it was. Rows identical to the stored ones
-(same scores and the same `scored_at`) are counted as unchanged and not rewritten, so a
-rerun changes nothing.
+connection) leaves the previous table as it was. A row whose scores equal the stored
+ones is unchanged and not rewritten, whatever its `scored_at` (which then stays the time
+those scores were first written), so a rerun changes nothing.
 """
 from __future__ import annotations
 
@@ -55,6 +55,8 @@ COLUMNS = (
     Column("scored_at", "timestamp"),
 )
 NAMES = [c.name for c in COLUMNS]
+# what makes a stored row out of date: a new scoring time alone does not
+COMPARED = [c for c in NAMES if c not in KEY and c != "scored_at"]
 ARROW = {"str": pa.string(), "date": pa.date32(), "float": pa.float64(), "bool": pa.bool_(),
          "timestamp": pa.timestamp("us", tz="UTC")}
 SCHEMA = pa.schema([pa.field(c.name, ARROW[c.kind], nullable=c.nullable) for c in COLUMNS])
@@ -161,7 +163,7 @@ def compare(existing: pd.DataFrame, incoming: pd.DataFrame) -> tuple[WriteReport
         a = new[present].reset_index(drop=True)
         b = old.loc[new.index[present]].reset_index(drop=True)
         equal = np.ones(len(a), dtype=bool)
-        for c in a.columns:
+        for c in COMPARED:
             x, y = a[c], b[c]
             equal &= ((x == y) | (x.isna() & y.isna())).to_numpy(dtype=bool)
         same[present] = equal
@@ -180,8 +182,9 @@ def _write_file(rows: pd.DataFrame, path: Path) -> WriteReport:
     report, write = compare(existing, rows)
     if not write.any():
         return report  # nothing new: the file is not touched
-    keep = existing.set_index(list(KEY)).index.isin(rows.set_index(list(KEY)).index)
-    merged = pd.concat([existing[~keep], rows], ignore_index=True).sort_values(list(KEY), kind="stable")
+    rows = rows[write.to_numpy()]  # unchanged rows keep their stored scored_at
+    replaced = existing.set_index(list(KEY)).index.isin(rows.set_index(list(KEY)).index)
+    merged = pd.concat([existing[~replaced], rows], ignore_index=True).sort_values(list(KEY), kind="stable")
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
         table = to_arrow(merged)
@@ -218,7 +221,7 @@ def _write_duckdb(rows: pd.DataFrame, path: Path) -> WriteReport:
         incoming = to_arrow(rows)
         con.register("crm_incoming_rows", incoming)
         on = " AND ".join(f"i.{k} = t.{k}" for k in KEY)
-        differs = " OR ".join(f"i.{c} IS DISTINCT FROM t.{c}" for c in NAMES if c not in KEY)
+        differs = " OR ".join(f"i.{c} IS DISTINCT FROM t.{c}" for c in COMPARED)
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute(duckdb_ddl())

@@ -15,7 +15,7 @@ from __future__ import annotations
 import pandas as pd
 import sqlalchemy as sa
 
-from serving.crm import COLUMNS, KEY, NAMES, TABLE, WriteReport, to_arrow
+from serving.crm import COLUMNS, COMPARED, KEY, NAMES, TABLE, WriteReport, to_arrow
 
 SQL_TYPES = {"str": sa.Text, "date": sa.Date, "float": sa.Double, "bool": sa.Boolean,
              "timestamp": lambda: sa.DateTime(timezone=True)}
@@ -68,7 +68,7 @@ def write_sql(rows: pd.DataFrame, url: str, *, engine: sa.Engine | None = None) 
         stage = crm_table(metadata, f"{TABLE}_incoming", temporary=True)
         values = [c for c in NAMES if c not in KEY]
         on = sa.and_(*[stage.c[k] == table.c[k] for k in KEY])
-        differs = sa.or_(*[stage.c[c].is_distinct_from(table.c[c]) for c in values])
+        differs = sa.or_(*[stage.c[c].is_distinct_from(table.c[c]) for c in COMPARED])
         with engine.begin() as conn:
             table.create(conn, checkfirst=True)
             stage.create(conn)
@@ -83,7 +83,7 @@ def write_sql(rows: pd.DataFrame, url: str, *, engine: sa.Engine | None = None) 
             stmt = stmt.on_conflict_do_update(
                 index_elements=list(KEY),
                 set_={c: stmt.excluded[c] for c in values},
-                where=sa.or_(*[table.c[c].is_distinct_from(stmt.excluded[c]) for c in values]),
+                where=sa.or_(*[table.c[c].is_distinct_from(stmt.excluded[c]) for c in COMPARED]),
             )
             conn.execute(stmt)
             stage.drop(conn)

@@ -92,6 +92,14 @@ def test_first_write_inserts_and_a_rerun_changes_nothing(rows, target):
     pd.testing.assert_frame_equal(read(), first)
 
 
+def test_a_rerun_with_the_same_scores_keeps_the_first_scoring_time(rows, target):
+    where, read = target
+    write_scores(rows, where)
+    later = rows.assign(scored_at=rows.scored_at + timedelta(hours=6))
+    assert write_scores(later, where) == WriteReport(inserted=0, updated=0, unchanged=len(rows))
+    stored_equal(read(), rows)
+
+
 def test_upsert_updates_changed_rows_and_inserts_new_ones(rows, target):
     where, read = target
     write_scores(rows, where)

@@ -1,0 +1,93 @@
+"""`radar score`: batch CRM enrichment of the workspace, through the CLI, into real targets."""
+from __future__ import annotations
+
+import shutil
+
+import duckdb
+import pandas as pd
+import pytest
+import sqlalchemy
+from typer.testing import CliRunner
+
+from radar import app
+from serving.batch import load_snapshots
+from serving.champions import load_champions
+from serving.crm import NAMES
+from serving.score import score_frame
+
+
+@pytest.fixture
+def project(served_project, tmp_path):
+    """The served project's config and models, with a private copy of its workspace."""
+    root, settings = served_project
+    shutil.copytree(root / "out", tmp_path / "out")
+    env = {"RADAR_CONFIG_FILE": None, "RADAR_OUTPUT_DIR": str(tmp_path / "out"), "COLUMNS": "200"}
+    return root / "radar.toml", env, settings.model_copy(update={"output_dir": tmp_path / "out"}), tmp_path
+
+
+def _score(project, *args):
+    config, env, _, _ = project
+    return CliRunner().invoke(app, ["--config", str(config), "score", *args], env=env)
+
+
+def test_score_writes_the_crm_table_and_a_rerun_changes_nothing(project):
+    _, _, settings, tmp = project
+    target = tmp / "crm" / "scores.parquet"
+    target.parent.mkdir()
+    first = _score(project, "--to", str(target))
+    assert first.exit_code == 0, first.output
+    frame, as_of = load_snapshots(settings)
+    assert f"scored {len(frame):,} accounts at {as_of}" in first.output
+    assert f"{len(frame):,} inserted, 0 updated, 0 unchanged" in first.output
+    assert "Top accounts at risk" in first.output and "Top expansion opportunities" in first.output
+    table = pd.read_parquet(target)
+    assert list(table.columns) == NAMES and len(table) == len(frame)
+    assert table[["account_id", "as_of"]].duplicated().sum() == 0
+    # the CRM rows are the scoring function's, for the same accounts
+    expected = score_frame(frame, load_champions(settings), settings).set_index("account_id")
+    got = table.set_index("account_id").loc[expected.index]
+    assert (got["renewal_likelihood"] - expected["renewal_likelihood"]).abs().max() < 1e-12
+    assert (got["risk_tier"] == expected["risk_tier"]).all()
+    assert got["top_reasons"].str.len().gt(0).all()
+
+    second = _score(project, "--to", str(target))
+    assert second.exit_code == 0, second.output
+    assert f"0 inserted, 0 updated, {len(frame):,} unchanged" in second.output
+    pd.testing.assert_frame_equal(pd.read_parquet(target), table)  # not even scored_at moved
+
+
+def test_score_into_the_duckdb_workspace_and_postgresql(project, postgres_database):
+    _, _, settings, _ = project
+    result = _score(project, "--to", "workspace", "--top", "0")
+    assert result.exit_code == 0, result.output
+    with duckdb.connect(str(settings.database_path), read_only=True) as con:
+        n, keys = con.execute("SELECT count(*), count(DISTINCT (account_id, as_of)) FROM crm_scores").fetchone()
+    frame, _ = load_snapshots(settings)
+    assert n == keys == len(frame)
+
+    url = postgres_database("crm_from_cli")
+    result = _score(project, "--to", url, "--top", "0")
+    assert result.exit_code == 0, result.output
+    assert "inserted" in result.output
+    engine = sqlalchemy.create_engine(url)
+    with engine.connect() as con:
+        assert con.execute(sqlalchemy.text("SELECT count(*) FROM crm_scores")).scalar() == len(frame)
+    rerun = _score(project, "--to", url, "--top", "0")
+    assert rerun.exit_code == 0 and f"0 inserted, 0 updated, {len(frame):,} unchanged" in rerun.output
+    engine.dispose()
+
+
+def test_score_at_an_earlier_date_and_bad_dates(project):
+    _, _, settings, tmp = project
+    frame, latest = load_snapshots(settings)
+    with duckdb.connect(str(settings.database_path), read_only=True) as con:
+        earlier = con.execute("SELECT max(as_of) FROM snapshots WHERE as_of < ?", [latest]).fetchone()[0]
+    target = tmp / "earlier.csv"
+    result = _score(project, "--to", str(target), "--as-of", str(pd.Timestamp(earlier).date()), "--top", "0")
+    assert result.exit_code == 0, result.output
+    assert set(pd.read_csv(target)["as_of"]) == {str(pd.Timestamp(earlier).date())}
+
+    bad = _score(project, "--to", str(target), "--as-of", "yesterday")
+    assert bad.exit_code == 2 and "not a date" in bad.output
+    missing = _score(project, "--to", str(target), "--as-of", "1999-01-31")
+    assert missing.exit_code == 1 and "no snapshots at as_of 1999-01-31" in missing.output
