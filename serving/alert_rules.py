@@ -194,7 +194,7 @@ def indicator_signals(inputs: AlertInputs, cfg: AlertSettings, books: Playbooks,
         playbook = books.for_family(spec.family) or books.fallback
         bound = "at least" if worst < expected else "at most"
         span = f" over the last {spec.window} days" if spec.window else ""
-        for account, value in zip(snaps.loc[now & worse, "account_id"], values[now & worse]):
+        for account, value in zip(snaps.loc[now & worse, "account_id"], values[now & worse], strict=True):
             shown = f"{spec.label} is {spec.format_value(value)}{span}; expected {bound} {spec.format_value(expected)}"
             out.append(Signal(account, "indicator", name, shown, _clip((expected - value) / (expected - worst)),
                               _clip(share.get(account, 0.0)),

@@ -69,7 +69,8 @@ def apply_state(con: duckdb.DuckDBPyConnection, alerts: list[Alert], as_of: date
     for a in alerts:
         s = known.get(a.key)
         until = _as_date(s["snoozed_until"]) if s else None
-        if s is None or s["status"] == "resolved" or (s["status"] == "snoozed" and until is not None and until <= as_of):
+        ended = s is not None and s["status"] == "snoozed" and until is not None and until <= as_of
+        if s is None or s["status"] == "resolved" or ended:
             status, opened, state, reason, until = "new", as_of, "open", None, None
             log.append((a.key, stamp, "open", as_of, None, "raised"))
         else:

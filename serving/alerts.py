@@ -101,10 +101,12 @@ def load_inputs(settings: Settings, models: ScoringModels, as_of: date | None = 
     cfg = settings.alerts
     with workspace(settings, read_only=True) as con:
         dates = _dates(con)
-        as_of = as_of or (dates[-1] if dates else None)
-        before = [d for d in dates if as_of is not None and d <= as_of]
+        if not dates:
+            raise AlertError(f"the {SNAPSHOTS} table is empty: run `radar build-features`")
+        as_of = as_of or dates[-1]
+        before = [d for d in dates if d <= as_of]
         if not before:
-            raise AlertError(f"no snapshots on or before {as_of}: run `radar build-features`")
+            raise AlertError(f"no snapshots on or before {as_of} (the first is {dates[0]})")
         current = before[-1]
         recent = tuple(before[-cfg.history_snapshots:])
         previous = previous_date(before, current, cfg)

@@ -211,7 +211,8 @@ def test_conversations_31_days_apart_other_buckets_gray_cues_and_today_do_not_es
     for case, ev in cases.items():
         assert escalation_signals(inputs(scores({"id": "a"}), evidence=ev), CFG, BOOKS) == [], case
     # the same pair 29 days apart does escalate, in its bucket's playbook
-    ev = [quote("a", day(1), "c:1", bucket="onboarding_clarity"), quote("a", day(29), "c:2", bucket="onboarding_clarity")]
+    ev = [quote("a", day(1), "c:1", bucket="onboarding_clarity"),
+          quote("a", day(29), "c:2", bucket="onboarding_clarity")]
     [s] = escalation_signals(inputs(scores({"id": "a"}), evidence=ev), CFG, BOOKS)
     assert s.playbook.name == "onboarding_friction" and s.subject == "onboarding_clarity"
 

@@ -29,9 +29,9 @@ def project(served_project, tmp_path):
         rows = [(ESCALATED, latest - pd.Timedelta(days=d, hours=-9), ch, conv, text, "pricing_perception", "red", -0.5)
                 for d, ch, conv, text in [(3, "call", "feedback:f1", "Honestly it is too expensive for us."),
                                           (12, "email", "support_tickets:t9", "The price increase is a problem.")]]
-        evidence = pd.DataFrame(rows, columns=["account_id", "occurred_at", "channel", "conversation_id", "sentence",
-                                               "bucket", "polarity", "sentiment"])
-        con.execute("CREATE TABLE evidence AS SELECT * FROM evidence")
+        con.register("quotes", pd.DataFrame(rows, columns=["account_id", "occurred_at", "channel", "conversation_id",
+                                                           "sentence", "bucket", "polarity", "sentiment"]))
+        con.execute("CREATE TABLE evidence AS SELECT * FROM quotes")
     env = {"RADAR_CONFIG_FILE": None, "RADAR_OUTPUT_DIR": str(tmp_path / "out"), "COLUMNS": "200",
            "RADAR_ALERTS__INDICATOR_LEVELS": json.dumps({"adoption_rate_28d": [0.1, 0.0]})}
     return root / "radar.toml", env, tmp_path, latest.date()
