@@ -153,8 +153,10 @@ def log_training_run(outcome: TrainOutcome, table: TrainingTable, settings: Sett
         # afterwards with the model's id, they belong to both in one request.
         model = _log_model(outcome, table, test_set)
         _log_metrics(client, run.info.run_id, outcome.metrics, model.model_id)
-        version = str(model.registered_model_version)
-    _tag_version(client, outcome, table, version, run.info.run_id, as_of)
+        # registered with its tags in one request (one per tag costs two round trips to a server)
+        version = str(mlflow.register_model(model.model_uri, target.model_name,
+                                            tags=_version_tags(outcome, table, run.info.run_id, as_of)).version)
+    _describe_version(client, outcome, version)
     client.set_registered_model_alias(target.model_name, CHALLENGER, version)
     return TrackedRun(target.model_name, run.info.run_id, target.model_name, version)
 
@@ -278,7 +280,6 @@ def _log_model(outcome: TrainOutcome, table: TrainingTable, test_set: pd.DataFra
             artifacts={ARTIFACT_KEY: str(saved)},
             signature=signature_for(example, outcome.model),
             input_example=example,
-            registered_model_name=outcome.target.model_name,
             pip_requirements=_requirements(),
         )
     return info
@@ -295,9 +296,7 @@ def _requirements() -> list[str]:
     return out
 
 
-def _tag_version(client: MlflowClient, outcome: TrainOutcome, table: TrainingTable, version: str,
-                 run_id: str, as_of: str) -> None:
-    name = outcome.target.model_name
+def _version_tags(outcome: TrainOutcome, table: TrainingTable, run_id: str, as_of: str) -> dict[str, str]:
     tags = {
         TAG_TARGET: outcome.target.name, TAG_LABEL: table.target.label, TAG_ID: table.id_col,
         TAG_TIME: table.time_col or "", TAG_WEIGHT: table.weight_col or "",
@@ -306,8 +305,11 @@ def _tag_version(client: MlflowClient, outcome: TrainOutcome, table: TrainingTab
     }
     tags.update({metric_key(k): f"{v:.6g}" for k, v in outcome.metrics.items()
                  if k.startswith("test.model.") and ".segment." not in k and v is not None})
-    for key, value in tags.items():
-        client.set_model_version_tag(name, version, key, value)
+    return tags
+
+
+def _describe_version(client: MlflowClient, outcome: TrainOutcome, version: str) -> None:
+    name = outcome.target.model_name
     test = outcome.metrics
     pr, roc = test.get("test.model.pr_auc"), test.get("test.model.roc_auc")
     figures = ", ".join(f"{n} {v:.3f}" for n, v in (("PR-AUC", pr), ("ROC-AUC", roc)) if v is not None)
