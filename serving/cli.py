@@ -166,14 +166,16 @@ def alerts_cmd(
         help="run (default): evaluate the alert rules; list: the stored alerts and their state; "
         "snooze KEY --until DATE --reason TEXT; close KEY --reason TEXT; reopen KEY.")] = "run",
     key: Annotated[str | None, typer.Argument(help="The alert's key (snooze, close, reopen).")] = None,
-    as_of: Annotated[str | None, typer.Option(help="Date of the run (default: the latest snapshot date).")] = None,
+    as_of: Annotated[str | None, typer.Option(
+        help="Date of the run: feedback up to the day before counts; scores and indicators come from the latest "
+        "snapshot on or before it (default: the latest snapshot date).")] = None,
     json_out: Annotated[bool, typer.Option(
         "--json", help="Print the run as JSON on stdout instead of a table.")] = False,
     show_all: Annotated[bool, typer.Option("--all", help="run: also show alerts still open from earlier runs; "
                                            "list: also resolved ones.")] = False,
     limit: Annotated[int, typer.Option(min=0, help="Alerts shown in the table (all are in the JSON file).")] = 30,
     webhook: Annotated[str | None, typer.Option(
-        help="POST the new alerts to this URL (default: alerts.webhook_url).")] = None,
+        help="POST the open alerts not delivered yet to this URL (default: alerts.webhook_url).")] = None,
     until: Annotated[str | None, typer.Option(help="snooze: hold the alert back until this date (YYYY-MM-DD).")] = None,
     reason: Annotated[str | None, typer.Option(help="snooze, close, reopen: why (kept with the alert).")] = None,
 ) -> None:
