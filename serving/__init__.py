@@ -2,5 +2,8 @@
 
 settings (thresholds) -> score (THE scoring function) <- explain (TreeSHAP drivers, via
 treeshap) + playbook (action and owner); schemas (POST /score contract); batch (workspace
-scoring, rankings); crm / crm_sql (idempotent CRM upserts). Nothing heavy runs at import.
+scoring, rankings); crm / crm_sql (idempotent CRM upserts). Alerts: alert_rules (DOMAIN 5
+rules, pure) + insight (score, routing) -> alerts (a run on the workspace) with alert_state
+(snooze, close) and webhook (delivery). Playbooks are data: playbooks.toml. Nothing heavy
+runs at import.
 """
