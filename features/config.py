@@ -160,8 +160,17 @@ class TrainingSettings(_Section):
     top_k_accounts: int = Field(50, gt=0, description="k of 'share of at-risk MRR captured in the top k accounts'.")
     min_accounts: int = Field(200, gt=0, description="Warn below this many distinct accounts in training.")
     min_positives: int = Field(50, gt=0, description="Warn below this many positive labels in training or test.")
-    tracking_uri: str = Field("sqlite:///mlruns/mlflow.db", description="MLflow tracking URI (a sqlite file or a tracking server URL).")
-    artifact_location: str = Field("mlruns/artifacts", description="Where new experiments store artifacts (used with a sqlite store).")
+    tracking_uri: str = Field(
+        "sqlite:///mlruns/mlflow.db",
+        description="MLflow tracking and registry URI: a sqlite file, a tracking server (http://host:5000, "
+        "the team setup) or a database MLflow writes to directly (postgresql+psycopg://user@host/mlflow).",
+    )
+    artifact_location: str = Field(
+        "mlruns/artifacts",
+        description="Where new experiments store artifacts when tracking_uri is a database (sqlite:///..., "
+        "postgresql+psycopg://...): a folder every user reaches, or a URI such as s3://bucket/radar. "
+        "A tracking server (http://...) decides for itself (its --artifacts-destination).",
+    )
     promotion_metric: str = Field("pr_auc", description="Metric the challenger must beat the champion on (same test data).")
     promotion_margin: float = Field(0.005, ge=0, description="By how much the challenger must beat the champion.")
     lightgbm: LightGBMSettings = Field(default_factory=LightGBMSettings)

@@ -105,17 +105,25 @@ def tracking_uri(settings: TrainingSettings) -> str:
 
 
 def ensure_experiment(client: MlflowClient, name: str, settings: TrainingSettings) -> str:
-    """The id of experiment `name`, created if needed. With a sqlite store its artifacts go
-    under `artifact_location/<name>`; a tracking server decides for itself."""
+    """The id of experiment `name`, created if needed (artifacts: `experiment_location`)."""
     existing = client.get_experiment_by_name(name)
     if existing is not None:
         if existing.lifecycle_stage == "deleted":
             client.restore_experiment(existing.experiment_id)
         return existing.experiment_id
-    location = None
-    if urlparse(tracking_uri(settings)).scheme == "sqlite":
-        location = (Path(settings.artifact_location).resolve() / name).as_uri()
-    return client.create_experiment(name, artifact_location=location)
+    return client.create_experiment(name, artifact_location=experiment_location(name, settings))
+
+
+def experiment_location(name: str, settings: TrainingSettings) -> str | None:
+    """Where a new experiment keeps its artifacts: `artifact_location/<name>` (a folder or a
+    URI such as s3://bucket/radar) when MLflow writes to a database itself (sqlite,
+    postgresql+psycopg://, ...); None when a tracking server or Databricks decides."""
+    if urlparse(tracking_uri(settings)).scheme in ("http", "https", "databricks", "databricks-uc"):
+        return None
+    location = settings.artifact_location
+    if "://" in location:
+        return f"{location.rstrip('/')}/{name}"
+    return (Path(location).resolve() / name).as_uri()
 
 
 def metric_key(name: str) -> str:

@@ -16,13 +16,13 @@ import pytest
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
-from features.config import Settings
+from features.config import Settings, TrainingSettings
 from radar import app
 from serving.champions import load_champions
 from serving.score import score_frame
 from training.pyfunc import load_radar_model
+from training.track import experiment_location
 
-pytestmark = pytest.mark.slow
 FAST = {"BOOTSTRAP_SAMPLES": "0", "BACKTEST_FOLDS": "1", "LIGHTGBM__N_ESTIMATORS": "40",
         "LIGHTGBM__MIN_CHILD_SAMPLES": "20"}
 
@@ -31,6 +31,7 @@ def run(*args: str):
     return CliRunner().invoke(app, list(args))
 
 
+@pytest.mark.slow
 def test_train_promote_and_serve_through_a_team_server(mlflow_server, postgres_database, make_snapshot_frame,
                                                         tmp_path, monkeypatch):
     store = postgres_database("mlflow_team")
@@ -78,3 +79,18 @@ def test_train_promote_and_serve_through_a_team_server(mlflow_server, postgres_d
     assert scored.upsell_likelihood.between(0, 1).all()
     assert all(len(d) == settings.serving.top_drivers for d in scored.renewal_drivers)
     assert (scored.renewal_model_version == "1").all()
+
+    # the same registry read directly from its database (no server), as an admin might
+    monkeypatch.setenv("RADAR_TRAINING__TRACKING_URI", store)
+    direct = run("models", "upsell")
+    assert direct.exit_code == 0, direct.output
+    assert "radar-upsell" in direct.output and "champion" in direct.output and "promoted" in direct.output
+
+
+def test_experiments_put_artifacts_under_the_shared_location_unless_a_server_decides(tmp_path):
+    def location(uri: str, artifacts: str) -> str | None:
+        return experiment_location("radar-renewal", TrainingSettings(tracking_uri=uri, artifact_location=artifacts))
+
+    assert location("http://mlflow.internal:5000", "s3://bucket/radar") is None
+    assert location("postgresql+psycopg://radar@db/mlflow", "s3://bucket/radar/") == "s3://bucket/radar/radar-renewal"
+    assert location(f"sqlite:///{tmp_path}/m.db", str(tmp_path / "shared")) == (tmp_path / "shared" / "radar-renewal").as_uri()
