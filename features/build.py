@@ -7,8 +7,10 @@ and the snapshot expression, and writes `snapshots` (database table and Parquet 
 """
 from __future__ import annotations
 
+import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -71,6 +73,56 @@ def close_workspace(ws: Workspace) -> None:
     ws.backend.disconnect()
 
 
+@contextmanager
+def _phase(key: str, label: str, seconds: dict[str, float], step: Callable[[str], None] | None) -> Iterator[None]:
+    """Announce a step of the build and add its duration to `seconds[key]`."""
+    if step:
+        step(label)
+    t = time.perf_counter()
+    yield
+    seconds[key] = seconds.get(key, 0.0) + time.perf_counter() - t
+
+
+def _run_here(ws: Workspace, store: ibis.BaseBackend, dates: list[date], settings: Settings,
+              seconds: dict[str, float], step: Callable[[str], None] | None,
+              texts: Callable[[int], None] | None) -> bool:
+    """Text step and snapshots where the workspace lives (DuckDB or its database), into
+    `store`; whether the workspace has text (an `evidence` table)."""
+    with _phase("text", "text signals", seconds, step):
+        evidence = build_evidence(ws, settings, texts, store=store)
+        if evidence is not None and store is not ws.backend:  # the QCF features join it there
+            evidence = ws.backend.create_table("radar_evidence", evidence.to_pyarrow(), temp=True)
+    with _phase("snapshots", "snapshots", seconds, step):
+        expr = snapshot_expr(ws, dates, settings, evidence)
+        if store is not ws.backend:  # ordered here: the other database may collate differently
+            expr = ibis.memtable(expr.to_pyarrow()).order_by(KEY)
+        store.create_table("snapshots", expr, overwrite=True)
+    return evidence is not None
+
+
+def _run_on_spark(ws: Workspace, store: ibis.BaseBackend, dates: list[date], settings: Settings,
+                  seconds: dict[str, float], step: Callable[[str], None] | None,
+                  texts: Callable[[int], None] | None) -> bool:
+    """The same on Spark (`features.spark`): the workspace's tables staged as Parquet, the
+    results loaded into `store`; the staging folder is removed afterwards."""
+    from features import spark
+
+    staging = spark.staging_dir(settings)
+    with _phase("spark start", "starting Spark, staging the workspace as Parquet", seconds, step):
+        sws = spark.spark_workspace(ws, spark.spark_session(settings), staging)
+    try:
+        with _phase("text", "text signals on Spark", seconds, step):
+            evidence = spark.spark_evidence(sws, settings, staging, texts)
+        with _phase("snapshots", "snapshots on Spark", seconds, step):
+            expr = snapshot_expr(sws, dates, settings, evidence)
+            spark.load_results(store, spark.write_snapshots(sws, expr, staging), expr.schema(),
+                               staging / "evidence" if evidence is not None else None)
+    finally:
+        close_workspace(sws)
+        shutil.rmtree(staging, ignore_errors=True)
+    return evidence is not None
+
+
 def build_features(
     settings: Settings,
     start: date | None = None,
@@ -87,38 +139,21 @@ def build_features(
     if not dates:
         raise ValueError(f"no as-of dates between {start or default_start} and {end or default_end}")
     seconds: dict[str, float] = {}
-    t0 = time.perf_counter()
-    if step:
-        step("text signals")
-    evidence = build_evidence(ws, settings, texts, store=store)
-    if evidence is not None and store is not ws.backend:  # the QCF features join it there
-        evidence = ws.backend.create_table("radar_evidence", evidence.to_pyarrow(), temp=True)
-    seconds["text"] = time.perf_counter() - t0
-
-    t1 = time.perf_counter()
-    if step:
-        step("snapshots")
-    expr = snapshot_expr(ws, dates, settings, evidence)
-    if store is not ws.backend:  # ordered here: the other database may collate differently
-        expr = ibis.memtable(expr.to_pyarrow()).order_by(KEY)
-    store.create_table("snapshots", expr, overwrite=True)
+    run = _run_on_spark if settings.features.engine == "spark" else _run_here
+    has_evidence = run(ws, store, dates, settings, seconds, step, texts)
     snaps = store.table("snapshots")
-    out_dir = settings.output_dir
-    parquet = out_dir / "snapshots.parquet"
-    snaps.to_parquet(parquet)
-    seconds["snapshots"] = time.perf_counter() - t1
+    parquet = settings.output_dir / "snapshots.parquet"
+    with _phase("snapshots", "snapshots", seconds, None):
+        snaps.to_parquet(parquet)
 
-    t2 = time.perf_counter()
-    if step:
-        step("data-quality report")
-    frame = snaps.execute()
-    registry = feature_registry(settings)
-    findings = quality.assess(frame, registry.names, {f.name for f in registry if f.categorical})
-    report = out_dir / "reports" / "data_quality.md"
-    report.parent.mkdir(parents=True, exist_ok=True)
-    report.write_text(quality.render_markdown(findings))
-    seconds["report"] = time.perf_counter() - t2
-    ev_rows = int(evidence.count().execute()) if evidence is not None else None
+    report = settings.output_dir / "reports" / "data_quality.md"
+    with _phase("report", "data-quality report", seconds, step):
+        frame = snaps.execute()
+        registry = feature_registry(settings)
+        findings = quality.assess(frame, registry.names, {f.name for f in registry if f.categorical})
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(quality.render_markdown(findings))
+    ev_rows = int(store.table("evidence").count().execute()) if has_evidence else None
     close_workspace(ws)
     if store is not ws.backend:
         store.disconnect()

@@ -97,15 +97,24 @@ def build_features_cmd(
     end: Annotated[datetime | None, typer.Option("--to", formats=["%Y-%m-%d"], help="Last as-of date (default: the end of the data).")] = None,
     freq: Annotated[str | None, typer.Option(help="month (month-ends) or week (Mondays); default from config.")] = None,
     workspace: Annotated[str | None, typer.Option(help="Read the contract tables from this database URL (e.g. postgres://user@host:5432/db) instead of the ingested workspace; default from config (workspace_url).")] = None,
+    engine: Annotated[str | None, typer.Option(help="duckdb or spark (Apache Spark through Ibis, same feature definitions; needs the spark extra and Java 17); default from config (features.engine).")] = None,
+    spark_master: Annotated[str | None, typer.Option(help="Spark master URL with --engine spark, e.g. local[4] or spark://host:7077; default from config (spark.master).")] = None,
 ) -> None:
     """Build point-in-time account snapshots with labels, features and the health score."""
     from features.build import build_features
+    from features.spark import SparkUnavailable
 
     settings = _settings(ctx)
     if freq not in (None, "month", "week"):
         raise typer.BadParameter("--freq must be month or week")
     if workspace is not None:
         settings = settings.model_copy(update={"workspace_url": workspace})
+    if engine not in (None, "duckdb", "spark"):
+        raise typer.BadParameter("--engine must be duckdb or spark")
+    if engine is not None:
+        settings = settings.model_copy(update={"features": settings.features.model_copy(update={"engine": engine})})
+    if spark_master is not None:
+        settings = settings.model_copy(update={"spark": settings.spark.model_copy(update={"master": spark_master})})
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed:,} texts"),
                   TimeElapsedColumn(), console=console) as progress:
         task = progress.add_task("starting", total=None)
@@ -115,7 +124,7 @@ def build_features_cmd(
                 step=lambda s: progress.update(task, description=s),
                 texts=lambda n: progress.advance(task, n),
             )
-        except (FileNotFoundError, ValueError) as exc:
+        except (FileNotFoundError, ValueError, SparkUnavailable) as exc:
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(1) from exc
     d = result.as_of_dates

@@ -85,6 +85,11 @@ class FeatureSettings(_Section):
         description="One event per product feature: breadth = features used / features available.",
     )
     activity_lookback_days: int = Field(180, gt=0, description="Cap on 'days since last activity'.")
+    engine: Literal["duckdb", "spark"] = Field(
+        "duckdb",
+        description="What runs the feature expressions: duckdb (one machine) or spark (Apache Spark through "
+        "Ibis' PySpark backend; needs the `spark` extra and Java 17, see [spark]).",
+    )
     memory_limit: str = Field("2GB", description="DuckDB memory limit while building snapshots (it spills to disk beyond).")
     text_batch_rows: int = Field(20_000, gt=0, description="Texts analysed per batch (bounds memory).")
     taxonomy_dir: Path | None = Field(None, description="Folder of extra taxonomy files (<lang>.toml) that extend the shipped ones.")
@@ -341,6 +346,31 @@ class AlertSettings(_Section):
         return self
 
 
+class SparkSettings(_Section):
+    """Apache Spark, when `features.engine = "spark"` (`radar build-features --engine spark`)."""
+
+    master: str = Field(
+        "local[2]",
+        description="Spark master URL: local[N] runs Spark inside this process on N cores; spark://HOST:7077, "
+        "yarn or k8s://... use a cluster (whose nodes must read staging_dir and import this package).",
+    )
+    driver_memory: str = Field("2g", description="Memory of the Spark driver JVM (in local mode: of all of Spark).")
+    shuffle_partitions: int = Field(
+        8, gt=0, description="spark.sql.shuffle.partitions: partitions after each join and group-by; "
+        "about 2-4 per core of the cluster.",
+    )
+    staging_dir: Path | None = Field(
+        None,
+        description="Where the contract tables are exported as Parquet for Spark and Spark writes the snapshots "
+        "and evidence before they are loaded into the workspace database (default: <output_dir>/spark); "
+        "on a cluster, a folder every node reads. Emptied after each build.",
+    )
+    conf: dict[str, str] = Field(
+        default_factory=dict,
+        description="Further Spark settings, e.g. {'spark.executor.memory' = '8g'}; they win over the above.",
+    )
+
+
 class Settings(BaseSettings):
     """All of Account Radar's settings."""
 
@@ -366,6 +396,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     domain: DomainSettings = Field(default_factory=DomainSettings)
     features: FeatureSettings = Field(default_factory=FeatureSettings)
+    spark: SparkSettings = Field(default_factory=SparkSettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)

@@ -22,7 +22,7 @@ from features.labels import build_labels
 from features.registry import FeatureRegistry, FeatureSpec
 from features.subscriptions import SPECS as SUBSCRIPTION_SPECS
 from features.subscriptions import subscription_features
-from features.text.evidence import EVIDENCE_COLUMNS, iter_evidence
+from features.text.evidence import EVIDENCE_SCHEMA, iter_evidence
 from features.text.taxonomy import load_taxonomy
 
 KEY = ["account_id", "as_of"]
@@ -142,11 +142,8 @@ def build_evidence(ws: Workspace, settings: Settings, progress: Callable[[int], 
                 progress(len(frame))
             yield frame
 
-    schema = ibis.schema({c: ("timestamp" if t.startswith("datetime") else
-                              {"str": "string", "int64": "int64", "bool": "boolean", "float64": "float64"}[t])
-                          for c, t in EVIDENCE_COLUMNS.items()})
     store = ws.backend if store is None else store
-    store.create_table("evidence", schema=schema, overwrite=True)
+    store.create_table("evidence", schema=EVIDENCE_SCHEMA, overwrite=True)
     for frame in iter_evidence(batches(), taxonomy):
         if len(frame):
             store.insert("evidence", frame)
@@ -184,4 +181,6 @@ def snapshot_expr(ws: Workspace, as_of_dates: list[date], settings: Settings,
         out = out.left_join(part.cache(), KEY).drop("account_id_right", "as_of_right")
     out = health.with_health(out, settings.health)
     registry = feature_registry(settings)
-    return out.select(*KEY, *META, *registry.names, *LABELS, "renewal_in_horizon").order_by(KEY)
+    # labels are int8 everywhere; Spark reads its cached labels back as int (IF(c, 1, 0))
+    labels = {c: out[c].cast("int8") for c in LABELS}
+    return out.select(*KEY, *META, *registry.names, **labels, renewal_in_horizon=out.renewal_in_horizon).order_by(KEY)

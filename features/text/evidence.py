@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
+import ibis
 import pandas as pd
 
 from features.text.language import resolve_languages
@@ -36,6 +37,11 @@ EVIDENCE_COLUMNS: dict[str, str] = {
     "expression": "str",  # the taxonomy expression as written
     "sentiment": "float64",  # [-1, 1]; see features.text.sentiment
 }
+# the same columns as a database table (the `evidence` table of the workspace)
+EVIDENCE_SCHEMA = ibis.schema({
+    c: {"str": "string", "datetime64[us]": "timestamp", "int64": "int64", "bool": "boolean", "float64": "float64"}[t]
+    for c, t in EVIDENCE_COLUMNS.items()
+})
 _ROW_COLUMNS = ("account_id", "occurred_at", "channel", "source_table", "source_id")
 _MATCH_COLUMNS = tuple(c for c in EVIDENCE_COLUMNS if c not in (*_ROW_COLUMNS, "conversation_id"))
 _SORT = ["account_id", "occurred_at", "conversation_id", "sentence_index"]
