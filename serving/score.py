@@ -51,6 +51,14 @@ class ScoringModels:
             self._explainers[target] = Explainer(getattr(self, target).model)
         return self._explainers[target]
 
+    def registry(self, settings: Settings):
+        """The feature registry of `settings`, built once per settings object (reasons
+        read it on every request)."""
+        cached = self._explainers.get("registry")
+        if cached is None or cached[0] is not settings:
+            cached = self._explainers["registry"] = (settings, feature_registry(settings))
+        return cached[1]
+
     @cached_property
     def lineage(self) -> dict[str, str]:
         return {"renewal_model": self.renewal.name, "renewal_model_version": str(self.renewal.version),
@@ -97,7 +105,7 @@ def _predict(models: ScoringModels, frame: pd.DataFrame, threads: int) -> dict:
         key = (tuple(model.features), tuple((k, tuple(v)) for k, v in sorted(model.categories.items())),
                explainer.method)
         if key not in cache:
-            cache[key] = explainer.inputs(model.prepare(frame))
+            cache[key] = explainer.rows(frame)
         margin = explainer.margin(cache[key], threads=threads)
         out[target] = (cache[key], margin, model.calibrator.transform(margin))
     return out
@@ -147,7 +155,7 @@ def score_frame(snapshots: pd.DataFrame, models: ScoringModels, settings: Settin
 
     found: dict[str, list] = {"renewal": [None] * n, "upsell": [None] * n}
     result["renewal_base_value"] = result["upsell_base_value"] = np.full(n, np.nan)
-    registry = feature_registry(settings)
+    registry = models.registry(settings)
     if explain and n:
         for target, (inputs, _, _) in predicted.items():
             contrib, base = models.explainer(target).contributions(

@@ -31,6 +31,25 @@ def test_contributions_plus_base_equal_the_raw_margin_for_every_row(models, thou
     np.testing.assert_allclose(base, native_base, atol=1e-9)
 
 
+@pytest.mark.parametrize("target", ["renewal", "upsell"])
+def test_the_fast_input_path_equals_prepare(models, thousand, target):
+    model = getattr(models, target).model
+    explainer = models.explainer(target)
+    frame = thousand.copy()
+    cat = model.categorical[0]
+    frame.loc[:5, cat] = "a level never seen in training"
+    frame.loc[6:9, cat] = None
+    slow = explainer.inputs(model.prepare(frame))
+    np.testing.assert_array_equal(explainer.rows(frame), slow)  # NaN == NaN here
+    # numbers given as text and integer columns take the general path, same answer
+    numeric = [f for f in model.features if f not in model.categories][:2]
+    odd = frame.assign(**{numeric[0]: frame[numeric[0]].map(lambda v: None if pd.isna(v) else str(v)),
+                          numeric[1]: frame[numeric[1]].fillna(0).round().astype("int64")})
+    np.testing.assert_array_equal(explainer.rows(odd), explainer.inputs(model.prepare(odd)))
+    with pytest.raises(ValueError, match="input lacks 1 feature column"):
+        explainer.rows(frame.drop(columns=[numeric[0]]))
+
+
 def test_lightgbm_fallback_gives_the_same_contributions(models, thousand):
     model = models.renewal.model
     fallback = Explainer(model)

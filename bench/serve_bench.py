@@ -1,0 +1,273 @@
+"""Serving benchmark: /score latency and throughput over HTTP, batch scoring throughput, and
+the in-process reference on the same rows, so that overheads show as ratios.
+
+    uv run python bench/serve_bench.py                 # 100k training rows, 50k batch accounts
+    uv run python bench/serve_bench.py --workers 2 --repeat 3
+
+Models: the renewal and upsell models that training produces at the benchmark size —
+`train_and_log` with the default settings (no bootstrap intervals) on `--rows` snapshot
+rows (a real snapshot table stacked as new accounts, as in bench/train_bench.py),
+registered and promoted in a throwaway sqlite MLflow store under bench/out/ (reused on
+later runs; `--retrain` redoes it). `radar serve` then starts on 127.0.0.1 with those
+champions and the load is bounded: a fixed number of requests per scenario and at most
+`--max-seconds` each, at 1 and at 32 concurrent connections, with 1 and with 100
+accounts per request, explanations included (the service always explains). The client
+runs on the same machine and takes CPU from the server: figures are conservative.
+
+In-process reference: `score_frame` (the function the service calls) on the same rows,
+and the bare model work inside it (prepare + margin + TreeSHAP contributions for both
+models), single-threaded as on the request path. Batch: `score_frame` on `--batch`
+accounts with probabilities only and with top drivers (explain_threads from settings);
+the explanations are checked to add up to the model margin for every row.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from train_bench import OUT, base_snapshots, stacked  # noqa: E402
+
+
+def project(rows: int, retrain: bool):
+    """(settings, config file, snapshot frame) with champions trained on `rows` rows."""
+    from features.config import load_settings
+    from serving.champions import NoChampion, champion_versions
+    from training.dataset import from_snapshots
+    from training.outcome import TARGETS
+    from training.promote import promote
+    from training.track import train_and_log
+
+    root = OUT / f"serve-{rows}"
+    root.mkdir(parents=True, exist_ok=True)
+    config = root / "radar.toml"
+    config.write_text(f'output_dir = "{root / "out"}"\n\n[training]\n'
+                      f'tracking_uri = "sqlite:///{root / "mlflow.db"}"\n'
+                      f'artifact_location = "{root / "artifacts"}"\nbootstrap_samples = 0\n')
+    settings = load_settings(config)
+    data = stacked(base_snapshots(None), rows)
+    frame = pd.read_parquet(data)
+    try:
+        if retrain:
+            raise NoChampion("retrain asked")
+        champion_versions(settings)
+    except NoChampion:
+        for target in ("renewal", "upsell"):
+            t0 = time.perf_counter()
+            _, tracked = train_and_log(from_snapshots(frame, TARGETS[target], settings), settings, source=data)
+            promote(tracked.model_name, settings, version=tracked.version, force=True, reason="benchmark")
+            print(f"trained {target} on {len(frame):,} rows in {time.perf_counter() - t0:.0f} s", flush=True)
+    return settings, config, frame
+
+
+def describe(models) -> str:
+    parts = []
+    for target in ("renewal", "upsell"):
+        booster = getattr(models, target).model.booster
+        dump = booster.dump_model()["tree_info"]
+        leaves = [t["num_leaves"] for t in dump]
+
+        def depth(node):
+            return 0 if "leaf_value" in node else 1 + max(depth(node["left_child"]), depth(node["right_child"]))
+        parts.append(f"{target}: {len(dump)} trees, <= {max(leaves)} leaves, depth <= "
+                     f"{max(depth(t['tree_structure']) for t in dump)}")
+    return "; ".join(parts)
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else math.nan
+
+
+def timed(fn, repeat: int) -> list[float]:
+    out = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def records(frame: pd.DataFrame, names: list[str]) -> list[dict]:
+    out = []
+    for row in frame[["account_id", *names]].to_dict("records"):
+        rec = {"account_id": str(row["account_id"])}
+        for k in names:
+            v = row[k]
+            if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
+                continue
+            rec[k] = v if isinstance(v, str) else float(v)
+        out.append(rec)
+    return out
+
+
+async def load(base: str, bodies: list[dict], connections: int, requests: int, max_seconds: float) -> dict:
+    import httpx
+
+    latencies, statuses = [], []
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    deadline = time.perf_counter() + max_seconds
+    counter = iter(range(requests))
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+        async def worker():
+            for i in counter:
+                if time.perf_counter() > deadline:
+                    return
+                t0 = time.perf_counter()
+                try:
+                    r = await client.post("/score", json=bodies[i % len(bodies)])
+                    statuses.append(r.status_code)
+                except httpx.HTTPError:
+                    statuses.append(0)
+                latencies.append(time.perf_counter() - t0)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*[worker() for _ in range(connections)])
+        wall = time.perf_counter() - t0
+    ok = sum(200 <= s < 300 for s in statuses)
+    return {"n": len(statuses), "ok": ok, "non2xx": len(statuses) - ok, "wall": wall,
+            "p50": pct(latencies, 50) * 1e3, "p99": pct(latencies, 99) * 1e3, "rps": ok / wall if wall else 0.0}
+
+
+def start_server(config: Path, workers: int) -> tuple[subprocess.Popen, str]:
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RADAR_")}
+    env["RADAR_SERVING__WORKERS"] = str(workers)
+    radar = Path(sys.executable).with_name("radar")
+    log = open(config.parent / "server.log", "wb")
+    proc = subprocess.Popen([str(radar), "--config", str(config), "serve", "--port", str(port)], cwd=config.parent,
+                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"radar serve exited: see {config.parent / 'server.log'}")
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGTERM)
+    raise SystemExit("radar serve was not ready within 180 s")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=100_000, help="Training rows (snapshot rows).")
+    ap.add_argument("--batch", type=int, default=50_000, help="Accounts scored in the batch measurement.")
+    ap.add_argument("--workers", type=int, default=1, help="Service worker processes.")
+    ap.add_argument("--repeat", type=int, default=3, help="Repeats of each in-process and batch measurement.")
+    ap.add_argument("--requests", type=int, default=2000, help="Requests per single-account scenario.")
+    ap.add_argument("--max-seconds", type=float, default=60.0, help="Time cap per HTTP scenario.")
+    ap.add_argument("--retrain", action="store_true", help="Train and register the models again.")
+    args = ap.parse_args()
+
+    from features.snapshot import feature_registry
+    from serving.champions import load_champions
+    from serving.score import score_frame
+
+    settings, config, frame = project(args.rows, args.retrain)
+    models = load_champions(settings)
+    print(f"models: {describe(models)}", flush=True)
+    names = [s.name for s in feature_registry(settings)]
+    latest = frame.sort_values("as_of").groupby("account_id", sort=False).tail(1)
+    pool = latest.sample(n=min(len(latest), 2000), random_state=1).reset_index(drop=True)
+    request_cfg = settings.serving.model_copy(update={"explain_threads": settings.serving.request_threads})
+
+    # --- in-process reference, single-threaded like the request path -----------------------
+    def bare(rows: pd.DataFrame):
+        for target in ("renewal", "upsell"):
+            explainer = models.explainer(target)
+            inputs = explainer.inputs(getattr(models, target).model.prepare(rows))
+            explainer.margin(inputs, threads=1)
+            explainer.contributions(inputs, threads=1)
+
+    one, hundred = pool.iloc[:1], pool.iloc[:100]
+    score_frame(hundred, models, settings, serving=request_cfg)  # warm-up (JIT, caches)
+    reference = {}
+    for label, rows, n in (("1 account", one, 200), ("100 accounts", hundred, 30)):
+        reference[label] = {
+            "score_frame": statistics.median(timed(lambda: score_frame(rows, models, settings, serving=request_cfg), n)),
+            "bare": statistics.median(timed(lambda: bare(rows), n)),
+        }
+
+    # --- HTTP ----------------------------------------------------------------------------------
+    proc, base = start_server(config, args.workers)
+    singles = [{"accounts": records(pool.iloc[[i]], names)} for i in range(len(pool))]
+    hundreds = [{"accounts": records(pool.iloc[i:i + 100], names)} for i in range(0, len(pool) - 99, 100)]
+    http = {}
+    try:
+        asyncio.run(load(base, singles, 4, 100, 30))  # warm-up
+        for label, bodies, per in (("1 account", singles, args.requests), ("100 accounts", hundreds, args.requests // 10)):
+            for connections in (1, 32):
+                runs = [asyncio.run(load(base, bodies, connections, per, args.max_seconds)) for _ in range(1)]
+                http[(label, connections)] = runs[0]
+                r = runs[0]
+                print(f"  {label:>12} x {connections:>2} conns: {r['n']} requests, p50 {r['p50']:.1f} ms, "
+                      f"p99 {r['p99']:.1f} ms, {r['rps']:.0f} ok/s, non-2xx {r['non2xx']}", flush=True)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+    # --- batch -----------------------------------------------------------------------------------
+    batch = latest.head(args.batch)
+    if len(batch) < args.batch:  # fewer accounts than asked: stack rows as more accounts
+        reps = -(-args.batch // len(batch))
+        batch = pd.concat([batch.assign(account_id=batch.account_id + f"#{k}") for k in range(reps)]).head(args.batch)
+    batch = batch.reset_index(drop=True)
+    probs = timed(lambda: score_frame(batch, models, settings, explain=False), args.repeat)
+    full_result = {}
+
+    def explained():
+        full_result["frame"] = score_frame(batch, models, settings, explain=True)
+    drivers = timed(explained, args.repeat)
+    worst = 0.0
+    for target in ("renewal", "upsell"):  # explanations add up to the margin, every row
+        explainer = models.explainer(target)
+        inputs = explainer.inputs(getattr(models, target).model.prepare(batch))
+        contrib, base_value = explainer.contributions(inputs, threads=settings.serving.explain_threads)
+        margin = full_result["frame"][f"{target}_margin"].to_numpy()
+        worst = max(worst, float(np.max(np.abs(contrib.sum(axis=1) + base_value - margin))))
+    assert worst < 1e-6, f"contributions + base value differ from the margin by {worst}"
+
+    # --- report ----------------------------------------------------------------------------------
+    print(f"\nserving benchmark: models trained on {len(frame):,} rows; {args.workers} worker(s); "
+          f"{os.cpu_count()} cores; client on the same machine")
+    print(f"{'scenario':<28}{'p50 ms':>9}{'p99 ms':>9}{'ok/s':>8}{'non-2xx':>9}{'in-proc ms':>12}{'bare ms':>9}"
+          f"{'p50/in-proc':>13}")
+    for (label, connections), r in http.items():
+        ref = reference[label]
+        print(f"{label + f' x {connections} conns':<28}{r['p50']:>9.1f}{r['p99']:>9.1f}{r['rps']:>8.0f}"
+              f"{r['non2xx']:>9}{ref['score_frame'] * 1e3:>12.2f}{ref['bare'] * 1e3:>9.2f}"
+              f"{r['p50'] / (ref['score_frame'] * 1e3):>12.2f}x")
+    n = len(batch)
+    print(f"batch {n:,} accounts, probabilities only: median {statistics.median(probs):.2f} s "
+          f"= {n / statistics.median(probs):,.0f} accounts/s ({args.repeat} runs)")
+    print(f"batch {n:,} accounts, with top drivers:    median {statistics.median(drivers):.2f} s "
+          f"= {n / statistics.median(drivers):,.0f} accounts/s (explain_threads "
+          f"{settings.serving.explain_threads}); contributions + base = margin within {worst:.1e}")
+    print("targets: 1 account p50 <= 10 ms, p99 <= 50 ms; 32 conns >= 100 ok/s with no non-2xx; "
+          "100 accounts within 1.3x in-process; batch >= 50,000/s probabilities, >= 1,000/s with drivers")
+
+
+if __name__ == "__main__":
+    main()
