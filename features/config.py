@@ -346,6 +346,55 @@ class AlertSettings(_Section):
         return self
 
 
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+
+
+class DigestSettings(_Section):
+    """The weekly digest per CSM owner (`radar digest`, DOMAIN 5)."""
+
+    week_ends: Weekday = Field(
+        "sunday", description="Last day of a digest week: `--week DATE` picks the latest snapshot on or before "
+        "DATE, and the digest is for the week ending on the first such day on or after that snapshot.",
+    )
+    routings: tuple[Routing, ...] = Field(
+        ("meeting", "review"), description="An account is in the digest when one of its open alerts has one of "
+        "these routings (alerts tagged for later stay in `radar alerts`).",
+    )
+    max_accounts: int = Field(15, ge=1, description="Flagged at-risk accounts shown per owner, highest insight "
+                              "score first; the rest are counted.")
+    max_opportunities: int = Field(5, ge=0, description="Expansion opportunities shown per owner.")
+    drivers: int = Field(2, ge=0, le=10, description="Model drivers (largest SHAP contributions) shown per account.")
+    quotes: int = Field(1, ge=0, le=10, description="Feedback quotes (red for a risk, green for an opportunity) "
+                        "shown per account after its drivers.")
+    trend_snapshots: int = Field(6, ge=2, description="Snapshots in each account's renewal likelihood trend.")
+    improved_threshold: float = Field(
+        0.10, gt=0, le=1, description="An account improved when its renewal likelihood rose by more than this "
+        "(absolute) since the snapshot the renewal drop compares with (alerts.drop_min_days..drop_lookback_days).",
+    )
+    max_improved: int = Field(10, ge=0, description="Improved accounts shown per owner, largest rise first.")
+
+
+class LeadershipSettings(_Section):
+    """The leadership view (`radar drivers`): portfolio drivers, low-signal indicators, advocates."""
+
+    top_families: int = Field(5, ge=1, description="Drivers (indicator families) reported per target.")
+    quarters: int = Field(4, ge=1, le=20, description="Quarters over which the drivers' movement is shown "
+                          "(the latest snapshot of each quarter, the current quarter's being as_of).")
+    low_signal_share: float = Field(
+        0.02, ge=0, lt=1, description="An indicator family whose share of the total mean |SHAP| is below this "
+        "for both renewal and upsell carries little signal: a candidate to stop tracking.",
+    )
+    promoter_min_nps: int = Field(9, ge=0, le=10, description="Latest NPS answer from which an account is a "
+                                  "promoter (9-10).")
+    advocate_min_renewal: float = Field(
+        0.9, ge=0, le=1, description="Renewal likelihood from which a promoter with a green health band is a "
+        "referral and reference candidate.",
+    )
+    advocate_quotes: int = Field(2, ge=0, le=10, description="Latest positive (green) quotes shown per advocate.")
+    advocate_quote_days: int = Field(365, ge=1, description="How far back advocates' quotes are taken.")
+    max_advocates: int = Field(25, ge=1, description="Advocates listed, largest MRR first.")
+
+
 class SparkSettings(_Section):
     """Apache Spark, when `features.engine = "spark"` (`radar build-features --engine spark`)."""
 
@@ -401,6 +450,8 @@ class Settings(BaseSettings):
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    digest: DigestSettings = Field(default_factory=DigestSettings)
+    leadership: LeadershipSettings = Field(default_factory=LeadershipSettings)
 
     @field_validator("database_name")
     @classmethod
