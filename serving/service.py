@@ -110,6 +110,27 @@ def ranking(rows: pd.DataFrame, total: int, as_of: date, ranked_by: str, value_c
     return Ranking(as_of=as_of, ranked_by=ranked_by, total=total, accounts=accounts)
 
 
+class ClientErrorsInOneLine(logging.Filter):
+    """BentoML logs every rejected request body as an ERROR with a traceback; a client's
+    bad input is not a server error: one WARNING line with the field paths (never the
+    values) instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from pydantic import ValidationError
+
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, ValidationError):
+            fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors()[:10])
+            record.msg, record.args = "rejected %s: %d invalid field(s): %s", (
+                record.args[0] if record.args else "request", exc.error_count(), fields)
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info = record.exc_text = None
+        return True
+
+
+logging.getLogger("bentoml._internal.server.http_app").addFilter(ClientErrorsInOneLine())
+
+
 class BearerToken:
     """ASGI middleware: with a token configured, scoring and listing paths need it (401)."""
 

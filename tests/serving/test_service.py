@@ -216,6 +216,8 @@ def test_logs_hold_no_account_names_or_text(server, served_project, latest_rows)
     log = server.log.read_text()
     assert "POST /score" in log or "path=/score" in log  # the access log is there
     assert secret not in log
+    assert "rejected /score: 1 invalid field(s): accounts.0.note" in log  # one line, field paths only
+    assert "Traceback" not in log
     assert names and not [n for n in names if n in log]
 
 
