@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 SAMPLE := workspace/sample
 RADAR := $(UV) run --frozen radar
 
-.PHONY: setup demo test test-slow clean
+.PHONY: setup demo serve test test-slow clean
 
 $(CURDIR)/.tools/bin/uv:
 	python3 -m venv .tools
@@ -20,6 +20,11 @@ demo: setup
 	$(RADAR) ingest $(SAMPLE)
 	$(RADAR) build-features
 	$(RADAR) train --target all --promote
+	$(RADAR) score --to workspace
+
+# the HTTP service on the champion models (after `make demo`): http://127.0.0.1:3000
+serve: setup
+	$(RADAR) serve
 
 test: setup
 	$(UV) run --frozen pytest -m "not slow"
