@@ -395,6 +395,18 @@ class LeadershipSettings(_Section):
     max_advocates: int = Field(25, ge=1, description="Advocates listed, largest MRR first.")
 
 
+class UiSettings(_Section):
+    """The web pages served at /ui by `radar serve` (portfolio and account scorecard)."""
+
+    page_size: int = Field(50, ge=5, le=1000, description="Accounts (or alerts) per page of the portfolio.")
+    quotes_per_bucket: int = Field(
+        5, ge=0, le=50, description="Latest feedback quotes shown per signal bucket on an account page.",
+    )
+    login_hours: int = Field(
+        12, ge=1, description="With serving.api_token set, how long a /ui/login sign-in lasts (a cookie).",
+    )
+
+
 class SparkSettings(_Section):
     """Apache Spark, when `features.engine = "spark"` (`radar build-features --engine spark`)."""
 
@@ -452,6 +464,7 @@ class Settings(BaseSettings):
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     digest: DigestSettings = Field(default_factory=DigestSettings)
     leadership: LeadershipSettings = Field(default_factory=LeadershipSettings)
+    ui: UiSettings = Field(default_factory=UiSettings)
 
     @field_validator("database_name")
     @classmethod
