@@ -197,7 +197,7 @@ def main() -> None:
     def bare(rows: pd.DataFrame):
         for target in ("renewal", "upsell"):
             explainer = models.explainer(target)
-            inputs = explainer.inputs(getattr(models, target).model.prepare(rows))
+            inputs = explainer.rows(rows)
             explainer.margin(inputs, threads=1)
             explainer.contributions(inputs, threads=1)
 
@@ -243,7 +243,7 @@ def main() -> None:
     worst = 0.0
     for target in ("renewal", "upsell"):  # explanations add up to the margin, every row
         explainer = models.explainer(target)
-        inputs = explainer.inputs(getattr(models, target).model.prepare(batch))
+        inputs = explainer.rows(batch)
         contrib, base_value = explainer.contributions(inputs, threads=settings.serving.explain_threads)
         margin = full_result["frame"][f"{target}_margin"].to_numpy()
         worst = max(worst, float(np.max(np.abs(contrib.sum(axis=1) + base_value - margin))))
