@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -125,7 +126,7 @@ def build_features_cmd(
                 texts=lambda n: progress.advance(task, n),
             )
         except (FileNotFoundError, ValueError, SparkUnavailable) as exc:
-            console.print(f"[red]error:[/red] {exc}")
+            console.print(f"[red]error:[/red] {escape(str(exc))}")  # messages may hold [extras]
             raise typer.Exit(1) from exc
     d = result.as_of_dates
     console.print(

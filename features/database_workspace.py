@@ -107,10 +107,8 @@ def connect(url: str) -> ibis.BaseBackend:
     except ImportError as exc:
         extra = BACKEND_EXTRAS.get(dialect, dialect)
         raise DatabaseWorkspaceError(
-            f"the Ibis {dialect} backend is not installed ({exc.name or exc}): "
-            f"uv add 'ibis-framework[{extra}]==12.0.0'") from exc
-    except DatabaseWorkspaceError:
-        raise
+            f"the Ibis {dialect} backend or its driver is not installed: "
+            f"uv add 'ibis-framework[duckdb,{extra}]==12.0.0'") from exc
     except Exception as exc:  # driver errors differ per database: say which URL failed
         raise DatabaseWorkspaceError(
             f"cannot connect to the workspace database {redact(url)}: {type(exc).__name__}: {exc}") from exc

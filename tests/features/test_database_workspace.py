@@ -152,3 +152,13 @@ def test_urls_in_sqlalchemy_form_are_translated():
         "http_path": "/sql/1.0/warehouses/x", "catalog": "main", "schema": "crm"}
     with pytest.raises(DatabaseWorkspaceError, match="not a connection URL"):
         ibis_url("out/radar.duckdb")
+
+
+def test_a_backend_that_is_not_installed_says_what_to_add(tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("snowflake") is not None:
+        pytest.skip("the snowflake backend is installed here")
+    settings = Settings(output_dir=tmp_path, workspace_url="snowflake://me@acct/db/crm")
+    with pytest.raises(DatabaseWorkspaceError, match=r"uv add 'ibis-framework\[duckdb,snowflake\]==12.0.0'"):
+        build_features(settings)
