@@ -35,11 +35,14 @@ def serve(
     from training.cli import _quiet_mlflow
     from training.track import TrackingUnavailable
 
+    from serving.playbook import PlaybookError, load_playbooks
+
     settings = _settings(ctx)
     try:  # fail here, clearly, rather than in a worker process after start-up
+        load_playbooks(settings.serving.playbooks_file)
         with _quiet_mlflow(), console.status("looking up the champion models"):
             versions = champion_versions(settings)
-    except (NoChampion, TrackingUnavailable) as exc:
+    except (NoChampion, TrackingUnavailable, PlaybookError) as exc:
         raise _fail(str(exc)) from exc
     host = host or settings.serving.host
     port = port or settings.serving.port

@@ -41,10 +41,11 @@ from serving.portfolio import Portfolio, WorkspaceUnavailable  # noqa: E402
 from serving.schemas import (Driver, ScoredAccount, ScoreResponse, records_frame,  # noqa: E402
                              request_models, response_from_frame)
 from serving.score import score_frame  # noqa: E402
+from serving.ui import UI_PATH, ui_refusal, web_app  # noqa: E402
 
 log = logging.getLogger("radar.service")
 
-PROTECTED = ("/score", "/score_accounts", "/accounts")  # what the bearer token guards
+PROTECTED = ("/score", "/score_accounts", "/accounts", UI_PATH)  # what the bearer token guards
 
 
 SETTINGS: Settings = load_settings()  # RADAR_CONFIG_FILE (set by `radar --config`) or ./radar.toml, and env
@@ -145,6 +146,9 @@ class BearerToken:
         scheme, _, given = header.partition(b" ")
         if scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self.token):
             return await self.app(scope, receive, send)
+        if scope["path"].startswith(UI_PATH):  # the web pages: a sign-in cookie, else the login page
+            refused = ui_refusal(scope, self.token)
+            return await (self.app if refused is None else refused)(scope, receive, send)
         response = JSONResponse({"error": "unauthorized: send 'Authorization: Bearer <token>'"}, status_code=401,
                                 headers={"WWW-Authenticate": "Bearer"})
         await response(scope, receive, send)
@@ -214,11 +218,15 @@ Owner = Annotated[str | None, Query(max_length=200, description="Only accounts o
     endpoints={"livez": "/livez", "readyz": "/readyz"},
 )
 @bentoml.asgi_app(listing, path="/accounts")
+@bentoml.asgi_app(web_app(bentoml.get_current_service), path=UI_PATH)
 class RadarService:
     """Champion models, the workspace's latest snapshots, and the scoring function they share."""
 
     def __init__(self) -> None:
+        from serving.playbook import load_playbooks
+
         self.settings = SETTINGS
+        load_playbooks(self.settings.serving.playbooks_file)  # a broken team file stops the start, clearly
         self.models = load_champions(self.settings)
         self.request_serving = self.settings.serving.model_copy(
             update={"explain_threads": self.settings.serving.request_threads})
