@@ -109,10 +109,11 @@ def _run_on_spark(ws: Workspace, store: ibis.BaseBackend, dates: list[date], set
 
     staging = spark.staging_dir(settings)
     with _phase("spark start", "starting Spark, staging the workspace as Parquet", seconds, step):
-        sws = spark.spark_workspace(ws, spark.spark_session(settings), staging)
+        session = spark.spark_session(settings)
+        sws = spark.spark_workspace(ws, session, staging)
     try:
         with _phase("text", "text signals on Spark", seconds, step):
-            evidence = spark.spark_evidence(sws, settings, staging, texts)
+            evidence = spark.spark_evidence(sws, session, settings, staging, texts)
         with _phase("snapshots", "snapshots on Spark", seconds, step):
             expr = snapshot_expr(sws, dates, settings, evidence)
             spark.load_results(store, spark.write_snapshots(sws, expr, staging), expr.schema(),

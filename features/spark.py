@@ -121,15 +121,14 @@ def _match_texts(taxonomy: Taxonomy, counter) -> Callable[[Iterator[pd.DataFrame
     return match
 
 
-def spark_evidence(ws: Workspace, settings: Settings, staging: Path,
+def spark_evidence(ws: Workspace, session, settings: Settings, staging: Path,
                    progress: Callable[[int], None] | None = None) -> ibis.Table | None:
-    """Evidence of every text of `ws` (a Spark workspace), computed on the executors and
-    written as Parquet under `staging`; None when the workspace has no text table."""
+    """Evidence of every text of `ws` (a Spark workspace on `session`), computed on the
+    executors and written as Parquet under `staging`; None when the workspace has no text."""
     rows = text_rows(ws)
     if rows is None:
         return None
     backend = ws.backend
-    session = backend._session
     backend.create_view("radar_text_rows", rows, overwrite=True)
     counter = session.sparkContext.accumulator(0)
     taxonomy = load_taxonomy(extra_dir=settings.features.taxonomy_dir)
