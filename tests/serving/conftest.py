@@ -7,6 +7,7 @@ them with the training package's own `fit_lightgbm` (booster + calibrator), as s
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import date
 
 import numpy as np
@@ -137,10 +138,11 @@ def radar_cli() -> list[str]:
     return radar_command()
 
 
-@pytest.fixture(scope="session")
-def server(served_project):
-    """`radar serve` on 127.0.0.1 for the served project, with a bearer token set.
-    Yields .base (URL), .log (the server's output file) and .headers (with the token)."""
+@contextmanager
+def running_server(root, token: str | None = SERVED_TOKEN):
+    """`radar serve` on 127.0.0.1 for the project in `root` (its radar.toml), with a bearer
+    token when given. Yields .base (URL), .log (the server's output file), .headers (with the
+    token) and .token; stops the server (its process group) at exit."""
     import os
     import signal
     import subprocess
@@ -148,11 +150,13 @@ def server(served_project):
 
     import httpx
 
-    root, _ = served_project
     port = free_port()
     log_path = root / "server.log"
-    env = dict(os.environ, RADAR_SERVING__API_TOKEN=SERVED_TOKEN)
+    env = dict(os.environ)
     env.pop("RADAR_CONFIG_FILE", None)
+    env.pop("RADAR_SERVING__API_TOKEN", None)
+    if token is not None:
+        env["RADAR_SERVING__API_TOKEN"] = token
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([*radar_command(), "--config", str(root / "radar.toml"), "serve", "--port", str(port)],
                                 cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -172,10 +176,77 @@ def server(served_project):
             time.sleep(0.5)
         from types import SimpleNamespace
 
-        yield SimpleNamespace(base=base, log=log_path, headers={"Authorization": f"Bearer {SERVED_TOKEN}"})
+        yield SimpleNamespace(base=base, log=log_path, token=token,
+                              headers={"Authorization": f"Bearer {token}"} if token else {})
     finally:
         try:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)
         except (ProcessLookupError, subprocess.TimeoutExpired):
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def server(served_project):
+    """`radar serve` on 127.0.0.1 for the served project, with a bearer token set.
+    Yields .base (URL), .log (the server's output file) and .headers (with the token)."""
+    root, _ = served_project
+    with running_server(root) as running:
+        yield running
+
+
+# --- the web pages' project: the served project plus feedback evidence and stored alerts ---
+
+UI_TEXTS = (  # (days before the latest snapshot, channel, text); every account gets them, odd ones twice
+    (4, "chat", "We are looking at other vendors. Honestly it is too expensive for what we use."),
+    (9, "call", "Onboarding was smooth and the team was up and running in a week."),
+    (20, "email", "We need more seats for the new team."),
+)
+
+
+@pytest.fixture(scope="session")
+def ui_project(served_project, tmp_path_factory):
+    """A copy of the served project's workspace whose accounts have feedback quotes (the
+    `evidence` table, made by the real taxonomy matcher from a few texts per account) and
+    stored alerts (`radar alerts`' run_alerts). It reads the served project's MLflow store.
+    Returns (directory, settings)."""
+    import shutil
+
+    import duckdb
+
+    from features.config import load_settings
+    from features.text.evidence import extract_evidence
+    from serving.alerts import run_alerts
+    from serving.champions import load_champions
+
+    source, served = served_project
+    root = tmp_path_factory.mktemp("ui")
+    (root / "out").mkdir()
+    shutil.copy(served.database_path, root / "out" / served.database_path.name)
+    config = (source / "radar.toml").read_text().replace(f'output_dir = "{source / "out"}"',
+                                                         f'output_dir = "{root / "out"}"')
+    (root / "radar.toml").write_text(config)
+    settings = load_settings(root / "radar.toml")
+    con = duckdb.connect(str(settings.database_path))
+    accounts, latest = zip(*con.execute("SELECT account_id, max(as_of) FROM snapshots GROUP BY 1 ORDER BY 1").fetchall())
+    rows = []
+    for i, account in enumerate(accounts):
+        for repeat in range(2 if i % 2 else 1):
+            for days, channel, text in UI_TEXTS:
+                when = pd.Timestamp(max(latest)) - pd.Timedelta(days=days + 2 * repeat, hours=-9)
+                rows.append({"source_table": "feedback", "source_id": f"{account}-{days}-{repeat}", "account_id": account,
+                             "occurred_at": when, "channel": channel, "text": text, "language": "en"})
+    evidence = extract_evidence(pd.DataFrame(rows))
+    con.register("incoming_evidence", evidence)
+    con.execute("CREATE TABLE evidence AS SELECT * FROM incoming_evidence")
+    con.close()
+    run_alerts(settings, load_champions(settings))
+    return root, settings
+
+
+@pytest.fixture(scope="session")
+def ui_server(ui_project):
+    """`radar serve` for the web pages' project, with the bearer token set."""
+    root, _ = ui_project
+    with running_server(root) as running:
+        yield running
