@@ -381,7 +381,7 @@ class LeadershipSettings(_Section):
     quarters: int = Field(4, ge=1, le=20, description="Quarters over which the drivers' movement is shown "
                           "(the latest snapshot of each quarter, the current quarter's being as_of).")
     low_signal_share: float = Field(
-        0.02, ge=0, lt=1, description="An indicator family whose share of the total mean |SHAP| is below this "
+        0.01, ge=0, lt=1, description="An indicator family whose share of the total mean |SHAP| is below this "
         "for both renewal and upsell carries little signal: a candidate to stop tracking.",
     )
     promoter_min_nps: int = Field(9, ge=0, le=10, description="Latest NPS answer from which an account is a "

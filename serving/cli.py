@@ -326,3 +326,127 @@ def _print_alert_states(states, limit: int) -> None:
     counts = states["status"].value_counts()
     console.print(", ".join(f"{n:,} {s}" for s, n in counts.items())
                   + (f"; the {limit:,} latest changes shown (--limit)" if len(states) > limit else ""), highlight=False)
+
+
+def _champions_for(settings: Settings):
+    """The champion models, or a clean exit saying what to run."""
+    from serving.champions import NoChampion, load_champions
+    from training.cli import _quiet_mlflow
+    from training.track import TrackingUnavailable
+
+    try:
+        with _quiet_mlflow(), console.status("loading the champion models"):
+            return load_champions(settings)
+    except (NoChampion, TrackingUnavailable) as exc:
+        raise _fail(str(exc)) from exc
+
+
+@app.command("digest")
+def digest_cmd(
+    ctx: typer.Context,
+    week: Annotated[str | None, typer.Option(
+        help="A date (YYYY-MM-DD): the digest uses the latest snapshot on or before it and covers the week ending "
+        "on the first digest.week_ends day (Sunday) on or after that snapshot (default: the latest snapshot).")] = None,
+    owner: Annotated[str | None, typer.Option(help="Only this CSM owner's digest (name as in csm_owner).")] = None,
+) -> None:
+    """Weekly digest per CSM owner: flagged accounts with their top signals, action, owner and renewal trend,
+    expansion opportunities and improved accounts, as e-mail-ready HTML and Markdown."""
+    from datetime import datetime, timezone
+
+    from serving.alert_rules import AlertError
+    from serving.digest import build_digests
+    from serving.digest_render import write_digests
+    from serving.playbook import PlaybookError
+
+    settings = _settings(ctx)
+    day = _alert_date(week, "--week")
+    models = _champions_for(settings)
+    try:
+        with console.status("scoring the week's snapshot and evaluating the alert rules"):
+            run = build_digests(settings, models, day, owner, now=datetime.now(timezone.utc))
+        folder = settings.output_dir / "digests" / str(run.week_end)
+        with console.status(f"writing {len(run.owners)} digests"):
+            written = write_digests(run, folder)
+    except (AlertError, PlaybookError, ValueError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from exc
+    compared = f", compared with {run.previous}" if run.previous else ""
+    console.print(f"Digests for the week ending {run.week_end} (scores of the {run.as_of} snapshot{compared}) "
+                  f"in {folder}:", highlight=False, markup=False)
+    for d, html, _ in written:
+        console.print(f"  {d.owner} ({html.stem}.html, .md): {d.summary()}", highlight=False, markup=False)
+
+
+@app.command("drivers")
+def drivers_cmd(
+    ctx: typer.Context,
+    as_of: Annotated[str | None, typer.Option(
+        help="Snapshot date of the report: the latest snapshot on or before it (default: the latest).")] = None,
+    quarters: Annotated[int | None, typer.Option(
+        min=1, max=20, help="Quarters of movement shown (default: leadership.quarters).")] = None,
+) -> None:
+    """Leadership view: top drivers of renewal and expansion per indicator family, how they moved over the last
+    quarters, indicators that carry little signal, and advocates (promoters with green health)."""
+    from datetime import datetime, timezone
+
+    from serving.alert_rules import AlertError
+    from serving.drivers import drivers_report
+    from serving.drivers_report import write_drivers_report
+
+    settings = _settings(ctx)
+    day = _alert_date(as_of, "--as-of")
+    models = _champions_for(settings)
+    try:
+        with console.status("explaining the portfolio at each quarter's snapshot"):
+            report = drivers_report(settings, models, day, quarters, now=datetime.now(timezone.utc))
+        md, png = write_drivers_report(report, settings.output_dir / "reports")
+    except (AlertError, ValueError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from exc
+    _print_drivers(report)
+    console.print(f"Report: {md}\nChart: {png}", highlight=False, markup=False)
+
+
+def _print_drivers(report) -> None:
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    console.print(f"[bold]What drives renewal and expansion[/bold]: {report.accounts:,} accounts at {report.as_of}; "
+                  f"movement at {', '.join(str(d) for d in report.dates)}", highlight=False)
+    for target, word in (("renewal", "renewal"), ("upsell", "expansion")):
+        table = Table(title=f"Top {report.top_n} drivers of {word}", title_justify="left", box=box.SIMPLE_HEAD)
+        table.add_column("#", justify="right")
+        table.add_column("indicator family")
+        table.add_column("share", justify="right")
+        table.add_column(f"lowers {target} for", justify="right")
+        table.add_column("share by quarter")
+        table.add_column("change", justify="right")
+        moved = report.movement(target)
+        for r, (_, m) in zip(report.top(target).itertuples(), moved.iterrows(), strict=True):
+            shares = " → ".join("–" if m[f"share {d}"] != m[f"share {d}"] else f"{m[f'share {d}']:.1%}"
+                                for d in report.dates)
+            change = "" if m["change"] != m["change"] else f"{m['change'] * 100:+.1f} pts"
+            table.add_row(str(int(r.rank)), escape(r.family_name), f"{r.share:.1%}", f"{r.lowers_share:.0%}",
+                          shares, change)
+        console.print(table)
+    low = report.low_signal
+    if len(low):
+        table = Table(title=f"Little signal (under {report.threshold:.1%} for both targets): candidates to stop "
+                      "tracking", title_justify="left", box=box.SIMPLE_HEAD)
+        for col in ("indicator family", "renewal", "upsell"):
+            table.add_column(col, justify="left" if col == "indicator family" else "right")
+        for r in low.itertuples():
+            table.add_row(escape(r.family_name), f"{r.renewal_share:.1%}", f"{r.upsell_share:.1%}")
+        console.print(table)
+    else:
+        console.print(f"No indicator family under {report.threshold:.1%} for both targets.", highlight=False)
+    adv = report.advocates
+    table = Table(title=f"Advocates: {report.advocates_found:,} promoters with green health and high renewal "
+                  f"likelihood (top {len(adv):,} by MRR)", title_justify="left", box=box.SIMPLE_HEAD)
+    for col in ("account", "owner", "MRR", "NPS", "renewal", "latest positive quote"):
+        table.add_column(col, justify="right" if col in ("MRR", "NPS", "renewal") else "left")
+    for r in adv.head(10).itertuples():
+        quote = next(iter(report.quotes.get(r.account_id, [])), None)
+        table.add_row(escape(str(r.name or r.account_id)), escape(str(r.csm_owner or "")), f"{float(r.mrr):,.0f}",
+                      f"{r.nps_latest:.0f}", f"{r.renewal_likelihood:.0%}",
+                      escape(f"“{quote.text}” ({quote.channel}, {quote.date})") if quote else "")
+    console.print(table)
