@@ -128,8 +128,8 @@ def advocates(scored: pd.DataFrame, cfg: LeadershipSettings) -> pd.DataFrame:
     nps = pd.to_numeric(scored[NPS_FEATURE], errors="coerce")
     keep = (nps >= cfg.promoter_min_nps) & (scored["health_band"] == "green") & \
         (scored["renewal_likelihood"] >= cfg.advocate_min_renewal)
-    out = scored[keep.fillna(False).to_numpy(dtype=bool)].assign(
-        _mrr=pd.to_numeric(scored["mrr"], errors="coerce").fillna(0.0))
+    out = scored[keep.fillna(False).to_numpy(dtype=bool)]
+    out = out.assign(_mrr=pd.to_numeric(out["mrr"], errors="coerce").fillna(0.0))
     return out.sort_values(["_mrr", "account_id"], ascending=[False, True], kind="stable",
                            ignore_index=True).drop(columns="_mrr")
 

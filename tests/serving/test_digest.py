@@ -156,5 +156,20 @@ def test_digest_without_evidence_respects_closed_alerts_and_filters_one_owner(se
     assert single.account_id not in listed
     assert listed == {a.account_id for d in run.owners if d.owner == owner for a in d.at_risk} - {single.account_id}
     assert stored.alerts and again.as_of == run.as_of
-    with pytest.raises(DigestError, match="no account is owned by 'nobody' at this snapshot; the owners are: Ana, Ben, Chloe"):
+    with pytest.raises(DigestError, match="no account is owned by 'nobody' at this snapshot; the owners are: Ana, "
+                       "Ben, Chloe"):
         build_digests(settings, champions, owner="nobody")
+
+
+def test_without_alert_rules_the_digest_lists_the_risk_tiers_and_opportunities(served_project, champions):
+    root, _ = served_project
+    settings = load_settings(root / "radar.toml", alerts={"rules": []}, digest={"max_accounts": 400,
+                                                                                "max_opportunities": 400})
+    run = build_digests(settings, champions)
+    assert run.source == "scores"
+    flagged = [a for d in run.owners for a in d.at_risk]
+    chances = [a for d in run.owners for a in d.opportunities]
+    assert flagged and {a.risk_tier for a in flagged} <= {"red", "yellow"}
+    assert all(a.reasons[0].endswith(f"risk tier: renewal likelihood {a.renewal_likelihood:.0%}") for a in flagged)
+    assert all(a.risk_tier == "green" and a.upsell_likelihood > 0.5 for a in chances)
+    assert not (settings.output_dir / "digests").exists()  # building writes nothing
