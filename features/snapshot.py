@@ -7,12 +7,15 @@ warehouse; only the qualitative-text step is Python, streamed in batches.
 """
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
+from pathlib import Path
 
 import ibis
 import pandas as pd
+import pyarrow.parquet as pq
 
 from features import feedback, health, support, touchpoints, usage
 from features.calendar import as_of_calendar, calendar_table
@@ -135,8 +138,8 @@ def build_evidence(ws: Workspace, settings: Settings, progress: Callable[[int], 
         return None
     taxonomy = load_taxonomy(extra_dir=settings.features.taxonomy_dir)
 
-    def batches() -> Iterator[pd.DataFrame]:
-        for batch in rows.to_pyarrow_batches(chunk_size=settings.features.text_batch_rows):
+    def batches(spool: Path) -> Iterator[pd.DataFrame]:
+        for batch in pq.ParquetFile(spool).iter_batches(batch_size=settings.features.text_batch_rows):
             frame = batch.to_pandas()
             if progress:
                 progress(len(frame))
@@ -144,9 +147,14 @@ def build_evidence(ws: Workspace, settings: Settings, progress: Callable[[int], 
 
     store = ws.backend if store is None else store
     store.create_table("evidence", schema=EVIDENCE_SCHEMA, overwrite=True)
-    for frame in iter_evidence(batches(), taxonomy):
-        if len(frame):
-            store.insert("evidence", frame)
+    with tempfile.TemporaryDirectory(prefix="radar-texts-") as tmp:
+        # the texts are spooled to a file first: an insert into the database streaming
+        # them (DuckDB) would end that stream after its first batch
+        spool = Path(tmp) / "texts.parquet"
+        rows.to_parquet(spool)
+        for frame in iter_evidence(batches(spool), taxonomy):
+            if len(frame):
+                store.insert("evidence", frame)
     return store.table("evidence")
 
 

@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 from features.config import ConfigError, load_settings
 
 AS_OF = (date(2026, 6, 30), date(2026, 8, 31))  # first and last of 3 month-ends, labels partly known
+TEXT_BATCH = 200  # several batches of texts on either engine (the sample has about 1,000 texts)
 SPARK = {"master": "local[2]", "driver_memory": "1g", "shuffle_partitions": 2}
 
 
@@ -50,12 +51,13 @@ def builds(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("spark_engine")
     generate_workspace(root / "ws", accounts=40, years=1, seed=5)
-    on_duckdb = load_settings(output_dir=root / "duckdb")
+    on_duckdb = load_settings(output_dir=root / "duckdb", features={"text_batch_rows": TEXT_BATCH})
     ingest_workspace(root / "ws", on_duckdb)
     gc.collect()  # let ingest's DuckDB connection go before the database is copied
     (root / "spark").mkdir()
     shutil.copy(on_duckdb.database_path, root / "spark" / on_duckdb.database_name)
-    on_spark = load_settings(output_dir=root / "spark", features={"engine": "spark"}, spark=SPARK)
+    on_spark = load_settings(output_dir=root / "spark", features={"engine": "spark", "text_batch_rows": TEXT_BATCH},
+                             spark=SPARK)
 
     results = {}
     for name, settings in (("duckdb", on_duckdb), ("spark", on_spark)):
@@ -103,6 +105,7 @@ def test_spark_and_duckdb_find_the_same_evidence(builds):
     duck_ev = duck["evidence"].sort_values(order, ignore_index=True)
     spark_ev = spark["evidence"].sort_values(order, ignore_index=True)
     assert len(duck_ev) > 0 and spark_result.evidence_rows == duck_result.evidence_rows
+    assert set(duck_ev.source_table) == {"feedback", "support_tickets", "touchpoints"}
     _assert_same_frames(duck_ev, spark_ev, "evidence")
 
 
