@@ -32,7 +32,7 @@ from typing import Literal
 import duckdb
 import pandas as pd
 
-from features.config import Settings
+from features.config import DigestSettings, Settings
 from features.snapshot import feature_registry
 from serving.alert_rules import Alert, AlertError, AlertInputs, Evidence, evaluate
 from serving.alert_state import COLUMNS, STATE, apply_state, ensure_tables
@@ -309,31 +309,50 @@ def build_digests(settings: Settings, models: ScoringModels, week: date | None =
     up = improved_accounts(inputs.history, inputs.current, inputs.previous, cfg.improved_threshold)
     up["csm_owner"] = up["account_id"].map(owner_of)
 
-    plan = {}
-    for name in wanted:
-        mine = ranked[ranked["csm_owner"] == name]
-        risk, chance = mine[mine["kind"] == "risk"], mine[mine["kind"] == "opportunity"]
-        better = up[up["csm_owner"] == name]
-        plan[name] = (risk.head(cfg.max_accounts), len(risk), int(risk["new"].sum()), chance.head(cfg.max_opportunities),
-                      len(chance), better.head(cfg.max_improved), len(better), int((owner_of == name).sum()))
-    shown = set().union(*(set(p[0]["account_id"]) | set(p[3]["account_id"]) | set(p[5]["account_id"])
-                          for p in plan.values())) if plan else set()
+    chosen = {name: _select(name, ranked, up, owner_of, cfg) for name in wanted}
+    shown = set().union(*(c.accounts_shown() for c in chosen.values()))
     explained = _explained(inputs, models, settings, shown, now)
     trend_dates = [d for d in dates if d <= inputs.current][-cfg.trend_snapshots:]
     trends = _trends(settings, models, trend_dates, shown, inputs.history, now)
     owners, taken = [], set()
-    for name, (risk, n_risk, n_new, chance, n_chance, better, n_better, n_accounts) in plan.items():
+    for name, c in chosen.items():
         owners.append(OwnerDigest(
-            owner=name, slug=owner_slug(name, taken), accounts=n_accounts,
-            at_risk=tuple(_flagged(r, explained, inputs, settings, trends) for r in risk.itertuples()),
-            more_at_risk=n_risk - len(risk), new_at_risk=n_new,
-            opportunities=tuple(_flagged(r, explained, inputs, settings, trends) for r in chance.itertuples()),
-            more_opportunities=n_chance - len(chance),
-            improved=tuple(_improved(r, explained, inputs, trends) for r in better.itertuples()),
-            more_improved=n_better - len(better)))
+            owner=name, slug=owner_slug(name, taken), accounts=c.accounts,
+            at_risk=tuple(_flagged(r, explained, inputs, settings, trends) for r in c.risk.itertuples()),
+            more_at_risk=c.risk_total - len(c.risk), new_at_risk=c.risk_new,
+            opportunities=tuple(_flagged(r, explained, inputs, settings, trends) for r in c.chance.itertuples()),
+            more_opportunities=c.chance_total - len(c.chance),
+            improved=tuple(_improved(r, explained, inputs, trends) for r in c.better.itertuples()),
+            more_improved=c.better_total - len(c.better)))
     return Digests(week_end=week_end, as_of=inputs.current, previous=inputs.previous, source=source,
                    owners=tuple(owners), lineage=models.lineage, red_below=settings.serving.red_below,
                    yellow_below=settings.serving.yellow_below)
+
+
+@dataclass(frozen=True)
+class _Selection:
+    """One owner's rows: the shown ones (ranked, cut to the configured counts) and totals."""
+
+    accounts: int
+    risk: pd.DataFrame
+    risk_total: int
+    risk_new: int
+    chance: pd.DataFrame
+    chance_total: int
+    better: pd.DataFrame
+    better_total: int
+
+    def accounts_shown(self) -> set[str]:
+        return set(self.risk["account_id"]) | set(self.chance["account_id"]) | set(self.better["account_id"])
+
+
+def _select(name: str, ranked: pd.DataFrame, up: pd.DataFrame, owner_of: pd.Series,
+            cfg: DigestSettings) -> _Selection:
+    mine = ranked[ranked["csm_owner"] == name]
+    risk, chance = mine[mine["kind"] == "risk"], mine[mine["kind"] == "opportunity"]
+    better = up[up["csm_owner"] == name]
+    return _Selection(int((owner_of == name).sum()), risk.head(cfg.max_accounts), len(risk), int(risk["new"].sum()),
+                      chance.head(cfg.max_opportunities), len(chance), better.head(cfg.max_improved), len(better))
 
 
 def _explained(inputs: AlertInputs, models: ScoringModels, settings: Settings, accounts: set[str],

@@ -134,6 +134,7 @@ def _account_html(i: int, a: FlaggedAccount, target: str, run: Digests) -> str:
     if a.insight_score is not None:
         route = (f'<div style="{MUTED}font-size:12px;margin-top:4px;">insight {a.insight_score:.2f} → '
                  f'{escape(ROUTES.get(a.routing, str(a.routing)))}</div>')
+    reasons = "".join(f'<li style="margin:2px 0;">{escape(t)}</li>' for t in a.reasons)
     signals = "".join(_signal_html(s) for s in a.signals)
     signals_block = (f'<div style="margin-top:6px;font-weight:bold;">Top signals</div>'
                      f'<ul style="margin:2px 0 0 18px;padding:0;">{signals}</ul>') if signals else ""
@@ -146,7 +147,7 @@ def _account_html(i: int, a: FlaggedAccount, target: str, run: Digests) -> str:
 </td><td valign="top" align="right" width="264">{_img(a.trend, run)}</td></tr>
 <tr><td colspan="2" style="padding-top:6px;">
 <div style="font-weight:bold;">Why flagged</div>
-<ul style="margin:2px 0 0 18px;padding:0;">{''.join(f'<li style="margin:2px 0;">{escape(t)}</li>' for t in a.reasons)}</ul>
+<ul style="margin:2px 0 0 18px;padding:0;">{reasons}</ul>
 {signals_block}
 <div style="margin-top:8px;padding:8px 10px;background:#f1f5fb;border-left:3px solid #1a4d8f;">
 <b>Next step:</b> {escape(a.action)} <span style="{MUTED}">— {escape(a.owner)}</span></div>

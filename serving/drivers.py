@@ -150,7 +150,8 @@ class DriversReport:
 
     def top(self, target: str, when: date | None = None) -> pd.DataFrame:
         """The top indicator families of `target` at `when` (default as_of)."""
-        rows = self.importance[(self.importance["target"] == target) & (self.importance["as_of"] == (when or self.as_of))]
+        imp = self.importance
+        rows = imp[(imp["target"] == target) & (imp["as_of"] == (when or self.as_of))]
         return rows[rows["indicator"]].head(self.top_n).reset_index(drop=True)
 
     def movement(self, target: str) -> pd.DataFrame:
@@ -235,5 +236,5 @@ def drivers_report(settings: Settings, models: ScoringModels, as_of: date | None
     return DriversReport(
         as_of=as_of, dates=tuple(chosen), accounts=len(now_rows), importance=importance,
         low_signal=low_signal(importance[importance["as_of"] == as_of], families, cfg.low_signal_share),
-        advocates=chosen_advocates, quotes=quotes, advocates_found=len(found), lineage=models.lineage, top_n=cfg.top_families,
-        threshold=cfg.low_signal_share)
+        advocates=chosen_advocates, quotes=quotes, advocates_found=len(found), lineage=models.lineage,
+        top_n=cfg.top_families, threshold=cfg.low_signal_share)

@@ -75,7 +75,8 @@ def drivers_markdown(report: DriversReport, chart: str | None = PNG) -> str:
         out += ["| account | CSM owner | segment | MRR | NPS | health | renewal | latest positive quotes |",
                 "|---|---|---|---|---|---|---|---|"]
         for r in adv.itertuples():
-            quotes = "<br>".join(f"“{_cell(q.text)}” ({q.channel}, {q.date})" for q in report.quotes.get(r.account_id, []))
+            quotes = "<br>".join(f"“{_cell(q.text)}” ({q.channel}, {q.date})"
+                                 for q in report.quotes.get(r.account_id, []))
             mrr = "" if pd.isna(r.mrr) else f"{float(r.mrr):,.0f}"
             out.append(f"| {_cell(r.name or r.account_id)} ({r.account_id}) | {_cell(r.csm_owner or '')} | "
                        f"{_cell(r.segment or '')} | {mrr} | {r.nps_latest:.0f} | {r.health_score:.0f} | "
