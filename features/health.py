@@ -62,7 +62,9 @@ def with_health(snapshots: ibis.Table, settings: HealthSettings) -> ibis.Table:
         value = COMPONENTS[name][1](snapshots, settings)
         num = num + (value * weight).fill_null(0.0)
         den = den + ibis.ifelse(value.isnull(), 0.0, weight)
-    score = (100.0 * num / den.nullif(0.0)).round(1)
+    # to one decimal, half up, spelled out: DuckDB's ROUND rounds the scaled double
+    # (61.85 -> 61.9) where Spark's rounds its exact decimal value (61.849999... -> 61.8)
+    score = (100.0 * num / den.nullif(0.0) * 10.0 + 0.5).floor().cast("float64") / 10.0
     band = ibis.cases(
         (score < settings.red_below, "red"),
         (score < settings.amber_below, "amber"),
