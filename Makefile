@@ -21,6 +21,7 @@ demo: setup
 	$(RADAR) build-features
 	$(RADAR) train --target all --promote
 	$(RADAR) score --to workspace
+	$(RADAR) digest
 
 # the HTTP service on the champion models (after `make demo`): http://127.0.0.1:3000
 serve: setup
