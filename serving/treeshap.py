@@ -75,7 +75,7 @@ def _walk(tree: dict[str, np.ndarray]) -> tuple[list[int], list[tuple[int, bool]
     return order, slots, leaves, depth
 
 
-@njit(cache=False)
+@njit(cache=True)
 def _fill_tables(leaf_value, leaf_d, leaf_feat_start, zfrac, table_offset, weights, table):
     poly = np.zeros(MAX_PATH_FEATURES + 1)
     for leaf in range(leaf_value.shape[0]):
@@ -103,7 +103,7 @@ def _fill_tables(leaf_value, leaf_d, leaf_feat_start, zfrac, table_offset, weigh
                 table[table_offset[leaf] + pattern * d + j] = leaf_value[leaf] * (one - zfrac[fs + j]) * acc * const
 
 
-@njit(nogil=True, cache=False, inline="always")
+@njit(nogil=True, cache=True, inline="always")
 def _goes_left(fval, dtype, threshold, cat_start, cat_len, cat_bits):
     """LightGBM's Tree::Decision for one node (tree.h, v4)."""
     if dtype & 1:  # categorical: NaN and negatives go right, else test the bitset
@@ -121,7 +121,7 @@ def _goes_left(fval, dtype, threshold, cat_start, cat_len, cat_bits):
     return fval <= threshold
 
 
-@njit(nogil=True, cache=False)
+@njit(nogil=True, cache=True)
 def _shap_rows(X, out, node, feature, dtype, threshold, cat_start, cat_len, cat_bits, slot, new, left_slot,
                right_slot, tree_node_start, tree_leaf_start, leaf_d, leaf_feat_start, path_local,
                tree_feat_start, tree_feats, table_offset, table):
@@ -157,7 +157,7 @@ def _shap_rows(X, out, node, feature, dtype, threshold, cat_start, cat_len, cat_
                 out[r, tree_feats[f0 + k]] += local[k]
 
 
-@njit(nogil=True, cache=False)
+@njit(nogil=True, cache=True)
 def _margin_rows(X, out, feature, dtype, threshold, cat_start, cat_len, cat_bits, left_child, right_child,
                  tree_node_start, tree_leaf_start, leaf_value, constant, tree_depth):
     block = 128  # rows walked through one tree level by level: independent rows overlap in the CPU
