@@ -8,6 +8,7 @@ and the snapshot expression, and writes `snapshots` (database table and Parquet 
 from __future__ import annotations
 
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -103,13 +104,16 @@ def _run_here(ws: Workspace, store: ibis.BaseBackend, dates: list[date], setting
 def _run_on_spark(ws: Workspace, store: ibis.BaseBackend, dates: list[date], settings: Settings,
                   seconds: dict[str, float], step: Callable[[str], None] | None,
                   texts: Callable[[int], None] | None) -> bool:
-    """The same on Spark (`features.spark`): the workspace's tables staged as Parquet, the
-    results loaded into `store`; the staging folder is removed afterwards."""
+    """The same on Spark (`features.spark`): the workspace's tables staged as Parquet in a
+    folder of this build's own, the results loaded into `store`; the folder is removed
+    afterwards."""
     from features import spark
 
-    staging = spark.staging_dir(settings)
+    base = spark.staging_dir(settings)
+    base.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix="build-", dir=base))
     with _phase("spark start", "starting Spark, staging the workspace as Parquet", seconds, step):
-        session = spark.spark_session(settings)
+        session = spark.spark_session(settings, staging)
         sws = spark.spark_workspace(ws, session, staging)
     try:
         with _phase("text", "text signals on Spark", seconds, step):

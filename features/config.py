@@ -424,7 +424,7 @@ class SparkSettings(_Section):
         None,
         description="Where the contract tables are exported as Parquet for Spark and Spark writes the snapshots "
         "and evidence before they are loaded into the workspace database (default: <output_dir>/spark); "
-        "on a cluster, a folder every node reads. Emptied after each build.",
+        "on a cluster, a folder every node reads. Each build works in a subfolder of its own and removes it.",
     )
     conf: dict[str, str] = Field(
         default_factory=dict,

@@ -35,12 +35,14 @@ class SparkUnavailable(RuntimeError):
 
 
 def staging_dir(settings: Settings) -> Path:
+    """The folder under which each Spark build stages its files (in a subfolder of its own)."""
     return settings.spark.staging_dir or settings.output_dir / "spark"
 
 
-def spark_session(settings: Settings):
-    """A Spark session for the build: UTC, quiet, sized by `[spark]`; local masters bind to
-    127.0.0.1 and run this interpreter's Python on the executors."""
+def spark_session(settings: Settings, staging: Path):
+    """A Spark session for the build: UTC, quiet, sized by `[spark]`, its warehouse under
+    `staging`; local masters bind to 127.0.0.1 and run this interpreter's Python on the
+    executors."""
     try:
         from pyspark.sql import SparkSession
     except ImportError as exc:
@@ -56,7 +58,7 @@ def spark_session(settings: Settings):
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
         "spark.sql.execution.arrow.maxRecordsPerBatch": str(settings.features.text_batch_rows),
-        "spark.sql.warehouse.dir": str((staging_dir(settings) / "warehouse").absolute()),
+        "spark.sql.warehouse.dir": str((staging / "warehouse").absolute()),
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{LOG_CONFIG} -Duser.timezone=UTC",

@@ -115,7 +115,7 @@ def test_the_spark_build_writes_the_same_outputs_and_removes_its_staging_folder(
     from features.spark import staging_dir
 
     duck, spark = results["duckdb"][0], results["spark"][0]
-    assert not staging_dir(on_spark).exists()
+    assert list(staging_dir(on_spark).iterdir()) == []
     pd.testing.assert_frame_equal(pd.read_parquet(spark.parquet), pd.read_parquet(duck.parquet),
                                   check_exact=False, rtol=1e-9, atol=1e-9)
     assert spark.report.read_text() == duck.report.read_text()
@@ -136,3 +136,12 @@ def test_build_features_refuses_an_unknown_engine(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["build-features", "--engine", "flink"])
     assert result.exit_code == 2
     assert "--engine must be duckdb or spark" in result.output
+
+
+def test_without_java_the_spark_engine_says_what_to_install(monkeypatch, tmp_path):
+    from features import spark
+
+    monkeypatch.setattr(spark.shutil, "which", lambda name: None)
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    with pytest.raises(spark.SparkUnavailable, match="Java 17|pyspark"):
+        spark.spark_session(load_settings(features={"engine": "spark"}), tmp_path)
