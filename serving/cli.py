@@ -27,7 +27,8 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (default: serving.port, 3000).")] = None,
     workers: Annotated[int | None, typer.Option(min=1, help="Worker processes (default: serving.workers).")] = None,
 ) -> None:
-    """Start the HTTP service: scores with reasons, rankings, health and metrics (OpenAPI at /docs.json)."""
+    """Start the HTTP service: scores with reasons, rankings, the web pages (/ui/), health and metrics
+    (OpenAPI at /docs.json)."""
     import os
     import sys
 
@@ -53,7 +54,8 @@ def serve(
         console.print(f"[yellow]note:[/yellow] no workspace at {settings.database_path}: POST /score works, "
                       "the workspace endpoints answer 503 until `radar build-features` has run", highlight=False)
     console.print(f"serving radar-renewal v{versions['renewal']} and radar-upsell v{versions['upsell']} on "
-                  f"http://{host}:{port} (OpenAPI: /docs.json; Ctrl+C stops)", highlight=False)
+                  f"http://{host}:{port} (web pages: http://{host}:{port}/ui/; OpenAPI: /docs.json; Ctrl+C stops)",
+                  highlight=False)
     sys.stdout.flush()
     args = [sys.executable, "-m", "bentoml", "serve", "serving.service:RadarService", "--host", host,
             "--port", str(port)]

@@ -150,7 +150,8 @@ def _account_rows(rows: pd.DataFrame, inverted: bool, target: str) -> list[dict]
             "renewal": float(r["renewal_likelihood"]), "upsell": float(r["upsell_likelihood"]),
             "tier": r["risk_tier"], "opportunity": bool(r["opportunity"]), "health": _float(r.get("health_score")),
             "health_band": _text(r.get("health_band")), "driver": top["reason"] if top else None,
-            "action": r["recommended_action"], "action_owner": r["action_owner"],
+            "action": r["recommended_action"], "action_short": r["recommended_action"].split(":")[0],
+            "action_owner": r["action_owner"],
         })
     return out
 
@@ -160,7 +161,8 @@ def _alert_rows(alerts: pd.DataFrame) -> list[dict]:
     for r in alerts.to_dict("records"):
         out.append({
             "key": r["key"], "account_id": r["account_id"], "name": _text(r.get("name")) or r["account_id"],
-            "csm_owner": _text(r.get("csm_owner")), "segment": _text(r.get("segment")), "tier": _text(r.get("risk_tier")),
+            "csm_owner": _text(r.get("csm_owner")), "segment": _text(r.get("segment")),
+            "tier": _text(r.get("risk_tier")),
             "rule": r["rule"], "title": r["title"], "insight": _float(r.get("insight_score")),
             "routing": r["routing"], "owner": r["owner"],
             "opened": r["opened_as_of"], "last_seen": r["last_seen_as_of"],
@@ -230,7 +232,7 @@ def driver_rows(drivers, registry: FeatureRegistry, target: str, inverted: bool)
         raises = (d["contribution"] > 0) != (inverted and target == "renewal")
         spec = registry[d["feature"]] if d["feature"] in registry else None
         out.append({"feature": d["feature"], "reason": d["reason"], "family": spec.family_name if spec else None,
-                    "helps": raises, "effect": f"{'raises' if raises else 'lowers'} {target} likelihood",
+                    "helps": raises,
                     "width": round(100 * abs(d["contribution"]) / largest),
                     "contribution": d["contribution"]})
     return out
@@ -247,7 +249,7 @@ def quote_groups(evidence: pd.DataFrame | None, per_bucket: int) -> list[dict] |
         quotes = [{"date": pd.Timestamp(r["occurred_at"]).date() if r["occurred_at"] is not None else None,
                    "channel": _text(r["channel"]), "sentence": _text(r["sentence"]) or "",
                    "polarity": r["polarity"], "polarity_text": POLARITY.get(r["polarity"], str(r["polarity"])),
-                   "negated": bool(r["negated"]) if r["negated"] is not None and r["negated"] == r["negated"] else False,
+                   "negated": False if r["negated"] is None or pd.isna(r["negated"]) else bool(r["negated"]),
                    "expression": _text(r["expression"])}
                   for r in rows.head(per_bucket).to_dict("records")]
         out.append({"bucket": bucket, "label": bucket.replace("_", " ").capitalize(), "quotes": quotes,

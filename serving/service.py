@@ -8,6 +8,8 @@ Endpoints (all JSON; the OpenAPI document is at /docs.json, Swagger UI at /):
   workspace and scored; unknown ids come back under `not_found`.
 - GET /accounts/at-risk and GET /accounts/opportunities (limit, segment, owner): the
   active portfolio ranked by MRR at risk and by expansion potential.
+- GET /ui/: the web pages for CS managers (portfolio, account scorecard; serving/ui.py), with
+  a sign-in page at /ui/login when the token is set.
 - BentoML's own /livez, /readyz and /metrics (Prometheus).
 
 Start-up loads the `champion` renewal and upsell versions from the MLflow registry (the

@@ -66,7 +66,7 @@ def trend_svg(dates: list[date], series: list[Series], *, bands: list[tuple[floa
     if n:
         step = max(1, -(-n // 6))
         shown = sorted({0, n - 1, *range(0, n, step)})
-        if len(shown) > 2 and shown[-1] - shown[-2] < 0.75 * step:
+        if len(shown) > 2 and shown[-1] - shown[-2] < step:
             shown.pop(-2)  # keep the last label clear of its neighbour
         for i in shown:
             anchor = "start" if i == 0 and n > 1 else "end" if i == n - 1 and n > 1 else "middle"

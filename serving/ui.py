@@ -168,7 +168,8 @@ def web_app(service_of: Callable[[], Any]) -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse)
     def portfolio(request: Request, st: State, tab: Literal["risk", "opportunities", "alerts"] = "risk",
-                  owner: Text = None, segment: Text = None, tier: Literal["red", "yellow", "green", "at_risk", ""] | None = None,
+                  owner: Text = None, segment: Text = None,
+                  tier: Literal["red", "yellow", "green", "at_risk", ""] | None = None,
                   q: Text = None, page_: Annotated[int, Query(alias="page", ge=1, le=10**6)] = 1) -> HTMLResponse:
         """The active portfolio by MRR at risk, the expansion opportunities, or the alert queue."""
         query = PortfolioQuery(tab=tab, owner=owner or None, segment=segment or None, tier=tier or None,
@@ -216,7 +217,8 @@ def web_app(service_of: Callable[[], Any]) -> FastAPI:
                     serving=settings.serving, **common(request, st))
 
     @app.get("/login", response_class=HTMLResponse)
-    def login_form(request: Request, st: State, next_: Annotated[str | None, Query(alias="next", max_length=2000)] = None):
+    def login_form(request: Request, st: State,
+                   next_: Annotated[str | None, Query(alias="next", max_length=2000)] = None):
         if st.service.settings.serving.api_token is None:
             return RedirectResponse(_safe_next(next_), status_code=303)
         return page("login.html", title="Sign in", next=_safe_next(next_), error=None, **common(request, st))

@@ -228,14 +228,16 @@ def ui_project(served_project, tmp_path_factory):
     (root / "radar.toml").write_text(config)
     settings = load_settings(root / "radar.toml")
     con = duckdb.connect(str(settings.database_path))
-    accounts, latest = zip(*con.execute("SELECT account_id, max(as_of) FROM snapshots GROUP BY 1 ORDER BY 1").fetchall())
+    accounts, latest = zip(*con.execute("SELECT account_id, max(as_of) FROM snapshots GROUP BY 1 ORDER BY 1")
+                           .fetchall())
     rows = []
     for i, account in enumerate(accounts):
         for repeat in range(2 if i % 2 else 1):
             for days, channel, text in UI_TEXTS:
                 when = pd.Timestamp(max(latest)) - pd.Timedelta(days=days + 2 * repeat, hours=-9)
-                rows.append({"source_table": "feedback", "source_id": f"{account}-{days}-{repeat}", "account_id": account,
-                             "occurred_at": when, "channel": channel, "text": text, "language": "en"})
+                rows.append({"source_table": "feedback", "source_id": f"{account}-{days}-{repeat}",
+                             "account_id": account, "occurred_at": when, "channel": channel, "text": text,
+                             "language": "en"})
     evidence = extract_evidence(pd.DataFrame(rows))
     con.register("incoming_evidence", evidence)
     con.execute("CREATE TABLE evidence AS SELECT * FROM incoming_evidence")

@@ -41,7 +41,8 @@ def test_bentoml_build_packages_the_service_and_its_data_files(tmp_path):
     [bento] = [p for p in (tmp_path / "bentoml" / "bentos" / "account_radar").iterdir() if p.name != "latest"]
     src = bento / "src"
     for shipped in ("serving/service.py", "serving/score.py", "features/registry.py", "training/model.py",
-                    "features/text/taxonomies/en.toml", "radar.py"):
+                    "features/text/taxonomies/en.toml", "radar.py", "serving/templates/account.html",
+                    "serving/static/radar.css"):
         assert (src / shipped).is_file(), shipped
     assert not (src / "tests").exists() and not (src / "mlruns").exists()
     manifest = (bento / "bento.yaml").read_text()

@@ -146,7 +146,8 @@ def test_alert_queue_joins_accounts_and_filters_by_either_owner():
                            "rule": ["risk_tier", "indicator", "expansion"], "subject": [None, "x", None],
                            "status": ["open"] * 3, "opened_as_of": [date(2025, 5, 31)] * 3,
                            "last_seen_as_of": [date(2025, 5, 31)] * 3, "insight_score": [0.7, 0.45, 0.2],
-                           "routing": ["meeting", "review", "tag"], "owner": ["Retention lead", "Ben", "Growth manager"],
+                           "routing": ["meeting", "review", "tag"],
+                           "owner": ["Retention lead", "Ben", "Growth manager"],
                            "title": ["t1", "t2", "t3"]})
     view = portfolio_view(_scored(), date(2025, 5, 31), alerts, PortfolioQuery(tab="alerts"), 50, True)
     assert [r["key"] for r in view.rows] == ["k1", "k2", "k3"] and view.rows[0]["name"] == "Shop 1"
