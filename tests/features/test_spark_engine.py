@@ -133,6 +133,7 @@ def test_build_features_refuses_an_unknown_engine(tmp_path, monkeypatch):
     from radar import app
 
     monkeypatch.setenv("RADAR_OUTPUT_DIR", str(tmp_path))
+    monkeypatch.setenv("COLUMNS", "200")  # else the shared console keeps 120 columns for later tests
     result = CliRunner().invoke(app, ["build-features", "--engine", "flink"])
     assert result.exit_code == 2
     assert "--engine must be duckdb or spark" in result.output
