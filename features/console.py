@@ -14,5 +14,12 @@ console = Console()
 
 
 def fit_console_to_output() -> None:
-    if not sys.stdout.isatty() and "COLUMNS" not in os.environ:
+    """Set the width for this command: COLUMNS if set, else 120 when piped; a terminal
+    keeps its own. Set every time, so one command's width never leaks into the next
+    (several commands run in one process in tests and notebooks)."""
+    if sys.stdout.isatty() and "COLUMNS" not in os.environ:
+        return
+    try:
+        console.width = max(40, int(os.environ.get("COLUMNS", "120")))
+    except ValueError:
         console.width = 120
