@@ -5,6 +5,8 @@ UV_VERSION := 0.13.9
 UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 SAMPLE := workspace/sample
 RADAR := $(UV) run --frozen radar
+# optional extras, e.g. EXTRAS="--extra spark" for `build-features --engine spark` (CI sets it)
+EXTRAS ?=
 
 .PHONY: setup demo serve test test-slow clean
 
@@ -13,7 +15,7 @@ $(CURDIR)/.tools/bin/uv:
 	.tools/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
 
 setup: $(if $(findstring .tools,$(UV)),$(UV))
-	$(UV) sync --frozen
+	$(UV) sync --frozen $(EXTRAS)
 
 demo: setup
 	$(RADAR) sample-data $(SAMPLE)
