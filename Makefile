@@ -4,7 +4,7 @@
 UV_VERSION := 0.13.9
 UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 SAMPLE := workspace/sample
-RADAR := $(UV) run --frozen radar
+RADAR = $(UV) run --frozen $(EXTRAS) radar
 # optional extras, e.g. EXTRAS="--extra spark" for `build-features --engine spark` (CI sets it)
 EXTRAS ?=
 
@@ -30,11 +30,11 @@ serve: setup
 	$(RADAR) serve
 
 test: setup
-	$(UV) run --frozen pytest -m "not slow"
+	$(UV) run --frozen $(EXTRAS) pytest -m "not slow"
 
 # slow tests (marked @pytest.mark.slow); exit code 5 means none are collected
 test-slow: setup
-	$(UV) run --frozen pytest -m slow; rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
+	$(UV) run --frozen $(EXTRAS) pytest -m slow; rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
 
 clean:
 	rm -rf out workspace .pytest_cache
