@@ -305,3 +305,32 @@ def account_view(snapshots: pd.DataFrame, evidence: pd.DataFrame | None, history
         renewal_drivers=driver_rows(current.get("renewal_drivers"), registry, "renewal", inverted),
         upsell_drivers=driver_rows(current.get("upsell_drivers"), registry, "upsell", inverted),
         quotes=quote_groups(evidence, per_bucket), alerts=mine)
+
+
+# --- leadership (serving.drivers computes it; this only lays it out) ---
+
+def leadership_view(report) -> dict:
+    """The drivers report (`serving.drivers.DriversReport`) as rows for the leadership page."""
+    def num(v):
+        return None if v is None or pd.isna(v) else float(v)
+
+    targets = []
+    for target, word in (("renewal", "renewal"), ("upsell", "expansion")):
+        top, moved = report.top(target), report.movement(target)
+        rows = [{"rank": int(r["rank"]), "family": r["family_name"], "share": num(r["share"]),
+                 "lowers": num(r["lowers_share"]), "shares": [num(m[f"share {d}"]) for d in report.dates],
+                 "change": num(m["change"])}
+                for (_, r), (_, m) in zip(top.iterrows(), moved.iterrows(), strict=True)]
+        now = report.importance[(report.importance["target"] == target) & (report.importance["as_of"] == report.as_of)]
+        apart = [{"family": r["family_name"], "share": num(r["share"])} for _, r in now[~now["indicator"]].iterrows()]
+        targets.append({"target": target, "word": word, "rows": rows, "apart": apart})
+    low = [{"family": r["family_name"], "renewal": num(r.get("renewal_share")), "upsell": num(r.get("upsell_share")),
+            "read": bool(r["read_by_models"])} for _, r in report.low_signal.iterrows()]
+    advocates = [{"account_id": r["account_id"], "name": _text(r["name"]) or r["account_id"],
+                  "csm_owner": _text(r["csm_owner"]), "segment": _text(r["segment"]), "mrr": num(r["mrr"]),
+                  "nps": num(r["nps_latest"]), "health": num(r["health_score"]), "renewal": num(r["renewal_likelihood"]),
+                  "quotes": [{"text": q.text, "channel": q.channel, "date": q.date}
+                             for q in report.quotes.get(r["account_id"], [])]}
+                 for _, r in report.advocates.iterrows()]
+    return {"as_of": report.as_of, "dates": list(report.dates), "accounts": report.accounts, "targets": targets,
+            "low": low, "threshold": report.threshold, "advocates": advocates, "found": report.advocates_found}

@@ -14,6 +14,7 @@ changing the token signs everyone out. Scripts may send `Authorization: Bearer` 
 # no `from __future__ import annotations`: FastAPI resolves the route closures' annotations
 import hashlib
 import hmac
+import threading
 import time
 from collections.abc import Callable
 from http.cookies import CookieError, SimpleCookie
@@ -27,7 +28,7 @@ from fastapi import Depends, FastAPI, Path as PathParam, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from serving.explain import likelihood_of
-from serving.pages import TABS, TIERS, PortfolioQuery, account_view, portfolio_view, query_from
+from serving.pages import TABS, TIERS, PortfolioQuery, account_view, leadership_view, portfolio_view, query_from
 from serving.portfolio import WorkspaceUnavailable
 from serving.scorecard import measures_of, portfolio_levels
 from serving.score import score_frame
@@ -120,12 +121,15 @@ def page(template: str, status: int = 200, **context) -> HTMLResponse:
 
 
 class UiState:
-    """What the pages keep between requests: the alert queue and the portfolio's indicator levels."""
+    """What the pages keep between requests: the alert queue, the portfolio's indicator
+    levels and the leadership report (computed again when the workspace file changes)."""
 
     def __init__(self, service):
         self.service = service
         self.alerts = AlertQueue(service.settings)
         self._levels: tuple[Any, dict] | None = None
+        self._leadership: tuple[tuple | None, dict, str] | None = None
+        self._lock = threading.Lock()
         registry = service.models.registry(service.settings)
         self.measured = [f for fs in measures_of(registry, service.settings.alerts.indicator_levels).values()
                          for f in fs]
@@ -140,6 +144,27 @@ class UiState:
 
     def open_alerts(self) -> pd.DataFrame | None:
         return self.alerts.open_alerts()
+
+    def leadership(self) -> tuple[dict, str]:
+        """(the leadership view, its quarters chart as a PNG data URI)."""
+        import base64
+
+        from serving.charts import family_trend_png
+        from serving.drivers import drivers_report
+        from serving.drivers_report import family_shares
+
+        try:
+            st = self.service.settings.database_path.stat()
+            stamp = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            stamp = None
+        with self._lock:
+            if self._leadership is None or stamp is None or self._leadership[0] != stamp:
+                report = drivers_report(self.service.settings, self.service.models)
+                png = family_trend_png(family_shares(report), "Top indicator families by quarter")
+                self._leadership = (stamp, leadership_view(report),
+                                    "data:image/png;base64," + base64.b64encode(png).decode())
+            return self._leadership[1], self._leadership[2]
 
 
 def web_app(service_of: Callable[[], Any]) -> FastAPI:
@@ -215,6 +240,17 @@ def web_app(service_of: Callable[[], Any]) -> FastAPI:
                             settings.ui.quotes_per_bucket, likelihood_of(service.models.renewal.model)[1])
         return page("account.html", title=view.name, view=view, portfolio_as_of=as_of, back=returning.params(),
                     serving=settings.serving, **common(request, st))
+
+    @app.get("/leadership", response_class=HTMLResponse)
+    def leadership(request: Request, st: State) -> HTMLResponse:
+        """The top drivers of renewal and expansion, their movement, low-signal indicators, advocates."""
+        from serving.alert_rules import AlertError  # DriversError's base: also "no workspace"
+
+        try:
+            view, chart = st.leadership()
+        except (WorkspaceUnavailable, AlertError) as exc:
+            return unavailable(request, st, exc)
+        return page("leadership.html", title="Leadership", view=view, chart=chart, **common(request, st))
 
     @app.get("/login", response_class=HTMLResponse)
     def login_form(request: Request, st: State,

@@ -1,5 +1,6 @@
 """End to end in a real headless Chromium: sign in, filter the portfolio by owner, open an
-account, read its drivers and quotes, follow the link back, open the alert queue.
+account, read its drivers and quotes, follow the link back, open the alert queue and the
+leadership page.
 
 Debian's `chromium` and `chromium-driver`, driven by Selenium with their paths given (no
 driver or browser download). Without them the test skips, unless RADAR_REQUIRE_BROWSER=1
@@ -140,6 +141,13 @@ def test_portfolio_to_account_and_back_in_chromium(browser, ui_server):
     routings = {r.get_attribute("data-routing") for r in b.find_elements(By.CSS_SELECTOR, "tbody tr[data-routing]")}
     assert routings and routings <= {"meeting", "review", "tag"} and "owner=Ben" in b.current_url
     _shot(b, "07-alert-queue")
+
+    b.find_element(By.LINK_TEXT, "Leadership").click()
+    _wait(b, lambda d: "/ui/leadership" in d.current_url, "the leadership page")
+    chart = b.find_element(By.CSS_SELECTOR, "img.chart")
+    assert b.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0;", chart)
+    assert b.find_elements(By.CSS_SELECTOR, "#top-renewal ~ table tbody tr") and _fits_the_screen(b)
+    _shot(b, "08-leadership")
 
     problems = [e for e in b.get_log("browser") if e["level"] == "SEVERE"]
     assert not problems, problems  # e.g. a blocked resource or a missing file

@@ -174,7 +174,7 @@ def test_pages_load_nothing_from_elsewhere(server, expected):
         csp = page.headers["content-security-policy"]
         assert "default-src 'none'" in csp and "script-src" not in csp
         assert page.headers["cache-control"] == "no-store"
-        assert "<script" not in page.text and " src=" not in page.text
+        assert "<script" not in page.text and " src=" not in page.text  # (leadership: one data: image, below)
         links = re.findall(r'(?:href|action)="([^"]*)"', page.text)
         assert links and all(link.startswith(("/ui/", "#")) or link == "data:," for link in links), links
 
@@ -184,3 +184,24 @@ def test_server_log_has_no_account_names(server, expected):
     assert _get(server, f"/ui/?q={quote(name)}").status_code == 200
     assert _get(server, f"/ui/account/{expected.iloc[5]['account_id']}").status_code == 200
     assert name not in server.log.read_text()
+
+
+def test_leadership_page_shows_the_drivers_report(ui_server, ui_project):
+    from serving.drivers import drivers_report
+
+    _, settings = ui_project
+    report = drivers_report(settings, load_champions(settings))
+    page = _get(ui_server, "/ui/leadership")
+    assert page.status_code == 200
+    html = unescape(page.text)
+    for target, word in (("renewal", "renewal"), ("upsell", "expansion")):
+        top = report.top(target)
+        assert f"Top {len(top)} drivers of {word}" in html
+        section = html[html.index(f'id="top-{target}"'):]
+        assert [n for n in top["family_name"] if n in section[:section.index("</table>")]] == list(top["family_name"])
+    assert "Indicators that carry little signal" in html and "Advocates: referral and reference candidates" in html
+    assert f"{report.advocates_found} accounts" in html
+    images = re.findall(r'<img [^>]*src="([^"]*)"[^>]*alt="([^"]+)"', page.text)
+    assert len(images) == 1 and images[0][0].startswith("data:image/png;base64,")
+    again = _get(ui_server, "/ui/leadership")  # computed once per workspace version
+    assert again.status_code == 200 and again.elapsed.total_seconds() < 1.0
