@@ -328,7 +328,8 @@ def leadership_view(report) -> dict:
             "read": bool(r["read_by_models"])} for _, r in report.low_signal.iterrows()]
     advocates = [{"account_id": r["account_id"], "name": _text(r["name"]) or r["account_id"],
                   "csm_owner": _text(r["csm_owner"]), "segment": _text(r["segment"]), "mrr": num(r["mrr"]),
-                  "nps": num(r["nps_latest"]), "health": num(r["health_score"]), "renewal": num(r["renewal_likelihood"]),
+                  "nps": num(r["nps_latest"]), "health": num(r["health_score"]),
+                  "renewal": num(r["renewal_likelihood"]),
                   "quotes": [{"text": q.text, "channel": q.channel, "date": q.date}
                              for q in report.quotes.get(r["account_id"], [])]}
                  for _, r in report.advocates.iterrows()]

@@ -73,10 +73,9 @@ def _wait(driver, condition, what: str):
     return WebDriverWait(driver, 30, poll_frequency=0.1).until(condition, message=f"waited 30 s for {what}")
 
 
-def _load_ms(driver) -> float:
-    timing = driver.execute_script("const t = performance.getEntriesByType('navigation')[0];"
-                                   "return [t.responseStart - t.requestStart, t.loadEventEnd - t.startTime];")
-    return timing
+def _load_ms(driver) -> list[float]:
+    return driver.execute_script("const t = performance.getEntriesByType('navigation')[0];"
+                                 "return [t.responseStart - t.requestStart, t.loadEventEnd - t.startTime];")
 
 
 def _fits_the_screen(driver) -> bool:
@@ -151,5 +150,5 @@ def test_portfolio_to_account_and_back_in_chromium(browser, ui_server):
 
     problems = [e for e in b.get_log("browser") if e["level"] == "SEVERE"]
     assert not problems, problems  # e.g. a blocked resource or a missing file
-    print(f"\nChromium, server time to first byte / full load (ms): "
+    print("\nChromium, server time to first byte / full load (ms): "
           + ", ".join(f"{k} {a:.0f} / {c:.0f}" for k, (a, c) in timings.items()))
