@@ -1,4 +1,5 @@
-"""The portfolio page for 5,000 accounts renders in under a second (issue: fast pages).
+"""The portfolio page for 5,000 accounts renders in under a second (issue: fast pages), and
+the pages without a workspace.
 
 The /ui app in-process (web_app with the real Portfolio on a workspace of 5,000 accounts
 and the served models); the portfolio is scored once when the workspace is loaded, as in
@@ -63,3 +64,15 @@ def test_portfolio_of_5000_accounts_renders_in_under_a_second(big_portfolio):
     page = client.get("/").text
     assert f"{N_ACCOUNTS} accounts by MRR at risk" in page and "Page 1 of 100" in page
     assert all(t < 1.0 for t in timings.values()), timings
+
+
+def test_pages_say_what_to_run_without_a_workspace(tmp_path, models):
+    from fastapi.testclient import TestClient
+
+    settings = Settings(output_dir=tmp_path / "nothing")
+    service = SimpleNamespace(settings=settings, models=models, portfolio=Portfolio(settings, models))
+    client = TestClient(web_app(lambda: service))
+    for path in ("/", "/?tab=alerts", "/account/a1", "/leadership"):
+        page = client.get(path)
+        assert page.status_code == 503 and "radar ingest" in page.text and "Workspace unavailable" in page.text, path
+    assert client.get("/login", follow_redirects=False).headers["location"] == "/ui/"  # no token: nothing to sign in to
