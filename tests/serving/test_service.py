@@ -159,8 +159,16 @@ def test_nan_and_infinity_are_rejected(server, raw):
     assert response.json()["detail"][0]["loc"] == ["accounts", 0, "adoption_rate_28d"]
 
 
+def test_malformed_json_is_a_400_saying_so(server):
+    for path in ("/score", "/score_accounts"):
+        response = httpx.post(f"{server.base}{path}", content='{"accounts": [{"account_id": "a",}', timeout=30,
+                              headers={**server.headers, "Content-Type": "application/json"})
+        assert response.status_code == 400, response.text
+        assert response.json()["detail"][0]["type"] == "json_invalid"
+
+
 @pytest.mark.parametrize("content,ctype,status,says", [
-    ("{not json", "application/json", 400, "not valid JSON"),
+    ("not json", "application/json", 400, "JSON object"),
     ("", "application/json", 400, "JSON object"),
     ('[{"account_id": "a"}]', "application/json", 400, "JSON object"),
     ("account_id=a", "application/x-www-form-urlencoded", 415, "Content-Type: application/json"),
