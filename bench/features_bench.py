@@ -29,7 +29,8 @@ from features.sampledata import generate_workspace
 root, accounts, events = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 ws = root / "workspace"
 generate_workspace(ws, accounts=accounts, years=2, seed=11, end=date(2026, 10, 31))
-con = duckdb.connect(config={"enable_progress_bar": False})
+con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
 have = con.execute(f"SELECT count(*) FROM '{ws}/usage_events.parquet'").fetchone()[0]
 copies = max(1, round(events / have))
 (ws / "usage_events").mkdir()
