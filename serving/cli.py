@@ -81,6 +81,10 @@ def score(
         "a .duckdb file, or a SQLAlchemy URL such as postgresql+psycopg://user@host/db.")],
     as_of: Annotated[str | None, typer.Option(help="Snapshot date to score (default: the latest).")] = None,
     top: Annotated[int, typer.Option(min=0, help="At-risk accounts and opportunities to print.")] = 5,
+    engine: Annotated[str, typer.Option(help="local (this process) or spark (each partition scored on the Spark "
+                                        "executors by the same code; needs the spark extra and Java 17).")] = "local",
+    spark_master: Annotated[str | None, typer.Option(help="Spark master URL with --engine spark, e.g. local[4] or "
+                                                     "spark://host:7077; default from config (spark.master).")] = None,
 ) -> None:
     """Score every active account of the workspace and upsert the CRM table (idempotent)."""
     from serving.batch import at_risk, load_snapshots, opportunities
@@ -93,6 +97,11 @@ def score(
     settings = _settings(ctx)
     day = _parse_date(as_of)
     target = str(settings.database_path) if to == "workspace" else to
+    if engine not in ("local", "spark"):
+        raise typer.BadParameter("--engine must be local or spark", param_hint="--engine")
+    if engine == "spark":
+        _score_on_spark(settings, day, target, spark_master)
+        return
     try:
         with _quiet_mlflow(), console.status("loading the champion models"):
             models = load_champions(settings)
@@ -115,6 +124,32 @@ def score(
                        "renewal")
         _print_ranking("Top expansion opportunities (by expansion potential)", opportunities(scored, limit=top),
                        "expansion_potential", "upsell")
+
+
+def _score_on_spark(settings: Settings, day, target: str, master: str | None) -> None:
+    """`radar score --engine spark`: the CRM rows computed on Spark, written like the local ones."""
+    from features.spark import SparkUnavailable
+    from serving.champions import NoChampion
+    from serving.crm import write_scores
+    from serving.spark_score import score_on_spark
+    from training.cli import _quiet_mlflow
+    from training.track import TrackingUnavailable
+
+    if master is not None:
+        settings = settings.model_copy(update={"spark": settings.spark.model_copy(update={"master": master})})
+    try:
+        with _quiet_mlflow(), console.status(f"scoring on Spark ({settings.spark.master})"):
+            run = score_on_spark(settings, day)
+        with console.status(f"writing the CRM table to {_shown_target(target)}"):
+            report = write_scores(run.crm, target)
+    except (NoChampion, TrackingUnavailable, SparkUnavailable, FileNotFoundError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    lineage = run.lineage
+    console.print(f"scored {len(run.crm):,} accounts at {run.as_of} on Spark ({settings.spark.master}) with "
+                  f"{lineage['renewal_model']} v{lineage['renewal_model_version']} and {lineage['upsell_model']} "
+                  f"v{lineage['upsell_model_version']}", highlight=False)
+    console.print(f"CRM table {_shown_target(target)}: {report.inserted:,} inserted, {report.updated:,} updated, "
+                  f"{report.unchanged:,} unchanged (rankings: run without --engine spark)", highlight=False)
 
 
 def _shown_target(target: str) -> str:

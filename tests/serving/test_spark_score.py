@@ -67,3 +67,40 @@ def test_spark_scoring_gives_the_local_crm_table(both):
     assert spark.as_of == local.as_of.iloc[0]
     assert spark.lineage["renewal_model_version"] == local.renewal_model_version.iloc[0]
     assert list(on_spark.spark.staging_dir.iterdir()) == []  # the staged Parquet is removed
+
+
+@pytest.mark.slow
+def test_radar_score_on_spark_leaves_the_local_crm_table_unchanged(served_project, tmp_path):
+    """Through the CLI: the Spark run over the local run's CRM file finds every row equal."""
+    _require_spark()
+    from typer.testing import CliRunner
+
+    from radar import app
+
+    root, _ = served_project
+    shutil.copytree(root / "out", tmp_path / "out")
+    env = {"RADAR_CONFIG_FILE": None, "RADAR_OUTPUT_DIR": str(tmp_path / "out"), "COLUMNS": "200",
+           "RADAR_SPARK__DRIVER_MEMORY": "1g", "RADAR_SPARK__SHUFFLE_PARTITIONS": "2"}
+    target = tmp_path / "crm.parquet"
+
+    def score(*args):
+        return CliRunner().invoke(app, ["--config", str(root / "radar.toml"), "score", "--to", str(target), *args],
+                                  env=env)
+
+    local = score("--top", "0")
+    assert local.exit_code == 0, local.output
+    spark = score("--engine", "spark", "--spark-master", "local[2]")
+    assert spark.exit_code == 0, spark.output
+    assert "scored 250 accounts" in spark.output and "on Spark (local[2])" in spark.output
+    assert "0 inserted, 0 updated, 250 unchanged" in spark.output
+
+
+def test_radar_score_refuses_an_unknown_engine(tmp_path):
+    from typer.testing import CliRunner
+
+    from radar import app
+
+    result = CliRunner().invoke(app, ["score", "--to", str(tmp_path / "crm.parquet"), "--engine", "flink"],
+                                env={"RADAR_OUTPUT_DIR": str(tmp_path), "COLUMNS": "200"})
+    assert result.exit_code == 2
+    assert "--engine must be local or spark" in result.output
