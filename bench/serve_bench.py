@@ -174,7 +174,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=100_000, help="Training rows (snapshot rows).")
     ap.add_argument("--batch", type=int, default=50_000, help="Accounts scored in the batch measurement.")
-    ap.add_argument("--workers", type=int, default=1, help="Service worker processes.")
+    ap.add_argument("--workers", type=int, default=2, help="Service worker processes (the default setting).")
     ap.add_argument("--repeat", type=int, default=3, help="Repeats of each in-process and batch measurement.")
     ap.add_argument("--requests", type=int, default=2000, help="Requests per single-account scenario.")
     ap.add_argument("--max-seconds", type=float, default=60.0, help="Time cap per HTTP scenario.")

@@ -213,7 +213,10 @@ class ServingSettings(_Section):
     )
     host: str = Field("127.0.0.1", description="Address `radar serve` listens on (0.0.0.0 to accept other machines).")
     port: int = Field(3000, gt=0, lt=65536, description="Port `radar serve` listens on.")
-    workers: int = Field(1, gt=0, description="Service worker processes (each loads the models and the workspace).")
+    workers: int = Field(
+        2, gt=0, description="Service worker processes, each with the models and the workspace in memory; one per "
+        "core (on 2 cores, 2 workers served 1.4x the requests/s of 1 at 32 connections)."
+    )
     request_threads: int = Field(
         1, gt=0, description="Threads per request for prediction and SHAP: 1 keeps single-account latency low; "
         "concurrent requests use the other cores."

@@ -158,7 +158,8 @@ def running_server(root, token: str | None = SERVED_TOKEN):
     if token is not None:
         env["RADAR_SERVING__API_TOKEN"] = token
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([*radar_command(), "--config", str(root / "radar.toml"), "serve", "--port", str(port)],
+        proc = subprocess.Popen([*radar_command(), "--config", str(root / "radar.toml"), "serve", "--port", str(port),
+                                 "--workers", "1"],  # one process: quicker to start, same code
                                 cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
