@@ -8,7 +8,7 @@ RADAR = $(UV) run --frozen $(EXTRAS) radar
 # optional extras, e.g. EXTRAS="--extra spark" for `build-features --engine spark` (CI sets it)
 EXTRAS ?=
 
-.PHONY: setup demo serve test test-slow clean
+.PHONY: setup demo serve bento test test-slow clean
 
 $(CURDIR)/.tools/bin/uv:
 	python3 -m venv .tools
@@ -29,6 +29,10 @@ demo: setup
 # the HTTP service on the champion models (after `make demo`): http://127.0.0.1:3000
 serve: setup
 	$(RADAR) serve
+
+# package the service as a Bento (bentoml build runs uv, so it must be on PATH)
+bento: setup
+	PATH="$(dir $(UV)):$$PATH" $(UV) run --frozen bentoml build
 
 test: setup
 	$(UV) run --frozen $(EXTRAS) pytest -m "not slow"

@@ -35,6 +35,9 @@ def test_the_bento_requirements_match_the_lock_file():
 @pytest.mark.slow
 def test_bentoml_build_packages_the_service_and_its_data_files(tmp_path):
     env = dict(os.environ, BENTOML_HOME=str(tmp_path / "bentoml"), BENTOML_DO_NOT_TRACK="true")
+    uv = _uv()  # bentoml build runs uv, and would try to pip-install it when it is not on PATH
+    if uv is not None:
+        env["PATH"] = f"{Path(uv).parent}{os.pathsep}{env.get('PATH', '')}"
     done = subprocess.run([sys.executable, "-m", "bentoml", "build", "--output", "tag"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
