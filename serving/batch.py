@@ -8,6 +8,7 @@ mrr x (1 - renewal likelihood), expansion potential = upsell likelihood x mrr.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import date, datetime
 
 import pandas as pd
@@ -19,30 +20,52 @@ from serving.settings import ServingSettings
 SNAPSHOTS = "snapshots"
 
 
-def load_snapshots(settings: Settings, as_of: date | None = None) -> tuple[pd.DataFrame, date]:
-    """The snapshot rows of `as_of` (default: the latest as_of) and that date."""
+class WorkspaceUnavailable(ValueError):
+    """No workspace to read: no database yet, no snapshots table, or it is locked."""
+
+
+@contextmanager
+def reading_workspace(settings: Settings):
+    """A read-only connection to the workspace database; `WorkspaceUnavailable` says what
+    to run when there is none, or that it is locked (e.g. by a running build)."""
     import duckdb
 
     path = settings.database_path
     if not path.exists():
-        raise FileNotFoundError(f"no workspace database at {path}: run `radar ingest` and `radar build-features`")
-    con = duckdb.connect(str(path), read_only=True)
+        raise WorkspaceUnavailable(f"no workspace database at {path}: run `radar ingest` and `radar build-features`")
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as exc:
+        raise WorkspaceUnavailable(f"cannot open the workspace database {path}: {exc}") from exc
     try:
         con.execute("SET enable_progress_bar = false")
-        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-        if SNAPSHOTS not in tables:
-            raise ValueError(f"{path} has no {SNAPSHOTS} table: run `radar build-features` first")
-        if as_of is None:
-            latest = con.execute(f"SELECT max(as_of) FROM {SNAPSHOTS}").fetchone()[0]
-            if latest is None:
-                raise ValueError(f"the {SNAPSHOTS} table in {path} is empty")
-            as_of = pd.Timestamp(latest).date()
-        frame = con.execute(f"SELECT * FROM {SNAPSHOTS} WHERE CAST(as_of AS DATE) = ? ORDER BY account_id",
-                            [as_of]).to_arrow_table().to_pandas()
+        yield con
     finally:
         con.close()
-    if frame.empty:
-        raise ValueError(f"no snapshots at as_of {as_of} in {path}")
+
+
+def snapshot_date(con, settings: Settings, as_of: date | None) -> date:
+    """`as_of`, or the latest snapshot date, checked to have snapshot rows."""
+    path = settings.database_path
+    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    if SNAPSHOTS not in tables:
+        raise WorkspaceUnavailable(f"{path} has no {SNAPSHOTS} table: run `radar build-features` first")
+    if as_of is None:
+        latest = con.execute(f"SELECT max(as_of) FROM {SNAPSHOTS}").fetchone()[0]
+        if latest is None:
+            raise WorkspaceUnavailable(f"the {SNAPSHOTS} table in {path} is empty")
+        return pd.Timestamp(latest).date()
+    if not con.execute(f"SELECT count(*) FROM {SNAPSHOTS} WHERE CAST(as_of AS DATE) = ?", [as_of]).fetchone()[0]:
+        raise WorkspaceUnavailable(f"no snapshots at as_of {as_of} in {path}")
+    return as_of
+
+
+def load_snapshots(settings: Settings, as_of: date | None = None) -> tuple[pd.DataFrame, date]:
+    """The snapshot rows of `as_of` (default: the latest as_of) and that date."""
+    with reading_workspace(settings) as con:
+        as_of = snapshot_date(con, settings, as_of)
+        frame = con.execute(f"SELECT * FROM {SNAPSHOTS} WHERE CAST(as_of AS DATE) = ? ORDER BY account_id",
+                            [as_of]).to_arrow_table().to_pandas()
     return frame, as_of
 
 

@@ -17,12 +17,8 @@ from datetime import date, datetime
 import pandas as pd
 
 from features.config import Settings
-from serving.batch import SNAPSHOTS, at_risk, opportunities
+from serving.batch import SNAPSHOTS, WorkspaceUnavailable, at_risk, opportunities, reading_workspace, snapshot_date
 from serving.score import ScoringModels, score_frame
-
-
-class WorkspaceUnavailable(RuntimeError):
-    """No snapshots to answer from (no workspace yet, no snapshots table, or it is locked)."""
 
 
 @dataclass(frozen=True)
@@ -34,27 +30,11 @@ class _Copy:
 
 def read_latest_snapshots(settings: Settings) -> tuple[pd.DataFrame, date]:
     """Each account's latest snapshot row, and the workspace's latest snapshot date."""
-    import duckdb
-
-    path = settings.database_path
-    if not path.exists():
-        raise WorkspaceUnavailable(f"no workspace database at {path}: run `radar ingest` and `radar build-features`")
-    try:
-        con = duckdb.connect(str(path), read_only=True)
-    except duckdb.Error as exc:  # e.g. locked by a running build
-        raise WorkspaceUnavailable(f"cannot open the workspace database {path}: {exc}") from exc
-    try:
-        con.execute("SET enable_progress_bar = false")
-        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-        if SNAPSHOTS not in tables:
-            raise WorkspaceUnavailable(f"{path} has no {SNAPSHOTS} table: run `radar build-features` first")
+    with reading_workspace(settings) as con:
+        snapshot_date(con, settings, None)  # a snapshots table with rows, or a clear error
         frame = con.execute(
             f"SELECT * FROM {SNAPSHOTS} QUALIFY row_number() OVER "
             "(PARTITION BY account_id ORDER BY as_of DESC) = 1 ORDER BY account_id").to_arrow_table().to_pandas()
-    finally:
-        con.close()
-    if frame.empty:
-        raise WorkspaceUnavailable(f"the {SNAPSHOTS} table in {path} is empty")
     frame["account_id"] = frame["account_id"].astype(str)
     return frame.set_index("account_id", drop=False), pd.Timestamp(frame["as_of"].max()).date()
 

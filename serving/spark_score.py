@@ -78,30 +78,13 @@ def _score_partition(settings: Settings, uri: str, versions: dict[str, tuple[str
 
 def _export_snapshots(settings: Settings, as_of: date | None, path) -> date:
     """The snapshot rows of `as_of` (default: the latest) as one Parquet file at `path`; that date."""
-    import duckdb
+    from serving.batch import reading_workspace, snapshot_date
 
-    db = settings.database_path
-    if not db.exists():
-        raise FileNotFoundError(f"no workspace database at {db}: run `radar ingest` and `radar build-features`")
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        con.execute("SET enable_progress_bar = false")
-        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-        if SNAPSHOTS not in tables:
-            raise ValueError(f"{db} has no {SNAPSHOTS} table: run `radar build-features` first")
-        if as_of is None:
-            latest = con.execute(f"SELECT max(as_of) FROM {SNAPSHOTS}").fetchone()[0]
-            if latest is None:
-                raise ValueError(f"the {SNAPSHOTS} table in {db} is empty")
-            as_of = pd.Timestamp(latest).date()
-        rows = con.execute(f"SELECT count(*) FROM {SNAPSHOTS} WHERE CAST(as_of AS DATE) = ?", [as_of]).fetchone()[0]
-        if not rows:
-            raise ValueError(f"no snapshots at as_of {as_of} in {db}")
+    with reading_workspace(settings) as con:
+        as_of = snapshot_date(con, settings, as_of)
         path.parent.mkdir(parents=True, exist_ok=True)
         con.execute(f"COPY (SELECT * FROM {SNAPSHOTS} WHERE CAST(as_of AS DATE) = $as_of ORDER BY account_id) "
                     f"TO '{path}' (FORMAT parquet)", {"as_of": as_of})
-    finally:
-        con.close()
     return as_of
 
 

@@ -9,13 +9,12 @@ fills it, not an error. The alert queue is read again only when the file changes
 from __future__ import annotations
 
 import threading
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pandas as pd
 
 from features.config import Settings
-from serving.portfolio import WorkspaceUnavailable
+from serving.batch import WorkspaceUnavailable, reading_workspace
 
 SNAPSHOTS, EVIDENCE, ALERT_STATE = "snapshots", "evidence", "alert_state"
 QUOTE_COLUMNS = ("occurred_at", "channel", "conversation_id", "sentence", "bucket", "polarity", "negated",
@@ -24,22 +23,7 @@ ALERT_COLUMNS = ("key", "account_id", "rule", "subject", "status", "opened_as_of
                  "insight_score", "routing", "owner", "title")
 
 
-@contextmanager
-def _reading(settings: Settings):
-    import duckdb
-
-    path = settings.database_path
-    if not path.exists():
-        raise WorkspaceUnavailable(f"no workspace database at {path}: run `radar ingest` and `radar build-features`")
-    try:
-        con = duckdb.connect(str(path), read_only=True)
-    except duckdb.Error as exc:  # e.g. locked by a running build
-        raise WorkspaceUnavailable(f"cannot open the workspace database {path}: {exc}") from exc
-    try:
-        con.execute("SET enable_progress_bar = false")
-        yield con
-    finally:
-        con.close()
+_reading = reading_workspace
 
 
 def _columns(con, table: str) -> list[str] | None:

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from features.config import Settings
-from serving.batch import at_risk, load_snapshots, opportunities, score_workspace
+from serving.batch import WorkspaceUnavailable, at_risk, load_snapshots, opportunities, score_workspace
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def test_a_chosen_as_of(workspace, models, as_of_dates, scored_at):
 
 
 def test_missing_workspace_or_table_is_explained(tmp_path):
-    with pytest.raises(FileNotFoundError, match="radar ingest"):
+    with pytest.raises(WorkspaceUnavailable, match="radar ingest"):
         load_snapshots(Settings(output_dir=tmp_path))
     duckdb.connect(str(Settings(output_dir=tmp_path).database_path)).close()
     with pytest.raises(ValueError, match="build-features"):
