@@ -126,3 +126,23 @@ def postgres_database(postgres_url):
         return server.set(database=name).render_as_string(hide_password=False)
 
     return create
+
+
+@pytest.fixture(scope="session")
+def spark_required():
+    """Skip the Spark tests without pyspark (the `spark` extra) or a Java runtime, unless
+    RADAR_REQUIRE_SPARK=1 (CI), where that is a failure."""
+    import os
+    import shutil
+
+    reason = None
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        reason = "pyspark is not installed (uv sync --extra spark)"
+    if reason is None and shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        reason = "no Java runtime (Debian package: openjdk-17-jre-headless)"
+    if reason is not None:
+        if os.environ.get("RADAR_REQUIRE_SPARK") == "1":
+            pytest.fail(f"RADAR_REQUIRE_SPARK=1 but {reason}")
+        pytest.skip(reason)

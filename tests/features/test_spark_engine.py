@@ -9,7 +9,6 @@ RADAR_REQUIRE_SPARK=1 (CI), where they fail.
 from __future__ import annotations
 
 import gc
-import os
 import shutil
 from datetime import date
 
@@ -25,24 +24,9 @@ TEXT_BATCH = 200  # several batches of texts on either engine (the sample has ab
 SPARK = {"master": "local[2]", "driver_memory": "1g", "shuffle_partitions": 2}
 
 
-def _require_spark() -> None:
-    reason = None
-    try:
-        import pyspark  # noqa: F401
-    except ImportError:
-        reason = "pyspark is not installed (uv sync --extra spark)"
-    if reason is None and shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        reason = "no Java runtime (Debian package: openjdk-17-jre-headless)"
-    if reason is not None:
-        if os.environ.get("RADAR_REQUIRE_SPARK") == "1":
-            pytest.fail(f"RADAR_REQUIRE_SPARK=1 but {reason}")
-        pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
-def builds(tmp_path_factory):
+def builds(tmp_path_factory, spark_required):
     """(DuckDB result, Spark result, DuckDB settings, Spark settings) on one ingested workspace."""
-    _require_spark()
     import duckdb
 
     from features.build import build_features

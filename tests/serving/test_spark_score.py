@@ -3,7 +3,6 @@ and versions, likelihoods within 1e-12. Needs pyspark and Java 17 (skips without
 unless RADAR_REQUIRE_SPARK=1)."""
 from __future__ import annotations
 
-import os
 import shutil
 from datetime import datetime, timezone
 
@@ -15,24 +14,9 @@ SCORED_AT = datetime(2026, 1, 5, 7, 0, tzinfo=timezone.utc)
 SPARK = {"master": "local[2]", "driver_memory": "1g", "shuffle_partitions": 2}
 
 
-def _require_spark() -> None:
-    reason = None
-    try:
-        import pyspark  # noqa: F401
-    except ImportError:
-        reason = "pyspark is not installed (uv sync --extra spark)"
-    if reason is None and shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        reason = "no Java runtime (Debian package: openjdk-17-jre-headless)"
-    if reason is not None:
-        if os.environ.get("RADAR_REQUIRE_SPARK") == "1":
-            pytest.fail(f"RADAR_REQUIRE_SPARK=1 but {reason}")
-        pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
-def both(served_project, tmp_path_factory):
+def both(served_project, tmp_path_factory, spark_required):
     """(local CRM rows, Spark result) for the latest as_of of the served project."""
-    _require_spark()
     from serving.batch import load_snapshots
     from serving.champions import load_champions
     from serving.crm import crm_frame
@@ -70,9 +54,8 @@ def test_spark_scoring_gives_the_local_crm_table(both):
 
 
 @pytest.mark.slow
-def test_radar_score_on_spark_leaves_the_local_crm_table_unchanged(served_project, tmp_path):
+def test_radar_score_on_spark_leaves_the_local_crm_table_unchanged(served_project, tmp_path, spark_required):
     """Through the CLI: the Spark run over the local run's CRM file finds every row equal."""
-    _require_spark()
     from typer.testing import CliRunner
 
     from radar import app
