@@ -18,6 +18,7 @@ import typer
 from features import cli as features_cli
 from training import cli as training_cli
 from serving import cli as serving_cli
+from serving import workflow_cli
 from features.config import CONFIG_FILE_ENV, ConfigError, load_settings
 from features.console import fit_console_to_output
 
@@ -47,7 +48,7 @@ def main(
         raise typer.Exit(2) from exc
 
 
-for sub in (features_cli.app, training_cli.app, serving_cli.app):
+for sub in (features_cli.app, training_cli.app, serving_cli.app, workflow_cli.app):
     app.registered_commands.extend(sub.registered_commands)
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import sys
 
+import typer
 from rich.console import Console
 
 console = Console()
@@ -23,3 +24,9 @@ def fit_console_to_output() -> None:
         console.width = max(40, int(os.environ.get("COLUMNS", "120")))
     except ValueError:
         console.width = 120
+
+
+def fail(message: str) -> typer.Exit:
+    """Print `error: message` and return the exit (code 1) for the command to raise."""
+    console.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(1)

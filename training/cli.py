@@ -17,17 +17,13 @@ from rich.table import Table
 
 from features.config import Settings
 from features.console import console
+from features.console import fail as _fail
 
 app = typer.Typer()
 
 
 def _settings(ctx: typer.Context) -> Settings:
     return ctx.obj
-
-
-def _fail(message: str) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(1)
 
 
 @contextlib.contextmanager
