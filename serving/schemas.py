@@ -7,11 +7,15 @@ NaN/inf are rejected, and a request holds 1..`max_batch` accounts; pydantic name
 field path of every error (`accounts.3.adoption_rate_28d`). The classes are built from
 the registry with `create_model`: build them once, at service start
 (`request_models`). `records_frame` turns a request into the snapshot frame that
-`serving.score.score_frame` reads, and `response_from_frame` its result into a response.
+`serving.score.score_frame` reads, and `response_from_frame` its result into a response;
+`response_json` writes the same response straight to JSON bytes (the service's path: no
+model objects per account and driver, byte for byte what `response_from_frame(...)
+.model_dump_json()` gives).
 """
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Literal
@@ -19,6 +23,7 @@ from typing import Annotated, Literal
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic_core import to_json
 
 from features.config import Settings
 from features.registry import FeatureRegistry
@@ -63,17 +68,15 @@ def request_models(settings: Settings, serving: ServingSettings | None = None) -
 def records_frame(accounts: list[BaseModel], registry: FeatureRegistry) -> pd.DataFrame:
     """A request's accounts as a snapshot frame: numeric features as floats (missing:
     NaN), categorical ones as text (missing values stay missing). Built from the
-    validated models' own field values in one pass (no per-record dump)."""
+    validated models' own field values in one pass (no per-record dump); columns are
+    account_id, as_of, the numeric features, then the categorical ones."""
     rows = [a.__dict__ for a in accounts]
     numeric = [spec.name for spec in registry if not spec.categorical]
-    block = np.array([[r[n] for n in numeric] for r in rows], dtype=np.float64).reshape(len(rows), len(numeric))
-    columns: dict = {"account_id": np.array([r["account_id"] for r in rows], dtype=object),
-                     "as_of": np.array([r["as_of"] for r in rows], dtype=object)}
-    for spec in registry:
-        if spec.categorical:
-            columns[spec.name] = np.array([r[spec.name] for r in rows], dtype=object)
-    frame = pd.concat([pd.DataFrame(columns), pd.DataFrame(block, columns=numeric)], axis=1)
-    return frame[["account_id", "as_of", *(spec.name for spec in registry)]]
+    values = operator.itemgetter(*numeric)
+    block = np.array([values(r) for r in rows], dtype=np.float64).reshape(len(rows), len(numeric))
+    text = ["account_id", "as_of", *(spec.name for spec in registry if spec.categorical)]
+    head = pd.DataFrame({c: [r[c] for r in rows] for c in text}, columns=text, dtype=object)  # no str inference
+    return pd.concat([head[["account_id", "as_of"]], pd.DataFrame(block, columns=numeric), head[text[2:]]], axis=1)
 
 
 class Driver(BaseModel):
@@ -144,3 +147,54 @@ def response_from_frame(scored: pd.DataFrame) -> ScoreResponse:
         ))
     stamp = scored["scored_at"].iloc[0].to_pydatetime() if len(scored) else datetime.now().astimezone()
     return ScoreResponse(accounts=accounts, scored_at=stamp)
+
+
+_FLOAT_OR_NONE = ("health_score",)
+_TEXT_OR_NONE = ("health_band", "disagreement_reason", "explains", "action_because")
+
+
+def _column(scored: pd.DataFrame, name: str) -> list:
+    values = scored[name].tolist()
+    if name in _FLOAT_OR_NONE:
+        return [None if v is None or v != v else float(v) for v in values]
+    if name in _TEXT_OR_NONE:
+        return [None if v is None or (isinstance(v, float) and v != v) else v for v in values]
+    return values
+
+
+def _drivers_json(found) -> list[dict]:
+    """Drivers as the `Driver` model serialises them: a whole-number value read from an
+    integer column is a float there (the model's union takes float before bool/str)."""
+    if not found:
+        return []
+    return [d if type(d["value"]) is not int else {**d, "value": float(d["value"])} for d in found]
+
+
+def response_json(scored: pd.DataFrame, **extra) -> bytes:
+    """`response_from_frame(scored)` (plus `extra` top-level fields, e.g. `not_found`) as
+    JSON bytes, built from the frame's columns in one pass: for 100 accounts with 10
+    drivers each this is several times faster than building the response models."""
+    n = len(scored)
+    cols = {name: _column(scored, name) for name in (
+        "account_id", "renewal_likelihood", "risk_tier", "upsell_likelihood", "health_score", "health_band",
+        "disagreement_reason", "explains", "playbook", "recommended_action", "action_owner", "action_because",
+        "renewal_model", "renewal_model_version", "upsell_model", "upsell_model_version")}
+    as_of = [d.isoformat() for d in scored["as_of"].tolist()]
+    opportunity = [bool(v) for v in scored["opportunity"].tolist()]
+    disagreement = [bool(v) for v in scored["disagreement"].tolist()]
+    renewal, upsell = scored["renewal_drivers"].tolist(), scored["upsell_drivers"].tolist()
+    accounts = [{
+        "account_id": cols["account_id"][i], "as_of": as_of[i],
+        "renewal_likelihood": float(cols["renewal_likelihood"][i]), "risk_tier": cols["risk_tier"][i],
+        "upsell_likelihood": float(cols["upsell_likelihood"][i]), "opportunity": opportunity[i],
+        "health_score": cols["health_score"][i], "health_band": cols["health_band"][i],
+        "disagreement": disagreement[i], "disagreement_reason": cols["disagreement_reason"][i],
+        "renewal_drivers": _drivers_json(renewal[i]), "upsell_drivers": _drivers_json(upsell[i]),
+        "explains": cols["explains"][i], "playbook": cols["playbook"][i],
+        "recommended_action": cols["recommended_action"][i], "action_owner": cols["action_owner"][i],
+        "action_because": cols["action_because"][i],
+        "renewal_model": {"name": cols["renewal_model"][i], "version": str(cols["renewal_model_version"][i])},
+        "upsell_model": {"name": cols["upsell_model"][i], "version": str(cols["upsell_model_version"][i])},
+    } for i in range(n)]
+    stamp = scored["scored_at"].iloc[0].to_pydatetime() if n else datetime.now().astimezone()
+    return to_json({"accounts": accounts, "scored_at": stamp, **extra})

@@ -35,13 +35,14 @@ import bentoml  # noqa: E402
 import pandas as pd  # noqa: E402
 from fastapi import FastAPI, HTTPException, Query  # noqa: E402
 from fastapi.responses import JSONResponse  # noqa: E402
+from starlette.responses import Response  # noqa: E402
 from pydantic import BaseModel, ConfigDict, Field  # noqa: E402
 
 from features.config import Settings, load_settings  # noqa: E402
 from serving.champions import load_champions  # noqa: E402
 from serving.portfolio import Portfolio, WorkspaceUnavailable  # noqa: E402
-from serving.schemas import (Driver, ScoredAccount, ScoreResponse, records_frame,  # noqa: E402
-                             request_models, response_from_frame)
+from serving.schemas import (Driver, ScoreResponse, records_frame,  # noqa: E402
+                             request_models, response_json)
 from serving.score import score_frame  # noqa: E402
 from serving.ui import UI_PATH, ui_refusal, web_app  # noqa: E402
 
@@ -232,17 +233,19 @@ class RadarService:
         if problem:
             log.warning("workspace endpoints unavailable until the workspace is built: %s", problem)
 
-    def _score(self, frame: pd.DataFrame) -> ScoreResponse:
+    def _score(self, frame: pd.DataFrame, **extra) -> Response:
+        """The scored accounts as the documented response, written straight to JSON (the
+        same bytes as the response model would give, without a model per account)."""
         scored = score_frame(frame, self.models, self.settings, serving=self.request_serving)
-        return response_from_frame(scored)
+        return Response(response_json(scored, **extra), media_type="application/json")
 
     @bentoml.api(route="/score", input_spec=ScoreRequest, output_spec=ScoreResponse)
-    def score(self, accounts: list) -> ScoreResponse:
+    def score(self, accounts: list) -> Response:
         """Score accounts given as snapshot feature records (any feature may be missing)."""
         return self._score(records_frame(accounts, REQUEST.registry))
 
     @bentoml.api(route="/score_accounts", input_spec=ScoreAccountsRequest, output_spec=ScoreAccountsResponse)
-    def score_accounts(self, account_ids: list[str]) -> ScoreAccountsResponse:
+    def score_accounts(self, account_ids: list[str]) -> ScoreAccountsResponse | Response:
         """Score the latest workspace snapshot of each account id; unknown ids are listed."""
         from bentoml.exceptions import ServiceUnavailable
 
@@ -252,8 +255,7 @@ class RadarService:
             raise ServiceUnavailable(str(exc)) from exc
         if frame.empty:
             return ScoreAccountsResponse(accounts=[], scored_at=datetime.now(timezone.utc), not_found=missing)
-        response = self._score(frame)
-        return ScoreAccountsResponse(accounts=response.accounts, scored_at=response.scored_at, not_found=missing)
+        return self._score(frame, not_found=missing)
 
     def _ranking(self, kind: str, limit: int, segment: str | None, owner: str | None) -> Ranking:
         try:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from serving.schemas import ScoredAccount, records_frame, request_models, response_from_frame
+from serving.schemas import ScoredAccount, records_frame, request_models, response_from_frame, response_json
 from serving.settings import ServingSettings
 
 
@@ -89,3 +89,24 @@ def test_response_models_hold_the_scored_accounts(models, latest, settings, scor
     assert account.upsell_model.name == "radar-upsell" and response.scored_at == scored_at
     assert "raw margin" in account.explains
     response.model_dump_json()  # serialisable as is
+
+
+def test_response_json_is_the_response_model_byte_for_byte(models, latest, settings, scored_at):
+    """The service writes its JSON straight from the scored frame; it must be exactly what
+    the documented response model gives, including missing health scores, an integer
+    feature value (the model shows it as a float) and the not_found list of /score_accounts."""
+    import json
+
+    from serving.score import score_frame
+
+    rows = latest.iloc[:25].copy()
+    rows.loc[rows.index[:3], "health_score"] = np.nan
+    scored = score_frame(rows, models, settings, scored_at=scored_at)
+    first = [dict(d) for d in scored.at[0, "renewal_drivers"]]
+    first[0]["value"] = 3
+    scored.at[0, "renewal_drivers"] = first
+    assert response_json(scored) == response_from_frame(scored).model_dump_json().encode()
+    body = json.loads(response_json(scored, not_found=["nobody"]))
+    assert body["not_found"] == ["nobody"] and len(body["accounts"]) == 25
+    assert body["accounts"][0]["health_score"] is None and body["accounts"][0]["renewal_drivers"][0]["value"] == 3.0
+    assert json.loads(response_json(scored.iloc[:0]))["accounts"] == []
