@@ -3,20 +3,30 @@ the in-process reference on the same rows, so that overheads show as ratios.
 
     uv run python bench/serve_bench.py                 # 100k training rows, 50k batch accounts
     uv run python bench/serve_bench.py --workers 2 --repeat 3
+    uv run python bench/serve_bench.py --trees 300     # fixed-size models (no early stopping)
 
 Models: the renewal and upsell models that training produces at the benchmark size —
 `train_and_log` with the default settings (no bootstrap intervals) on `--rows` snapshot
 rows (a real snapshot table stacked as new accounts, as in bench/train_bench.py),
 registered and promoted in a throwaway sqlite MLflow store under bench/out/ (reused on
-later runs; `--retrain` redoes it). `radar serve` then starts on 127.0.0.1 with those
+later runs; `--retrain` redoes it). `--trees N` trains exactly N trees per model instead
+(early stopping off), e.g. the 300-tree, 31-leaf model the serving issue measured. `radar serve` then starts on 127.0.0.1 with those
 champions and the load is bounded: a fixed number of requests per scenario and at most
 `--max-seconds` each, at 1 and at 32 concurrent connections, with 1 and with 100
-accounts per request, explanations included (the service always explains). The client
-runs on the same machine and takes CPU from the server: figures are conservative.
+accounts per request, explanations included (the service always explains). Bodies are
+JSON-encoded before the clock starts (encoding is the caller's work, not the service's);
+the client still runs on the same machine and reads every response, taking CPU from the
+server: figures are conservative.
 
-In-process reference: `score_frame` (the function the service calls) on the same rows,
-and the bare model work inside it (prepare + margin + TreeSHAP contributions for both
-models), single-threaded as on the request path. Batch: `score_frame` on `--batch`
+Floor: bench/floor_service.py, a BentoML service with the same request contract that
+answers a recorded response without scoring, measured the same way. What it costs is
+BentoML + uvicorn + the socket + validation + the client for that payload: the part of a
+request no scoring code can remove.
+
+In-process references on the same rows, single-threaded as on the request path:
+`score_frame` (the function the service calls: everything but HTTP, validation and JSON),
+the bare model work inside it (prepare + margin + TreeSHAP contributions for both models,
+the served kernels), and LightGBM's own direct predict + pred_contrib for both models. Batch: `score_frame` on `--batch`
 accounts with probabilities only and with top drivers (explain_threads from settings);
 the explanations are checked to add up to the model margin for every row.
 """
@@ -24,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import math
 import os
 import signal
@@ -44,8 +55,9 @@ sys.path.insert(0, str(HERE))
 from train_bench import OUT, base_snapshots, stacked  # noqa: E402
 
 
-def project(rows: int, retrain: bool):
-    """(settings, config file, snapshot frame) with champions trained on `rows` rows."""
+def project(rows: int, retrain: bool, trees: int | None = None):
+    """(settings, config file, snapshot frame) with champions trained on `rows` rows
+    (exactly `trees` trees per model when given)."""
     from features.config import load_settings
     from serving.champions import NoChampion, champion_versions
     from training.dataset import from_snapshots
@@ -53,12 +65,14 @@ def project(rows: int, retrain: bool):
     from training.promote import promote
     from training.track import train_and_log
 
-    root = OUT / f"serve-{rows}"
+    root = OUT / (f"serve-{rows}" if trees is None else f"serve-{rows}-{trees}trees")
     root.mkdir(parents=True, exist_ok=True)
     config = root / "radar.toml"
+    fixed = "" if trees is None else (f"\n[training.lightgbm]\nn_estimators = {trees}\n"
+                                      "early_stopping_rounds = 0\n")
     config.write_text(f'output_dir = "{root / "out"}"\n\n[training]\n'
                       f'tracking_uri = "sqlite:///{root / "mlflow.db"}"\n'
-                      f'artifact_location = "{root / "artifacts"}"\nbootstrap_samples = 0\n')
+                      f'artifact_location = "{root / "artifacts"}"\nbootstrap_samples = 0\n{fixed}')
     settings = load_settings(config)
     data = stacked(base_snapshots(None), rows)
     frame = pd.read_parquet(data)
@@ -89,6 +103,9 @@ def describe(models) -> str:
     return "; ".join(parts)
 
 
+JSON = {"content-type": "application/json"}
+
+
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else math.nan
 
@@ -115,7 +132,7 @@ def records(frame: pd.DataFrame, names: list[str]) -> list[dict]:
     return out
 
 
-async def load(base: str, bodies: list[dict], connections: int, requests: int, max_seconds: float) -> dict:
+async def load(base: str, bodies: list[bytes], connections: int, requests: int, max_seconds: float) -> dict:
     import httpx
 
     latencies, statuses = [], []
@@ -129,7 +146,7 @@ async def load(base: str, bodies: list[dict], connections: int, requests: int, m
                     return
                 t0 = time.perf_counter()
                 try:
-                    r = await client.post("/score", json=bodies[i % len(bodies)])
+                    r = await client.post("/score", content=bodies[i % len(bodies)], headers=JSON)
                     statuses.append(r.status_code)
                 except httpx.HTTPError:
                     statuses.append(0)
@@ -143,7 +160,9 @@ async def load(base: str, bodies: list[dict], connections: int, requests: int, m
             "p50": pct(latencies, 50) * 1e3, "p99": pct(latencies, 99) * 1e3, "rps": ok / wall if wall else 0.0}
 
 
-def start_server(config: Path, workers: int) -> tuple[subprocess.Popen, str]:
+def start_server(config: Path, workers: int, floor_responses: Path | None = None) -> tuple[subprocess.Popen, str]:
+    """`radar serve` with the benchmark's champions; with `floor_responses`, the floor
+    service (bench/floor_service.py) answering the responses recorded there instead."""
     import httpx
 
     with socket.socket() as s:
@@ -151,15 +170,23 @@ def start_server(config: Path, workers: int) -> tuple[subprocess.Popen, str]:
         port = s.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("RADAR_")}
     env["RADAR_SERVING__WORKERS"] = str(workers)
-    radar = Path(sys.executable).with_name("radar")
-    log = open(config.parent / "server.log", "wb")
-    proc = subprocess.Popen([str(radar), "--config", str(config), "serve", "--port", str(port)], cwd=config.parent,
-                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    bin_dir = Path(sys.executable).parent
+    if floor_responses is None:
+        command, name = [str(bin_dir / "radar"), "--config", str(config), "serve", "--port", str(port)], "server"
+    else:
+        env.update(RADAR_CONFIG_FILE=str(config), RADAR_FLOOR_RESPONSES=str(floor_responses),
+                   RADAR_FLOOR_WORKERS=str(workers))
+        command = [str(bin_dir / "bentoml"), "serve", "floor_service:Floor", "--working-dir", str(HERE),
+                   "--host", "127.0.0.1", "--port", str(port)]
+        name = "floor"
+    log = open(config.parent / f"{name}.log", "wb")
+    proc = subprocess.Popen(command, cwd=config.parent, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"radar serve exited: see {config.parent / 'server.log'}")
+            raise SystemExit(f"{name} exited: see {config.parent / f'{name}.log'}")
         try:
             if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
                 return proc, base
@@ -167,7 +194,7 @@ def start_server(config: Path, workers: int) -> tuple[subprocess.Popen, str]:
             pass
         time.sleep(0.5)
     os.killpg(proc.pid, signal.SIGTERM)
-    raise SystemExit("radar serve was not ready within 180 s")
+    raise SystemExit(f"{name} was not ready within 180 s")
 
 
 def main() -> None:
@@ -179,13 +206,17 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=2000, help="Requests per single-account scenario.")
     ap.add_argument("--max-seconds", type=float, default=60.0, help="Time cap per HTTP scenario.")
     ap.add_argument("--retrain", action="store_true", help="Train and register the models again.")
+    ap.add_argument("--trees", type=int, default=None,
+                    help="Train exactly this many trees per model (early stopping off); default: as training does.")
     args = ap.parse_args()
+
+    import httpx
 
     from features.snapshot import feature_registry
     from serving.champions import load_champions
     from serving.score import score_frame
 
-    settings, config, frame = project(args.rows, args.retrain)
+    settings, config, frame = project(args.rows, args.retrain, args.trees)
     models = load_champions(settings)
     print(f"models: {describe(models)}", flush=True)
     names = [s.name for s in feature_registry(settings)]
@@ -201,6 +232,13 @@ def main() -> None:
             explainer.margin(inputs, threads=1)
             explainer.contributions(inputs, threads=1)
 
+    def lightgbm_direct(rows: pd.DataFrame):
+        for target in ("renewal", "upsell"):
+            model = getattr(models, target).model
+            prepared = model.prepare(rows)
+            model.booster.predict(prepared, raw_score=True, num_threads=1)
+            model.booster.predict(prepared, pred_contrib=True, num_threads=1)
+
     one, hundred = pool.iloc[:1], pool.iloc[:100]
     score_frame(hundred, models, settings, serving=request_cfg)  # warm-up (JIT, caches)
     reference = {}
@@ -208,22 +246,39 @@ def main() -> None:
         reference[label] = {
             "score_frame": statistics.median(timed(lambda: score_frame(rows, models, settings, serving=request_cfg), n)),
             "bare": statistics.median(timed(lambda: bare(rows), n)),
+            "lightgbm": statistics.median(timed(lambda: lightgbm_direct(rows), n)),
         }
 
     # --- HTTP ----------------------------------------------------------------------------------
+    def encoded(rows: pd.DataFrame) -> bytes:
+        return json.dumps({"accounts": records(rows, names)}).encode()
+
+    singles = [encoded(pool.iloc[[i]]) for i in range(len(pool))]
+    hundreds = [encoded(pool.iloc[i:i + 100]) for i in range(0, len(pool) - 99, 100)]
+    scenarios = (("1 account", singles, args.requests), ("100 accounts", hundreds, args.requests // 10))
+    recorded = config.parent / "floor-responses"
+    recorded.mkdir(exist_ok=True)
+    http, floor = {}, {}
     proc, base = start_server(config, args.workers)
-    singles = [{"accounts": records(pool.iloc[[i]], names)} for i in range(len(pool))]
-    hundreds = [{"accounts": records(pool.iloc[i:i + 100], names)} for i in range(0, len(pool) - 99, 100)]
-    http = {}
     try:
         asyncio.run(load(base, singles, 4, 100, 30))  # warm-up
-        for label, bodies, per in (("1 account", singles, args.requests), ("100 accounts", hundreds, args.requests // 10)):
+        for n, body in ((1, singles[0]), (100, hundreds[0])):  # what the floor service will answer
+            (recorded / f"{n}.json").write_bytes(httpx.post(f"{base}/score", content=body, headers=JSON).content)
+        for label, bodies, per in scenarios:
             for connections in (1, 32):
-                runs = [asyncio.run(load(base, bodies, connections, per, args.max_seconds)) for _ in range(1)]
-                http[(label, connections)] = runs[0]
-                r = runs[0]
+                r = http[(label, connections)] = asyncio.run(load(base, bodies, connections, per, args.max_seconds))
                 print(f"  {label:>12} x {connections:>2} conns: {r['n']} requests, p50 {r['p50']:.1f} ms, "
                       f"p99 {r['p99']:.1f} ms, {r['rps']:.0f} ok/s, non-2xx {r['non2xx']}", flush=True)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    proc, base = start_server(config, args.workers, floor_responses=recorded)
+    try:
+        asyncio.run(load(base, singles, 4, 100, 30))  # warm-up
+        for label, bodies, per in scenarios:
+            r = floor[label] = asyncio.run(load(base, bodies, 1, per, args.max_seconds))
+            print(f"  floor {label:>12} x  1 conn:  p50 {r['p50']:.1f} ms, p99 {r['p99']:.1f} ms, "
+                  f"non-2xx {r['non2xx']}", flush=True)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
@@ -269,13 +324,19 @@ def main() -> None:
     # --- report ----------------------------------------------------------------------------------
     print(f"\nserving benchmark: models trained on {len(frame):,} rows; {args.workers} worker(s); "
           f"{os.cpu_count()} cores; client on the same machine")
-    print(f"{'scenario':<28}{'p50 ms':>9}{'p99 ms':>9}{'ok/s':>8}{'non-2xx':>9}{'in-proc ms':>12}{'bare ms':>9}"
-          f"{'p50/in-proc':>13}")
+    print(f"{'scenario':<28}{'p50 ms':>9}{'p99 ms':>9}{'ok/s':>8}{'non-2xx':>9}{'floor p50':>11}")
     for (label, connections), r in http.items():
-        ref = reference[label]
+        floor_p50 = f"{floor[label]['p50']:>11.1f}" if connections == 1 else f"{'':>11}"
         print(f"{label + f' x {connections} conns':<28}{r['p50']:>9.1f}{r['p99']:>9.1f}{r['rps']:>8.0f}"
-              f"{r['non2xx']:>9}{ref['score_frame'] * 1e3:>12.2f}{ref['bare'] * 1e3:>9.2f}"
-              f"{r['p50'] / (ref['score_frame'] * 1e3):>12.2f}x")
+              f"{r['non2xx']:>9}{floor_p50}")
+    print("in-process references (1 thread, medians) and the 1-connection p50 as a multiple of each:")
+    for label, ref in reference.items():
+        p50 = http[(label, 1)]["p50"]
+        print(f"  {label:<14} " + "; ".join(
+            f"{name} {ref[key] * 1e3:.2f} ms ({p50 / (ref[key] * 1e3):.2f}x)" for key, name in (
+                ("bare", "served kernels: margin + TreeSHAP"), ("lightgbm", "LightGBM predict + pred_contrib"),
+                ("score_frame", "score_frame"))))
+        print(f"  {'':<14} HTTP p50 - floor p50 = {p50 - floor[label]['p50']:.1f} ms of scoring work in the service")
     n = len(batch)
     print(f"batch {n:,} accounts, probabilities only: median {statistics.median(probs):.2f} s "
           f"= {n / statistics.median(probs):,.0f} accounts/s ({args.repeat} runs)")

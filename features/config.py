@@ -144,7 +144,10 @@ class LightGBMSettings(_Section):
     bagging_fraction: float = Field(0.8, gt=0, le=1, description="Share of rows per bagging round.")
     bagging_freq: int = Field(1, ge=0, description="Bagging every k rounds (0 = off).")
     lambda_l2: float = Field(1.0, ge=0, description="L2 regularisation.")
-    early_stopping_rounds: int = Field(50, gt=0, description="Stop when validation log loss has not improved for this many rounds.")
+    early_stopping_rounds: int = Field(
+        50, ge=0, description="Stop when validation log loss has not improved for this many rounds (0 = off: "
+        "fit exactly n_estimators rounds)."
+    )
     balance_classes: bool = Field(
         True,
         description="Weight positives by negatives/positives while fitting; calibration on the "

@@ -133,16 +133,18 @@ def levels_of(table: TrainingTable, rows: np.ndarray) -> dict[str, list[str]]:
 def train_booster(X: pd.DataFrame, y: np.ndarray, X_valid: pd.DataFrame, y_valid: np.ndarray,
                   settings: Settings, overrides: dict | None = None) -> tuple[lgb.Booster, float]:
     """Fit with early stopping on the validation rows; returns the booster cut at its best
-    round, and the positive weight used (1 when classes are not balanced)."""
+    round, and the positive weight used (1 when classes are not balanced).
+    `early_stopping_rounds = 0` fits exactly `n_estimators` rounds."""
     g = settings.training.lightgbm.model_copy(update=overrides or {})
     positives = max(int(y.sum()), 1)
     pos_weight = (len(y) - positives) / positives if g.balance_classes else 1.0
     weight = lambda labels: np.where(labels == 1, pos_weight, 1.0)  # noqa: E731
     train = lgb.Dataset(X, y, weight=weight(y), free_raw_data=True)
     valid = lgb.Dataset(X_valid, y_valid, weight=weight(y_valid), reference=train)
+    stopping = [lgb.early_stopping(g.early_stopping_rounds, verbose=False)] if g.early_stopping_rounds else []
     booster = lgb.train(lightgbm_params(settings, overrides), train, num_boost_round=g.n_estimators,
-                        valid_sets=[valid], callbacks=[lgb.early_stopping(g.early_stopping_rounds, verbose=False)])
-    best = booster.best_iteration or booster.current_iteration()
+                        valid_sets=[valid], callbacks=stopping)
+    best = (booster.best_iteration if stopping else 0) or booster.current_iteration()
     # keep only the rounds early stopping chose: the in-memory model is then exactly the saved one
     return lgb.Booster(model_str=booster.model_to_string(num_iteration=best)), pos_weight
 

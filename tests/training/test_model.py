@@ -67,3 +67,13 @@ def test_the_same_seed_grows_the_same_trees(table, settings):
     a, b = fit_lightgbm(table, split, settings), fit_lightgbm(table, split, settings)
     assert a.booster.model_to_string() == b.booster.model_to_string()
     assert a.metadata["best_iteration"] >= 1 and a.metadata["positive_weight"] > 1
+
+
+def test_early_stopping_off_fits_exactly_n_estimators_rounds(table, settings):
+    split = time_split(table.times, settings)
+    stopped = fit_lightgbm(table, split, settings)
+    rounds = stopped.booster.num_trees() + 40
+    lightgbm = settings.training.lightgbm.model_copy(update={"n_estimators": rounds, "early_stopping_rounds": 0})
+    fixed_settings = settings.model_copy(update={"training": settings.training.model_copy(update={"lightgbm": lightgbm})})
+    fixed = fit_lightgbm(table, split, fixed_settings)
+    assert fixed.booster.num_trees() == rounds and fixed.metadata["best_iteration"] == rounds
