@@ -8,6 +8,7 @@ labels, families and healthy directions, and `radar features` prints it.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -85,18 +86,22 @@ class FeatureSpec:
     def format_value(self, value) -> str:
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return "missing"
+        return self.formatter()(value)
+
+    def formatter(self) -> Callable[[object], str]:
+        """How a present value of this feature is written (by its unit): callers writing
+        many values of one feature (reason strings) ask once, not per value."""
         if self.unit in ("category", "flag"):
-            return str(value)
-        v = float(value)
+            return str
         if self.unit == "share":
-            return f"{v:.0%}"
+            return lambda value: f"{float(value):.0%}"
         if self.unit == "pct":
-            return f"{v:+.0%}"
+            return lambda value: f"{float(value):+.0%}"
         if self.unit == "currency":
-            return f"{v:,.0f}"
-        if self.unit in ("count", "days") and v == round(v):
-            return f"{v:,.0f}"
-        return f"{v:,.2f}"
+            return lambda value: f"{float(value):,.0f}"
+        if self.unit in ("count", "days"):
+            return lambda value: f"{v:,.0f}" if (v := float(value)) == round(v) else f"{v:,.2f}"
+        return lambda value: f"{float(value):,.2f}"
 
     def reason(self, value, contribution: float, target: str = "renewal") -> str:
         """A sentence a CS manager can read, e.g.

@@ -176,24 +176,43 @@ def _plain(value):
 def drivers(frame: pd.DataFrame, model: RadarModel, contributions: np.ndarray, registry: FeatureRegistry,
             k: int) -> list[list[dict]]:
     """Per row of `frame` (the snapshot records as given), its top k drivers:
-    {feature, value, contribution, reason}, largest |contribution| first."""
+    {feature, value, contribution, reason}, largest |contribution| first.
+
+    Work is done per feature, not per cell: the values and reason strings of every cell
+    where a feature is a driver are gathered and written together."""
     idx, contrib = top_k(contributions, k)
     n = len(frame)
     values = np.empty(idx.shape, dtype=object)
-    rows = np.repeat(np.arange(n), idx.shape[1]).reshape(idx.shape)
-    for j in np.unique(idx):  # gather only the cells that are drivers, one column at a time
-        sel = idx == j
-        values[sel] = frame[model.features[j]].to_numpy(dtype=object)[rows[sel]]
+    reasons = np.empty(idx.shape, dtype=object)
+    rows = np.broadcast_to(np.arange(n)[:, None], idx.shape)
     likelihood, inverted = likelihood_of(model)
-    specs = [registry[f] if f in registry else None for f in model.features]
+    for j in np.unique(idx).tolist():  # only the cells that are drivers, one column at a time
+        sel = idx == j
+        feature = model.features[j]
+        column = frame[feature].to_numpy()
+        picked = [_plain(v) for v in column[rows[sel]].tolist()]
+        values[sel] = picked
+        reasons[sel] = _reasons(registry[feature] if feature in registry else None, feature, picked,
+                                contrib[sel].tolist(), likelihood, inverted)
     out = []
-    for r in range(n):
-        row = []
-        for j, c, v in zip(idx[r].tolist(), contrib[r].tolist(), values[r].tolist()):
-            if c == 0.0:
-                continue
-            v = _plain(v)
-            row.append({"feature": model.features[j], "value": v, "contribution": c,
-                        "reason": reason(specs[j], model.features[j], v, c, likelihood, inverted)})
-        out.append(row)
+    features = model.features
+    for r_idx, r_contrib, r_values, r_reasons in zip(idx.tolist(), contrib.tolist(), values.tolist(),
+                                                     reasons.tolist()):
+        out.append([{"feature": features[j], "value": v, "contribution": c, "reason": why}
+                    for j, c, v, why in zip(r_idx, r_contrib, r_values, r_reasons) if c != 0.0])
     return out
+
+
+def _reasons(spec: FeatureSpec | None, feature: str, values: list, contributions: list[float], likelihood: str,
+             inverted: bool) -> list[str]:
+    """`reason` for many values of one feature (same strings), with the label, window,
+    wording and number format worked out once."""
+    if spec is None or spec.unit == "pct":
+        return [reason(spec, feature, v, c, likelihood, inverted) for v, c in zip(values, contributions)]
+    span = f" over the last {spec.window} days" if spec.window else ""
+    raises, lowers = f"{span} — raises {likelihood}", f"{span} — lowers {likelihood}"
+    if inverted:
+        raises, lowers = lowers, raises
+    shown, head, missing = spec.formatter(), f"{spec.label} is ", f"{spec.label}: no data"
+    return [(missing if v is None else head + shown(v)) + (raises if c > 0 else lowers)
+            for v, c in zip(values, contributions)]

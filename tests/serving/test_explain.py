@@ -134,3 +134,15 @@ def test_registry_wording_is_used(settings):
     registry = feature_registry(Settings())
     spec = registry["adoption_rate_28d"]
     assert reason(spec, spec.name, 0.31, 1.0, "renewal likelihood", True).startswith(spec.label)
+
+
+@pytest.mark.parametrize("unit", ["count", "days", "share", "pct", "currency", "ratio", "category", "flag"])
+def test_reasons_written_per_feature_equal_the_reason_of_each_value(unit):
+    from serving.explain import _reasons
+
+    spec = FeatureSpec("x_{w}", "Some measure", 1, "usage", "higher", unit).expand((28,))[0]
+    values = ["smb", "enterprise", None] if unit == "category" else [0.31, 3.0, 1234.5, -0.4, None, 7]
+    contributions = [0.5, -0.2, 0.1, -1.0, 0.3, -0.01][:len(values)]
+    for likelihood, inverted in (("renewal likelihood", True), ("upsell likelihood", False)):
+        assert _reasons(spec, spec.name, values, contributions, likelihood, inverted) == [
+            reason(spec, spec.name, v, c, likelihood, inverted) for v, c in zip(values, contributions)]
