@@ -86,10 +86,9 @@ class Explainer:
         out[:, self._numeric_idx] = block
         for j, f in zip(self._categorical_idx, model.categorical):
             values = frame[f].to_numpy(dtype=object)
-            labels = [v if isinstance(v, str) else (None if pd.isna(v) else str(v)) for v in values]
-            codes = self._levels[f].get_indexer(labels).astype(np.float64)
-            codes[codes < 0] = np.nan  # unseen or missing
-            out[:, j] = codes
+            code = self._levels[f]
+            out[:, j] = [code.get(v if isinstance(v, str) else (None if pd.isna(v) else str(v)), np.nan)
+                         for v in values]  # unseen or missing: NaN
         return out
 
     @property
@@ -100,7 +99,8 @@ class Explainer:
             stored = list(model.booster.pandas_categorical or [])
             ours = [model.categories[f] for f in model.categorical]
             same = len(stored) == len(ours) and all(list(a) == list(b) for a, b in zip(stored, ours))
-            self._levels = {f: pd.Index(model.categories[f], dtype=object) for f in model.categorical} if same else None
+            self._levels = ({f: {label: float(code) for code, label in enumerate(model.categories[f])}
+                             for f in model.categorical} if same else None)  # label -> the booster's code
             self._numeric_idx = [i for i, f in enumerate(model.features) if f not in model.categories]
             self._categorical_idx = [i for i, f in enumerate(model.features) if f in model.categories]
         return self._levels is not None
