@@ -10,6 +10,7 @@ import ibis
 from ibis import _
 
 from features.config import FeatureSettings
+from features.exact import exact_mean
 from features.registry import QCF_BUCKETS, FeatureSpec, feature_names, missing_features
 from features.window import day_of, trailing
 
@@ -118,9 +119,9 @@ def qcf_features(
             in_b = win.bucket == b
             for p in ("green", "gray", "red"):
                 aggs[f"_{b}_{p}_{w}"] = win.count(where=in_b & (win.polarity == p))
-            aggs[f"_{b}_sent_{w}"] = win.sentiment.mean(where=in_b)
+            aggs[f"_{b}_sent_{w}"] = exact_mean(win.sentiment, where=in_b)
             aggs[f"_{b}_redconv_{w}"] = win.conversation_id.nunique(where=in_b & (win.polarity == "red"))
-        aggs[f"_inter_{w}"] = win.sentiment.mean(where=win.channel.isin(list(INTERACTION_CHANNELS)))
+        aggs[f"_inter_{w}"] = exact_mean(win.sentiment, where=win.channel.isin(list(INTERACTION_CHANNELS)))
         agg = win.group_by(key).aggregate(**aggs)
         out = out.left_join(agg, key).drop("account_id_right", "as_of_right")
         for b in QCF_BUCKETS:

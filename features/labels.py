@@ -37,6 +37,7 @@ from datetime import date
 import ibis
 
 from features.config import DomainSettings
+from features.exact import exact_sum
 from features.subscriptions import (
     KEY,
     churn_events,
@@ -66,11 +67,11 @@ def build_labels(
     now = lines_at(rev, calendar)
     # the same rows as active_accounts(subs, calendar), plus what the labels need
     base = now.group_by(keys).agg(
-        mrr=now.mrr.sum(), _renewal=(now.end_or_max < now.as_of + h).any()
+        mrr=exact_sum(now.mrr), _renewal=(now.end_or_max < now.as_of + h).any()
     )
 
     later = lines_at(rev, calendar, settings.horizon_days)
-    mrr_end = later.group_by(keys).agg(_mrr_end=later.mrr.sum())
+    mrr_end = later.group_by(keys).agg(_mrr_end=exact_sum(later.mrr))
 
     events = churn_events(subs, settings.grace_days, data_end)
     hit = events.join(

@@ -37,6 +37,7 @@ from datetime import date
 import ibis
 
 from features.config import DomainSettings
+from features.exact import exact_sum
 from features.registry import FeatureSpec
 
 KEY = ("account_id", "as_of")
@@ -160,7 +161,7 @@ def churn_events(subs: ibis.Table, grace_days: int, data_end: date) -> ibis.Tabl
 def active_accounts(subs: ibis.Table, calendar: ibis.Table) -> ibis.Table:
     """Snapshot population: (account_id, as_of, mrr, seats) for accounts with mrr > 0."""
     cur = lines_at(revenue_lines(subs), calendar)
-    return cur.group_by(list(KEY)).agg(mrr=cur.mrr.sum(), seats=cur.seats.sum())
+    return cur.group_by(list(KEY)).agg(mrr=exact_sum(cur.mrr), seats=cur.seats.sum())
 
 
 def subscription_features(
@@ -198,7 +199,7 @@ def subscription_features(
     keys = list(KEY)
 
     feats = cur.group_by(keys).agg(
-        mrr=cur.mrr.sum(),
+        mrr=exact_sum(cur.mrr),
         seats=cur.seats.sum(),
         n_products=cur.product.nunique(),
         _next_end=cur.end_date.min(),
@@ -233,7 +234,7 @@ def subscription_features(
     for w in windows:
         past = lines_at(rev, calendar, -w)
         parts.append(
-            past.group_by(keys).agg(**{f"_mrr_{w}": past.mrr.sum(), f"_seats_{w}": past.seats.sum()})
+            past.group_by(keys).agg(**{f"_mrr_{w}": exact_sum(past.mrr), f"_seats_{w}": past.seats.sum()})
         )
         started = cross_sell.join(
             calendar,

@@ -10,6 +10,7 @@ import ibis
 from ibis import _
 
 from features.config import FeatureSettings
+from features.exact import exact_mean
 from features.registry import FeatureSpec, feature_names, missing_features
 from features.window import day_of, rows_before, trailing
 
@@ -57,9 +58,9 @@ def support_features(
             urgent=_.count(where=_.cur & _._urgent),
             escalated=_.count(where=_.cur & _._escalated),
             reopened=_.count(where=_.cur & _._reopened),
-            frt=_hours(win.first_response_at, win.opened_at).mean(where=responded),
-            res=_hours(win.resolved_at, win.opened_at).mean(where=resolved),
-            csat=win.csat.mean(where=resolved),
+            frt=exact_mean(_hours(win.first_response_at, win.opened_at), where=responded),
+            res=exact_mean(_hours(win.resolved_at, win.opened_at), where=resolved),
+            csat=exact_mean(win.csat, where=resolved),
         )
         joined = out.left_join(agg, key).drop("account_id_right", "as_of_right")
         n = joined.n.fill_null(0)

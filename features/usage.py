@@ -12,6 +12,7 @@ import ibis
 from ibis import _
 
 from features.config import FeatureSettings
+from features.exact import exact_sum
 from features.registry import FeatureSpec, feature_names, missing_features
 from features.window import day_of, rows_before, trailing
 
@@ -70,7 +71,7 @@ def _windowed(daily: ibis.Table, user_days: ibis.Table, account_days: ibis.Table
     ad_agg = trailing(account_days, calendar, w).group_by(key).aggregate(
         **{
             f"_active_days_{w}": _.count(),
-            f"_engagement_{w}": (-(_.age_days.cast("float64")) / half_life).exp().sum() / norm,
+            f"_engagement_{w}": exact_sum((-(_.age_days.cast("float64")) / half_life).exp()) / norm,
         }
     )
     return [ev_agg, us_agg, ad_agg]
