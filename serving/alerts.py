@@ -26,6 +26,7 @@ from features.config import Settings
 from features.snapshot import feature_registry
 from serving.alert_rules import Alert, AlertError, AlertInputs, evaluate, indicator_specs, previous_date
 from serving.alert_state import apply_state, set_status, stored
+from serving.batch import WorkspaceUnavailable, connect_workspace
 from serving.explain import likelihood_of
 from serving.playbook import load_playbooks
 from serving.score import ScoringModels, score_frame
@@ -38,16 +39,13 @@ EVIDENCE_COLUMNS = ("account_id", "occurred_at", "channel", "conversation_id", "
 
 @contextmanager
 def workspace(settings: Settings, read_only: bool):
-    """A connection to the workspace database, with errors that say what to do."""
-    path = settings.database_path
-    if not path.exists():
-        raise AlertError(f"no workspace database at {path}: run `radar ingest` and `radar build-features`")
+    """A connection to the workspace database, closed afterwards; a missing or locked
+    one is an `AlertError` saying what to do."""
     try:
-        con = duckdb.connect(str(path), read_only=read_only)
-    except duckdb.IOException as exc:
-        raise AlertError(f"cannot open {path} ({exc}); another process may be writing to it") from exc
+        con = connect_workspace(settings, read_only=read_only)
+    except WorkspaceUnavailable as exc:
+        raise AlertError(str(exc)) from exc
     try:
-        con.execute("SET enable_progress_bar = false")
         yield con
     finally:
         con.close()

@@ -24,21 +24,29 @@ class WorkspaceUnavailable(ValueError):
     """No workspace to read: no database yet, no snapshots table, or it is locked."""
 
 
-@contextmanager
-def reading_workspace(settings: Settings):
-    """A read-only connection to the workspace database; `WorkspaceUnavailable` says what
-    to run when there is none, or that it is locked (e.g. by a running build)."""
+def connect_workspace(settings: Settings, *, read_only: bool = True):
+    """A connection to the workspace database; `WorkspaceUnavailable` says what to run
+    when there is none, or that it is locked (e.g. by a running build)."""
     import duckdb
 
     path = settings.database_path
     if not path.exists():
         raise WorkspaceUnavailable(f"no workspace database at {path}: run `radar ingest` and `radar build-features`")
     try:
-        con = duckdb.connect(str(path), read_only=True)
+        con = duckdb.connect(str(path), read_only=read_only)
     except duckdb.Error as exc:
-        raise WorkspaceUnavailable(f"cannot open the workspace database {path}: {exc}") from exc
+        raise WorkspaceUnavailable(f"cannot open the workspace database {path} ({exc}); another process may be "
+                                   "writing to it") from exc
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
+@contextmanager
+def reading_workspace(settings: Settings):
+    """A read-only connection to the workspace database, closed afterwards (errors as
+    `connect_workspace`)."""
+    con = connect_workspace(settings, read_only=True)
     try:
-        con.execute("SET enable_progress_bar = false")
         yield con
     finally:
         con.close()
