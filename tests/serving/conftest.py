@@ -7,9 +7,12 @@ them with the training package's own `fit_lightgbm` (booster + calibrator), as s
 """
 from __future__ import annotations
 
+import shutil
 from contextlib import contextmanager
 from datetime import date
+from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -253,3 +256,28 @@ def ui_server(ui_project):
     root, _ = ui_project
     with running_server(root) as running:
         yield running
+
+
+def workspace_with_red_quotes(source: Path, target: Path, account: str, days_before: tuple[int, int],
+                              sentiment: float, ignore: tuple[str, ...] = ()) -> date:
+    """A copy of the workspace folder `source` at `target` whose evidence is two red
+    pricing quotes of `account`, in two conversations (a call and an e-mail) the given
+    days before the latest snapshot; returns that snapshot date."""
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(*ignore) if ignore else None)
+    with duckdb.connect(str(target / "radar.duckdb")) as con:
+        latest = pd.Timestamp(con.execute("SELECT max(as_of) FROM snapshots").fetchone()[0])
+        rows = [(account, latest - pd.Timedelta(days=d, hours=-9), ch, conv, text, "pricing_perception", "red",
+                 sentiment)
+                for d, ch, conv, text in [(days_before[0], "call", "feedback:f1", "Honestly it is too expensive for us."),
+                                          (days_before[1], "email", "support_tickets:t9",
+                                           "The price increase is a problem.")]]
+        con.register("quotes", pd.DataFrame(rows, columns=["account_id", "occurred_at", "channel", "conversation_id",
+                                                           "sentence", "bucket", "polarity", "sentiment"]))
+        con.execute("CREATE TABLE evidence AS SELECT * FROM quotes")
+    return latest.date()
+
+
+@pytest.fixture(scope="session")
+def red_quotes_workspace():
+    """`workspace_with_red_quotes`, as a fixture (test modules cannot import conftest)."""
+    return workspace_with_red_quotes

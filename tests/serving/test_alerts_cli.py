@@ -3,13 +3,10 @@ snapshots and feedback evidence): rules, JSON, state kept across runs, snooze, c
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import duckdb
-import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -19,22 +16,14 @@ ESCALATED = "acc0007"
 
 
 @pytest.fixture
-def project(served_project, tmp_path):
+def project(served_project, tmp_path, red_quotes_workspace):
     """The served project with a private workspace holding red feedback for one account:
     two distinct conversations within the 30 days before the latest snapshot."""
     root, settings = served_project
-    shutil.copytree(root / "out", tmp_path / "out")
-    with duckdb.connect(str(tmp_path / "out" / "radar.duckdb")) as con:
-        latest = pd.Timestamp(con.execute("SELECT max(as_of) FROM snapshots").fetchone()[0])
-        rows = [(ESCALATED, latest - pd.Timedelta(days=d, hours=-9), ch, conv, text, "pricing_perception", "red", -0.5)
-                for d, ch, conv, text in [(3, "call", "feedback:f1", "Honestly it is too expensive for us."),
-                                          (12, "email", "support_tickets:t9", "The price increase is a problem.")]]
-        con.register("quotes", pd.DataFrame(rows, columns=["account_id", "occurred_at", "channel", "conversation_id",
-                                                           "sentence", "bucket", "polarity", "sentiment"]))
-        con.execute("CREATE TABLE evidence AS SELECT * FROM quotes")
+    latest = red_quotes_workspace(root / "out", tmp_path / "out", ESCALATED, (3, 12), -0.5)
     env = {"RADAR_CONFIG_FILE": None, "RADAR_OUTPUT_DIR": str(tmp_path / "out"), "COLUMNS": "200",
            "RADAR_ALERTS__INDICATOR_LEVELS": json.dumps({"adoption_rate_28d": [0.1, 0.0]})}
-    return root / "radar.toml", env, tmp_path, latest.date()
+    return root / "radar.toml", env, tmp_path, latest
 
 
 def radar(project, *args):

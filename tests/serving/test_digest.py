@@ -72,20 +72,12 @@ RED = "acc0001"
 
 
 @pytest.fixture
-def project(served_project, tmp_path):
+def project(served_project, tmp_path, red_quotes_workspace):
     """A private copy of the served project's workspace with red quotes for one account in
     two conversations before the latest snapshot."""
     root, _ = served_project
-    shutil.copytree(root / "out", tmp_path / "out", ignore=shutil.ignore_patterns("digests", "alerts"))
-    with duckdb.connect(str(tmp_path / "out" / "radar.duckdb")) as con:
-        latest = pd.Timestamp(con.execute("SELECT max(as_of) FROM snapshots").fetchone()[0])
-        rows = [(RED, latest - pd.Timedelta(days=d, hours=-9), ch, conv, text, "pricing_perception", "red", -0.6)
-                for d, ch, conv, text in [(4, "call", "feedback:f1", "Honestly it is too expensive for us."),
-                                          (15, "email", "support_tickets:t9", "The price increase is a problem.")]]
-        con.register("quotes", pd.DataFrame(rows, columns=["account_id", "occurred_at", "channel", "conversation_id",
-                                                           "sentence", "bucket", "polarity", "sentiment"]))
-        con.execute("CREATE TABLE evidence AS SELECT * FROM quotes")
-    return root / "radar.toml", tmp_path / "out", latest.date()
+    latest = red_quotes_workspace(root / "out", tmp_path / "out", RED, (4, 15), -0.6, ignore=("digests", "alerts"))
+    return root / "radar.toml", tmp_path / "out", latest
 
 
 def test_radar_digest_writes_a_self_contained_html_and_a_markdown_per_owner(project):
