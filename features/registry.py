@@ -103,13 +103,6 @@ class FeatureSpec:
             return lambda value: f"{v:,.0f}" if (v := float(value)) == round(v) else f"{v:,.2f}"
         return lambda value: f"{float(value):,.2f}"
 
-    def reason(self, value, contribution: float, target: str = "renewal") -> str:
-        """A sentence a CS manager can read, e.g.
-        "Active users ÷ seats is 0.31 over the last 28 days — lowers renewal likelihood"."""
-        effect = "raises" if contribution > 0 else "lowers"
-        span = f" over the last {self.window} days" if self.window else ""
-        return f"{self.label} is {self.format_value(value)}{span} — {effect} {target} likelihood"
-
 
 class FeatureRegistry:
     """All declared features for a given set of windows, in declaration order."""

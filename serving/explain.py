@@ -136,26 +136,12 @@ def top_k(contributions: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return idx, np.take_along_axis(contributions, idx, axis=1)
 
 
-def _shown(value) -> str:
-    return "missing" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
-
-
 def reason(spec: FeatureSpec | None, feature: str, value, contribution: float, likelihood: str,
            inverted: bool) -> str:
     """A sentence a CS manager can read, e.g. "Active users ÷ seats is 0.31 over the last
     28 days — lowers renewal likelihood". `inverted`: the likelihood is 1 - P(positive),
     so a positive contribution lowers it."""
-    effect = "raises" if (contribution > 0) != inverted else "lowers"
-    tail = f" — {effect} {likelihood}"
-    if spec is None:
-        return f"{feature} is {_shown(value)}{tail}"
-    span = f" over the last {spec.window} days" if spec.window else ""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return f"{spec.label}: no data{span}{tail}"
-    shown = spec.format_value(value)
-    if spec.unit == "pct":  # a change: signed, with a true minus sign
-        shown = shown.replace("-", MINUS)
-    return f"{spec.label} is {shown}{span}{tail}"
+    return _reasons(spec, feature, [value], [contribution], likelihood, inverted)[0]
 
 
 def _plain(value):
@@ -205,14 +191,21 @@ def drivers(frame: pd.DataFrame, model: RadarModel, contributions: np.ndarray, r
 
 def _reasons(spec: FeatureSpec | None, feature: str, values: list, contributions: list[float], likelihood: str,
              inverted: bool) -> list[str]:
-    """`reason` for many values of one feature (same strings), with the label, window,
-    wording and number format worked out once."""
-    if spec is None or spec.unit == "pct":
-        return [reason(spec, feature, v, c, likelihood, inverted) for v, c in zip(values, contributions)]
-    span = f" over the last {spec.window} days" if spec.window else ""
-    raises, lowers = f"{span} — raises {likelihood}", f"{span} — lowers {likelihood}"
+    """`reason` for many values of one feature, with the label, window, wording and
+    number format worked out once."""
+    raises, lowers = f" — raises {likelihood}", f" — lowers {likelihood}"
     if inverted:
         raises, lowers = lowers, raises
-    shown, head, missing = spec.formatter(), f"{spec.label} is ", f"{spec.label}: no data"
-    return [(missing if v is None else head + shown(v)) + (raises if c > 0 else lowers)
-            for v, c in zip(values, contributions)]
+    missing = [v is None or (isinstance(v, float) and math.isnan(v)) for v in values]
+    if spec is None:
+        return [f"{feature} is {'missing' if gone else v}{raises if c > 0 else lowers}"
+                for v, c, gone in zip(values, contributions, missing)]
+    span = f" over the last {spec.window} days" if spec.window else ""
+    raises, lowers = span + raises, span + lowers
+    plain, head, no_data = spec.formatter(), f"{spec.label} is ", f"{spec.label}: no data"
+
+    def shown(value) -> str:
+        text = plain(value)
+        return text.replace("-", MINUS) if spec.unit == "pct" else text  # a change: a true minus sign
+    return [(no_data if gone else head + shown(v)) + (raises if c > 0 else lowers)
+            for v, c, gone in zip(values, contributions, missing)]
