@@ -8,7 +8,7 @@ RADAR = $(UV) run --frozen $(EXTRAS) radar
 # optional extras, e.g. EXTRAS="--extra spark" for `build-features --engine spark` (CI sets it)
 EXTRAS ?=
 
-.PHONY: setup demo serve bento test test-slow clean
+.PHONY: setup demo serve bento lint format test test-slow clean
 
 $(CURDIR)/.tools/bin/uv:
 	python3 -m venv .tools
@@ -33,6 +33,17 @@ serve: setup
 # package the service as a Bento (bentoml build runs uv, so it must be on PATH)
 bento: setup
 	PATH="$(dir $(UV)):$$PATH" $(UV) run --frozen bentoml build
+
+# ruff (lint and format), mypy on the typed modules, and the import rules of the layout
+lint: setup
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen mypy
+	$(UV) run --frozen lint-imports
+
+format: setup
+	$(UV) run --frozen ruff check --fix .
+	$(UV) run --frozen ruff format .
 
 test: setup
 	$(UV) run --frozen $(EXTRAS) pytest -m "not slow"

@@ -9,6 +9,7 @@ realistic rates), with usage events replicated with jittered timestamps up to --
 It is built and ingested once and cached under bench/out/. Figures: median wall seconds
 over --repeat runs and the child's peak RSS, plus the usage/reference ratio.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,7 @@ PREPARE = """
 import sys, duckdb
 from datetime import date
 from pathlib import Path
-from features.config import load_settings
+from radar.settings import load_settings
 from features.ingest import ingest_workspace
 from features.sampledata import generate_workspace
 root, accounts, events = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
@@ -48,7 +49,7 @@ FULL = """
 import sys, time, resource
 from pathlib import Path
 from features.build import build_features
-from features.config import load_settings
+from radar.settings import load_settings
 from datetime import date
 s = load_settings(output_dir=Path(sys.argv[1]))
 t = time.perf_counter()
@@ -62,7 +63,7 @@ from datetime import date
 from pathlib import Path
 from features.build import open_workspace
 from features.calendar import as_of_calendar, calendar_table
-from features.config import load_settings
+from radar.settings import load_settings
 from features.subscriptions import subscription_features
 from features.usage import usage_features
 s = load_settings(output_dir=Path(sys.argv[1]))
@@ -85,7 +86,7 @@ import sys, time, resource, duckdb
 from datetime import date
 from pathlib import Path
 from features.calendar import as_of_calendar
-from features.config import load_settings
+from radar.settings import load_settings
 s = load_settings(output_dir=Path(sys.argv[1]))
 con = duckdb.connect(str(s.database_path), read_only=True)
 con.execute("SET threads = 2")
@@ -142,7 +143,11 @@ def main() -> None:
         print("preparing workspace (once) ...", flush=True)
         subprocess.run([sys.executable, "-c", PREPARE, str(root), str(args.accounts), str(args.events)], check=True)
     db = str(root / "db")
-    figures: dict[str, list[tuple[float, int, float]]] = {"full build": [], "usage features": [], "hand-written reference": []}
+    figures: dict[str, list[tuple[float, int, float]]] = {
+        "full build": [],
+        "usage features": [],
+        "hand-written reference": [],
+    }
     for _ in range(args.repeat):
         figures["full build"].append(run(FULL, db))
         figures["usage features"].append(run(USAGE, db))
@@ -152,8 +157,10 @@ def main() -> None:
     for name, runs in figures.items():
         walls = [r[0] for r in runs]
         med[name] = statistics.median(walls)
-        print(f"  {name:<24} wall s median {med[name]:6.1f} (min {min(walls):.1f}, max {max(walls):.1f})"
-              f"   peak RSS median {statistics.median(r[2] for r in runs):,.0f} MiB   rows {runs[0][1]:,}")
+        print(
+            f"  {name:<24} wall s median {med[name]:6.1f} (min {min(walls):.1f}, max {max(walls):.1f})"
+            f"   peak RSS median {statistics.median(r[2] for r in runs):,.0f} MiB   rows {runs[0][1]:,}"
+        )
     print(f"  usage features / reference: {med['usage features'] / med['hand-written reference']:.2f}x")
 
 

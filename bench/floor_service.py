@@ -9,6 +9,7 @@ framework's. Not part of the product.
 
     RADAR_CONFIG_FILE=radar.toml RADAR_FLOOR_RESPONSES=responses/ bentoml serve floor_service:Floor
 """
+
 from __future__ import annotations
 
 import os
@@ -16,11 +17,11 @@ from pathlib import Path
 
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 
-import bentoml  # noqa: E402
-from starlette.responses import Response  # noqa: E402
+import bentoml
+from starlette.responses import Response
 
-from features.config import load_settings  # noqa: E402
-from serving.schemas import ScoreResponse, request_models  # noqa: E402
+from radar.settings import load_settings
+from serving.scoring.schemas import ScoreResponse, request_models
 
 REQUEST = request_models(load_settings())
 ANSWERS = {int(p.stem): p.read_bytes() for p in Path(os.environ["RADAR_FLOOR_RESPONSES"]).glob("*.json")}

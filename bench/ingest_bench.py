@@ -5,15 +5,14 @@
 Builds the workspace once (cached under bench/out/), then ingests it in a fresh child
 process per repeat and prints the median wall time, rows/s and the child's peak RSS.
 """
+
 from __future__ import annotations
 
 import argparse
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import duckdb
@@ -56,7 +55,7 @@ def build_workspace(root: Path, events: int, accounts: int, fmt: str) -> Path:
 CHILD = """
 import sys, time, resource
 from pathlib import Path
-from features.config import load_settings
+from radar.settings import load_settings
 from features.ingest import ingest_workspace
 ws, out = Path(sys.argv[1]), Path(sys.argv[2])
 t = time.perf_counter()
@@ -82,7 +81,9 @@ def main() -> None:
         shutil.rmtree(out / "db", ignore_errors=True)  # each run ingests into a new database
         res = subprocess.run(
             [sys.executable, "-c", CHILD, str(ws), str(out / "db")],
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         )
         wall, rows, maxrss_kb = res.stdout.split()[-3:]
         walls.append(float(wall))

@@ -12,6 +12,7 @@ and all its descendants (for Spark: the JVM and its Python workers), read from /
 (Linux). Figures are medians over --repeat runs. The series prints seconds per million
 events and the log-log slope of time against events (1.0 = linear).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,7 +36,7 @@ import sys, time
 from datetime import date
 from pathlib import Path
 from features.build import build_features
-from features.config import load_settings
+from radar.settings import load_settings
 s = load_settings(output_dir=Path(sys.argv[1]))
 t = time.perf_counter()
 r = build_features(s, date(2024, 11, 30), date(2026, 10, 31))
@@ -72,10 +73,14 @@ def _tree_rss(pid: int) -> int:
 
 def run_build(db: Path, engine: str, master: str, driver_memory: str) -> tuple[float, int, float]:
     """One build in a fresh child: (build seconds, snapshot rows, peak MiB of the process tree)."""
-    env = os.environ | {"RADAR_FEATURES__ENGINE": engine, "RADAR_SPARK__MASTER": master,
-                        "RADAR_SPARK__DRIVER_MEMORY": driver_memory}
-    proc = subprocess.Popen([sys.executable, "-c", BUILD, str(db)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = os.environ | {
+        "RADAR_FEATURES__ENGINE": engine,
+        "RADAR_SPARK__MASTER": master,
+        "RADAR_SPARK__DRIVER_MEMORY": driver_memory,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-c", BUILD, str(db)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     peak = 0
 
     def sample() -> None:
@@ -109,10 +114,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--accounts", type=int, default=5_000)
     ap.add_argument("--events", type=int, default=20_000_000, help="size of the DuckDB-vs-Spark comparison")
-    ap.add_argument("--larger", type=int, default=0,
-                    help="also compare both engines at this many events (e.g. 40000000); 0 = no")
-    ap.add_argument("--series", default="5000000,10000000,20000000,40000000",
-                    help="event counts of the DuckDB scaling series, comma-separated; empty = none")
+    ap.add_argument(
+        "--larger", type=int, default=0, help="also compare both engines at this many events (e.g. 40000000); 0 = no"
+    )
+    ap.add_argument(
+        "--series",
+        default="5000000,10000000,20000000,40000000",
+        help="event counts of the DuckDB scaling series, comma-separated; empty = none",
+    )
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--master", default="local[2]", help="Spark master of the comparison")
     ap.add_argument("--driver-memory", default="4g", help="Spark driver memory (all of Spark in local mode)")
@@ -120,21 +129,29 @@ def main() -> None:
     args = ap.parse_args()
 
     sizes = [args.events] + ([args.larger] if args.larger else [])
-    print(f"DuckDB vs Spark {args.master}: {args.accounts:,} accounts, 24 monthly as-of dates, "
-          f"{args.repeat} run(s), medians")
+    print(
+        f"DuckDB vs Spark {args.master}: {args.accounts:,} accounts, 24 monthly as-of dates, "
+        f"{args.repeat} run(s), medians"
+    )
     duck_at: dict[int, tuple[float, int, float]] = {}
     for size in sizes:
         db, events = workspace(args.accounts, size)
         engines = ["duckdb"] + ([] if args.skip_spark else ["spark"])
-        res = {e: medians([run_build(db, e, args.master, args.driver_memory) for _ in range(args.repeat)])
-               for e in engines}
+        res = {
+            e: medians([run_build(db, e, args.master, args.driver_memory) for _ in range(args.repeat)]) for e in engines
+        }
         duck_at[size] = res["duckdb"]
         for e, (wall, rows, mib) in res.items():
-            print(f"  {events:>12,} events  {e:<7} build s {wall:7.1f}   peak memory {mib:7,.0f} MiB   rows {rows:,}",
-                  flush=True)
+            print(
+                f"  {events:>12,} events  {e:<7} build s {wall:7.1f}   peak memory {mib:7,.0f} MiB   rows {rows:,}",
+                flush=True,
+            )
         if "spark" in res:
-            print(f"  {'':>12}         spark / duckdb: time {res['spark'][0] / res['duckdb'][0]:.1f}x, "
-                  f"memory {res['spark'][2] / res['duckdb'][2]:.1f}x", flush=True)
+            print(
+                f"  {'':>12}         spark / duckdb: time {res['spark'][0] / res['duckdb'][0]:.1f}x, "
+                f"memory {res['spark'][2] / res['duckdb'][2]:.1f}x",
+                flush=True,
+            )
 
     series = [int(x) for x in args.series.split(",") if x.strip()]
     if not series:
@@ -144,14 +161,20 @@ def main() -> None:
     for size in series:
         db, events = workspace(args.accounts, size)
         wall, rows, mib = duck_at.get(size) or medians(
-            [run_build(db, "duckdb", args.master, args.driver_memory) for _ in range(args.repeat)])
+            [run_build(db, "duckdb", args.master, args.driver_memory) for _ in range(args.repeat)]
+        )
         counts.append(events)
         walls.append(wall)
-        print(f"  {events:>12,} events  build s {wall:7.1f}   s per million events {wall / events * 1e6:6.2f}"
-              f"   peak memory {mib:7,.0f} MiB", flush=True)
+        print(
+            f"  {events:>12,} events  build s {wall:7.1f}   s per million events {wall / events * 1e6:6.2f}"
+            f"   peak memory {mib:7,.0f} MiB",
+            flush=True,
+        )
     if len(series) > 1:
-        print(f"  time ratio {walls[-1] / walls[0]:.2f}x for {counts[-1] / counts[0]:.1f}x the events; "
-              f"log-log slope {slope(counts, walls):.2f} (1.0 = linear)")
+        print(
+            f"  time ratio {walls[-1] / walls[0]:.2f}x for {counts[-1] / counts[0]:.1f}x the events; "
+            f"log-log slope {slope(counts, walls):.2f} (1.0 = linear)"
+        )
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ the served kernels), and LightGBM's own direct predict + pred_contrib for both m
 accounts with probabilities only and with top drivers (explain_threads from settings);
 the explanations are checked to add up to the model margin for every row.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,8 +48,8 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -58,8 +59,8 @@ from train_bench import OUT, base_snapshots, stacked  # noqa: E402
 def project(rows: int, retrain: bool, trees: int | None = None):
     """(settings, config file, snapshot frame) with champions trained on `rows` rows
     (exactly `trees` trees per model when given)."""
-    from features.config import load_settings
-    from serving.champions import NoChampion, champion_versions
+    from radar.settings import load_settings
+    from serving.scoring.champions import NoChampion, champion_versions
     from training.dataset import from_snapshots
     from training.outcome import TARGETS
     from training.promote import promote
@@ -68,11 +69,12 @@ def project(rows: int, retrain: bool, trees: int | None = None):
     root = OUT / (f"serve-{rows}" if trees is None else f"serve-{rows}-{trees}trees")
     root.mkdir(parents=True, exist_ok=True)
     config = root / "radar.toml"
-    fixed = "" if trees is None else (f"\n[training.lightgbm]\nn_estimators = {trees}\n"
-                                      "early_stopping_rounds = 0\n")
-    config.write_text(f'output_dir = "{root / "out"}"\n\n[training]\n'
-                      f'tracking_uri = "sqlite:///{root / "mlflow.db"}"\n'
-                      f'artifact_location = "{root / "artifacts"}"\nbootstrap_samples = 0\n{fixed}')
+    fixed = "" if trees is None else (f"\n[training.lightgbm]\nn_estimators = {trees}\nearly_stopping_rounds = 0\n")
+    config.write_text(
+        f'output_dir = "{root / "out"}"\n\n[training]\n'
+        f'tracking_uri = "sqlite:///{root / "mlflow.db"}"\n'
+        f'artifact_location = "{root / "artifacts"}"\nbootstrap_samples = 0\n{fixed}'
+    )
     settings = load_settings(config)
     data = stacked(base_snapshots(None), rows)
     frame = pd.read_parquet(data)
@@ -98,8 +100,11 @@ def describe(models) -> str:
 
         def depth(node):
             return 0 if "leaf_value" in node else 1 + max(depth(node["left_child"]), depth(node["right_child"]))
-        parts.append(f"{target}: {len(dump)} trees, <= {max(leaves)} leaves, depth <= "
-                     f"{max(depth(t['tree_structure']) for t in dump)}")
+
+        parts.append(
+            f"{target}: {len(dump)} trees, <= {max(leaves)} leaves, depth <= "
+            f"{max(depth(t['tree_structure']) for t in dump)}"
+        )
     return "; ".join(parts)
 
 
@@ -140,6 +145,7 @@ async def load(base: str, bodies: list[bytes], connections: int, requests: int, 
     deadline = time.perf_counter() + max_seconds
     counter = iter(range(requests))
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+
         async def worker():
             for i in counter:
                 if time.perf_counter() > deadline:
@@ -156,8 +162,15 @@ async def load(base: str, bodies: list[bytes], connections: int, requests: int, 
         await asyncio.gather(*[worker() for _ in range(connections)])
         wall = time.perf_counter() - t0
     ok = sum(200 <= s < 300 for s in statuses)
-    return {"n": len(statuses), "ok": ok, "non2xx": len(statuses) - ok, "wall": wall,
-            "p50": pct(latencies, 50) * 1e3, "p99": pct(latencies, 99) * 1e3, "rps": ok / wall if wall else 0.0}
+    return {
+        "n": len(statuses),
+        "ok": ok,
+        "non2xx": len(statuses) - ok,
+        "wall": wall,
+        "p50": pct(latencies, 50) * 1e3,
+        "p99": pct(latencies, 99) * 1e3,
+        "rps": ok / wall if wall else 0.0,
+    }
 
 
 def start_server(config: Path, workers: int, floor_responses: Path | None = None) -> tuple[subprocess.Popen, str]:
@@ -174,14 +187,25 @@ def start_server(config: Path, workers: int, floor_responses: Path | None = None
     if floor_responses is None:
         command, name = [str(bin_dir / "radar"), "--config", str(config), "serve", "--port", str(port)], "server"
     else:
-        env.update(RADAR_CONFIG_FILE=str(config), RADAR_FLOOR_RESPONSES=str(floor_responses),
-                   RADAR_FLOOR_WORKERS=str(workers))
-        command = [str(bin_dir / "bentoml"), "serve", "floor_service:Floor", "--working-dir", str(HERE),
-                   "--host", "127.0.0.1", "--port", str(port)]
+        env.update(
+            RADAR_CONFIG_FILE=str(config), RADAR_FLOOR_RESPONSES=str(floor_responses), RADAR_FLOOR_WORKERS=str(workers)
+        )
+        command = [
+            str(bin_dir / "bentoml"),
+            "serve",
+            "floor_service:Floor",
+            "--working-dir",
+            str(HERE),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
         name = "floor"
     log = open(config.parent / f"{name}.log", "wb")
-    proc = subprocess.Popen(command, cwd=config.parent, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        command, cwd=config.parent, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -206,15 +230,19 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=2000, help="Requests per single-account scenario.")
     ap.add_argument("--max-seconds", type=float, default=60.0, help="Time cap per HTTP scenario.")
     ap.add_argument("--retrain", action="store_true", help="Train and register the models again.")
-    ap.add_argument("--trees", type=int, default=None,
-                    help="Train exactly this many trees per model (early stopping off); default: as training does.")
+    ap.add_argument(
+        "--trees",
+        type=int,
+        default=None,
+        help="Train exactly this many trees per model (early stopping off); default: as training does.",
+    )
     args = ap.parse_args()
 
     import httpx
 
     from features.snapshot import feature_registry
-    from serving.champions import load_champions
-    from serving.score import score_frame
+    from serving.scoring.champions import load_champions
+    from serving.scoring.score import score_frame
 
     settings, config, frame = project(args.rows, args.retrain, args.trees)
     models = load_champions(settings)
@@ -244,7 +272,9 @@ def main() -> None:
     reference = {}
     for label, rows, n in (("1 account", one, 200), ("100 accounts", hundred, 30)):
         reference[label] = {
-            "score_frame": statistics.median(timed(lambda: score_frame(rows, models, settings, serving=request_cfg), n)),
+            "score_frame": statistics.median(
+                timed(lambda: score_frame(rows, models, settings, serving=request_cfg), n)
+            ),
             "bare": statistics.median(timed(lambda: bare(rows), n)),
             "lightgbm": statistics.median(timed(lambda: lightgbm_direct(rows), n)),
         }
@@ -254,7 +284,7 @@ def main() -> None:
         return json.dumps({"accounts": records(rows, names)}).encode()
 
     singles = [encoded(pool.iloc[[i]]) for i in range(len(pool))]
-    hundreds = [encoded(pool.iloc[i:i + 100]) for i in range(0, len(pool) - 99, 100)]
+    hundreds = [encoded(pool.iloc[i : i + 100]) for i in range(0, len(pool) - 99, 100)]
     scenarios = (("1 account", singles, args.requests), ("100 accounts", hundreds, args.requests // 10))
     recorded = config.parent / "floor-responses"
     recorded.mkdir(exist_ok=True)
@@ -267,8 +297,11 @@ def main() -> None:
         for label, bodies, per in scenarios:
             for connections in (1, 32):
                 r = http[(label, connections)] = asyncio.run(load(base, bodies, connections, per, args.max_seconds))
-                print(f"  {label:>12} x {connections:>2} conns: {r['n']} requests, p50 {r['p50']:.1f} ms, "
-                      f"p99 {r['p99']:.1f} ms, {r['rps']:.0f} ok/s, non-2xx {r['non2xx']}", flush=True)
+                print(
+                    f"  {label:>12} x {connections:>2} conns: {r['n']} requests, p50 {r['p50']:.1f} ms, "
+                    f"p99 {r['p99']:.1f} ms, {r['rps']:.0f} ok/s, non-2xx {r['non2xx']}",
+                    flush=True,
+                )
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
@@ -277,8 +310,10 @@ def main() -> None:
         asyncio.run(load(base, singles, 4, 100, 30))  # warm-up
         for label, bodies, per in scenarios:
             r = floor[label] = asyncio.run(load(base, bodies, 1, per, args.max_seconds))
-            print(f"  floor {label:>12} x  1 conn:  p50 {r['p50']:.1f} ms, p99 {r['p99']:.1f} ms, "
-                  f"non-2xx {r['non2xx']}", flush=True)
+            print(
+                f"  floor {label:>12} x  1 conn:  p50 {r['p50']:.1f} ms, p99 {r['p99']:.1f} ms, non-2xx {r['non2xx']}",
+                flush=True,
+            )
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
@@ -294,6 +329,7 @@ def main() -> None:
 
     def explained():
         full_result["frame"] = score_frame(batch, models, settings, explain=True)
+
     drivers = timed(explained, args.repeat)
     worst = 0.0
     for target in ("renewal", "upsell"):  # explanations add up to the margin, every row
@@ -310,43 +346,64 @@ def main() -> None:
     explainer = models.explainer("renewal")
     inputs = explainer.rows(sample)
     prepared = model.prepare(sample)
-    methods = {"treeshap tables (served)": lambda: explainer.contributions(inputs, threads=1),
-               "lightgbm pred_contrib": lambda: model.booster.predict(prepared, pred_contrib=True, num_threads=1)}
+    methods = {
+        "treeshap tables (served)": lambda: explainer.contributions(inputs, threads=1),
+        "lightgbm pred_contrib": lambda: model.booster.predict(prepared, pred_contrib=True, num_threads=1),
+    }
     try:
         import shap
 
         tree = shap.TreeExplainer(model.booster)
         methods["shap TreeExplainer"] = lambda: tree.shap_values(prepared)
-    except Exception as exc:  # noqa: BLE001  (shap may not read every booster)
+    except Exception as exc:
         print(f"shap package skipped: {exc}")
     per_method = {name: statistics.median(timed(fn, args.repeat)) for name, fn in methods.items()}
 
     # --- report ----------------------------------------------------------------------------------
-    print(f"\nserving benchmark: models trained on {len(frame):,} rows; {args.workers} worker(s); "
-          f"{os.cpu_count()} cores; client on the same machine")
+    print(
+        f"\nserving benchmark: models trained on {len(frame):,} rows; {args.workers} worker(s); "
+        f"{os.cpu_count()} cores; client on the same machine"
+    )
     print(f"{'scenario':<28}{'p50 ms':>9}{'p99 ms':>9}{'ok/s':>8}{'non-2xx':>9}{'floor p50':>11}")
     for (label, connections), r in http.items():
         floor_p50 = f"{floor[label]['p50']:>11.1f}" if connections == 1 else f"{'':>11}"
-        print(f"{label + f' x {connections} conns':<28}{r['p50']:>9.1f}{r['p99']:>9.1f}{r['rps']:>8.0f}"
-              f"{r['non2xx']:>9}{floor_p50}")
+        print(
+            f"{label + f' x {connections} conns':<28}{r['p50']:>9.1f}{r['p99']:>9.1f}{r['rps']:>8.0f}"
+            f"{r['non2xx']:>9}{floor_p50}"
+        )
     print("in-process references (1 thread, medians) and the 1-connection p50 as a multiple of each:")
     for label, ref in reference.items():
         p50 = http[(label, 1)]["p50"]
-        print(f"  {label:<14} " + "; ".join(
-            f"{name} {ref[key] * 1e3:.2f} ms ({p50 / (ref[key] * 1e3):.2f}x)" for key, name in (
-                ("bare", "served kernels: margin + TreeSHAP"), ("lightgbm", "LightGBM predict + pred_contrib"),
-                ("score_frame", "score_frame"))))
+        print(
+            f"  {label:<14} "
+            + "; ".join(
+                f"{name} {ref[key] * 1e3:.2f} ms ({p50 / (ref[key] * 1e3):.2f}x)"
+                for key, name in (
+                    ("bare", "served kernels: margin + TreeSHAP"),
+                    ("lightgbm", "LightGBM predict + pred_contrib"),
+                    ("score_frame", "score_frame"),
+                )
+            )
+        )
         print(f"  {'':<14} HTTP p50 - floor p50 = {p50 - floor[label]['p50']:.1f} ms of scoring work in the service")
     n = len(batch)
-    print(f"batch {n:,} accounts, probabilities only: median {statistics.median(probs):.2f} s "
-          f"= {n / statistics.median(probs):,.0f} accounts/s ({args.repeat} runs)")
-    print(f"batch {n:,} accounts, with top drivers:    median {statistics.median(drivers):.2f} s "
-          f"= {n / statistics.median(drivers):,.0f} accounts/s (explain_threads "
-          f"{settings.serving.explain_threads}); contributions + base = margin within {worst:.1e}")
-    print("exact TreeSHAP of the renewal model, 1,000 rows, 1 thread: " + "; ".join(
-        f"{name} {sec * 1e3:.0f} ms" for name, sec in per_method.items()))
-    print("targets: 1 account p50 <= 10 ms, p99 <= 50 ms; 32 conns >= 100 ok/s with no non-2xx; "
-          "100 accounts within 1.3x in-process; batch >= 50,000/s probabilities, >= 1,000/s with drivers")
+    print(
+        f"batch {n:,} accounts, probabilities only: median {statistics.median(probs):.2f} s "
+        f"= {n / statistics.median(probs):,.0f} accounts/s ({args.repeat} runs)"
+    )
+    print(
+        f"batch {n:,} accounts, with top drivers:    median {statistics.median(drivers):.2f} s "
+        f"= {n / statistics.median(drivers):,.0f} accounts/s (explain_threads "
+        f"{settings.serving.explain_threads}); contributions + base = margin within {worst:.1e}"
+    )
+    print(
+        "exact TreeSHAP of the renewal model, 1,000 rows, 1 thread: "
+        + "; ".join(f"{name} {sec * 1e3:.0f} ms" for name, sec in per_method.items())
+    )
+    print(
+        "targets: 1 account p50 <= 10 ms, p99 <= 50 ms; 32 conns >= 100 ok/s with no non-2xx; "
+        "100 accounts within 1.3x in-process; batch >= 50,000/s probabilities, >= 1,000/s with drivers"
+    )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ settings (bootstrap intervals, rolling backtest, plots), then — unless `--no-t
 logging and registering both runs in a throwaway sqlite MLflow store. Prints the median
 (min, max) wall time per step and the child's peak RSS.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,9 +42,9 @@ def base_snapshots(path: Path | None) -> Path:
     if built.exists():
         return built
     from features.build import build_features
-    from features.config import load_settings
     from features.ingest import ingest_workspace
     from features.sampledata import generate_workspace
+    from radar.settings import load_settings
 
     print("no snapshot table: generating, ingesting and building the sample workspace (once)")
     ws = OUT / "train-sample" / "workspace"
@@ -61,8 +62,7 @@ def stacked(base: Path, rows: int, seed: int = 0) -> Path:
         return out
     frame = pd.read_parquet(base)
     rng = np.random.default_rng(seed)
-    numeric = [c for c in frame.columns
-               if pd.api.types.is_float_dtype(frame[c]) and c not in LABELS]
+    numeric = [c for c in frame.columns if pd.api.types.is_float_dtype(frame[c]) and c not in LABELS]
     copies, total, k = [], 0, 0
     while total < rows:
         part = frame.copy() if k == 0 else frame.assign(account_id=frame.account_id + f"~{k}")
@@ -81,7 +81,7 @@ import json, resource, sys, tempfile, time
 from pathlib import Path
 import pandas as pd
 from mlflow import MlflowClient
-from features.config import load_settings
+from radar.settings import load_settings
 from training.dataset import from_snapshots
 from training.outcome import TARGETS
 from training.pipeline import train_and_evaluate
@@ -117,31 +117,48 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2, help="Thread limit of the child (BLAS/OpenMP).")
-    ap.add_argument("--snapshots", type=Path, default=None, help="Snapshot table to stack (default: out/snapshots.parquet).")
+    ap.add_argument(
+        "--snapshots", type=Path, default=None, help="Snapshot table to stack (default: out/snapshots.parquet)."
+    )
     ap.add_argument("--no-track", action="store_true", help="Time training only, without MLflow logging.")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     data = stacked(base_snapshots(args.snapshots), args.rows)
     threads = str(args.threads)
-    env = {**os.environ, "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
-           "OMP_WAIT_POLICY": "PASSIVE",  # as the radar entry point sets it
-           "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": threads,
+        "OPENBLAS_NUM_THREADS": threads,
+        "MKL_NUM_THREADS": threads,
+        "OMP_WAIT_POLICY": "PASSIVE",  # as the radar entry point sets it
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    }
     env = {k: v for k, v in env.items() if not k.startswith("RADAR_")}  # default settings only
     runs = []
     for i in range(args.repeat):
-        res = subprocess.run([sys.executable, "-c", CHILD, str(data), "0" if args.no_track else "1"],
-                             cwd=OUT, env=env, check=True, capture_output=True, text=True)
+        res = subprocess.run(
+            [sys.executable, "-c", CHILD, str(data), "0" if args.no_track else "1"],
+            cwd=OUT,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         runs.append(json.loads(res.stdout.strip().splitlines()[-1]))
         print(f"  run {i + 1}: " + ", ".join(f"{k} {v:.1f}s" for k, v in runs[-1]["seconds"].items()), flush=True)
     first = runs[0]
-    print(f"train both targets on {first['rows']:,} snapshot rows x {first['features']} features, "
-          f"{args.threads} threads, {args.repeat} runs (default settings)")
+    print(
+        f"train both targets on {first['rows']:,} snapshot rows x {first['features']} features, "
+        f"{args.threads} threads, {args.repeat} runs (default settings)"
+    )
     steps = list(first["seconds"])
     totals = {"train both targets": [sum(v for k, v in r["seconds"].items() if k.startswith("train")) for r in runs]}
     if not args.no_track:
         totals["train + log both"] = [sum(v for k, v in r["seconds"].items() if k != "read") for r in runs]
     for name, values in [*((s, [r["seconds"][s] for r in runs]) for s in steps), *totals.items()]:
-        print(f"  {name:<20} median {statistics.median(values):6.1f} s   min {min(values):6.1f}   max {max(values):6.1f}")
+        print(
+            f"  {name:<20} median {statistics.median(values):6.1f} s   min {min(values):6.1f}   max {max(values):6.1f}"
+        )
     rss = [r["maxrss_mib"] for r in runs]
     print(f"  peak RSS             median {statistics.median(rss):6.0f} MiB max {max(rss):6.0f}")
 

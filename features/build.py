@@ -5,6 +5,7 @@ The I/O edge of the feature builders: opens the workspace (the local database wr
 and the snapshot expression, and writes `snapshots` (database table and Parquet file),
 `evidence` and the data-quality report to the local output folder and database.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -20,8 +21,8 @@ import ibis
 
 from features import database_workspace, quality
 from features.calendar import as_of_calendar
-from features.config import Settings
 from features.snapshot import KEY, Workspace, build_evidence, feature_registry, snapshot_expr
+from radar.settings import Settings
 
 
 @dataclass
@@ -57,8 +58,9 @@ def open_store(settings: Settings, ws: Workspace) -> ibis.BaseBackend:
 
 
 def _local_database(settings: Settings) -> ibis.BaseBackend:
-    backend = ibis.duckdb.connect(str(settings.database_path), threads=settings.ingest.threads,
-                                  memory_limit=settings.features.memory_limit)
+    backend = ibis.duckdb.connect(
+        str(settings.database_path), threads=settings.ingest.threads, memory_limit=settings.features.memory_limit
+    )
     backend.raw_sql("SET enable_progress_bar = false")
     return backend
 
@@ -84,9 +86,15 @@ def _phase(key: str, label: str, seconds: dict[str, float], step: Callable[[str]
     seconds[key] = seconds.get(key, 0.0) + time.perf_counter() - t
 
 
-def _run_here(ws: Workspace, store: ibis.BaseBackend, dates: list[date], settings: Settings,
-              seconds: dict[str, float], step: Callable[[str], None] | None,
-              texts: Callable[[int], None] | None) -> bool:
+def _run_here(
+    ws: Workspace,
+    store: ibis.BaseBackend,
+    dates: list[date],
+    settings: Settings,
+    seconds: dict[str, float],
+    step: Callable[[str], None] | None,
+    texts: Callable[[int], None] | None,
+) -> bool:
     """Text step and snapshots where the workspace lives (DuckDB or its database), into
     `store`; whether the workspace has text (an `evidence` table)."""
     with _phase("text", "text signals", seconds, step):
@@ -101,9 +109,15 @@ def _run_here(ws: Workspace, store: ibis.BaseBackend, dates: list[date], setting
     return evidence is not None
 
 
-def _run_on_spark(ws: Workspace, store: ibis.BaseBackend, dates: list[date], settings: Settings,
-                  seconds: dict[str, float], step: Callable[[str], None] | None,
-                  texts: Callable[[int], None] | None) -> bool:
+def _run_on_spark(
+    ws: Workspace,
+    store: ibis.BaseBackend,
+    dates: list[date],
+    settings: Settings,
+    seconds: dict[str, float],
+    step: Callable[[str], None] | None,
+    texts: Callable[[int], None] | None,
+) -> bool:
     """The same on Spark (`features.spark`): the workspace's tables staged as Parquet in a
     folder of this build's own, the results loaded into `store`; the folder is removed
     afterwards."""
@@ -120,8 +134,12 @@ def _run_on_spark(ws: Workspace, store: ibis.BaseBackend, dates: list[date], set
             evidence = spark.spark_evidence(sws, session, settings, staging, texts)
         with _phase("snapshots", "snapshots on Spark", seconds, step):
             expr = snapshot_expr(sws, dates, settings, evidence)
-            spark.load_results(store, spark.write_snapshots(sws, expr, staging), expr.schema(),
-                               staging / "evidence" if evidence is not None else None)
+            spark.load_results(
+                store,
+                spark.write_snapshots(sws, expr, staging),
+                expr.schema(),
+                staging / "evidence" if evidence is not None else None,
+            )
     finally:
         close_workspace(sws)
         shutil.rmtree(staging, ignore_errors=True)
@@ -163,6 +181,12 @@ def build_features(
     if store is not ws.backend:
         store.disconnect()
     return BuildResult(
-        rows=len(frame), accounts=frame.account_id.nunique(), as_of_dates=dates, parquet=parquet,
-        report=report, evidence_rows=ev_rows, seconds=seconds, findings=findings,
+        rows=len(frame),
+        accounts=frame.account_id.nunique(),
+        as_of_dates=dates,
+        parquet=parquet,
+        report=report,
+        evidence_rows=ev_rows,
+        seconds=seconds,
+        findings=findings,
     )

@@ -6,6 +6,7 @@ as ``start_date``: ``start_date < as_of``), and its labels look at what happens 
 ``as_of`` on. Month-end calendars use the last day of each month; weekly calendars use
 Mondays.
 """
+
 from __future__ import annotations
 
 import calendar as _cal

@@ -1,4 +1,5 @@
 """`radar` commands for data in: sample-data and ingest."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -10,12 +11,11 @@ from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from features.config import Settings, settings_toml
-from features.console import console
 from features.ingest import IngestError, IngestReport, ingest_workspace
+from radar.console import console
+from radar.settings import Settings, settings_toml
 
 app = typer.Typer()
-
 
 
 def _settings(ctx: typer.Context) -> Settings:
@@ -36,7 +36,9 @@ def print_ingest_report(report: IngestReport) -> None:
     console.print(table)
     for t in report.tables:
         if t.ignored_columns:
-            console.print(f"[yellow]{t.table}: ignored columns not in the contract: {', '.join(t.ignored_columns)}[/yellow]")
+            console.print(
+                f"[yellow]{t.table}: ignored columns not in the contract: {', '.join(t.ignored_columns)}[/yellow]"
+            )
     total = sum(t.rejected for t in report.tables)
     console.print(f"database: {report.database}")
     if total:
@@ -80,7 +82,11 @@ def sample_data(
         raise typer.BadParameter("--format must be parquet or csv")
     with console.status("generating") as status:
         counts = generate_workspace(
-            out, accounts=accounts, years=years, seed=seed, fmt=fmt,
+            out,
+            accounts=accounts,
+            years=years,
+            seed=seed,
+            fmt=fmt,
             progress=lambda step: status.update(f"generating {step}"),
         )
     table = Table(title=f"Sample workspace in {out}")
@@ -94,12 +100,35 @@ def sample_data(
 @app.command("build-features")
 def build_features_cmd(
     ctx: typer.Context,
-    start: Annotated[datetime | None, typer.Option("--from", formats=["%Y-%m-%d"], help="First as-of date (default: one longest window after the data starts).")] = None,
-    end: Annotated[datetime | None, typer.Option("--to", formats=["%Y-%m-%d"], help="Last as-of date (default: the end of the data).")] = None,
+    start: Annotated[
+        datetime | None,
+        typer.Option(
+            "--from", formats=["%Y-%m-%d"], help="First as-of date (default: one longest window after the data starts)."
+        ),
+    ] = None,
+    end: Annotated[
+        datetime | None,
+        typer.Option("--to", formats=["%Y-%m-%d"], help="Last as-of date (default: the end of the data)."),
+    ] = None,
     freq: Annotated[str | None, typer.Option(help="month (month-ends) or week (Mondays); default from config.")] = None,
-    workspace: Annotated[str | None, typer.Option(help="Read the contract tables from this database URL (e.g. postgres://user@host:5432/db) instead of the ingested workspace; default from config (workspace_url).")] = None,
-    engine: Annotated[str | None, typer.Option(help="duckdb or spark (Apache Spark through Ibis, same feature definitions; needs the spark extra and Java 17); default from config (features.engine).")] = None,
-    spark_master: Annotated[str | None, typer.Option(help="Spark master URL with --engine spark, e.g. local[4] or spark://host:7077; default from config (spark.master).")] = None,
+    workspace: Annotated[
+        str | None,
+        typer.Option(
+            help="Read the contract tables from this database URL (e.g. postgres://user@host:5432/db) instead of the ingested workspace; default from config (workspace_url)."
+        ),
+    ] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            help="duckdb or spark (Apache Spark through Ibis, same feature definitions; needs the spark extra and Java 17); default from config (features.engine)."
+        ),
+    ] = None,
+    spark_master: Annotated[
+        str | None,
+        typer.Option(
+            help="Spark master URL with --engine spark, e.g. local[4] or spark://host:7077; default from config (spark.master)."
+        ),
+    ] = None,
 ) -> None:
     """Build point-in-time account snapshots with labels, features and the health score."""
     from features.build import build_features
@@ -116,12 +145,20 @@ def build_features_cmd(
         settings = settings.model_copy(update={"features": settings.features.model_copy(update={"engine": engine})})
     if spark_master is not None:
         settings = settings.model_copy(update={"spark": settings.spark.model_copy(update={"master": spark_master})})
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed:,} texts"),
-                  TimeElapsedColumn(), console=console) as progress:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TextColumn("{task.completed:,} texts"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
         task = progress.add_task("starting", total=None)
         try:
             result = build_features(
-                settings, start.date() if start else None, end.date() if end else None, freq,
+                settings,
+                start.date() if start else None,
+                end.date() if end else None,
+                freq,
                 step=lambda s: progress.update(task, description=s),
                 texts=lambda n: progress.advance(task, n),
             )

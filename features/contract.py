@@ -4,6 +4,7 @@ Ingest derives its per-row checks (SQL) and the post-condition table contracts
 (pandera) from these declarations; the sample-data generator writes to them.
 Timestamps are stored as naive UTC: naive inputs are read as UTC, offsets converted.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -152,6 +153,5 @@ TOUCHPOINTS = Table(
 )
 
 TABLES: dict[str, Table] = {
-    t.name: t
-    for t in (ACCOUNTS, SUBSCRIPTIONS, USAGE_EVENTS, SUPPORT_TICKETS, FEEDBACK, TOUCHPOINTS)
+    t.name: t for t in (ACCOUNTS, SUBSCRIPTIONS, USAGE_EVENTS, SUPPORT_TICKETS, FEEDBACK, TOUCHPOINTS)
 }

@@ -13,6 +13,7 @@ URLs are Ibis' (``postgres://user@host:5432/db/schema``, ``snowflake://user@acco
 is dropped, and ``databricks://token:TOKEN@HOST?http_path=...&catalog=...&schema=...``
 becomes Ibis' Databricks connection, which has no URL form of its own.
 """
+
 from __future__ import annotations
 
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
@@ -22,9 +23,18 @@ import ibis.expr.datatypes as dt
 
 from features.contract import TABLES
 
-BACKEND_EXTRAS = {"postgres": "postgres", "postgresql": "postgres", "snowflake": "snowflake",
-                  "bigquery": "bigquery", "databricks": "databricks", "mssql": "mssql", "mysql": "mysql",
-                  "trino": "trino", "clickhouse": "clickhouse", "oracle": "oracle"}
+BACKEND_EXTRAS = {
+    "postgres": "postgres",
+    "postgresql": "postgres",
+    "snowflake": "snowflake",
+    "bigquery": "bigquery",
+    "databricks": "databricks",
+    "mssql": "mssql",
+    "mysql": "mysql",
+    "trino": "trino",
+    "clickhouse": "clickhouse",
+    "oracle": "oracle",
+}
 
 
 class DatabaseWorkspaceError(ValueError):
@@ -62,8 +72,13 @@ def databricks_args(url: str) -> dict[str, str]:
 def _fits(contract_type: str, found: dt.DataType) -> bool:
     if contract_type == "timestamp":  # naive UTC: a zoned type would be cut into days in the session's zone
         return found.is_timestamp() and found.timezone is None
-    return {"string": found.is_string(), "date": found.is_date(), "int": found.is_integer(),
-            "float": found.is_numeric(), "bool": found.is_boolean()}[contract_type]
+    return {
+        "string": found.is_string(),
+        "date": found.is_date(),
+        "int": found.is_integer(),
+        "float": found.is_numeric(),
+        "bool": found.is_boolean(),
+    }[contract_type]
 
 
 def contract_problems(backend: ibis.BaseBackend) -> list[str]:
@@ -79,8 +94,10 @@ def contract_problems(backend: ibis.BaseBackend) -> list[str]:
             if col.name not in schema:
                 problems.append(f"{name}.{col.name}: missing (expected {col.type}; NULL where unknown)")
             elif not _fits(col.type, schema[col.name]):
-                problems.append(f"{name}.{col.name}: expected {col.type}"
-                                f"{' without time zone (UTC)' if col.type == 'timestamp' else ''}, found {schema[col.name]}")
+                problems.append(
+                    f"{name}.{col.name}: expected {col.type}"
+                    f"{' without time zone (UTC)' if col.type == 'timestamp' else ''}, found {schema[col.name]}"
+                )
     return problems
 
 
@@ -91,8 +108,9 @@ def open_backend(url: str) -> ibis.BaseBackend:
     problems = contract_problems(backend)
     if problems:
         backend.disconnect()
-        raise DatabaseWorkspaceError(f"the tables at {redact(url)} do not follow the data contract: "
-                                     + "; ".join(problems))
+        raise DatabaseWorkspaceError(
+            f"the tables at {redact(url)} do not follow the data contract: " + "; ".join(problems)
+        )
     return backend
 
 
@@ -108,7 +126,9 @@ def connect(url: str) -> ibis.BaseBackend:
         extra = BACKEND_EXTRAS.get(dialect, dialect)
         raise DatabaseWorkspaceError(
             f"the Ibis {dialect} backend or its driver is not installed: "
-            f"uv add 'ibis-framework[duckdb,{extra}]==12.0.0'") from exc
+            f"uv add 'ibis-framework[duckdb,{extra}]==12.0.0'"
+        ) from exc
     except Exception as exc:  # driver errors differ per database: say which URL failed
         raise DatabaseWorkspaceError(
-            f"cannot connect to the workspace database {redact(url)}: {type(exc).__name__}: {exc}") from exc
+            f"cannot connect to the workspace database {redact(url)}: {type(exc).__name__}: {exc}"
+        ) from exc

@@ -8,6 +8,7 @@ decimal. Summed in fixed point (DECIMAL(38, 12)) the total is exact, so the orde
 not matter; it is converted back to float64. Twelve decimals are far below any
 feature's resolution (cents, hours, shares). Integer columns need none of this.
 """
+
 from __future__ import annotations
 
 import ibis

@@ -4,15 +4,16 @@ Surveys (NPS, CSAT) come from `feedback`. Qualitative signals come from the evid
 table (one row per matched expression in any text, built by `features.text`), so the
 counts per bucket and polarity stay readable back to the quotes behind them.
 """
+
 from __future__ import annotations
 
 import ibis
 from ibis import _
 
-from features.config import FeatureSettings
 from features.exact import exact_mean
 from features.registry import QCF_BUCKETS, FeatureSpec, feature_names, missing_features
 from features.window import day_of, trailing
+from radar.settings import FeatureSettings
 
 SRC = "feedback"
 NPS_DAYS = 365
@@ -22,7 +23,9 @@ SURVEY_SPECS = [
     FeatureSpec("account_nps_365d", "Account NPS (% promoters − % detractors)", 11, SRC, "higher", "score", window=365),
     FeatureSpec("csat_survey_mean_365d", "Mean CSAT survey score (1–5)", 12, SRC, "higher", "score", window=365),
     FeatureSpec("feedback_items_{w}d", "Feedback items and notes", 5, SRC, "neutral", "count"),
-    FeatureSpec("negative_surveys_{w}d", "Survey answers that are detractors (NPS ≤ 6) or CSAT ≤ 2", 13, SRC, "lower", "count"),
+    FeatureSpec(
+        "negative_surveys_{w}d", "Survey answers that are detractors (NPS ≤ 6) or CSAT ≤ 2", 13, SRC, "lower", "count"
+    ),
 ]
 
 EVIDENCE = "evidence"
@@ -36,19 +39,39 @@ QCF_SPECS = [
             FeatureSpec(
                 f"qcf_{b}_{p}_{{w}}d",
                 f"{POLARITY_WORDS[p].capitalize()} mentions about {b.replace('_', ' ')}",
-                f"qcf:{b}", EVIDENCE, {"green": "higher", "gray": "neutral", "red": "lower"}[p], "count",
+                f"qcf:{b}",
+                EVIDENCE,
+                {"green": "higher", "gray": "neutral", "red": "lower"}[p],
+                "count",
             )
             for p in ("green", "gray", "red")
         ],
-        FeatureSpec(f"qcf_{b}_sentiment_{{w}}d", f"Mean sentiment of mentions about {b.replace('_', ' ')}",
-                    f"qcf:{b}", EVIDENCE, "higher", "score"),
-        FeatureSpec(f"qcf_{b}_red_conversations_{{w}}d",
-                    f"Distinct conversations with a risk cue about {b.replace('_', ' ')}",
-                    f"qcf:{b}", EVIDENCE, "lower", "count"),
+        FeatureSpec(
+            f"qcf_{b}_sentiment_{{w}}d",
+            f"Mean sentiment of mentions about {b.replace('_', ' ')}",
+            f"qcf:{b}",
+            EVIDENCE,
+            "higher",
+            "score",
+        ),
+        FeatureSpec(
+            f"qcf_{b}_red_conversations_{{w}}d",
+            f"Distinct conversations with a risk cue about {b.replace('_', ' ')}",
+            f"qcf:{b}",
+            EVIDENCE,
+            "lower",
+            "count",
+        ),
     )
 ] + [
-    FeatureSpec("interaction_sentiment_{w}d", "Mean sentiment of matched sentences in chats, calls and tickets",
-                6, EVIDENCE, "higher", "score"),
+    FeatureSpec(
+        "interaction_sentiment_{w}d",
+        "Mean sentiment of matched sentences in chats, calls and tickets",
+        6,
+        EVIDENCE,
+        "higher",
+        "score",
+    ),
 ]
 
 
@@ -88,8 +111,10 @@ def survey_features(
     }
     negative = ((_.channel == "nps_survey") & (_.score <= 6)) | ((_.channel == "csat_survey") & (_.score <= 2))
     for w in cfg.windows:
-        agg = trailing(fb, calendar, w).group_by(key).aggregate(
-            **{f"_items_{w}": _.count(), f"_neg_{w}": _.count(where=negative)}
+        agg = (
+            trailing(fb, calendar, w)
+            .group_by(key)
+            .aggregate(**{f"_items_{w}": _.count(), f"_neg_{w}": _.count(where=negative)})
         )
         out = out.left_join(agg, key).drop("account_id_right", "as_of_right")
         cols[f"feedback_items_{w}d"] = out[f"_items_{w}"].fill_null(0)

@@ -4,14 +4,15 @@ Each component maps one or two snapshot features to [0, 1] (1 = healthy); the sc
 the weighted mean of the components an account has (missing ones are skipped and the
 weights renormalised), times 100. It is the baseline every model must beat.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import ibis
 
-from features.config import HealthSettings
 from features.registry import FeatureSpec
+from radar.settings import HealthSettings
 
 
 def _clip01(v: ibis.Value) -> ibis.Value:
@@ -27,7 +28,10 @@ COMPONENTS: dict[str, tuple[str, Callable[[ibis.Table, HealthSettings], ibis.Val
         "Product events vs the 90 days before (−100% → 0, flat → 0.5, doubled → 1)",
         lambda t, s: _clip01(0.5 + t.events_trend_90d / 2),
     ),
-    "nps": ("Account NPS over 365 days, from −100 → 0 to +100 → 1", lambda t, s: _clip01((t.account_nps_365d + 100) / 200)),
+    "nps": (
+        "Account NPS over 365 days, from −100 → 0 to +100 → 1",
+        lambda t, s: _clip01((t.account_nps_365d + 100) / 200),
+    ),
     "support": (
         "1 − tickets in 90 days ÷ the configured scale",
         lambda t, s: _clip01(1 - t.tickets_90d / s.support_ticket_scale),
@@ -41,7 +45,9 @@ COMPONENTS: dict[str, tuple[str, Callable[[ibis.Table, HealthSettings], ibis.Val
 
 SPECS = [
     FeatureSpec("health_score", "Health score (0–100)", "health", "snapshots", "higher", "score"),
-    FeatureSpec("health_band", "Health band (red/amber/green)", "health", "snapshots", "neutral", "category", categorical=True),
+    FeatureSpec(
+        "health_band", "Health band (red/amber/green)", "health", "snapshots", "neutral", "category", categorical=True
+    ),
 ]
 
 
@@ -49,8 +55,7 @@ def check_weights(settings: HealthSettings) -> None:
     unknown = sorted(set(settings.weights) - set(COMPONENTS))
     if unknown:
         raise ValueError(
-            f"[health.weights] has unknown component(s) {', '.join(unknown)}; "
-            f"known: {', '.join(COMPONENTS)}"
+            f"[health.weights] has unknown component(s) {', '.join(unknown)}; known: {', '.join(COMPONENTS)}"
         )
 
 

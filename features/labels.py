@@ -30,13 +30,13 @@ snapshot at as_of + h has.
 * ``renewal_in_horizon`` (bool, never null) = a line in force at as_of ends in
   [as_of, as_of + h): known at as_of; selects the rows of renewal-window mode.
 """
+
 from __future__ import annotations
 
 from datetime import date
 
 import ibis
 
-from features.config import DomainSettings
 from features.exact import exact_sum
 from features.subscriptions import (
     KEY,
@@ -45,6 +45,7 @@ from features.subscriptions import (
     lines_at,
     revenue_lines,
 )
+from radar.settings import DomainSettings
 
 LABEL_COLUMNS = ("churned", "expanded", "renewal_in_horizon")
 MONEY_TOLERANCE = 1e-6  # currency units; exactly +10% must count although 100 * 1.1 > 110
@@ -56,9 +57,7 @@ def label_known(as_of: ibis.Value, settings: DomainSettings, data_end: date) -> 
     return as_of + ibis.interval(days=lag) <= ibis.date(data_end)
 
 
-def build_labels(
-    subs: ibis.Table, calendar: ibis.Table, settings: DomainSettings, data_end: date
-) -> ibis.Table:
+def build_labels(subs: ibis.Table, calendar: ibis.Table, settings: DomainSettings, data_end: date) -> ibis.Table:
     """(account_id, as_of, churned, expanded, renewal_in_horizon) for active accounts."""
     h = ibis.interval(days=settings.horizon_days)
     keys = list(KEY)
@@ -66,17 +65,13 @@ def build_labels(
 
     now = lines_at(rev, calendar)
     # the same rows as active_accounts(subs, calendar), plus what the labels need
-    base = now.group_by(keys).agg(
-        mrr=exact_sum(now.mrr), _renewal=(now.end_or_max < now.as_of + h).any()
-    )
+    base = now.group_by(keys).agg(mrr=exact_sum(now.mrr), _renewal=(now.end_or_max < now.as_of + h).any())
 
     later = lines_at(rev, calendar, settings.horizon_days)
     mrr_end = later.group_by(keys).agg(_mrr_end=exact_sum(later.mrr))
 
     events = churn_events(subs, settings.grace_days, data_end)
-    hit = events.join(
-        calendar, [events.churn_date >= calendar.as_of, events.churn_date < calendar.as_of + h]
-    )
+    hit = events.join(calendar, [events.churn_date >= calendar.as_of, events.churn_date < calendar.as_of + h])
     churns = hit.group_by(keys).agg(_churn=hit.count())
 
     new_products = _add_ons(rev, now, calendar, h)
@@ -101,31 +96,33 @@ def build_labels(
     )
 
 
-def _add_ons(
-    rev: ibis.Table, now: ibis.Table, calendar: ibis.Table, h: ibis.Value
-) -> ibis.Table:
+def _add_ons(rev: ibis.Table, now: ibis.Table, calendar: ibis.Table, h: ibis.Value) -> ibis.Table:
     """Per (account_id, as_of): lines of products not in force at as_of that start in
     [as_of, as_of + h) while every product in force at as_of is still in force."""
     keys = list(KEY)
     had = now.select("account_id", "as_of", "product").distinct()
     n_had = had.group_by(keys).agg(_n_had=had.count())
-    started = rev.join(
-        calendar, [rev.start_date >= calendar.as_of, rev.start_date < calendar.as_of + h]
-    ).select("account_id", "as_of", "product", _day=rev.start_date)
+    started = rev.join(calendar, [rev.start_date >= calendar.as_of, rev.start_date < calendar.as_of + h]).select(
+        "account_id", "as_of", "product", _day=rev.start_date
+    )
     fresh = started.anti_join(had, ["account_id", "as_of", "product"])
 
     # which of the as_of products are still in force on the day the new line starts
     pairs = fresh.join(had.rename(_had="product"), keys)
     held = rev.select("account_id", _had="product", _from="start_date", _to="end_or_max")
-    kept = pairs.join(
-        held,
-        [
-            pairs.account_id == held.account_id,
-            pairs._had == held._had,
-            held._from <= pairs._day,
-            held._to > pairs._day,
-        ],
-    ).select(*keys, "product", "_day", "_had").distinct()
+    kept = (
+        pairs.join(
+            held,
+            [
+                pairs.account_id == held.account_id,
+                pairs._had == held._had,
+                held._from <= pairs._day,
+                held._to > pairs._day,
+            ],
+        )
+        .select(*keys, "product", "_day", "_had")
+        .distinct()
+    )
     kept = kept.group_by([*keys, "product", "_day"]).agg(_n_kept=kept.count())
     kept = kept.join(n_had, keys)
     add_ons = kept.filter(kept._n_kept == kept._n_had)

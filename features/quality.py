@@ -4,6 +4,7 @@ Rows and label rates per as_of, missing share per feature, constant features, an
 leakage alarm for features that separate a label almost perfectly (a feature that
 "knows" the future is the most common way a churn model lies).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,8 +33,12 @@ def _auc(x: np.ndarray, y: np.ndarray) -> float:
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def assess(snapshots: pd.DataFrame, features: list[str], categorical: set[str],
-           labels: tuple[str, ...] = ("churned", "expanded")) -> QualityFindings:
+def assess(
+    snapshots: pd.DataFrame,
+    features: list[str],
+    categorical: set[str],
+    labels: tuple[str, ...] = ("churned", "expanded"),
+) -> QualityFindings:
     per = snapshots.groupby("as_of").agg(
         rows=("account_id", "size"),
         **{f"{lab}_rate": (lab, "mean") for lab in labels},
@@ -60,8 +65,10 @@ def assess(snapshots: pd.DataFrame, features: list[str], categorical: set[str],
 
 def _md_table(df: pd.DataFrame) -> str:
     head = [df.index.name or "", *map(str, df.columns)]
-    rows = [[str(i), *("" if pd.isna(v) else f"{v:g}" if isinstance(v, float) else str(v) for v in r)]
-            for i, r in zip(df.index, df.itertuples(index=False))]
+    rows = [
+        [str(i), *("" if pd.isna(v) else f"{v:g}" if isinstance(v, float) else str(v) for v in r)]
+        for i, r in zip(df.index, df.itertuples(index=False))
+    ]
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     return "\n".join(out + ["| " + " | ".join(r) + " |" for r in rows])
 

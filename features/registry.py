@@ -5,6 +5,7 @@ list of `FeatureSpec`); windowed specs expand into one feature per configured wi
 Training reads the feature list from here, SHAP reason strings and reports read the
 labels, families and healthy directions, and `radar features` prints it.
 """
+
 from __future__ import annotations
 
 import math

@@ -5,6 +5,7 @@ active at each as_of, adds the health score and the forward-looking labels. It i
 Ibis expression, so the same definitions run on DuckDB (the default), Spark or a
 warehouse; only the qualitative-text step is Python, streamed in batches.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -18,8 +19,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from features import feedback, health, support, touchpoints, usage
-from features.calendar import as_of_calendar, calendar_table
-from features.config import Settings
+from features.calendar import calendar_table
 from features.contract import TABLES
 from features.labels import build_labels
 from features.registry import FeatureRegistry, FeatureSpec
@@ -27,6 +27,7 @@ from features.subscriptions import SPECS as SUBSCRIPTION_SPECS
 from features.subscriptions import subscription_features
 from features.text.evidence import EVIDENCE_SCHEMA, iter_evidence
 from features.text.taxonomy import load_taxonomy
+from radar.settings import Settings
 
 KEY = ["account_id", "as_of"]
 LABELS = ["churned", "expanded"]
@@ -73,8 +74,9 @@ class Workspace:
         holding them under their contract names) and the span of their data."""
         present = set(backend.list_tables())
         if "subscriptions" not in present:
-            raise ValueError("the workspace database has no subscriptions table: run `radar ingest` first "
-                             "(or check workspace_url)")
+            raise ValueError(
+                "the workspace database has no subscriptions table: run `radar ingest` first (or check workspace_url)"
+            )
         tables = {t: (backend.table(t) if t in present else None) for t in ("subscriptions", *OPTIONAL_TABLES)}
         spans = data_spans(tables).execute()
         activity = spans[spans.table_name != "subscriptions"]
@@ -97,8 +99,11 @@ def data_spans(tables: dict[str, ibis.Table | None]) -> ibis.Table:
         if table is None or column is None:
             continue
         col = table[column]
-        parts.append(table.aggregate(table_name=ibis.literal(name), first_at=col.min().cast("timestamp"),
-                                     last_at=col.max().cast("timestamp")))
+        parts.append(
+            table.aggregate(
+                table_name=ibis.literal(name), first_at=col.min().cast("timestamp"), last_at=col.max().cast("timestamp")
+            )
+        )
     return parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
 
 
@@ -108,26 +113,55 @@ def text_rows(ws: Workspace) -> ibis.Table | None:
     fb, tk, tp = (ws.tables[t] for t in ("feedback", "support_tickets", "touchpoints"))
     s = ibis.literal
     if fb is not None:
-        parts.append(fb.select(source_table=s("feedback"), source_id=fb.feedback_id, account_id=fb.account_id,
-                               occurred_at=fb.submitted_at, channel=fb.channel, text=fb.text, language=fb.language))
+        parts.append(
+            fb.select(
+                source_table=s("feedback"),
+                source_id=fb.feedback_id,
+                account_id=fb.account_id,
+                occurred_at=fb.submitted_at,
+                channel=fb.channel,
+                text=fb.text,
+                language=fb.language,
+            )
+        )
     if tk is not None:
         body = ibis.coalesce(tk.subject + ". ", s("")) + ibis.coalesce(tk.body, s(""))
-        parts.append(tk.select(source_table=s("support_tickets"), source_id=tk.ticket_id, account_id=tk.account_id,
-                               occurred_at=tk.opened_at, channel=s("ticket"), text=body,
-                               language=ibis.null("string")))
+        parts.append(
+            tk.select(
+                source_table=s("support_tickets"),
+                source_id=tk.ticket_id,
+                account_id=tk.account_id,
+                occurred_at=tk.opened_at,
+                channel=s("ticket"),
+                text=body,
+                language=ibis.null("string"),
+            )
+        )
     if tp is not None:
         tid = tp.account_id + "|" + tp.occurred_at.cast("string") + "|" + tp.kind
-        parts.append(tp.select(source_table=s("touchpoints"), source_id=tid, account_id=tp.account_id,
-                               occurred_at=tp.occurred_at, channel=tp.kind, text=tp.notes,
-                               language=ibis.null("string")))
+        parts.append(
+            tp.select(
+                source_table=s("touchpoints"),
+                source_id=tid,
+                account_id=tp.account_id,
+                occurred_at=tp.occurred_at,
+                channel=tp.kind,
+                text=tp.notes,
+                language=ibis.null("string"),
+            )
+        )
     if not parts:
         return None
     rows = parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
     return rows.filter(rows.text.notnull() & (rows.text.length() > 0))
 
 
-def build_evidence(ws: Workspace, settings: Settings, progress: Callable[[int], None] | None = None,
-                   store: ibis.BaseBackend | None = None) -> ibis.Table | None:
+def build_evidence(
+    ws: Workspace,
+    settings: Settings,
+    progress: Callable[[int], None] | None = None,
+    store: ibis.BaseBackend | None = None,
+) -> ibis.Table | None:
     """Match every text against the taxonomy, in batches, into the `evidence` table of
     `store` (default: the workspace's own database).
 
@@ -158,8 +192,9 @@ def build_evidence(ws: Workspace, settings: Settings, progress: Callable[[int], 
     return store.table("evidence")
 
 
-def snapshot_expr(ws: Workspace, as_of_dates: list[date], settings: Settings,
-                  evidence: ibis.Table | None) -> ibis.Table:
+def snapshot_expr(
+    ws: Workspace, as_of_dates: list[date], settings: Settings, evidence: ibis.Table | None
+) -> ibis.Table:
     """The snapshot table: features, health score and labels per (account_id, as_of).
 
     Each builder's result is cached (materialised as a temporary table by the backend)

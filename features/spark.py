@@ -8,6 +8,7 @@ applies the very matcher of `features.text` inside Spark (`mapInPandas`, one bat
 texts at a time on the executors). Spark writes evidence and snapshots as Parquet, which
 are then loaded into the local workspace database as the DuckDB build would leave them.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,14 +20,19 @@ from pathlib import Path
 import ibis
 import pandas as pd
 
-from features.config import Settings
 from features.snapshot import KEY, Workspace, text_rows
 from features.text.evidence import EVIDENCE_SCHEMA, iter_evidence
 from features.text.taxonomy import Taxonomy, load_taxonomy
+from radar.settings import Settings
 
 LOG_CONFIG = Path(__file__).with_name("spark_log4j2.properties")
-_SPARK_TYPES = {"string": "string", "timestamp": "timestamp_ntz", "int64": "bigint", "boolean": "boolean",
-                "float64": "double"}
+_SPARK_TYPES = {
+    "string": "string",
+    "timestamp": "timestamp_ntz",
+    "int64": "bigint",
+    "boolean": "boolean",
+    "float64": "double",
+}
 EVIDENCE_DDL = ", ".join(f"{name} {_SPARK_TYPES[str(t).split('(')[0]]}" for name, t in EVIDENCE_SCHEMA.items())
 
 
@@ -64,8 +70,12 @@ def spark_session(settings: Settings, staging: Path):
         "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{LOG_CONFIG} -Duser.timezone=UTC",
     }
     if cfg.master.startswith("local"):
-        conf |= {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1",
-                 "spark.pyspark.python": sys.executable, "spark.pyspark.driver.python": sys.executable}
+        conf |= {
+            "spark.driver.host": "127.0.0.1",
+            "spark.driver.bindAddress": "127.0.0.1",
+            "spark.pyspark.python": sys.executable,
+            "spark.pyspark.driver.python": sys.executable,
+        }
     builder = SparkSession.builder
     for key, value in (conf | cfg.conf).items():
         builder = builder.config(key, value)
@@ -123,8 +133,9 @@ def _match_texts(taxonomy: Taxonomy, counter) -> Callable[[Iterator[pd.DataFrame
     return match
 
 
-def spark_evidence(ws: Workspace, session, settings: Settings, staging: Path,
-                   progress: Callable[[int], None] | None = None) -> ibis.Table | None:
+def spark_evidence(
+    ws: Workspace, session, settings: Settings, staging: Path, progress: Callable[[int], None] | None = None
+) -> ibis.Table | None:
     """Evidence of every text of `ws` (a Spark workspace on `session`), computed on the
     executors and written as Parquet under `staging`; None when the workspace has no text."""
     rows = text_rows(ws)
@@ -149,8 +160,7 @@ def write_snapshots(ws: Workspace, expr: ibis.Table, staging: Path) -> Path:
     return path
 
 
-def load_results(store: ibis.BaseBackend, snapshots: Path, schema: ibis.Schema,
-                 evidence: Path | None) -> None:
+def load_results(store: ibis.BaseBackend, snapshots: Path, schema: ibis.Schema, evidence: Path | None) -> None:
     """Spark's Parquet output into `store` as the tables `snapshots` (ordered by account
     and as_of, typed as `schema`) and `evidence`."""
     snaps = store.read_parquet(f"{snapshots.absolute()}/part-*.parquet")

@@ -29,6 +29,7 @@ Semantics decided here, used by the features below and by ``features.labels``:
   grace period is observed: ``churn_date + grace <= data_end``, where ``data_end`` is the
   extract date (MRR is known for the days before it).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -36,9 +37,9 @@ from datetime import date
 
 import ibis
 
-from features.config import DomainSettings
 from features.exact import exact_sum
 from features.registry import FeatureSpec
+from radar.settings import DomainSettings
 
 KEY = ("account_id", "as_of")
 # Stands in for "open-ended" so running maxima and minima need no null handling.
@@ -60,12 +61,12 @@ def specs(windows: Sequence[int] = WINDOWS) -> list[FeatureSpec]:
         FeatureSpec("seats", "Seats under contract", "context", SRC, "higher", "count"),
         FeatureSpec("n_products", "Products in force", 10, SRC, "higher", "count"),
         FeatureSpec("main_product", "Main plan (largest line)", "context", SRC, unit="category", categorical=True),
-        FeatureSpec("billing_period", "Billing period of the main plan", "context", SRC, unit="category",
-                    categorical=True),
+        FeatureSpec(
+            "billing_period", "Billing period of the main plan", "context", SRC, unit="category", categorical=True
+        ),
         FeatureSpec("days_to_next_renewal", "Days to the next contract end", 8, SRC, "neutral", "days"),
         FeatureSpec("tenure_days", "Days since the first subscription", 8, SRC, "higher", "days"),
-        FeatureSpec("relationship_tenure_days", "Days since the current relationship began", 8, SRC, "higher",
-                    "days"),
+        FeatureSpec("relationship_tenure_days", "Days since the current relationship began", 8, SRC, "higher", "days"),
         FeatureSpec("past_renewals", "Renewals so far", 8, SRC, "higher", "count"),
         FeatureSpec("reactivations", "Earlier churns (returns after a lapse)", 8, SRC, "lower", "count"),
     ]
@@ -75,8 +76,7 @@ def specs(windows: Sequence[int] = WINDOWS) -> list[FeatureSpec]:
         for spec in (
             FeatureSpec(f"mrr_change_pct_{w}d", "MRR change", 9, SRC, "higher", "pct", window=w),
             FeatureSpec(f"seats_change_{w}d", "Change in seats", 9, SRC, "higher", "count", window=w),
-            FeatureSpec(f"new_products_{w}d", "New products or add-ons started", 10, SRC, "higher", "count",
-                        window=w),
+            FeatureSpec(f"new_products_{w}d", "New products or add-ons started", 10, SRC, "higher", "count", window=w),
         )
     ]
     return [*fixed, *per_window]
@@ -101,9 +101,7 @@ def effective_grace(grace_days: int) -> int:
 
 def revenue_lines(subs: ibis.Table) -> ibis.Table:
     """Lines that carry revenue, with ``end_or_max`` (end_date, OPEN_END when open)."""
-    lines = subs.filter(
-        subs.mrr > 0, subs.end_date.isnull() | (subs.end_date > subs.start_date)
-    )
+    lines = subs.filter(subs.mrr > 0, subs.end_date.isnull() | (subs.end_date > subs.start_date))
     return lines.mutate(end_or_max=ibis.coalesce(lines.end_date, ibis.date(OPEN_END)))
 
 
@@ -125,11 +123,7 @@ def with_relationships(lines: ibis.Table, grace_days: int) -> ibis.Table:
     ordered = ibis.window(group_by=lines.account_id, order_by=order)
     t = lines.mutate(_run_max=lines.end_or_max.max().over(running))
     t = t.mutate(_prev_max=t._run_max.lag().over(ordered))
-    t = t.mutate(
-        _new=ibis.ifelse(
-            t._prev_max.isnull() | (t.start_date - _days(grace) >= t._prev_max), 1, 0
-        )
-    )
+    t = t.mutate(_new=ibis.ifelse(t._prev_max.isnull() | (t.start_date - _days(grace) >= t._prev_max), 1, 0))
     t = t.mutate(relationship=t._new.sum().over(running))
     per_rel = ibis.window(group_by=[t.account_id, t.relationship])
     t = t.mutate(
@@ -142,9 +136,7 @@ def with_relationships(lines: ibis.Table, grace_days: int) -> ibis.Table:
 def _relationship_ends(subs: ibis.Table, grace_days: int) -> ibis.Table:
     """One row per ended relationship: account_id, relationship, churn_date, is_last."""
     rels = with_relationships(revenue_lines(subs), grace_days)
-    rels = rels.group_by(["account_id", "relationship"]).agg(
-        churn_date=rels.relationship_end.max()
-    )
+    rels = rels.group_by(["account_id", "relationship"]).agg(churn_date=rels.relationship_end.max())
     last = ibis.window(group_by=rels.account_id)
     rels = rels.mutate(is_last=rels.relationship == rels.relationship.max().over(last))
     return rels.filter(rels.churn_date != ibis.date(OPEN_END))
@@ -211,9 +203,7 @@ def subscription_features(
         order_by=[cur.mrr.desc(), cur.start_date.desc(), cur.subscription_id],
     )
     main = cur.mutate(_rank=ibis.row_number().over(largest))
-    main = main.filter(main._rank == 0).select(
-        *keys, main_product=main.product, billing_period=main.billing_period
-    )
+    main = main.filter(main._rank == 0).select(*keys, main_product=main.product, billing_period=main.billing_period)
 
     # Global minima are point-in-time safe: a row exists only if some line started
     # before as_of, so the minimum is then dated before as_of too.
@@ -233,9 +223,7 @@ def subscription_features(
     cross_sell = cross_sell.filter(cross_sell.first_start > cross_sell._account_start)
     for w in windows:
         past = lines_at(rev, calendar, -w)
-        parts.append(
-            past.group_by(keys).agg(**{f"_mrr_{w}": exact_sum(past.mrr), f"_seats_{w}": past.seats.sum()})
-        )
+        parts.append(past.group_by(keys).agg(**{f"_mrr_{w}": exact_sum(past.mrr), f"_seats_{w}": past.seats.sum()}))
         started = cross_sell.join(
             calendar,
             [
@@ -271,14 +259,10 @@ def _renewal_lines(rev: ibis.Table, grace: int) -> ibis.Table:
     ordered = ibis.window(group_by=[rev.account_id, rev.product], order_by=order)
     t = rev.mutate(_run_max=rev.end_or_max.max().over(running))
     t = t.mutate(_prev_max=t._run_max.lag().over(ordered))
-    return t.filter(
-        t.start_date >= t._prev_max, t.start_date - _days(grace) < t._prev_max
-    )
+    return t.filter(t.start_date >= t._prev_max, t.start_date - _days(grace) < t._prev_max)
 
 
-def _count_before(
-    events: ibis.Table, calendar: ibis.Table, known_on: ibis.Value, name: str
-) -> ibis.Table:
+def _count_before(events: ibis.Table, calendar: ibis.Table, known_on: ibis.Value, name: str) -> ibis.Table:
     """Per (account_id, as_of): number of events whose ``known_on`` date is < as_of."""
     joined = events.join(calendar, known_on < calendar.as_of)
     return joined.group_by(list(KEY)).agg(**{name: joined.count()})

@@ -4,15 +4,16 @@ A ticket is visible to a snapshot when it was opened before as_of. Its response 
 resolution times count only when they too happened before as_of; a ticket not resolved
 by as_of is open at as_of (its later resolution is not known yet and is not used).
 """
+
 from __future__ import annotations
 
 import ibis
 from ibis import _
 
-from features.config import FeatureSettings
 from features.exact import exact_mean
 from features.registry import FeatureSpec, feature_names, missing_features
 from features.window import day_of, rows_before, trailing
+from radar.settings import FeatureSettings
 
 SRC = "support_tickets"
 SPECS = [
@@ -78,9 +79,7 @@ def support_features(
             },
         )
     opened = rows_before(t, calendar)
-    still_open = opened.filter(
-        opened.resolved_at.isnull() | (opened.resolved_at >= opened.as_of.cast("timestamp"))
-    )
+    still_open = opened.filter(opened.resolved_at.isnull() | (opened.resolved_at >= opened.as_of.cast("timestamp")))
     open_agg = still_open.group_by(key).aggregate(open_n=_.count())
     out = out.left_join(open_agg, key).drop("account_id_right", "as_of_right")
     out = out.mutate(open_tickets=out.open_n.fill_null(0)).drop("open_n")

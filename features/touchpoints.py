@@ -1,12 +1,13 @@
 """Touchpoint features (customer contact, part of engagement and onboarding)."""
+
 from __future__ import annotations
 
 import ibis
 from ibis import _
 
-from features.config import FeatureSettings
 from features.registry import FeatureSpec, feature_names, missing_features
 from features.window import day_of, rows_before, trailing
+from radar.settings import FeatureSettings
 
 SRC = "touchpoints"
 SPECS = [
@@ -36,11 +37,13 @@ def touchpoint_features(
         agg = trailing(tp, calendar, w).group_by(key).aggregate(**{f"_n_{w}": _.count()})
         out = out.left_join(agg, key).drop("account_id_right", "as_of_right")
         cols[f"touchpoints_{w}d"] = out[f"_n_{w}"].fill_null(0)
-    recent = trailing(tp, calendar, cap).group_by(key).aggregate(
-        _since=_.age_days.min(), _since_qbr=_.age_days.min(where=_.kind == "qbr")
+    recent = (
+        trailing(tp, calendar, cap)
+        .group_by(key)
+        .aggregate(_since=_.age_days.min(), _since_qbr=_.age_days.min(where=_.kind == "qbr"))
     )
-    onboarding = rows_before(tp.filter(_.kind == "onboarding_session"), calendar).group_by(key).aggregate(
-        _onb=_.count()
+    onboarding = (
+        rows_before(tp.filter(_.kind == "onboarding_session"), calendar).group_by(key).aggregate(_onb=_.count())
     )
     for part in (recent, onboarding):
         out = out.left_join(part, key).drop("account_id_right", "as_of_right")

@@ -4,6 +4,7 @@ Events are first reduced to small daily tables (per account-day-event type, per
 account-day-user), and only those are paired with the as-of calendar, so the cost is
 linear in events. Windowed features compare the last window with the one before it.
 """
+
 from __future__ import annotations
 
 import math
@@ -11,10 +12,10 @@ import math
 import ibis
 from ibis import _
 
-from features.config import FeatureSettings
 from features.exact import exact_sum
 from features.registry import FeatureSpec, feature_names, missing_features
 from features.window import day_of, rows_before, trailing
+from radar.settings import FeatureSettings
 
 SRC = "usage_events"
 SPECS = [
@@ -45,8 +46,14 @@ def _trend(cur: ibis.Value, prev: ibis.Value) -> ibis.Value:
     return (cur - prev) / ibis.greatest(prev, 1).cast("float64")
 
 
-def _windowed(daily: ibis.Table, user_days: ibis.Table, account_days: ibis.Table,
-              calendar: ibis.Table, w: int, cfg: FeatureSettings) -> list[ibis.Table]:
+def _windowed(
+    daily: ibis.Table,
+    user_days: ibis.Table,
+    account_days: ibis.Table,
+    calendar: ibis.Table,
+    w: int,
+    cfg: FeatureSettings,
+) -> list[ibis.Table]:
     """Aggregates over the last `w` days and the `w` days before, per (account_id, as_of)."""
     key = ["account_id", "as_of"]
     logins, values = list(cfg.login_events), list(cfg.value_events)
@@ -68,11 +75,15 @@ def _windowed(daily: ibis.Table, user_days: ibis.Table, account_days: ibis.Table
     )
     half_life = w / 3
     norm = sum(math.exp(-a / half_life) for a in range(1, w + 1))
-    ad_agg = trailing(account_days, calendar, w).group_by(key).aggregate(
-        **{
-            f"_active_days_{w}": _.count(),
-            f"_engagement_{w}": exact_sum((-(_.age_days.cast("float64")) / half_life).exp()) / norm,
-        }
+    ad_agg = (
+        trailing(account_days, calendar, w)
+        .group_by(key)
+        .aggregate(
+            **{
+                f"_active_days_{w}": _.count(),
+                f"_engagement_{w}": exact_sum((-(_.age_days.cast("float64")) / half_life).exp()) / norm,
+            }
+        )
     )
     return [ev_agg, us_agg, ad_agg]
 
@@ -102,11 +113,7 @@ def _windowed_features(t: ibis.Table, w: int, n_features: int) -> dict[str, ibis
 
 def _first_days(events: ibis.Table, names: tuple[str, ...], by: list[str]) -> ibis.Table:
     """The first day each `by` group did one of the `names` events."""
-    return (
-        events.filter(events.event_type.isin(list(names)))
-        .group_by(by)
-        .aggregate(day=_.day.min())
-    )
+    return events.filter(events.event_type.isin(list(names))).group_by(by).aggregate(day=_.day.min())
 
 
 def _history(events: ibis.Table, spine: ibis.Table, calendar: ibis.Table, cfg: FeatureSettings) -> list[ibis.Table]:
@@ -117,10 +124,14 @@ def _history(events: ibis.Table, spine: ibis.Table, calendar: ibis.Table, cfg: F
         *key,
         _value_day=ibis.ifelse(_.day < _.as_of, _.day, ibis.null("date")),
     )
-    onboarding = rows_before(
-        _first_days(events, cfg.onboarding_events, ["account_id", "event_type"]), calendar
-    ).group_by(key).aggregate(_onboarding_done=_.event_type.nunique())
-    per_user_step = _first_days(events.filter(_.user_id.notnull()), cfg.setup_events, ["account_id", "user_id", "event_type"])
+    onboarding = (
+        rows_before(_first_days(events, cfg.onboarding_events, ["account_id", "event_type"]), calendar)
+        .group_by(key)
+        .aggregate(_onboarding_done=_.event_type.nunique())
+    )
+    per_user_step = _first_days(
+        events.filter(_.user_id.notnull()), cfg.setup_events, ["account_id", "user_id", "event_type"]
+    )
     activated = (
         per_user_step.group_by(["account_id", "user_id"])
         .aggregate(steps=_.event_type.nunique(), day=_.day.max())

@@ -4,6 +4,7 @@ A snapshot at as_of (a date; midnight UTC) uses only rows with timestamps strict
 before as_of. Every builder goes through `rows_before` or `trailing`, so the rule lives
 in one place and the property test of the snapshot table covers all of them.
 """
+
 from __future__ import annotations
 
 import ibis
@@ -25,9 +26,7 @@ def rows_before(table: ibis.Table, calendar: ibis.Table, day_col: str = "day") -
     return table.join(calendar, table[day_col] < calendar.as_of)
 
 
-def trailing(
-    table: ibis.Table, calendar: ibis.Table, days: int, day_col: str = "day"
-) -> ibis.Table:
+def trailing(table: ibis.Table, calendar: ibis.Table, days: int, day_col: str = "day") -> ibis.Table:
     """Each row paired with every as_of whose trailing window of `days` holds it.
 
     Window: as_of - days <= day < as_of. The result keeps the row's columns plus as_of

@@ -49,14 +49,14 @@ if Path.cwd().name == "notebooks":
 os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
 logging.getLogger("mlflow").setLevel(logging.WARNING)
 
-from features.config import load_settings  # noqa: E402
-from features.snapshot import feature_registry  # noqa: E402
-from training.dataset import from_snapshots  # noqa: E402
-from training.outcome import TARGETS  # noqa: E402
-from training.pipeline import summary_table  # noqa: E402
-from training.pyfunc import load_radar_model  # noqa: E402
-from training.registry_view import model_versions  # noqa: E402
-from training.track import configure, train_and_log  # noqa: E402
+from features.snapshot import feature_registry
+from radar.settings import load_settings
+from training.dataset import from_snapshots
+from training.outcome import TARGETS
+from training.pipeline import summary_table
+from training.pyfunc import load_radar_model
+from training.registry_view import model_versions
+from training.track import configure, train_and_log
 
 pd.set_option("display.width", 160)
 settings = load_settings()  # ./radar.toml and RADAR_* variables, like every radar command
@@ -74,8 +74,10 @@ settings.training.tracking_uri, settings.output_dir
 # %%
 snapshots_path = settings.output_dir / "snapshots.parquet"
 snapshots = pd.read_parquet(snapshots_path)
-print(f"{len(snapshots):,} snapshots of {snapshots.account_id.nunique():,} accounts, "
-      f"as-of {snapshots.as_of.min()} … {snapshots.as_of.max()}")
+print(
+    f"{len(snapshots):,} snapshots of {snapshots.account_id.nunique():,} accounts, "
+    f"as-of {snapshots.as_of.min()} … {snapshots.as_of.max()}"
+)
 snapshots[["account_id", "as_of", "segment", "mrr", "health_score", "churned", "expanded"]].head()
 
 # %% [markdown]
@@ -101,8 +103,9 @@ labelled.groupby("segment")[["churned", "expanded"]].agg(["mean", "sum"]).round(
 
 # %%
 registry = feature_registry(settings)
-catalog = pd.DataFrame([{"feature": f.name, "family": f.family_name, "healthy": f.healthy,
-                         "description": f.description} for f in registry])
+catalog = pd.DataFrame(
+    [{"feature": f.name, "family": f.family_name, "healthy": f.healthy, "description": f.description} for f in registry]
+)
 print(f"{len(catalog)} features in {catalog.family.nunique()} families")
 catalog.groupby("family").size().sort_values(ascending=False).head(10)
 
@@ -112,14 +115,16 @@ catalog.groupby("family").size().sort_values(ascending=False).head(10)
 # share missing is shown too.
 
 # %%
-indicators = [f for f in ("health_score", "adoption_rate_90d", "active_users_trend_90d", "days_to_next_renewal")
-              if f in labelled.columns]
+indicators = [
+    f
+    for f in ("health_score", "adoption_rate_90d", "active_users_trend_90d", "days_to_next_renewal")
+    if f in labelled.columns
+]
 fig, axes = plt.subplots(1, len(indicators), figsize=(4 * len(indicators), 3))
 for ax, name in zip(axes, indicators):
     for outcome_value, colour in ((0, "tab:blue"), (1, "tab:red")):
         values = labelled.loc[labelled.churned == outcome_value, name].dropna()
-        ax.hist(values, bins=30, density=True, alpha=0.5, color=colour,
-                label="churned" if outcome_value else "stayed")
+        ax.hist(values, bins=30, density=True, alpha=0.5, color=colour, label="churned" if outcome_value else "stayed")
     ax.set_title(name, fontsize=9)
 axes[0].legend()
 plt.tight_layout()
@@ -165,8 +170,11 @@ test_metrics.sort_index().round(4)
 
 # %%
 dataset = run.inputs.dataset_inputs[0]
-{"source": dataset.dataset.source, "digest": dataset.dataset.digest,
- **{tag.key: tag.value for tag in dataset.tags if tag.key in ("as_of_range", "rows")}}
+{
+    "source": dataset.dataset.source,
+    "digest": dataset.dataset.digest,
+    **{tag.key: tag.value for tag in dataset.tags if tag.key in ("as_of_range", "rows")},
+}
 
 # %%
 [a.path for a in client.list_artifacts(tracked.run_id)]
@@ -196,12 +204,22 @@ model = load_radar_model(tracked.model_uri)
 latest = snapshots[snapshots.as_of == snapshots.as_of.max()]
 riskiest = latest.iloc[[model.predict_proba(latest).argmax()]]
 contributions, base = model.contributions(riskiest)
-drivers = (pd.DataFrame({"feature": model.features, "contribution": contributions[0],
-                         "value": riskiest[model.features].iloc[0].to_numpy()})
-           .assign(description=lambda d: d.feature.map(outcome.feature_descriptions))
-           .sort_values("contribution", ascending=False).head(8))
-print(f"{riskiest.account_id.iloc[0]} on {riskiest.as_of.iloc[0]:%Y-%m-%d}: "
-      f"P(churn) = {model.predict_proba(riskiest)[0]:.1%}")
+drivers = (
+    pd.DataFrame(
+        {
+            "feature": model.features,
+            "contribution": contributions[0],
+            "value": riskiest[model.features].iloc[0].to_numpy(),
+        }
+    )
+    .assign(description=lambda d: d.feature.map(outcome.feature_descriptions))
+    .sort_values("contribution", ascending=False)
+    .head(8)
+)
+print(
+    f"{riskiest.account_id.iloc[0]} on {riskiest.as_of.iloc[0]:%Y-%m-%d}: "
+    f"P(churn) = {model.predict_proba(riskiest)[0]:.1%}"
+)
 drivers
 
 # %% [markdown]

@@ -1,11 +1,17 @@
-"""Serving: one scoring function for the API and batch scoring, its explanations, and the CRM table.
+"""Serving: scores, reasons and actions for the people who use them.
 
-settings (thresholds) -> score (THE scoring function) <- explain (TreeSHAP drivers, via
-treeshap) + playbook (action and owner); schemas (POST /score contract); batch (workspace
-scoring, rankings); crm / crm_sql (idempotent CRM upserts). Alerts: alert_rules (DOMAIN 5
-rules, pure) + insight (score, routing) -> alerts (a run on the workspace) with alert_state
-(snooze, close) and webhook (delivery). Web pages (/ui): ui (the app, sign-in) renders pages
-(what the portfolio and account pages show) with scorecard, trend_chart and workspace_reads;
-templates/ and static/ hold the HTML and CSS. Playbooks are data: playbooks.toml. Nothing heavy
-runs at import.
+Rooms, lowest first; a room imports only rooms below it (checked by import-linter
+contracts in pyproject.toml and by `make lint`):
+
+- `render`: the presentation stack shared by mail and pages (Jinja2 with autoescaping,
+  matplotlib charts); knows nothing of scores.
+- `scoring`: THE scoring function, its TreeSHAP explanations, request schemas, champion
+  models, playbooks, batch scoring and the portfolio.
+- `crm`: the CRM table and its writers (files, DuckDB, SQL), and scoring on Spark.
+- `workflow`: the CS workflow on top of scores: alerts (rules, insight, state, webhook),
+  the weekly digest, the leadership drivers report, quotes, scorecards, their CLI.
+- `web`: the server-rendered pages (/ui), their templates and stylesheet.
+
+`service.py` (the BentoML service) and `cli.py` (`radar score`, `radar serve`) sit on
+top, thin. Nothing heavy runs at import.
 """

@@ -1,15 +1,16 @@
 """`radar` commands for serving: serve (the HTTP service) and score (batch CRM enrichment).
 
-The CS team's commands (alerts, digest, drivers) are in `serving.workflow_cli`."""
+The CS team's commands (alerts, digest, drivers) are in `serving.workflow.cli`."""
+
 from __future__ import annotations
 
 from typing import Annotated
 
 import typer
 
-from features.config import Settings
-from features.console import console
-from features.console import fail as _fail
+from radar.console import console, date_option
+from radar.console import fail as _fail
+from radar.settings import Settings
 
 app = typer.Typer()
 
@@ -30,16 +31,15 @@ def serve(
     import os
     import sys
 
-    from serving.champions import NoChampion, champion_versions
-    from training.cli import _quiet_mlflow
+    from serving.scoring.champions import NoChampion, champion_versions
+    from serving.scoring.playbook import PlaybookError, load_playbooks
+    from training.quiet import quiet_mlflow
     from training.track import TrackingUnavailable
-
-    from serving.playbook import PlaybookError, load_playbooks
 
     settings = _settings(ctx)
     try:  # fail here, clearly, rather than in a worker process after start-up
         load_playbooks(settings.serving.playbooks_file)
-        with _quiet_mlflow(), console.status("looking up the champion models"):
+        with quiet_mlflow(), console.status("looking up the champion models"):
             versions = champion_versions(settings)
     except (NoChampion, TrackingUnavailable, PlaybookError) as exc:
         raise _fail(str(exc)) from exc
@@ -49,48 +49,66 @@ def serve(
     if workers is not None:
         env["RADAR_SERVING__WORKERS"] = str(workers)
     if not settings.database_path.exists():
-        console.print(f"[yellow]note:[/yellow] no workspace at {settings.database_path}: POST /score works, "
-                      "the workspace endpoints answer 503 until `radar build-features` has run", highlight=False)
-    console.print(f"serving radar-renewal v{versions['renewal']} and radar-upsell v{versions['upsell']} on "
-                  f"http://{host}:{port} (web pages: http://{host}:{port}/ui/; OpenAPI: /docs.json; Ctrl+C stops)",
-                  highlight=False)
+        console.print(
+            f"[yellow]note:[/yellow] no workspace at {settings.database_path}: POST /score works, "
+            "the workspace endpoints answer 503 until `radar build-features` has run",
+            highlight=False,
+        )
+    console.print(
+        f"serving radar-renewal v{versions['renewal']} and radar-upsell v{versions['upsell']} on "
+        f"http://{host}:{port} (web pages: http://{host}:{port}/ui/; OpenAPI: /docs.json; Ctrl+C stops)",
+        highlight=False,
+    )
     sys.stdout.flush()
-    args = [sys.executable, "-m", "bentoml", "serve", "serving.service:RadarService", "--host", host,
-            "--port", str(port)]
+    args = [
+        sys.executable,
+        "-m",
+        "bentoml",
+        "serve",
+        "serving.service:RadarService",
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
     os.execve(sys.executable, args, env)
-
-
-def date_option(value: str | None, option: str):
-    """A YYYY-MM-DD option value as a date (None stays None); a bad one names the option."""
-    from datetime import date
-
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError as exc:
-        raise typer.BadParameter(f"'{value}' is not a date (YYYY-MM-DD)", param_hint=option) from exc
 
 
 @app.command()
 def score(
     ctx: typer.Context,
-    to: Annotated[str, typer.Option(
-        "--to", help="Where the CRM table goes: a .parquet or .csv file, 'workspace' (the DuckDB workspace), "
-        "a .duckdb file, or a SQLAlchemy URL such as postgresql+psycopg://user@host/db.")],
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            help="Where the CRM table goes: a .parquet or .csv file, 'workspace' (the DuckDB workspace), "
+            "a .duckdb file, or a SQLAlchemy URL such as postgresql+psycopg://user@host/db.",
+        ),
+    ],
     as_of: Annotated[str | None, typer.Option(help="Snapshot date to score (default: the latest).")] = None,
     top: Annotated[int, typer.Option(min=0, help="At-risk accounts and opportunities to print.")] = 5,
-    engine: Annotated[str, typer.Option(help="local (this process) or spark (each partition scored on the Spark "
-                                        "executors by the same code; needs the spark extra and Java 17).")] = "local",
-    spark_master: Annotated[str | None, typer.Option(help="Spark master URL with --engine spark, e.g. local[4] or "
-                                                     "spark://host:7077; default from config (spark.master).")] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="local (this process) or spark (each partition scored on the Spark "
+            "executors by the same code; needs the spark extra and Java 17)."
+        ),
+    ] = "local",
+    spark_master: Annotated[
+        str | None,
+        typer.Option(
+            help="Spark master URL with --engine spark, e.g. local[4] or "
+            "spark://host:7077; default from config (spark.master)."
+        ),
+    ] = None,
 ) -> None:
     """Score every active account of the workspace and upsert the CRM table (idempotent)."""
-    from serving.batch import at_risk, load_snapshots, opportunities
-    from serving.champions import NoChampion, load_champions
-    from serving.crm import crm_frame, write_scores
-    from serving.score import score_frame
-    from training.cli import _quiet_mlflow
+    from serving.crm.table import crm_frame
+    from serving.crm.write import write_scores
+    from serving.scoring.batch import at_risk, load_snapshots, opportunities
+    from serving.scoring.champions import NoChampion, load_champions
+    from serving.scoring.score import score_frame
+    from training.quiet import quiet_mlflow
     from training.track import TrackingUnavailable
 
     settings = _settings(ctx)
@@ -102,7 +120,7 @@ def score(
         _score_on_spark(settings, day, target, spark_master)
         return
     try:
-        with _quiet_mlflow(), console.status("loading the champion models"):
+        with quiet_mlflow(), console.status("loading the champion models"):
             models = load_champions(settings)
         with console.status("reading snapshots"):
             frame, day = load_snapshots(settings, day)
@@ -113,42 +131,57 @@ def score(
     except (NoChampion, TrackingUnavailable, FileNotFoundError, ValueError) as exc:
         raise _fail(str(exc)) from exc
     lineage = models.lineage
-    console.print(f"scored {len(scored):,} accounts at {day} with {lineage['renewal_model']} "
-                  f"v{lineage['renewal_model_version']} and {lineage['upsell_model']} "
-                  f"v{lineage['upsell_model_version']}", highlight=False)
-    console.print(f"CRM table {_shown_target(target)}: {report.inserted:,} inserted, {report.updated:,} updated, "
-                  f"{report.unchanged:,} unchanged", highlight=False)
+    console.print(
+        f"scored {len(scored):,} accounts at {day} with {lineage['renewal_model']} "
+        f"v{lineage['renewal_model_version']} and {lineage['upsell_model']} "
+        f"v{lineage['upsell_model_version']}",
+        highlight=False,
+    )
+    console.print(
+        f"CRM table {_shown_target(target)}: {report.inserted:,} inserted, {report.updated:,} updated, "
+        f"{report.unchanged:,} unchanged",
+        highlight=False,
+    )
     if top:
-        _print_ranking("Top accounts at risk (by MRR at risk)", at_risk(scored, limit=top), "mrr_at_risk",
-                       "renewal")
-        _print_ranking("Top expansion opportunities (by expansion potential)", opportunities(scored, limit=top),
-                       "expansion_potential", "upsell")
+        _print_ranking("Top accounts at risk (by MRR at risk)", at_risk(scored, limit=top), "mrr_at_risk", "renewal")
+        _print_ranking(
+            "Top expansion opportunities (by expansion potential)",
+            opportunities(scored, limit=top),
+            "expansion_potential",
+            "upsell",
+        )
 
 
 def _score_on_spark(settings: Settings, day, target: str, master: str | None) -> None:
     """`radar score --engine spark`: the CRM rows computed on Spark, written like the local ones."""
     from features.spark import SparkUnavailable
-    from serving.champions import NoChampion
-    from serving.crm import write_scores
-    from serving.spark_score import score_on_spark
-    from training.cli import _quiet_mlflow
+    from serving.crm.spark import score_on_spark
+    from serving.crm.write import write_scores
+    from serving.scoring.champions import NoChampion
+    from training.quiet import quiet_mlflow
     from training.track import TrackingUnavailable
 
     if master is not None:
         settings = settings.model_copy(update={"spark": settings.spark.model_copy(update={"master": master})})
     try:
-        with _quiet_mlflow(), console.status(f"scoring on Spark ({settings.spark.master})"):
+        with quiet_mlflow(), console.status(f"scoring on Spark ({settings.spark.master})"):
             run = score_on_spark(settings, day)
         with console.status(f"writing the CRM table to {_shown_target(target)}"):
             report = write_scores(run.crm, target)
     except (NoChampion, TrackingUnavailable, SparkUnavailable, FileNotFoundError, ValueError) as exc:
         raise _fail(str(exc)) from exc
     lineage = run.lineage
-    console.print(f"scored {len(run.crm):,} accounts at {run.as_of} on Spark ({settings.spark.master}) with "
-                  f"{lineage['renewal_model']} v{lineage['renewal_model_version']} and {lineage['upsell_model']} "
-                  f"v{lineage['upsell_model_version']}", highlight=False)
-    console.print(f"CRM table {_shown_target(target)}: {report.inserted:,} inserted, {report.updated:,} updated, "
-                  f"{report.unchanged:,} unchanged (rankings: run without --engine spark)", highlight=False)
+    console.print(
+        f"scored {len(run.crm):,} accounts at {run.as_of} on Spark ({settings.spark.master}) with "
+        f"{lineage['renewal_model']} v{lineage['renewal_model_version']} and {lineage['upsell_model']} "
+        f"v{lineage['upsell_model_version']}",
+        highlight=False,
+    )
+    console.print(
+        f"CRM table {_shown_target(target)}: {report.inserted:,} inserted, {report.updated:,} updated, "
+        f"{report.unchanged:,} unchanged (rankings: run without --engine spark)",
+        highlight=False,
+    )
 
 
 def _shown_target(target: str) -> str:
@@ -176,8 +209,10 @@ def _print_ranking(title: str, rows, value_col: str, target: str) -> None:
             f"{escape(str(r.get('csm_owner') or 'no owner'))} · {r.get('segment') or ''} — MRR {float(r['mrr']):,.0f}, "
             f"{value_col.replace('_', ' ')} {r[value_col]:,.0f}, renewal [{tier_colour[tier]}]"
             f"{r['renewal_likelihood']:.0%} ({tier})[/{tier_colour[tier]}], upsell {r['upsell_likelihood']:.0%}",
-            highlight=False)
+            highlight=False,
+        )
         for d in (r[f"{target}_drivers"] or [])[:3]:
             console.print(f"      - {escape(d['reason'])}", highlight=False)
-        console.print(f"      → {escape(r['recommended_action'])} [dim]({escape(r['action_owner'])})[/dim]",
-                      highlight=False)
+        console.print(
+            f"      → {escape(r['recommended_action'])} [dim]({escape(r['action_owner'])})[/dim]", highlight=False
+        )

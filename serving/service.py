@@ -19,32 +19,32 @@ plus RADAR_* variables. With `serving.api_token` set (RADAR_SERVING__API_TOKEN),
 and listing requests need `Authorization: Bearer <token>`. Request bodies (account names,
 feature values) are never logged: validation errors hide input values.
 """
+
 from __future__ import annotations
 
 import os
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # LightGBM threads must not spin (see radar.py)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # LightGBM threads must not spin (see radar/cli.py)
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")  # no usage reports leave the machine
 
-import hmac  # noqa: E402
-import logging  # noqa: E402
-from datetime import date, datetime, timezone  # noqa: E402
-from typing import Annotated  # noqa: E402
+import hmac
+import logging
+from datetime import UTC, date, datetime
+from typing import Annotated
 
-import bentoml  # noqa: E402
-import pandas as pd  # noqa: E402
-from fastapi import FastAPI, HTTPException, Query  # noqa: E402
-from fastapi.responses import JSONResponse  # noqa: E402
-from starlette.responses import Response  # noqa: E402
-from pydantic import BaseModel, ConfigDict, Field  # noqa: E402
+import bentoml
+import pandas as pd
+from fastapi import FastAPI, HTTPException, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
 
-from features.config import Settings, load_settings  # noqa: E402
-from serving.champions import load_champions  # noqa: E402
-from serving.portfolio import Portfolio, WorkspaceUnavailable  # noqa: E402
-from serving.schemas import (Driver, ScoreResponse, records_frame,  # noqa: E402
-                             request_models, response_json)
-from serving.score import score_frame  # noqa: E402
-from serving.ui import UI_PATH, ui_refusal, web_app  # noqa: E402
+from radar.settings import Settings, load_settings
+from serving.scoring.champions import load_champions
+from serving.scoring.portfolio import Portfolio, WorkspaceUnavailable
+from serving.scoring.schemas import Driver, ScoreResponse, records_frame, request_models, response_json
+from serving.scoring.score import score_frame
+from serving.web.app import UI_PATH, ui_refusal, web_app
 
 log = logging.getLogger("radar.service")
 
@@ -62,9 +62,14 @@ class ScoreAccountsRequest(BaseModel):
     """Account ids whose latest workspace snapshot to score."""
 
     model_config = _STRICT
-    account_ids: Annotated[list[Annotated[str, Field(min_length=1, strict=True)]],
-                           Field(min_length=1, max_length=SETTINGS.serving.max_batch,
-                                 description=f"1 to {SETTINGS.serving.max_batch} account ids.")]
+    account_ids: Annotated[
+        list[Annotated[str, Field(min_length=1, strict=True)]],
+        Field(
+            min_length=1,
+            max_length=SETTINGS.serving.max_batch,
+            description=f"1 to {SETTINGS.serving.max_batch} account ids.",
+        ),
+    ]
 
 
 class ScoreAccountsResponse(ScoreResponse):
@@ -103,14 +108,26 @@ def _clean(value):
 
 
 def ranking(rows: pd.DataFrame, total: int, as_of: date, ranked_by: str, value_col: str, target: str) -> Ranking:
-    accounts = [RankedAccount(
-        rank=i + 1, account_id=r["account_id"], name=_clean(r.get("name")), segment=_clean(r.get("segment")),
-        csm_owner=_clean(r.get("csm_owner")), mrr=_clean(None if r.get("mrr") is None else float(r["mrr"])),
-        value=float(r[value_col]), renewal_likelihood=r["renewal_likelihood"], risk_tier=r["risk_tier"],
-        upsell_likelihood=r["upsell_likelihood"], opportunity=bool(r["opportunity"]),
-        health_score=_clean(r["health_score"]), drivers=r[f"{target}_drivers"] or [],
-        recommended_action=r["recommended_action"], action_owner=r["action_owner"])
-        for i, r in enumerate(rows.to_dict("records"))]
+    accounts = [
+        RankedAccount(
+            rank=i + 1,
+            account_id=r["account_id"],
+            name=_clean(r.get("name")),
+            segment=_clean(r.get("segment")),
+            csm_owner=_clean(r.get("csm_owner")),
+            mrr=_clean(None if r.get("mrr") is None else float(r["mrr"])),
+            value=float(r[value_col]),
+            renewal_likelihood=r["renewal_likelihood"],
+            risk_tier=r["risk_tier"],
+            upsell_likelihood=r["upsell_likelihood"],
+            opportunity=bool(r["opportunity"]),
+            health_score=_clean(r["health_score"]),
+            drivers=r[f"{target}_drivers"] or [],
+            recommended_action=r["recommended_action"],
+            action_owner=r["action_owner"],
+        )
+        for i, r in enumerate(rows.to_dict("records"))
+    ]
     return Ranking(as_of=as_of, ranked_by=ranked_by, total=total, accounts=accounts)
 
 
@@ -125,8 +142,10 @@ class ClientErrorsInOneLine(logging.Filter):
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, ValidationError):
             fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors()[:10])
-            record.msg, record.args = "rejected %s: %d invalid field(s): %s", (
-                record.args[0] if record.args else "request", exc.error_count(), fields)
+            record.msg, record.args = (
+                "rejected %s: %d invalid field(s): %s",
+                (record.args[0] if record.args else "request", exc.error_count(), fields),
+            )
             record.levelno, record.levelname = logging.WARNING, "WARNING"
             record.exc_info = record.exc_text = None
         return True
@@ -152,8 +171,11 @@ class BearerToken:
         if scope["path"].startswith(UI_PATH):  # the web pages: a sign-in cookie, else the login page
             refused = ui_refusal(scope, self.token)
             return await (self.app if refused is None else refused)(scope, receive, send)
-        response = JSONResponse({"error": "unauthorized: send 'Authorization: Bearer <token>'"}, status_code=401,
-                                headers={"WWW-Authenticate": "Bearer"})
+        response = JSONResponse(
+            {"error": "unauthorized: send 'Authorization: Bearer <token>'"},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
         await response(scope, receive, send)
 
 
@@ -202,8 +224,12 @@ class BadBody:
 listing = FastAPI(title="Account Radar portfolio", description="Rankings of the active portfolio.")
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="Most accounts to return.")]
-Segment = Annotated[str | None, Query(max_length=200, description="Only this segment (e.g. smb, mid_market, enterprise).")]
-Owner = Annotated[str | None, Query(max_length=200, description="Only accounts of this CSM, or whose action this role owns.")]
+Segment = Annotated[
+    str | None, Query(max_length=200, description="Only this segment (e.g. smb, mid_market, enterprise).")
+]
+Owner = Annotated[
+    str | None, Query(max_length=200, description="Only accounts of this CSM, or whose action this role owns.")
+]
 
 
 @bentoml.service(
@@ -218,18 +244,24 @@ class RadarService:
     """Champion models, the workspace's latest snapshots, and the scoring function they share."""
 
     def __init__(self) -> None:
-        from serving.playbook import load_playbooks
+        from serving.scoring.playbook import load_playbooks
 
         self.settings = SETTINGS
         load_playbooks(self.settings.serving.playbooks_file)  # a broken team file stops the start, clearly
         self.models = load_champions(self.settings)
         self.request_serving = self.settings.serving.model_copy(
-            update={"explain_threads": self.settings.serving.request_threads})
+            update={"explain_threads": self.settings.serving.request_threads}
+        )
         self.portfolio = Portfolio(self.settings, self.models)
         problem = self.portfolio.load()
         lineage = self.models.lineage
-        log.info("serving %s v%s and %s v%s", lineage["renewal_model"], lineage["renewal_model_version"],
-                 lineage["upsell_model"], lineage["upsell_model_version"])
+        log.info(
+            "serving %s v%s and %s v%s",
+            lineage["renewal_model"],
+            lineage["renewal_model_version"],
+            lineage["upsell_model"],
+            lineage["upsell_model_version"],
+        )
         if problem:
             log.warning("workspace endpoints unavailable until the workspace is built: %s", problem)
 
@@ -254,22 +286,34 @@ class RadarService:
         except WorkspaceUnavailable as exc:
             raise ServiceUnavailable(str(exc)) from exc
         if frame.empty:
-            return ScoreAccountsResponse(accounts=[], scored_at=datetime.now(timezone.utc), not_found=missing)
+            return ScoreAccountsResponse(accounts=[], scored_at=datetime.now(UTC), not_found=missing)
         return self._score(frame, not_found=missing)
 
     def _ranking(self, kind: str, limit: int, segment: str | None, owner: str | None) -> Ranking:
         try:
-            scored = self.portfolio.scored()
+            self.portfolio.scored()  # loads the workspace, or says why it cannot
             as_of = self.portfolio.as_of
         except WorkspaceUnavailable as exc:
             raise HTTPException(status_code=503, detail=str(exc)) from exc
         if kind == "at_risk":
             rows = self.portfolio.at_risk(limit=10**9, segment=segment, owner=owner)
-            return ranking(rows.head(limit), len(rows), as_of, "mrr_at_risk = mrr x (1 - renewal likelihood)",
-                           "mrr_at_risk", "renewal")
+            return ranking(
+                rows.head(limit),
+                len(rows),
+                as_of,
+                "mrr_at_risk = mrr x (1 - renewal likelihood)",
+                "mrr_at_risk",
+                "renewal",
+            )
         rows = self.portfolio.opportunities(limit=10**9, segment=segment, owner=owner)
-        return ranking(rows.head(limit), len(rows), as_of, "expansion_potential = upsell likelihood x mrr",
-                       "expansion_potential", "upsell")
+        return ranking(
+            rows.head(limit),
+            len(rows),
+            as_of,
+            "expansion_potential = upsell likelihood x mrr",
+            "expansion_potential",
+            "upsell",
+        )
 
     @listing.get("/at-risk", response_model=Ranking)
     def accounts_at_risk(self, limit: Limit = 20, segment: Segment = None, owner: Owner = None) -> Ranking:

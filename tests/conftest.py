@@ -6,17 +6,18 @@ LightGBM (the `radar` entry point sets the same). One throwaway PostgreSQL clust
 session serves the CRM writer, database workspaces and the MLflow backend store; each
 user takes a database of its own (`postgres_database`).
 """
+
 import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import pytest  # noqa: E402  (after the environment above)
-
+import pytest
 
 # --- a real PostgreSQL server (CRM writer, database workspaces, MLflow backend store) -------
 # Needs the server binaries (Debian: `apt-get install postgresql`) and the psycopg driver.
 # Without them the PostgreSQL tests skip, unless RADAR_REQUIRE_POSTGRES=1 (CI), where they fail.
 # The fixture installs nothing; it runs a throwaway cluster on 127.0.0.1 in a temp dir.
+
 
 def _unavailable(reason: str):
     import os
@@ -31,8 +32,7 @@ def _postgres_bin():
     import shutil
     from pathlib import Path
 
-    for folder in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name),
-                         reverse=True):
+    for folder in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name), reverse=True):
         if (Path(folder) / "initdb").exists() and (Path(folder) / "pg_ctl").exists():
             return Path(folder)
     found = shutil.which("initdb")
@@ -82,10 +82,24 @@ def postgres_url():
     started = False
     try:
         run(str(bin_dir / "initdb"), "-D", str(data), "-U", "radar", "--auth=trust", "-E", "UTF8", "--no-sync")
-        options = (f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={base} "
-                   "-c fsync=off -c full_page_writes=off")
-        run(str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(base / "server.log"), "-o", options,
-            "-w", "-t", "60", "start", timeout=90)
+        options = (
+            f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={base} "
+            "-c fsync=off -c full_page_writes=off"
+        )
+        run(
+            str(bin_dir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(base / "server.log"),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "60",
+            "start",
+            timeout=90,
+        )
         started = True
         deadline = time.monotonic() + 30
         while True:
@@ -103,8 +117,11 @@ def postgres_url():
         pytest.fail(f"could not start PostgreSQL: {exc}\n{detail}")
     finally:
         if started:
-            subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
-                           capture_output=True, timeout=60)
+            subprocess.run(
+                [*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+                capture_output=True,
+                timeout=60,
+            )
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -120,8 +137,9 @@ def postgres_database(postgres_url):
     def create(name: str) -> str:
         if not name.isidentifier():
             raise ValueError(f"database name {name!r} must be a plain identifier")
-        with psycopg.connect(host=server.host, port=server.port, user=server.username, dbname=server.database,
-                             autocommit=True) as conn:
+        with psycopg.connect(
+            host=server.host, port=server.port, user=server.username, dbname=server.database, autocommit=True
+        ) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return server.set(database=name).render_as_string(hide_password=False)
 

@@ -13,6 +13,7 @@ error compare like with like, not a 0–100 score with a probability.
   fitted *unweighted*: its log-odds are already close to probabilities, and the
   calibration step would undo class weights anyway.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -27,7 +28,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from features.config import Settings
+from radar.settings import Settings
 from training.calibrate import Calibrator, choose_calibrator
 from training.dataset import TrainingTable
 from training.model import category_labels
@@ -38,8 +39,13 @@ HEALTH_DIRECTION = {"churned": -1.0, "expanded": 1.0}
 
 
 def _calibrate(score: np.ndarray, table: TrainingTable, rows: np.ndarray, settings: Settings) -> Calibrator:
-    return choose_calibrator(score, table.y[rows], folds=settings.training.cv_folds,
-                             seed=settings.training.seed, groups=table.ids.to_numpy()[rows])
+    return choose_calibrator(
+        score,
+        table.y[rows],
+        folds=settings.training.cv_folds,
+        seed=settings.training.seed,
+        groups=table.ids.to_numpy()[rows],
+    )
 
 
 class HealthScoreBaseline:
@@ -95,10 +101,12 @@ class LogisticBaseline:
     def fit(self, table: TrainingTable, split: Split, settings: Settings) -> LogisticBaseline:
         self.features_, self.categorical_ = list(table.features), list(table.categorical)
         numeric = [f for f in self.features_ if f not in self.categorical_]
-        prep = ColumnTransformer([
-            ("num", make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler()), numeric),
-            ("cat", OneHotEncoder(handle_unknown="ignore"), self.categorical_),
-        ])
+        prep = ColumnTransformer(
+            [
+                ("num", make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler()), numeric),
+                ("cat", OneHotEncoder(handle_unknown="ignore"), self.categorical_),
+            ]
+        )
         self.pipeline_ = Pipeline([("prep", prep), ("lr", LogisticRegression(C=1.0, max_iter=1000))])
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)

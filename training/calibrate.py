@@ -12,6 +12,7 @@ rows). The one with the lower cross-validated log loss within the calibration pe
 wins; on a tie Platt, the simpler one. A calibrator is a handful of numbers, stored as
 JSON with the model.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -52,9 +53,16 @@ class Calibrator:
         return np.clip(np.interp(m, self.x, self.y), self.low, self.high)
 
     def to_dict(self) -> dict:
-        return {"method": self.method, "slope": self.slope, "intercept": self.intercept,
-                "x": list(self.x), "y": list(self.y), "low": self.low, "high": self.high,
-                "scores": dict(self.scores)}
+        return {
+            "method": self.method,
+            "slope": self.slope,
+            "intercept": self.intercept,
+            "x": list(self.x),
+            "y": list(self.y),
+            "low": self.low,
+            "high": self.high,
+            "scores": dict(self.scores),
+        }
 
     @classmethod
     def from_dict(cls, data: dict) -> Calibrator:
@@ -95,8 +103,13 @@ def fit_isotonic(margin: np.ndarray, y: np.ndarray) -> Calibrator:
     m, y = np.asarray(margin, float), np.asarray(y, float)
     iso = IsotonicRegression(out_of_bounds="clip", increasing=True).fit(m, y)
     bound = 0.5 / len(y)
-    return Calibrator("isotonic", x=[float(v) for v in iso.X_thresholds_],
-                      y=[float(v) for v in iso.y_thresholds_], low=bound, high=1 - bound)
+    return Calibrator(
+        "isotonic",
+        x=[float(v) for v in iso.X_thresholds_],
+        y=[float(v) for v in iso.y_thresholds_],
+        low=bound,
+        high=1 - bound,
+    )
 
 
 FITTERS = {"platt": fit_platt, "isotonic": fit_isotonic}
@@ -124,8 +137,9 @@ def _folds(y: np.ndarray, groups: np.ndarray | None, k: int, seed: int) -> list[
     return [(np.flatnonzero(fold != i), np.flatnonzero(fold == i)) for i in range(k)]
 
 
-def choose_calibrator(margin: np.ndarray, y: np.ndarray, *, folds: int, seed: int,
-                      groups: np.ndarray | None = None) -> Calibrator:
+def choose_calibrator(
+    margin: np.ndarray, y: np.ndarray, *, folds: int, seed: int, groups: np.ndarray | None = None
+) -> Calibrator:
     """Platt or isotonic, whichever has the lower out-of-fold log loss over `folds`
     stratified folds of the calibration rows (grouped by account when `groups` is given,
     so one account's snapshots never sit on both sides); refitted on all rows.

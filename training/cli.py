@@ -1,11 +1,7 @@
 """`radar` commands for models: train, promote, models."""
+
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -15,30 +11,16 @@ from rich import box
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from features.config import Settings
-from features.console import console
-from features.console import fail as _fail
+from radar.console import console
+from radar.console import fail as _fail
+from radar.settings import Settings
+from training.quiet import quiet_mlflow
 
 app = typer.Typer()
 
 
 def _settings(ctx: typer.Context) -> Settings:
     return ctx.obj
-
-
-@contextlib.contextmanager
-def _quiet_mlflow() -> Iterator[None]:
-    """MLflow's own chatter (database set-up, 'Successfully registered', download bars)
-    off while a command runs: the command reports what matters itself."""
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    logger = logging.getLogger("mlflow")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        with contextlib.redirect_stderr(io.StringIO()):
-            yield
-    finally:
-        logger.setLevel(level)
 
 
 def _errors():
@@ -51,8 +33,15 @@ def _errors():
     return DatasetError, PromotionError, MlflowException, TrackingUnavailable
 
 
-def _tables(settings: Settings, target: str, snapshots: Path | None, label: str | None, id_col: str | None,
-            time_col: str | None, name: str | None) -> list:
+def _tables(
+    settings: Settings,
+    target: str,
+    snapshots: Path | None,
+    label: str | None,
+    id_col: str | None,
+    time_col: str | None,
+    name: str | None,
+) -> list:
     """(training table, source file) per target to train."""
     from training.dataset import DatasetError, from_file, from_snapshots
     from training.outcome import TARGETS
@@ -77,13 +66,28 @@ def _tables(settings: Settings, target: str, snapshots: Path | None, label: str 
 def train(
     ctx: typer.Context,
     target: Annotated[str, typer.Option(help="renewal, upsell or all.")] = "all",
-    tune: Annotated[int, typer.Option(min=0, help="Optuna trials before the final fit (0 = the configured parameters).")] = 0,
-    promote: Annotated[bool, typer.Option("--promote", help="Promote the new version to champion if it beats the current one.")] = False,
-    snapshots: Annotated[Path | None, typer.Option(help="Table to train on (default: the workspace's snapshots.parquet); with --label, your own CSV or Parquet table.")] = None,
+    tune: Annotated[
+        int, typer.Option(min=0, help="Optuna trials before the final fit (0 = the configured parameters).")
+    ] = 0,
+    promote: Annotated[
+        bool, typer.Option("--promote", help="Promote the new version to champion if it beats the current one.")
+    ] = False,
+    snapshots: Annotated[
+        Path | None,
+        typer.Option(
+            help="Table to train on (default: the workspace's snapshots.parquet); with --label, your own CSV or Parquet table."
+        ),
+    ] = None,
     label: Annotated[str | None, typer.Option(help="Your own table: the 0/1 label column.")] = None,
-    id_col: Annotated[str | None, typer.Option(help="Your own table: the id column (default: each row is its own id).")] = None,
-    time_col: Annotated[str | None, typer.Option(help="Your own table: the time column (default: none; stratified cross-validation).")] = None,
-    name: Annotated[str | None, typer.Option(help="Your own table: the target's name; the model is registered as radar-NAME.")] = None,
+    id_col: Annotated[
+        str | None, typer.Option(help="Your own table: the id column (default: each row is its own id).")
+    ] = None,
+    time_col: Annotated[
+        str | None, typer.Option(help="Your own table: the time column (default: none; stratified cross-validation).")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Your own table: the target's name; the model is registered as radar-NAME.")
+    ] = None,
 ) -> None:
     """Train, evaluate against the baselines, log to MLflow and register a challenger version."""
     from training.pipeline import summary_table
@@ -95,14 +99,27 @@ def train(
     try:
         tables = _tables(settings, target, snapshots, label, id_col, time_col, name)
         check_tracking(settings.training)  # before minutes of training, not after
-        with _quiet_mlflow(), Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                                       TextColumn("{task.completed}/{task.total} targets"), TimeElapsedColumn(),
-                                       console=console, transient=True) as progress:
+        with (
+            quiet_mlflow(),
+            Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total} targets"),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
+            ) as progress,
+        ):
             task = progress.add_task("starting", total=len(tables))
             for table, source in tables:
                 outcome, tracked = train_and_log(
-                    table, settings, source=source, tune_trials=tune,
-                    progress=lambda msg: progress.update(task, description=msg))
+                    table,
+                    settings,
+                    source=source,
+                    tune_trials=tune,
+                    progress=lambda msg: progress.update(task, description=msg),
+                )
                 # each target's report as soon as it is done (above the progress bar)
                 _print_outcome(outcome, summary_table(outcome), tracked, settings)
                 if promote:
@@ -114,8 +131,10 @@ def train(
 
 
 def _print_outcome(outcome, summary: pd.DataFrame, tracked, settings: Settings) -> None:
-    table = Table(title=f"{outcome.target.name}: P({outcome.target.positive}) — test {outcome.split.get('test', '')}",
-                  caption="value [95% bootstrap interval]")
+    table = Table(
+        title=f"{outcome.target.name}: P({outcome.target.positive}) — test {outcome.split.get('test', '')}",
+        caption="value [95% bootstrap interval]",
+    )
     table.add_column("metric")
     for col in summary.columns:
         table.add_column(col, justify="right")
@@ -124,9 +143,12 @@ def _print_outcome(outcome, summary: pd.DataFrame, tracked, settings: Settings) 
     console.print(table)
     for warning in outcome.warnings:
         console.print(f"[yellow]warning: {warning}[/yellow]", highlight=False)
-    console.print(f"logged run {tracked.run_id} in experiment '{tracked.experiment}' "
-                  f"({settings.training.tracking_uri}); registered {tracked.model_name} v{tracked.version} "
-                  f"as challenger", highlight=False)
+    console.print(
+        f"logged run {tracked.run_id} in experiment '{tracked.experiment}' "
+        f"({settings.training.tracking_uri}); registered {tracked.model_name} v{tracked.version} "
+        f"as challenger",
+        highlight=False,
+    )
 
 
 def _print_decision(decision) -> None:
@@ -141,7 +163,9 @@ def promote_cmd(
     ctx: typer.Context,
     target: Annotated[str, typer.Argument(help="renewal, upsell, your own table's NAME, or a registered model name.")],
     version: Annotated[str | None, typer.Option(help="Version to promote (default: the challenger).")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Promote even if it does not beat the champion (recorded).")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Promote even if it does not beat the champion (recorded).")
+    ] = False,
     reason: Annotated[str | None, typer.Option(help="Why, recorded with the decision (use with --force).")] = None,
 ) -> None:
     """Make the challenger champion if it beats the champion on the same test rows by the margin."""
@@ -151,7 +175,7 @@ def promote_cmd(
     settings = _settings(ctx)
     try:
         check_tracking(settings.training)
-        with _quiet_mlflow(), console.status(f"comparing {model_name(target)} challenger and champion"):
+        with quiet_mlflow(), console.status(f"comparing {model_name(target)} challenger and champion"):
             decision = promote(model_name(target), settings, version=version, force=force, reason=reason)
     except _errors() as exc:
         raise _fail(str(exc)) from exc
@@ -175,7 +199,7 @@ def models_cmd(
     settings = _settings(ctx)
     try:
         check_tracking(settings.training)
-        with _quiet_mlflow():
+        with quiet_mlflow():
             rows = model_versions(settings, [model_name(target)] if target else None)
     except _errors() as exc:
         raise _fail(str(exc)) from exc
@@ -187,13 +211,23 @@ def models_cmd(
         table = Table(title=name, title_justify="left", box=box.SIMPLE_HEAD)
         for col in ("v", "aliases", "created (UTC)", "test period", *SHOWN, "promotion", "run"):
             # narrow terminals shorten the created time, test period and run id first
-            table.add_column(col, justify="right" if col in SHOWN or col == "v" else "left",
-                             no_wrap=col != "test period", min_width=MIN_WIDTH.get(col))
+            table.add_column(
+                col,
+                justify="right" if col in SHOWN or col == "v" else "left",
+                no_wrap=col != "test period",
+                min_width=MIN_WIDTH.get(col),
+            )
         for r in versions.itertuples(index=False):
             aliases = r.aliases.replace("champion", "[bold green]champion[/bold green]")
-            table.add_row(str(r.version), aliases, r.created, r.test,
-                          *["" if pd.isna(getattr(r, m)) else f"{getattr(r, m):.3f}" for m in SHOWN],
-                          r.promotion, r.run_id[:8])
+            table.add_row(
+                str(r.version),
+                aliases,
+                r.created,
+                r.test,
+                *["" if pd.isna(getattr(r, m)) else f"{getattr(r, m):.3f}" for m in SHOWN],
+                r.promotion,
+                r.run_id[:8],
+            )
         console.print(table)
 
 

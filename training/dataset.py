@@ -8,6 +8,7 @@ metrics — reads only the table and its roles, so both kinds train and evaluate
 Rows with an unknown label (NULL: the horizon reaches past the end of the data) are
 dropped here: they are scored in production but never trained or evaluated on.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.config import Settings
 from features.snapshot import KEY, feature_registry
+from radar.settings import Settings
 from training.outcome import TargetSpec
 
 # The health score is the baseline the model must beat (DOMAIN 5). It is a fixed formula
@@ -198,8 +199,10 @@ def from_file(path: Path, label: str, id_col: str | None, time_col: str | None, 
         )
     for role, col in (("id", id_col), ("time", time_col)):
         if col is not None and col not in frame.columns:
-            raise DatasetError(f"{role} column '{col}' not found in {Path(path).name}; "
-                               f"available columns: {', '.join(map(str, frame.columns))}")
+            raise DatasetError(
+                f"{role} column '{col}' not found in {Path(path).name}; "
+                f"available columns: {', '.join(map(str, frame.columns))}"
+            )
     frame = _binary_label(frame, label)
     if id_col is None:
         id_col = "_row" if "_row" not in frame.columns else "_row_id"
@@ -208,17 +211,20 @@ def from_file(path: Path, label: str, id_col: str | None, time_col: str | None, 
         try:
             frame[time_col] = pd.to_datetime(frame[time_col])
         except (ValueError, TypeError) as exc:
-            raise DatasetError(f"time column '{time_col}' cannot be read as dates "
-                               f"(e.g. {frame[time_col].iloc[0]!r}): {exc}") from exc
+            raise DatasetError(
+                f"time column '{time_col}' cannot be read as dates (e.g. {frame[time_col].iloc[0]!r}): {exc}"
+            ) from exc
         if frame[time_col].isna().any():
             bad = frame.index[frame[time_col].isna()][0]
-            raise DatasetError(f"time column '{time_col}' is empty in {int(frame[time_col].isna().sum())} "
-                               f"rows, e.g. row {bad + 1}")
+            raise DatasetError(
+                f"time column '{time_col}' is empty in {int(frame[time_col].isna().sum())} rows, e.g. row {bad + 1}"
+            )
     _check_unique(frame, id_col, time_col)
     roles = {label, id_col, time_col}
     features = [c for c in frame.columns if c not in roles and not _is_datetime(frame[c])]
-    categorical = [c for c in features if not pd.api.types.is_numeric_dtype(frame[c])
-                   or pd.api.types.is_bool_dtype(frame[c])]
+    categorical = [
+        c for c in features if not pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c])
+    ]
     if not features:
         raise DatasetError(f"{Path(path).name} has no feature columns besides the label, id and time")
     return TrainingTable(

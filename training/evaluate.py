@@ -15,15 +15,26 @@ The bootstrap resamples *accounts* (all of an account's test rows together) when
 given: one account's snapshots on consecutive dates are not independent evidence, and
 resampling rows would make the intervals too narrow.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from features.config import Settings, TrainingSettings
+from radar.settings import Settings, TrainingSettings
 
-METRICS = ("roc_auc", "pr_auc", "brier", "log_loss", "ece", "lift_top10", "precision_top10",
-           "lift_top20", "precision_top20", "mrr_capture_topk")
+METRICS = (
+    "roc_auc",
+    "pr_auc",
+    "brier",
+    "log_loss",
+    "ece",
+    "lift_top10",
+    "precision_top10",
+    "lift_top20",
+    "precision_top20",
+    "mrr_capture_topk",
+)
 HIGHER_IS_BETTER = {m: m not in ("brier", "log_loss", "ece") for m in METRICS}
 DEFAULT_K = TrainingSettings.model_fields["top_k_accounts"].default
 ECE_BINS = 10  # the issue's definition of ECE: 10 equal-frequency bins
@@ -44,7 +55,7 @@ class _Ranked:
 
     def compute(self, freq: np.ndarray, k: int) -> dict[str, np.ndarray]:
         """Every metric for each row of `freq` (resamples x rows, in sorted order)."""
-        blocks = lambda a: np.add.reduceat(a, self.starts, axis=1)  # noqa: E731
+        blocks = lambda a: np.add.reduceat(a, self.starts, axis=1)
         w = blocks(freq)
         pos = blocks(freq * self.y)
         mrr_pos = blocks(freq * self.y * self.mrr)
@@ -102,8 +113,9 @@ def _resample_counts(codes: np.ndarray, n_units: int, b: int, rng: np.random.Gen
     return counts.reshape(b, n_units)[:, codes].astype(float)
 
 
-def bootstrap_ci(y, p, weight=None, *, groups=None, k: int = DEFAULT_K, samples: int = 300,
-                 seed: int = 0, level: float = 0.95) -> dict[str, tuple[float, float]]:
+def bootstrap_ci(
+    y, p, weight=None, *, groups=None, k: int = DEFAULT_K, samples: int = 300, seed: int = 0, level: float = 0.95
+) -> dict[str, tuple[float, float]]:
     """Percentile confidence interval of every metric from `samples` resamples.
 
     Resamples `groups` (account ids: an account's rows stay together) when given, else
@@ -146,10 +158,17 @@ def scorecard(y, p, settings: Settings, *, weight=None, groups=None, segments=No
         parts.update({f"segment.{s}.": seg == s for s in sorted(set(seg), key=str)})
     out: dict[str, float] = {}
     for prefix, mask in parts.items():
-        sub = lambda a: None if a is None else np.asarray(a)[mask]  # noqa: E731
+        sub = lambda a: None if a is None else np.asarray(a)[mask]
         point = metrics(y[mask], p[mask], sub(weight), cfg.top_k_accounts)
-        ci = bootstrap_ci(y[mask], p[mask], sub(weight), groups=sub(groups), k=cfg.top_k_accounts,
-                          samples=cfg.bootstrap_samples, seed=cfg.seed)
+        ci = bootstrap_ci(
+            y[mask],
+            p[mask],
+            sub(weight),
+            groups=sub(groups),
+            k=cfg.top_k_accounts,
+            samples=cfg.bootstrap_samples,
+            seed=cfg.seed,
+        )
         for name in METRICS:
             if np.isfinite(point[name]):
                 out[f"{prefix}{name}"] = point[name]
@@ -171,24 +190,38 @@ def size_warnings(table, split, settings: Settings, test_metrics: dict[str, floa
     out = []
     n_accounts = len(np.unique(ids[split.train]))
     if n_accounts < cfg.min_accounts:
-        out.append(f"Only {n_accounts} accounts in the training data (fewer than {cfg.min_accounts}): the model "
-                   "has seen few customers, so its ranking may change a lot as data grows; retrain often and "
-                   "read the top of the list as suggestions to check, not verdicts.")
+        out.append(
+            f"Only {n_accounts} accounts in the training data (fewer than {cfg.min_accounts}): the model "
+            "has seen few customers, so its ranking may change a lot as data grows; retrain often and "
+            "read the top of the list as suggestions to check, not verdicts."
+        )
     n_train = int(y[split.train].sum())
     if n_train < cfg.min_positives:
-        out.append(f"Only {n_train} {what} in the training data (fewer than {cfg.min_positives}): the model can "
-                   "learn only the strongest patterns; expect weak, unstable driver explanations.")
+        out.append(
+            f"Only {n_train} {what} in the training data (fewer than {cfg.min_positives}): the model can "
+            "learn only the strongest patterns; expect weak, unstable driver explanations."
+        )
     n_cal = int(y[split.calibration].sum())
     if n_cal < cfg.min_positives:
-        out.append(f"Only {n_cal} {what} in the calibration period (fewer than {cfg.min_positives}): the "
-                   "probabilities rest on few events; trust the order of accounts more than the exact percentages.")
+        out.append(
+            f"Only {n_cal} {what} in the calibration period (fewer than {cfg.min_positives}): the "
+            "probabilities rest on few events; trust the order of accounts more than the exact percentages."
+        )
     n_test = int(y[split.test].sum())
     if n_test < cfg.min_positives:
         m = test_metrics or {}
-        spread = [f"{label} by about ±{(m[f'{k}_ci_high'] - m[f'{k}_ci_low']) / 2:.2f}"
-                  for k, label in (("roc_auc", "ROC-AUC"), ("pr_auc", "PR-AUC")) if f"{k}_ci_low" in m]
-        detail = (": " + " and ".join(spread) + " (half the 95% bootstrap interval)" if spread
-                  else " (no bootstrap interval: bootstrap_samples = 0)")
-        out.append(f"Only {n_test} {what} in the test data, so the test figures are uncertain{detail}; "
-                   "use them to rank accounts, not to promise a rate.")
+        spread = [
+            f"{label} by about ±{(m[f'{k}_ci_high'] - m[f'{k}_ci_low']) / 2:.2f}"
+            for k, label in (("roc_auc", "ROC-AUC"), ("pr_auc", "PR-AUC"))
+            if f"{k}_ci_low" in m
+        ]
+        detail = (
+            ": " + " and ".join(spread) + " (half the 95% bootstrap interval)"
+            if spread
+            else " (no bootstrap interval: bootstrap_samples = 0)"
+        )
+        out.append(
+            f"Only {n_test} {what} in the test data, so the test figures are uncertain{detail}; "
+            "use them to rank accounts, not to promise a rate."
+        )
     return out

@@ -12,6 +12,7 @@ overstate risk. The calibrator is fitted on the *unweighted* calibration period 
 the margin back to observed frequencies, so `predict_proba` is a probability again;
 `raw_margin` and the SHAP contributions stay in the weighted margin space.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,7 +23,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from features.config import Settings
+from radar.settings import Settings
 from training.calibrate import Calibrator, choose_calibrator
 from training.dataset import TrainingTable
 from training.outcome import TargetSpec
@@ -44,20 +45,37 @@ def lightgbm_params(settings: Settings, overrides: dict | None = None) -> dict:
     """LightGBM's native parameters from the settings (and tuned overrides)."""
     g = settings.training.lightgbm.model_copy(update=overrides or {})
     return {
-        "objective": "binary", "metric": "binary_logloss",
-        "learning_rate": g.learning_rate, "num_leaves": g.num_leaves, "max_depth": g.max_depth,
-        "min_child_samples": g.min_child_samples, "feature_fraction": g.feature_fraction,
-        "bagging_fraction": g.bagging_fraction, "bagging_freq": g.bagging_freq, "lambda_l2": g.lambda_l2,
-        "seed": settings.training.seed, "deterministic": True, "force_col_wise": True,
-        "num_threads": settings.training.threads, "feature_pre_filter": False, "verbose": -1,
+        "objective": "binary",
+        "metric": "binary_logloss",
+        "learning_rate": g.learning_rate,
+        "num_leaves": g.num_leaves,
+        "max_depth": g.max_depth,
+        "min_child_samples": g.min_child_samples,
+        "feature_fraction": g.feature_fraction,
+        "bagging_fraction": g.bagging_fraction,
+        "bagging_freq": g.bagging_freq,
+        "lambda_l2": g.lambda_l2,
+        "seed": settings.training.seed,
+        "deterministic": True,
+        "force_col_wise": True,
+        "num_threads": settings.training.threads,
+        "feature_pre_filter": False,
+        "verbose": -1,
     }
 
 
 class RadarModel:
     """The calibrated, served model. `categories`: categorical feature -> training levels."""
 
-    def __init__(self, booster: lgb.Booster, calibrator: Calibrator, features: list[str],
-                 categories: dict[str, list[str]], target: TargetSpec, metadata: dict | None = None):
+    def __init__(
+        self,
+        booster: lgb.Booster,
+        calibrator: Calibrator,
+        features: list[str],
+        categories: dict[str, list[str]],
+        target: TargetSpec,
+        metadata: dict | None = None,
+    ):
         self.booster = booster
         self.calibrator = calibrator
         self.features = list(features)
@@ -73,8 +91,10 @@ class RadarModel:
         """The model input for `df`: exactly the training features, in order and typed."""
         absent = [f for f in self.features if f not in df.columns]
         if absent:
-            raise ValueError(f"input lacks {len(absent)} feature column(s) the model needs: "
-                             f"{', '.join(absent[:10])}{' ...' if len(absent) > 10 else ''}")
+            raise ValueError(
+                f"input lacks {len(absent)} feature column(s) the model needs: "
+                f"{', '.join(absent[:10])}{' ...' if len(absent) > 10 else ''}"
+            )
         out = {}
         for f in self.features:
             if f in self.categories:
@@ -103,16 +123,22 @@ class RadarModel:
         return c[:, :-1], c[:, -1]
 
     def importance(self, kind: str = "gain") -> pd.Series:
-        return pd.Series(self.booster.feature_importance(kind), index=self.booster.feature_name(),
-                         name=kind).sort_values(ascending=False)
+        return pd.Series(
+            self.booster.feature_importance(kind), index=self.booster.feature_name(), name=kind
+        ).sort_values(ascending=False)
 
     def save(self, dir: Path) -> Path:
         """Write the booster (LightGBM text format) and the rest (JSON) into `dir`."""
         dir = Path(dir)
         dir.mkdir(parents=True, exist_ok=True)
         self.booster.save_model(str(dir / BOOSTER_FILE))
-        meta = {"features": self.features, "categories": self.categories, "target": asdict(self.target),
-                "calibrator": self.calibrator.to_dict(), "metadata": self.metadata}
+        meta = {
+            "features": self.features,
+            "categories": self.categories,
+            "target": asdict(self.target),
+            "calibrator": self.calibrator.to_dict(),
+            "metadata": self.metadata,
+        }
         (dir / META_FILE).write_text(json.dumps(meta, indent=1, default=str))
         return dir
 
@@ -120,37 +146,52 @@ class RadarModel:
     def load(cls, dir: Path) -> RadarModel:
         dir = Path(dir)
         meta = json.loads((dir / META_FILE).read_text())
-        return cls(lgb.Booster(model_file=str(dir / BOOSTER_FILE)), Calibrator.from_dict(meta["calibrator"]),
-                   meta["features"], meta["categories"], TargetSpec(**meta["target"]), meta["metadata"])
+        return cls(
+            lgb.Booster(model_file=str(dir / BOOSTER_FILE)),
+            Calibrator.from_dict(meta["calibrator"]),
+            meta["features"],
+            meta["categories"],
+            TargetSpec(**meta["target"]),
+            meta["metadata"],
+        )
 
 
 def levels_of(table: TrainingTable, rows: np.ndarray) -> dict[str, list[str]]:
     """Categorical levels seen in the training rows (sorted, so the order is stable)."""
-    return {c: sorted(category_labels(table.frame[c].iloc[rows]).dropna().unique().tolist())
-            for c in table.categorical}
+    return {c: sorted(category_labels(table.frame[c].iloc[rows]).dropna().unique().tolist()) for c in table.categorical}
 
 
-def train_booster(X: pd.DataFrame, y: np.ndarray, X_valid: pd.DataFrame, y_valid: np.ndarray,
-                  settings: Settings, overrides: dict | None = None) -> tuple[lgb.Booster, float]:
+def train_booster(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    X_valid: pd.DataFrame,
+    y_valid: np.ndarray,
+    settings: Settings,
+    overrides: dict | None = None,
+) -> tuple[lgb.Booster, float]:
     """Fit with early stopping on the validation rows; returns the booster cut at its best
     round, and the positive weight used (1 when classes are not balanced).
     `early_stopping_rounds = 0` fits exactly `n_estimators` rounds."""
     g = settings.training.lightgbm.model_copy(update=overrides or {})
     positives = max(int(y.sum()), 1)
     pos_weight = (len(y) - positives) / positives if g.balance_classes else 1.0
-    weight = lambda labels: np.where(labels == 1, pos_weight, 1.0)  # noqa: E731
+    weight = lambda labels: np.where(labels == 1, pos_weight, 1.0)
     train = lgb.Dataset(X, y, weight=weight(y), free_raw_data=True)
     valid = lgb.Dataset(X_valid, y_valid, weight=weight(y_valid), reference=train)
     stopping = [lgb.early_stopping(g.early_stopping_rounds, verbose=False)] if g.early_stopping_rounds else []
-    booster = lgb.train(lightgbm_params(settings, overrides), train, num_boost_round=g.n_estimators,
-                        valid_sets=[valid], callbacks=stopping)
+    booster = lgb.train(
+        lightgbm_params(settings, overrides),
+        train,
+        num_boost_round=g.n_estimators,
+        valid_sets=[valid],
+        callbacks=stopping,
+    )
     best = (booster.best_iteration if stopping else 0) or booster.current_iteration()
     # keep only the rounds early stopping chose: the in-memory model is then exactly the saved one
     return lgb.Booster(model_str=booster.model_to_string(num_iteration=best)), pos_weight
 
 
-def fit_lightgbm(table: TrainingTable, split: Split, settings: Settings,
-                 overrides: dict | None = None) -> RadarModel:
+def fit_lightgbm(table: TrainingTable, split: Split, settings: Settings, overrides: dict | None = None) -> RadarModel:
     """Train on split.train, early-stop on split.calibration, calibrate on it (unweighted)."""
     frame = table.frame
     shell = RadarModel(None, Calibrator("platt"), table.features, levels_of(table, split.train), table.target)
@@ -158,10 +199,21 @@ def fit_lightgbm(table: TrainingTable, split: Split, settings: Settings,
     y, yc = table.y[split.train], table.y[split.calibration]
     booster, pos_weight = train_booster(X, y, Xc, yc, settings, overrides)
     margin = booster.predict(Xc, raw_score=True)
-    calibrator = choose_calibrator(margin, yc, folds=settings.training.cv_folds, seed=settings.training.seed,
-                                   groups=table.ids.to_numpy()[split.calibration])
-    metadata = {"target": table.target.name, "label": table.target.label,
-                "trained_on": split.ranges.get("train", ""), "calibrated_on": split.ranges.get("calibration", ""),
-                "best_iteration": booster.current_iteration(), "positive_weight": pos_weight,
-                "calibration": calibrator.method, "train_rows": len(split.train)}
+    calibrator = choose_calibrator(
+        margin,
+        yc,
+        folds=settings.training.cv_folds,
+        seed=settings.training.seed,
+        groups=table.ids.to_numpy()[split.calibration],
+    )
+    metadata = {
+        "target": table.target.name,
+        "label": table.target.label,
+        "trained_on": split.ranges.get("train", ""),
+        "calibrated_on": split.ranges.get("calibration", ""),
+        "best_iteration": booster.current_iteration(),
+        "positive_weight": pos_weight,
+        "calibration": calibrator.method,
+        "train_rows": len(split.train),
+    }
     return RadarModel(booster, calibrator, shell.features, shell.categories, table.target, metadata)

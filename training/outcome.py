@@ -3,6 +3,7 @@
 `training.pipeline` fills a `TrainOutcome`; `training.track` logs it to MLflow and
 registers its model; `training.promote` compares outcomes on the same test data.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -10,6 +10,7 @@ cross-validation, where "test" means the out-of-fold predictions of every row (e
 from a model that did not see it) and the served model is refit on all rows but one
 fold, which early-stops and calibrates it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.config import Settings
+from radar.settings import Settings
 from training.baselines import HealthScoreBaseline, LogisticBaseline
 from training.dataset import DatasetError, TrainingTable
 from training.evaluate import METRICS, metrics, scorecard, size_warnings
@@ -33,9 +34,17 @@ MODELS = {"model": "lightgbm", "logistic": "logistic", "health_score": "health_s
 
 def dataset_digest(table: TrainingTable) -> str:
     """A stable fingerprint of the rows and columns the run used (sha256 hex)."""
-    cols = list(dict.fromkeys([table.id_col, *([table.time_col] if table.time_col else []),
-                               table.target.label, *table.features,
-                               *([table.baseline_col] if table.baseline_col else [])]))
+    cols = list(
+        dict.fromkeys(
+            [
+                table.id_col,
+                *([table.time_col] if table.time_col else []),
+                table.target.label,
+                *table.features,
+                *([table.baseline_col] if table.baseline_col else []),
+            ]
+        )
+    )
     h = hashlib.sha256(repr([(c, str(table.frame[c].dtype)) for c in cols]).encode())
     h.update(pd.util.hash_pandas_object(table.frame[cols], index=False).to_numpy().tobytes())
     return h.hexdigest()
@@ -54,8 +63,9 @@ def _check_parts(table: TrainingTable, split: Split) -> None:
             )
 
 
-def _fit_all(table: TrainingTable, split: Split, settings: Settings, overrides: dict | None,
-             warns: list[str]) -> tuple[RadarModel, dict[str, np.ndarray]]:
+def _fit_all(
+    table: TrainingTable, split: Split, settings: Settings, overrides: dict | None, warns: list[str]
+) -> tuple[RadarModel, dict[str, np.ndarray]]:
     """Fit the model and the baselines on a split; calibrated probabilities on its test rows."""
     model = fit_lightgbm(table, split, settings, overrides)
     test = table.frame.iloc[split.test]
@@ -63,8 +73,10 @@ def _fit_all(table: TrainingTable, split: Split, settings: Settings, overrides: 
     logistic = LogisticBaseline().fit(table, split, settings)
     preds["logistic"] = logistic.predict_proba(test)
     if not logistic.converged_ and not any(w.startswith("The logistic") for w in warns):
-        warns.append("The logistic-regression baseline did not fully converge in 1,000 iterations; "
-                      "its figures may understate what a linear model can do.")
+        warns.append(
+            "The logistic-regression baseline did not fully converge in 1,000 iterations; "
+            "its figures may understate what a linear model can do."
+        )
     if table.baseline_col:
         health = HealthScoreBaseline(table.baseline_col).fit(table, split, settings)
         preds["health_score"] = health.predict_proba(test)
@@ -72,9 +84,17 @@ def _fit_all(table: TrainingTable, split: Split, settings: Settings, overrides: 
 
 
 def _summary(scores: dict[str, dict[str, float]]) -> pd.DataFrame:
-    rows = [{"model": MODELS[name], "metric": m, "value": s.get(m, np.nan),
-             "ci_low": s.get(f"{m}_ci_low", np.nan), "ci_high": s.get(f"{m}_ci_high", np.nan)}
-            for name, s in scores.items() for m in METRICS]
+    rows = [
+        {
+            "model": MODELS[name],
+            "metric": m,
+            "value": s.get(m, np.nan),
+            "ci_low": s.get(f"{m}_ci_low", np.nan),
+            "ci_high": s.get(f"{m}_ci_high", np.nan),
+        }
+        for name, s in scores.items()
+        for m in METRICS
+    ]
     return pd.DataFrame(rows, columns=["model", "metric", "value", "ci_low", "ci_high"])
 
 
@@ -82,12 +102,19 @@ def summary_table(outcome: TrainOutcome) -> pd.DataFrame:
     """The comparison to print: one row per metric, one column per model,
     "value [ci_low, ci_high]"."""
     s = outcome.summary
-    cell = s.apply(lambda r: "n/a" if pd.isna(r.value) else (
-        f"{r.value:.3f}" + ("" if pd.isna(r.ci_low) else f" [{r.ci_low:.3f}, {r.ci_high:.3f}]")), axis=1)
+    cell = s.apply(
+        lambda r: (
+            "n/a"
+            if pd.isna(r.value)
+            else (f"{r.value:.3f}" + ("" if pd.isna(r.ci_low) else f" [{r.ci_low:.3f}, {r.ci_high:.3f}]"))
+        ),
+        axis=1,
+    )
     table = s.assign(cell=cell).pivot(index="metric", columns="model", values="cell")
     order = [m for m in MODELS.values() if m in table.columns]
     return table.reindex(index=list(METRICS), columns=order).rename_axis(
-        index=f"{outcome.target.name}: {outcome.split.get('test', '')}", columns=None)
+        index=f"{outcome.target.name}: {outcome.split.get('test', '')}", columns=None
+    )
 
 
 def _plan(table: TrainingTable, settings: Settings, warns: list[str]) -> tuple[Split, list[Split]]:
@@ -108,17 +135,31 @@ def _plan(table: TrainingTable, settings: Settings, warns: list[str]) -> tuple[S
     for fold in folds:
         _check_parts(table, fold)
     held = folds[0].test
-    return Split(np.setdiff1d(np.arange(n), held), held, np.arange(n), {
-        "scheme": folds[0].ranges["scheme"], "train": f"{n - len(held)} rows (all but one fold)",
-        "calibration": f"{len(held)} rows (one fold)", "test": f"{n} rows, out-of-fold"}), folds
+    return Split(
+        np.setdiff1d(np.arange(n), held),
+        held,
+        np.arange(n),
+        {
+            "scheme": folds[0].ranges["scheme"],
+            "train": f"{n - len(held)} rows (all but one fold)",
+            "calibration": f"{len(held)} rows (one fold)",
+            "test": f"{n} rows, out-of-fold",
+        },
+    ), folds
 
 
-def _fit_and_predict(table: TrainingTable, split: Split, folds: list[Split], settings: Settings,
-                     overrides: dict, warns: list[str], say: Callable[[str], None]
-                     ) -> tuple[RadarModel, dict[str, np.ndarray], list[dict[str, float]]]:
+def _fit_and_predict(
+    table: TrainingTable,
+    split: Split,
+    folds: list[Split],
+    settings: Settings,
+    overrides: dict,
+    warns: list[str],
+    say: Callable[[str], None],
+) -> tuple[RadarModel, dict[str, np.ndarray], list[dict[str, float]]]:
     """The served model, every model's calibrated test probabilities and the model's metrics per fold."""
     name, k, weight = table.target.name, settings.training.top_k_accounts, table.weight
-    w = (lambda rows: None) if weight is None else (lambda rows: weight[rows])  # noqa: E731
+    w = (lambda rows: None) if weight is None else (lambda rows: weight[rows])
     fold_scores = []
     if table.time_col:
         say(f"{name}: fitting LightGBM on {len(split.train):,} rows ({split.ranges['train']}) and the baselines")
@@ -155,21 +196,34 @@ def _flat(scores: dict[str, dict[str, float]], fold_scores: list[dict[str, float
     return flat
 
 
-def _params(table: TrainingTable, model: RadarModel, settings: Settings, overrides: dict,
-            tune_trials: int, folds: int) -> dict:
+def _params(
+    table: TrainingTable, model: RadarModel, settings: Settings, overrides: dict, tune_trials: int, folds: int
+) -> dict:
     g = settings.training.lightgbm.model_copy(update=overrides)
-    return {**{k: v for k, v in lightgbm_params(settings, overrides).items() if k != "verbose"},
-            **{k: v for k, v in model.metadata.items() if k not in ("target", "label")},
-            "n_estimators": g.n_estimators, "early_stopping_rounds": g.early_stopping_rounds,
-            "balance_classes": g.balance_classes, "tune_trials": tune_trials, "tuned": ",".join(sorted(overrides)),
-            "n_features": len(table.features), "backtest_folds": folds,
-            "bootstrap_samples": settings.training.bootstrap_samples, "bootstrap_unit": table.id_col,
-            **{f"calibration_logloss_{k}": round(v, 6) for k, v in model.calibrator.scores.items()}}
+    return {
+        **{k: v for k, v in lightgbm_params(settings, overrides).items() if k != "verbose"},
+        **{k: v for k, v in model.metadata.items() if k not in ("target", "label")},
+        "n_estimators": g.n_estimators,
+        "early_stopping_rounds": g.early_stopping_rounds,
+        "balance_classes": g.balance_classes,
+        "tune_trials": tune_trials,
+        "tuned": ",".join(sorted(overrides)),
+        "n_features": len(table.features),
+        "backtest_folds": folds,
+        "bootstrap_samples": settings.training.bootstrap_samples,
+        "bootstrap_unit": table.id_col,
+        **{f"calibration_logloss_{k}": round(v, 6) for k, v in model.calibrator.scores.items()},
+    }
 
 
-def train_and_evaluate(table: TrainingTable, settings: Settings, *, tune_trials: int = 0,
-                       progress: Callable[[str], None] | None = None,
-                       plot_dir: Path | None = None) -> TrainOutcome:
+def train_and_evaluate(
+    table: TrainingTable,
+    settings: Settings,
+    *,
+    tune_trials: int = 0,
+    progress: Callable[[str], None] | None = None,
+    plot_dir: Path | None = None,
+) -> TrainOutcome:
     """Train the served model for `table`'s target and evaluate it against the baselines."""
     say = progress or (lambda _msg: None)
     name, started, warns = table.target.name, time.perf_counter(), []
@@ -182,25 +236,40 @@ def train_and_evaluate(table: TrainingTable, settings: Settings, *, tune_trials:
         overrides = tune(table, split, settings, tune_trials)
     model, preds, fold_scores = _fit_and_predict(table, split, folds, settings, overrides, warns, say)
 
-    say(f"{name}: metrics with bootstrap intervals ({settings.training.bootstrap_samples} resamples of "
-        f"{table.id_col} values)")
+    say(
+        f"{name}: metrics with bootstrap intervals ({settings.training.bootstrap_samples} resamples of "
+        f"{table.id_col} values)"
+    )
     test = table.frame.iloc[split.test]
     weight = None if table.weight is None else table.weight[split.test]
     segments = test[table.segment_col].to_numpy() if table.segment_col else None
-    scores = {key: scorecard(table.y[split.test], p, settings, weight=weight,
-                             groups=test[table.id_col].to_numpy(), segments=segments)
-              for key, p in preds.items()}
-    keep = [c for c in dict.fromkeys([table.id_col, table.time_col, table.target.label, table.weight_col,
-                                      table.segment_col]) if c]
+    scores = {
+        key: scorecard(
+            table.y[split.test], p, settings, weight=weight, groups=test[table.id_col].to_numpy(), segments=segments
+        )
+        for key, p in preds.items()
+    }
+    keep = [
+        c
+        for c in dict.fromkeys([table.id_col, table.time_col, table.target.label, table.weight_col, table.segment_col])
+        if c
+    ]
     outcome = TrainOutcome(
-        target=table.target, model=model, metrics=_flat(scores, fold_scores), summary=_summary(scores),
+        target=table.target,
+        model=model,
+        metrics=_flat(scores, fold_scores),
+        summary=_summary(scores),
         test_predictions=test[keep].reset_index(drop=True).assign(**{f"p_{k}": p for k, p in preds.items()}),
         params=_params(table, model, settings, overrides, tune_trials, len(fold_scores)),
-        features=list(table.features), categorical=list(table.categorical),
-        feature_descriptions=dict(table.descriptions), split=dict(split.ranges),
-        dataset_digest=dataset_digest(table), dataset_rows=len(table.frame),
+        features=list(table.features),
+        categorical=list(table.categorical),
+        feature_descriptions=dict(table.descriptions),
+        split=dict(split.ranges),
+        dataset_digest=dataset_digest(table),
+        dataset_rows=len(table.frame),
         warnings=size_warnings(table, split, settings, scores["model"]) + warns,
-        input_example=model.prepare(test.head(5)).reset_index(drop=True))
+        input_example=model.prepare(test.head(5)).reset_index(drop=True),
+    )
     if plot_dir is not None:
         from training.plots import make_plots
 

@@ -8,6 +8,7 @@ rather than with the shap package: the values are the same, and importing shap c
 several seconds per process (measured 2.5–6.6 s on the 2-core machine, against under a
 second to draw 2,000 rows).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -53,8 +54,13 @@ def _pr(preds: pd.DataFrame, y: np.ndarray, title: str, path: Path) -> Path:
     fig, ax = _figure()
     for col in (c for c in LABELS if c in preds):
         precision, recall, _ = precision_recall_curve(y, preds[col])
-        ax.step(recall, precision, where="post", color=COLOURS[col],
-                label=f"{LABELS[col]} (AP {metrics(y, preds[col])['pr_auc']:.3f})")
+        ax.step(
+            recall,
+            precision,
+            where="post",
+            color=COLOURS[col],
+            label=f"{LABELS[col]} (AP {metrics(y, preds[col])['pr_auc']:.3f})",
+        )
     ax.axhline(y.mean(), ls=":", color="grey", label=f"Base rate {y.mean():.1%}")
     ax.set(xlabel="Recall", ylabel="Precision", title=title, xlim=(0, 1), ylim=(0, 1.02))
     ax.legend(loc="upper right")
@@ -77,8 +83,13 @@ def _calibration(preds: pd.DataFrame, y: np.ndarray, title: str, path: Path) -> 
     lim = min(1.0, top * 1.1 + 0.01)
     ax.plot([0, lim], [0, lim], ls=":", color="grey", label="Perfectly calibrated")
     rows = f"{sizes[0]}" if len(sizes) == 1 else f"{sizes[0]}–{sizes[-1]}"
-    ax.set(xlabel=f"Mean predicted probability ({ECE_BINS} equal-count bins of {rows} rows each)",
-           ylabel="Observed frequency", title=title, xlim=(0, lim), ylim=(0, lim))
+    ax.set(
+        xlabel=f"Mean predicted probability ({ECE_BINS} equal-count bins of {rows} rows each)",
+        ylabel="Observed frequency",
+        title=title,
+        xlim=(0, lim),
+        ylim=(0, lim),
+    )
     ax.legend(loc="upper left", fontsize=8)
     hist.hist(preds["p_model"], bins=40, color=COLOURS["p_model"])
     hist.set(xlabel="LightGBM predicted probability", ylabel="Rows")
@@ -94,8 +105,11 @@ def _gain(preds: pd.DataFrame, y: np.ndarray, title: str, path: Path) -> Path:
         lift.plot(share, captured / share, color=COLOURS[col], label=LABELS[col])
     gain.plot([0, 1], [0, 1], ls=":", color="grey", label="Random")
     lift.axhline(1, ls=":", color="grey")
-    gain.set(xlabel="Share of accounts contacted (highest score first)", ylabel="Share of positives reached",
-             title="Cumulative gain")
+    gain.set(
+        xlabel="Share of accounts contacted (highest score first)",
+        ylabel="Share of positives reached",
+        title="Cumulative gain",
+    )
     lift.set(xlabel="Share of accounts contacted", ylabel="Lift over random", title="Lift", xlim=(0.01, 1))
     gain.legend(loc="lower right")
     fig.suptitle(title)
@@ -115,8 +129,16 @@ def _beeswarm(contrib: np.ndarray, X: pd.DataFrame, title: str, path: Path, seed
         missing = np.isnan(colour)
         ax.scatter(contrib[missing, j], row + jitter[missing], s=4, color="#bbbbbb", alpha=0.6)
         if (~missing).any():
-            points = ax.scatter(contrib[~missing, j], row + jitter[~missing], s=4, c=colour[~missing],
-                                cmap="coolwarm", vmin=0, vmax=1, alpha=0.8)
+            points = ax.scatter(
+                contrib[~missing, j],
+                row + jitter[~missing],
+                s=4,
+                c=colour[~missing],
+                cmap="coolwarm",
+                vmin=0,
+                vmax=1,
+                alpha=0.8,
+            )
     ax.axvline(0, color="grey", lw=0.8)
     ax.set_yticks(range(len(order)), [X.columns[j] for j in order], fontsize=8)
     ax.set(xlabel="Contribution to the log-odds (SHAP value)", title=title)
@@ -145,7 +167,7 @@ def make_plots(outcome, frame: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
     y = preds[outcome.target.label].to_numpy(int)
     name, period = outcome.target.name, outcome.split.get("test", "")
     what = f"P({outcome.target.positive})"
-    title = lambda kind: f"{name}: {kind}\ntest period {period}"  # noqa: E731
+    title = lambda kind: f"{name}: {kind}\ntest period {period}"
     paths = {
         "roc": _roc(preds, y, title("ROC"), out_dir / "roc.png"),
         "pr": _pr(preds, y, title("precision-recall"), out_dir / "pr.png"),
@@ -156,6 +178,7 @@ def make_plots(outcome, frame: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
     X = outcome.model.prepare(sample)
     contrib, _ = outcome.model.contributions(sample)
     paths["shap_summary"] = _beeswarm(contrib, X, title("drivers (SHAP)"), out_dir / "shap_summary.png")
-    paths["importance"] = _importance(outcome.model.importance("gain"), title("feature importance (gain)"),
-                                      out_dir / "importance.png")
+    paths["importance"] = _importance(
+        outcome.model.importance("gain"), title("feature importance (gain)"), out_dir / "importance.png"
+    )
     return paths

@@ -19,6 +19,7 @@ Version tags: the challenger gets `promotion.decision` (promoted, refused, force
 compared with gets `promotion.challenged_by.v<N>` ("kept against v<N> ..." or
 "replaced by v<N> ...").
 """
+
 from __future__ import annotations
 
 import getpass
@@ -26,7 +27,7 @@ import json
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -36,11 +37,21 @@ from mlflow.entities import Metric, Param
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
-from features.config import Settings
+from radar.settings import Settings
 from training.evaluate import HIGHER_IS_BETTER, METRICS, metrics
 from training.pyfunc import load_radar_model
-from training.track import (CHALLENGER, CHAMPION, TAG_DIGEST, TAG_ID, TAG_LABEL, TAG_TIME, TAG_WEIGHT,
-                            TEST_PREDICTIONS, TEST_SET, configure)
+from training.track import (
+    CHALLENGER,
+    CHAMPION,
+    TAG_DIGEST,
+    TAG_ID,
+    TAG_LABEL,
+    TAG_TIME,
+    TAG_WEIGHT,
+    TEST_PREDICTIONS,
+    TEST_SET,
+    configure,
+)
 
 _TOLERANCE = 1e-12  # a margin read back from text may differ from the exact gain in the last bit
 
@@ -84,13 +95,19 @@ class PromotionDecision:
         if self.outcome == "unchanged":
             return f"{name}: v{c} is already the champion; nothing to do."
         if self.champion is None:
-            figure = f" ({self.metric} {self.challenger_value:.4f} on its test rows)" if _known(self.challenger_value) else ""
+            figure = (
+                f" ({self.metric} {self.challenger_value:.4f} on its test rows)"
+                if _known(self.challenger_value)
+                else ""
+            )
             return f"{name}: no champion yet, so v{c}{figure} becomes champion."
         better = "higher" if self.higher_is_better else "lower"
         if _known(self.challenger_value) and _known(self.champion_value):
-            figures = (f"challenger v{c} {self.metric} {self.challenger_value:.4f} vs champion "
-                       f"v{self.champion} {self.champion_value:.4f} on the same {self.test_rows:,} test rows "
-                       f"(v{self.test_version}'s); it must be {better} by at least {self.margin:g}")
+            figures = (
+                f"challenger v{c} {self.metric} {self.challenger_value:.4f} vs champion "
+                f"v{self.champion} {self.champion_value:.4f} on the same {self.test_rows:,} test rows "
+                f"(v{self.test_version}'s); it must be {better} by at least {self.margin:g}"
+            )
         else:
             figures = f"challenger v{c} vs champion v{self.champion}: {self.reason}"
         if self.forced:
@@ -117,8 +134,9 @@ def beats(challenger: float, champion: float, margin: float, higher_is_better: b
     return bool(gain >= margin - _TOLERANCE)
 
 
-def promote(model_name: str, settings: Settings, *, version: str | None = None, force: bool = False,
-            reason: str | None = None) -> PromotionDecision:
+def promote(
+    model_name: str, settings: Settings, *, version: str | None = None, force: bool = False, reason: str | None = None
+) -> PromotionDecision:
     """Decide whether `version` (default: the `challenger` alias) replaces the champion,
     move the alias if so, record the decision and return it."""
     cfg = settings.training
@@ -128,25 +146,51 @@ def promote(model_name: str, settings: Settings, *, version: str | None = None, 
     client = configure(cfg)
     challenger = _version(client, model_name, version)
     champion = _alias(client, model_name, CHAMPION)
-    stamp = {"decided_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "decided_by": _user()}
-    base = dict(model_name=model_name, challenger=str(challenger.version), metric=metric, margin=cfg.promotion_margin,
-                higher_is_better=HIGHER_IS_BETTER[metric], **stamp)
+    stamp = {"decided_at": datetime.now(UTC).isoformat(timespec="seconds"), "decided_by": _user()}
+    base = dict(
+        model_name=model_name,
+        challenger=str(challenger.version),
+        metric=metric,
+        margin=cfg.promotion_margin,
+        higher_is_better=HIGHER_IS_BETTER[metric],
+        **stamp,
+    )
     if champion is not None and str(champion.version) == str(challenger.version):
-        return PromotionDecision(champion=str(champion.version), challenger_value=None, champion_value=None,
-                                 promoted=False, reason="already champion", **base)
+        return PromotionDecision(
+            champion=str(champion.version),
+            challenger_value=None,
+            champion_value=None,
+            promoted=False,
+            reason="already champion",
+            **base,
+        )
     if champion is None:
         value, rows = _own_figure(client, challenger, metric, cfg.top_k_accounts)
-        decision = PromotionDecision(champion=None, challenger_value=value, champion_value=None, promoted=True,
-                                     reason="first version: no champion to beat", test_version=str(challenger.version),
-                                     test_rows=rows, **base)
+        decision = PromotionDecision(
+            champion=None,
+            challenger_value=value,
+            champion_value=None,
+            promoted=True,
+            reason="first version: no champion to beat",
+            test_version=str(challenger.version),
+            test_rows=rows,
+            **base,
+        )
     else:
         decision = _compare(client, challenger, champion, base, cfg.top_k_accounts)
     if force and not decision.promoted:
-        decision = replace(decision, promoted=True, forced=True, reason=reason or "forced without a stated reason",
-                           notes=[*decision.notes, f"rule said: {decision.reason}"])
+        decision = replace(
+            decision,
+            promoted=True,
+            forced=True,
+            reason=reason or "forced without a stated reason",
+            notes=[*decision.notes, f"rule said: {decision.reason}"],
+        )
     elif force:
-        decision = replace(decision, notes=[
-            *decision.notes, f"--force was not needed: the rule promotes ({reason or 'no reason given'})"])
+        decision = replace(
+            decision,
+            notes=[*decision.notes, f"--force was not needed: the rule promotes ({reason or 'no reason given'})"],
+        )
     _apply(client, decision)
     _record(client, decision, challenger)
     return decision
@@ -221,8 +265,16 @@ def _test_set(client: MlflowClient, mv: ModelVersion) -> _TestSet:
     tags = mv.tags
     time_col = tags.get(TAG_TIME) or None
     latest = rows[time_col].max() if time_col and time_col in rows.columns and len(rows) else None
-    return _TestSet(mv, rows, preds["p_model"].to_numpy(float), tags[TAG_LABEL], tags[TAG_ID],
-                    tags.get(TAG_WEIGHT) or None, latest, tags.get(TAG_DIGEST, ""))
+    return _TestSet(
+        mv,
+        rows,
+        preds["p_model"].to_numpy(float),
+        tags[TAG_LABEL],
+        tags[TAG_ID],
+        tags.get(TAG_WEIGHT) or None,
+        latest,
+        tags.get(TAG_DIGEST, ""),
+    )
 
 
 def _figure(ts: _TestSet, p: np.ndarray, metric: str, k: int) -> float:
@@ -263,30 +315,46 @@ def _common_rows(challenger: _TestSet, champion: _TestSet) -> tuple[_TestSet, np
     if challenger.digest and challenger.digest == champion.digest:
         by_id = pd.Series(champion.own_p, index=champion.rows[champion.id_col].to_numpy())
         p_cp = by_id.reindex(challenger.rows[challenger.id_col].to_numpy()).to_numpy(float)
-        return challenger, challenger.own_p, p_cp, [
-            "no time column, same table: out-of-fold predictions of both versions on the same rows"]
+        return (
+            challenger,
+            challenger.own_p,
+            p_cp,
+            ["no time column, same table: out-of-fold predictions of both versions on the same rows"],
+        )
     unseen = ~challenger.rows[challenger.id_col].isin(champion.rows[champion.id_col]).to_numpy()
     ref = challenger.only(unseen)
     if not len(ref.rows):
-        raise _Incomparable(f"no time column and every row of v{challenger.version.version} was in "
-                            f"v{champion.version.version}'s table: no rows the champion has not trained on")
-    return ref, ref.own_p, _rescored(champion.version, ref.rows), [
-        f"no time column: compared on the {len(ref.rows):,} rows v{champion.version.version} never saw"]
+        raise _Incomparable(
+            f"no time column and every row of v{challenger.version.version} was in "
+            f"v{champion.version.version}'s table: no rows the champion has not trained on"
+        )
+    return (
+        ref,
+        ref.own_p,
+        _rescored(champion.version, ref.rows),
+        [f"no time column: compared on the {len(ref.rows):,} rows v{champion.version.version} never saw"],
+    )
 
 
 class _Incomparable(Exception):
     """The two versions cannot be judged on common unseen rows."""
 
 
-def _compare(client: MlflowClient, challenger: ModelVersion, champion: ModelVersion, base: dict,
-             k: int) -> PromotionDecision:
+def _compare(
+    client: MlflowClient, challenger: ModelVersion, champion: ModelVersion, base: dict, k: int
+) -> PromotionDecision:
     metric = base["metric"]
     kept = dict(champion=str(champion.version), **base)
     try:
         ref, p_ch, p_cp, notes = _common_rows(_test_set(client, challenger), _test_set(client, champion))
     except (_Incomparable, ValueError, KeyError) as exc:  # e.g. a version lacks a feature of the other's rows
-        return PromotionDecision(challenger_value=None, champion_value=None, promoted=False,
-                                 reason=f"cannot compare on common test rows: {exc}", **kept)
+        return PromotionDecision(
+            challenger_value=None,
+            champion_value=None,
+            promoted=False,
+            reason=f"cannot compare on common test rows: {exc}",
+            **kept,
+        )
     ch, cp = _figure(ref, p_ch, metric, k), _figure(ref, p_cp, metric, k)
     if not (_known(ch) and _known(cp)):
         promoted, why = False, f"{metric} is undefined on these rows (one class only)"
@@ -294,8 +362,16 @@ def _compare(client: MlflowClient, challenger: ModelVersion, champion: ModelVers
         promoted = beats(ch, cp, base["margin"], base["higher_is_better"])
         gain = ch - cp if base["higher_is_better"] else cp - ch
         why = f"{'gain' if gain >= 0 else 'loss'} of {abs(gain):.4f} {'>=' if promoted else '<'} margin {base['margin']:g}"
-    return PromotionDecision(challenger_value=ch, champion_value=cp, promoted=promoted, reason=why,
-                             test_version=str(ref.version.version), test_rows=len(ref.rows), notes=notes, **kept)
+    return PromotionDecision(
+        challenger_value=ch,
+        champion_value=cp,
+        promoted=promoted,
+        reason=why,
+        test_version=str(ref.version.version),
+        test_rows=len(ref.rows),
+        notes=notes,
+        **kept,
+    )
 
 
 def _apply(client: MlflowClient, d: PromotionDecision) -> None:
@@ -310,30 +386,57 @@ def _apply(client: MlflowClient, d: PromotionDecision) -> None:
 def _record(client: MlflowClient, d: PromotionDecision, challenger: ModelVersion) -> None:
     """Tags on both versions, a promotion run with the decision as JSON, and the
     registered model's last decision."""
-    fmt = lambda v: "" if v is None else f"{v:.6g}"  # noqa: E731
-    summary = {"decision": d.outcome, "metric": d.metric, "challenger_value": fmt(d.challenger_value),
-               "champion_value": fmt(d.champion_value), "margin": f"{d.margin:g}",
-               "compared_with": d.champion or "none", "forced": str(d.forced).lower(), "reason": d.reason,
-               "test_version": d.test_version or "", "test_rows": str(d.test_rows), "at": d.decided_at,
-               "by": d.decided_by}
+    fmt = lambda v: "" if v is None else f"{v:.6g}"
+    summary = {
+        "decision": d.outcome,
+        "metric": d.metric,
+        "challenger_value": fmt(d.challenger_value),
+        "champion_value": fmt(d.champion_value),
+        "margin": f"{d.margin:g}",
+        "compared_with": d.champion or "none",
+        "forced": str(d.forced).lower(),
+        "reason": d.reason,
+        "test_version": d.test_version or "",
+        "test_rows": str(d.test_rows),
+        "at": d.decided_at,
+        "by": d.decided_by,
+    }
     for key, value in summary.items():
         client.set_model_version_tag(d.model_name, d.challenger, f"promotion.{key}", value[:5000])
     if d.champion is not None:
         verdict = f"replaced by v{d.challenger}" if d.promoted else f"kept against v{d.challenger}"
-        client.set_model_version_tag(d.model_name, d.champion, f"promotion.challenged_by.v{d.challenger}",
-                                     f"{verdict} ({d.metric} {fmt(d.champion_value)} vs {fmt(d.challenger_value)}, "
-                                     f"{d.decided_at})")
+        client.set_model_version_tag(
+            d.model_name,
+            d.champion,
+            f"promotion.challenged_by.v{d.challenger}",
+            f"{verdict} ({d.metric} {fmt(d.champion_value)} vs {fmt(d.challenger_value)}, {d.decided_at})",
+        )
     payload = {**asdict(d), "outcome": d.outcome, "message": d.message}
     experiment_id = client.get_run(challenger.run_id).info.experiment_id
-    run = client.create_run(experiment_id, run_name=f"promote-v{d.challenger}",
-                            tags={"radar.kind": "promotion", "radar.model": d.model_name, "radar.decision": d.outcome})
-    params = {"challenger_version": d.challenger, "champion_version": d.champion or "none", "metric": d.metric,
-              "margin": f"{d.margin:g}", "forced": str(d.forced).lower(), "reason": d.reason[:6000],
-              "test_version": d.test_version or ""}
-    figures = {k: float(v) for k, v in (("challenger_value", d.challenger_value),
-                                        ("champion_value", d.champion_value)) if _known(v)}
-    client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in params.items()],
-                     metrics=[Metric(k, v, int(time.time() * 1000), 0) for k, v in figures.items()])
+    run = client.create_run(
+        experiment_id,
+        run_name=f"promote-v{d.challenger}",
+        tags={"radar.kind": "promotion", "radar.model": d.model_name, "radar.decision": d.outcome},
+    )
+    params = {
+        "challenger_version": d.challenger,
+        "champion_version": d.champion or "none",
+        "metric": d.metric,
+        "margin": f"{d.margin:g}",
+        "forced": str(d.forced).lower(),
+        "reason": d.reason[:6000],
+        "test_version": d.test_version or "",
+    }
+    figures = {
+        k: float(v)
+        for k, v in (("challenger_value", d.challenger_value), ("champion_value", d.champion_value))
+        if _known(v)
+    }
+    client.log_batch(
+        run.info.run_id,
+        params=[Param(k, v) for k, v in params.items()],
+        metrics=[Metric(k, v, int(time.time() * 1000), 0) for k, v in figures.items()],
+    )
     client.log_dict(run.info.run_id, payload, "promotion.json")
     client.set_terminated(run.info.run_id)
     client.set_registered_model_tag(d.model_name, "radar.last_promotion", json.dumps(summary)[:5000])
@@ -349,8 +452,11 @@ def promotion_history(model_name: str, settings: Settings) -> list[dict]:
     if not mv:
         return []
     experiment_id = client.get_run(mv[0].run_id).info.experiment_id
-    runs = client.search_runs([experiment_id], f"tags.`radar.kind` = 'promotion' and tags.`radar.model` = '{model_name}'",
-                              order_by=["attributes.start_time DESC"])
+    runs = client.search_runs(
+        [experiment_id],
+        f"tags.`radar.kind` = 'promotion' and tags.`radar.model` = '{model_name}'",
+        order_by=["attributes.start_time DESC"],
+    )
     out = []
     for run in runs:
         with tempfile.TemporaryDirectory() as tmp:

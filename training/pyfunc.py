@@ -9,6 +9,7 @@ model was trained on fails at the door instead of being scored on NaNs (train/se
 Values may still be missing. Column types are the training table's; serving builds its
 frames with the same feature code, so a count stays an integer on both sides.
 """
+
 from __future__ import annotations
 
 import warnings

@@ -3,14 +3,15 @@
 Read from the registry alone (version tags written by `training.track` and
 `training.promote`), so it works against any tracking store without downloading models.
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
 from mlflow import MlflowClient
 
-from features.config import Settings
+from radar.settings import Settings
 from training.track import TAG_TARGET, TAG_TEST_RANGE, configure
 
 KEY_METRICS = ("pr_auc", "roc_auc", "brier", "ece", "lift_top10")
@@ -30,11 +31,14 @@ def model_versions(settings: Settings, names: list[str] | None = None) -> pd.Dat
         for mv in sorted(client.search_model_versions(f"name='{name}'"), key=lambda v: -int(v.version)):
             tags = mv.tags
             row = {
-                "model": name, "version": int(mv.version),
+                "model": name,
+                "version": int(mv.version),
                 "aliases": ", ".join(sorted(aliases.get(str(mv.version), []))),
-                "created": datetime.fromtimestamp(mv.creation_timestamp / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M"),
-                "target": tags.get(TAG_TARGET, ""), "test": tags.get(TAG_TEST_RANGE, ""),
-                "promotion": tags.get("promotion.decision", ""), "run_id": mv.run_id,
+                "created": datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC).strftime("%Y-%m-%d %H:%M"),
+                "target": tags.get(TAG_TARGET, ""),
+                "test": tags.get(TAG_TEST_RANGE, ""),
+                "promotion": tags.get("promotion.decision", ""),
+                "run_id": mv.run_id,
             }
             for m in KEY_METRICS:
                 value = tags.get(f"test.model.{m}")

@@ -19,6 +19,7 @@ since its unit is unknown.
 
 Tables without a time column are split by stratified k-fold (`stratified_folds`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
-from features.config import Settings
+from radar.settings import Settings
 from training.dataset import DatasetError
 
 
@@ -74,9 +75,9 @@ def _parts(dates: list, settings: Settings) -> tuple[list, list, list, int, int]
     cfg = settings.training
     dated = bool(dates) and isinstance(dates[0], pd.Timestamp)
     horizon = pd.Timedelta(days=settings.domain.horizon_days) if dated else None
-    test = dates[-cfg.test_periods:] if len(dates) >= cfg.test_periods else []
+    test = dates[-cfg.test_periods :] if len(dates) >= cfg.test_periods else []
     rest = _before(dates, test[0], horizon) if test else []
-    calibration = rest[-cfg.calibration_periods:] if len(rest) >= cfg.calibration_periods else []
+    calibration = rest[-cfg.calibration_periods :] if len(rest) >= cfg.calibration_periods else []
     train = _before(rest, calibration[0], horizon) if calibration else []
     gap_cal = len(rest) - len(calibration) - len(train) if calibration else 0
     gap_test = len(dates) - len(test) - len(rest)
@@ -98,11 +99,17 @@ def _split_for(times: pd.Series, dates: list, settings: Settings) -> Split | Non
     if not train:
         return None
     values = times.to_numpy()
-    pos = {part: np.flatnonzero(np.isin(values, np.asarray(ds, dtype=values.dtype)))
-           for part, ds in (("train", train), ("calibration", calibration), ("test", test))}
-    ranges = {"train": _span(train), "calibration": _span(calibration), "test": _span(test),
-              "gap": f"{gap_cal} dates dropped before calibration and {gap_test} before test "
-                     f"(labels look {settings.domain.horizon_days} days ahead)"}
+    pos = {
+        part: np.flatnonzero(np.isin(values, np.asarray(ds, dtype=values.dtype)))
+        for part, ds in (("train", train), ("calibration", calibration), ("test", test))
+    }
+    ranges = {
+        "train": _span(train),
+        "calibration": _span(calibration),
+        "test": _span(test),
+        "gap": f"{gap_cal} dates dropped before calibration and {gap_test} before test "
+        f"(labels look {settings.domain.horizon_days} days ahead)",
+    }
     return Split(pos["train"], pos["calibration"], pos["test"], ranges)
 
 
@@ -165,8 +172,18 @@ def stratified_folds(y: pd.Series | np.ndarray, settings: Settings) -> list[Spli
     for i in range(k):
         cal = parts[(i + 1) % k]
         train = np.sort(np.concatenate([parts[j] for j in range(k) if j not in (i, (i + 1) % k)]))
-        out.append(Split(train, np.sort(cal), np.sort(parts[i]), {
-            "scheme": f"stratified {k}-fold cross-validation (no time column)",
-            "train": f"{len(train)} rows", "calibration": f"{len(cal)} rows",
-            "test": f"{len(parts[i])} rows", "fold": str(i + 1)}))
+        out.append(
+            Split(
+                train,
+                np.sort(cal),
+                np.sort(parts[i]),
+                {
+                    "scheme": f"stratified {k}-fold cross-validation (no time column)",
+                    "train": f"{len(train)} rows",
+                    "calibration": f"{len(cal)} rows",
+                    "test": f"{len(parts[i])} rows",
+                    "fold": str(i + 1),
+                },
+            )
+        )
     return out

@@ -9,6 +9,7 @@ Promotion (`training.promote`) later compares that challenger with the champion.
 
 Nothing here runs at import: the tracking URI is set by `configure`, from the settings.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,7 +34,7 @@ from mlflow.entities import Metric
 from mlflow.models import infer_signature
 from mlflow.models.model import ModelInfo
 
-from features.config import Settings, TrainingSettings
+from radar.settings import Settings, TrainingSettings
 from training.dataset import TrainingTable
 from training.outcome import TrainOutcome
 from training.pipeline import train_and_evaluate
@@ -45,7 +46,12 @@ TEST_PREDICTIONS = "test/test_predictions.parquet"
 MODEL_ARTIFACT = "model"
 # Version tags read by promotion and `radar models`.
 TAG_TARGET, TAG_LABEL, TAG_ID, TAG_TIME, TAG_WEIGHT = (
-    "radar.target", "radar.label", "radar.id_col", "radar.time_col", "radar.weight_col")
+    "radar.target",
+    "radar.label",
+    "radar.id_col",
+    "radar.time_col",
+    "radar.weight_col",
+)
 TAG_TEST_RANGE, TAG_DIGEST, TAG_ASOF = "radar.test_range", "radar.dataset_digest", "radar.as_of_range"
 _RUNTIME = ("mlflow", "lightgbm", "scikit-learn", "scipy", "numpy", "pandas", "pyarrow", "shap")
 _BAD_KEY = re.compile(r"[^\w\-. /:]")
@@ -93,8 +99,9 @@ def check_tracking(settings: TrainingSettings, timeout: float = 10.0) -> None:
     except urllib.error.HTTPError:
         return
     except (OSError, ValueError) as exc:
-        raise TrackingUnavailable(f"the MLflow tracking server at {uri} does not answer ({exc}); "
-                                  "start it or set training.tracking_uri") from exc
+        raise TrackingUnavailable(
+            f"the MLflow tracking server at {uri} does not answer ({exc}); start it or set training.tracking_uri"
+        ) from exc
 
 
 def tracking_uri(settings: TrainingSettings) -> str:
@@ -131,8 +138,9 @@ def metric_key(name: str) -> str:
     return _BAD_KEY.sub("_", name)
 
 
-def log_training_run(outcome: TrainOutcome, table: TrainingTable, settings: Settings, *,
-                     source: str | Path) -> TrackedRun:
+def log_training_run(
+    outcome: TrainOutcome, table: TrainingTable, settings: Settings, *, source: str | Path
+) -> TrackedRun:
     """Log one training run, register its model and make that version the challenger.
 
     source: where the table was read from (the snapshot Parquet file or your own file).
@@ -143,15 +151,18 @@ def log_training_run(outcome: TrainOutcome, table: TrainingTable, settings: Sett
     experiment_id = ensure_experiment(client, target.model_name, cfg)
     test_set = _test_rows(outcome, table)
     as_of = _as_of_range(table)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"train-{target.name}",
-                          tags={TAG_TARGET: target.name, "radar.kind": "training"},
-                          nested=mlflow.active_run() is not None) as run:
+    with mlflow.start_run(
+        experiment_id=experiment_id,
+        run_name=f"train-{target.name}",
+        tags={TAG_TARGET: target.name, "radar.kind": "training"},
+        nested=mlflow.active_run() is not None,
+    ) as run:
         mlflow.log_params(_params(outcome, table, settings, as_of))
         _log_dataset(table, outcome, source, as_of)
         with tempfile.TemporaryDirectory() as tmp:
             _write_reports(Path(tmp), outcome, table, test_set, settings)
             mlflow.log_artifacts(tmp)
-        for name, path in outcome.plots.items():
+        for path in outcome.plots.values():
             mlflow.log_artifact(str(path), "plots")
         quality = Path(source).parent / "reports" / "data_quality.md"
         if quality.is_file():  # the snapshot build's data-quality report, beside its Parquet
@@ -162,20 +173,30 @@ def log_training_run(outcome: TrainOutcome, table: TrainingTable, settings: Sett
         model = _log_model(outcome, table, test_set)
         _log_metrics(client, run.info.run_id, outcome.metrics, model.model_id)
         # registered with its tags in one request (one per tag costs two round trips to a server)
-        version = str(mlflow.register_model(model.model_uri, target.model_name,
-                                            tags=_version_tags(outcome, table, run.info.run_id, as_of)).version)
+        version = str(
+            mlflow.register_model(
+                model.model_uri, target.model_name, tags=_version_tags(outcome, table, run.info.run_id, as_of)
+            ).version
+        )
     _describe_version(client, outcome, version)
     client.set_registered_model_alias(target.model_name, CHALLENGER, version)
     return TrackedRun(target.model_name, run.info.run_id, target.model_name, version)
 
 
-def train_and_log(table: TrainingTable, settings: Settings, *, source: str | Path, tune_trials: int = 0,
-                  progress: Callable[[str], None] | None = None) -> tuple[TrainOutcome, TrackedRun]:
+def train_and_log(
+    table: TrainingTable,
+    settings: Settings,
+    *,
+    source: str | Path,
+    tune_trials: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[TrainOutcome, TrackedRun]:
     """Train and evaluate `table`'s target, then log and register the run (see
     `log_training_run`). The plots live in the run's artifacts (`plots/`)."""
     with tempfile.TemporaryDirectory() as plot_dir:
-        outcome = train_and_evaluate(table, settings, tune_trials=tune_trials, progress=progress,
-                                     plot_dir=Path(plot_dir))
+        outcome = train_and_evaluate(
+            table, settings, tune_trials=tune_trials, progress=progress, plot_dir=Path(plot_dir)
+        )
         if progress:
             progress(f"{table.target.name}: logging to MLflow and registering {table.target.model_name}")
         tracked = log_training_run(outcome, table, settings, source=source)
@@ -205,18 +226,27 @@ def _test_rows(outcome: TrainOutcome, table: TrainingTable) -> pd.DataFrame:
 def _params(outcome: TrainOutcome, table: TrainingTable, settings: Settings, as_of: str) -> dict:
     params = {f"model.{k}": v for k, v in outcome.params.items()}
     params.update({f"split.{k}": v for k, v in outcome.split.items()})
-    params.update({
-        "target": outcome.target.name, "label": table.target.label, "positive": outcome.target.positive,
-        "id_col": table.id_col, "time_col": table.time_col, "weight_col": table.weight_col,
-        "segment_col": table.segment_col, "baseline_col": table.baseline_col,
-        "n_features": len(outcome.features), "n_categorical": len(outcome.categorical),
-        "dataset.rows": outcome.dataset_rows, "dataset.digest": outcome.dataset_digest,
-        "dataset.as_of_range": as_of,
-        "domain.horizon_days": settings.domain.horizon_days,
-        "domain.renewal_window_mode": settings.domain.renewal_window_mode,
-        "features.windows": ",".join(map(str, settings.features.windows)),
-        "features.freq": settings.features.freq,
-    })
+    params.update(
+        {
+            "target": outcome.target.name,
+            "label": table.target.label,
+            "positive": outcome.target.positive,
+            "id_col": table.id_col,
+            "time_col": table.time_col,
+            "weight_col": table.weight_col,
+            "segment_col": table.segment_col,
+            "baseline_col": table.baseline_col,
+            "n_features": len(outcome.features),
+            "n_categorical": len(outcome.categorical),
+            "dataset.rows": outcome.dataset_rows,
+            "dataset.digest": outcome.dataset_digest,
+            "dataset.as_of_range": as_of,
+            "domain.horizon_days": settings.domain.horizon_days,
+            "domain.renewal_window_mode": settings.domain.renewal_window_mode,
+            "features.windows": ",".join(map(str, settings.features.windows)),
+            "features.freq": settings.features.freq,
+        }
+    )
     for k, v in settings.training.model_dump(exclude={"lightgbm", "tracking_uri", "artifact_location"}).items():
         params[f"training.{k}"] = v
     return {k: ("" if v is None else str(v)[:6000]) for k, v in params.items()}
@@ -233,8 +263,9 @@ def _log_metrics(client: MlflowClient, run_id: str, metrics: dict[str, float], m
         entries.append(Metric(metric_key(name), float(value), now, 0, model_id=model_id))
         fold = re.fullmatch(r"fold(\d+)\.(.+)", name)
         if fold:
-            entries.append(Metric(metric_key(f"fold.{fold.group(2)}"), float(value), now, int(fold.group(1)),
-                                  model_id=model_id))
+            entries.append(
+                Metric(metric_key(f"fold.{fold.group(2)}"), float(value), now, int(fold.group(1)), model_id=model_id)
+            )
     client.log_batch(run_id, metrics=entries)
 
 
@@ -250,18 +281,32 @@ def _log_dataset(table: TrainingTable, outcome: TrainOutcome, source: str | Path
         warnings.simplefilter("ignore", UserWarning)
         dataset_source = resolve_dataset_source(uri)
         schema = infer_signature(table.frame.head(_SCHEMA_SAMPLE)).inputs
-    dataset = MetaDataset(dataset_source, name=Path(str(source)).stem,
-                          digest=outcome.dataset_digest[:_DIGEST_CHARS] or None, schema=schema)
-    mlflow.log_input(dataset, context="training", tags={
-        "as_of_range": as_of, "rows": str(outcome.dataset_rows), "digest": outcome.dataset_digest,
-        "label": table.target.label, **{f"split.{k}": v[:500] for k, v in outcome.split.items()},
-    })
+    dataset = MetaDataset(
+        dataset_source,
+        name=Path(str(source)).stem,
+        digest=outcome.dataset_digest[:_DIGEST_CHARS] or None,
+        schema=schema,
+    )
+    mlflow.log_input(
+        dataset,
+        context="training",
+        tags={
+            "as_of_range": as_of,
+            "rows": str(outcome.dataset_rows),
+            "digest": outcome.dataset_digest,
+            "label": table.target.label,
+            **{f"split.{k}": v[:500] for k, v in outcome.split.items()},
+        },
+    )
 
 
-def _write_reports(out: Path, outcome: TrainOutcome, table: TrainingTable, test_set: pd.DataFrame,
-                   settings: Settings) -> None:
-    features = [{"name": f, "description": outcome.feature_descriptions.get(f, ""),
-                 "categorical": f in outcome.categorical} for f in outcome.features]
+def _write_reports(
+    out: Path, outcome: TrainOutcome, table: TrainingTable, test_set: pd.DataFrame, settings: Settings
+) -> None:
+    features = [
+        {"name": f, "description": outcome.feature_descriptions.get(f, ""), "categorical": f in outcome.categorical}
+        for f in outcome.features
+    ]
     (out / "features.json").write_text(json.dumps(features, indent=2))
     md = ["| feature | description | categorical |", "|---|---|---|"]
     md += [f"| `{f['name']}` | {f['description']} | {'yes' if f['categorical'] else ''} |" for f in features]
@@ -306,13 +351,23 @@ def _requirements() -> list[str]:
 
 def _version_tags(outcome: TrainOutcome, table: TrainingTable, run_id: str, as_of: str) -> dict[str, str]:
     tags = {
-        TAG_TARGET: outcome.target.name, TAG_LABEL: table.target.label, TAG_ID: table.id_col,
-        TAG_TIME: table.time_col or "", TAG_WEIGHT: table.weight_col or "",
-        TAG_TEST_RANGE: outcome.split.get("test", ""), TAG_DIGEST: outcome.dataset_digest,
-        TAG_ASOF: as_of, "radar.run_id": run_id,
+        TAG_TARGET: outcome.target.name,
+        TAG_LABEL: table.target.label,
+        TAG_ID: table.id_col,
+        TAG_TIME: table.time_col or "",
+        TAG_WEIGHT: table.weight_col or "",
+        TAG_TEST_RANGE: outcome.split.get("test", ""),
+        TAG_DIGEST: outcome.dataset_digest,
+        TAG_ASOF: as_of,
+        "radar.run_id": run_id,
     }
-    tags.update({metric_key(k): f"{v:.6g}" for k, v in outcome.metrics.items()
-                 if k.startswith("test.model.") and ".segment." not in k and v is not None})
+    tags.update(
+        {
+            metric_key(k): f"{v:.6g}"
+            for k, v in outcome.metrics.items()
+            if k.startswith("test.model.") and ".segment." not in k and v is not None
+        }
+    )
     return tags
 
 
@@ -321,10 +376,19 @@ def _describe_version(client: MlflowClient, outcome: TrainOutcome, version: str)
     test = outcome.metrics
     pr, roc = test.get("test.model.pr_auc"), test.get("test.model.roc_auc")
     figures = ", ".join(f"{n} {v:.3f}" for n, v in (("PR-AUC", pr), ("ROC-AUC", roc)) if v is not None)
-    client.update_model_version(name, version, description=(
-        f"{outcome.target.name}: P({outcome.target.positive}); test {outcome.split.get('test', '')}"
-        + (f"; {figures}" if figures else "")))
+    client.update_model_version(
+        name,
+        version,
+        description=(
+            f"{outcome.target.name}: P({outcome.target.positive}); test {outcome.split.get('test', '')}"
+            + (f"; {figures}" if figures else "")
+        ),
+    )
     if client.get_registered_model(name).description in (None, ""):
-        client.update_registered_model(name, description=(
-            f"Account Radar {outcome.target.name} model: calibrated probability that an account "
-            f"{outcome.target.positive}. Load by alias: models:/{name}@{CHAMPION}."))
+        client.update_registered_model(
+            name,
+            description=(
+                f"Account Radar {outcome.target.name} model: calibrated probability that an account "
+                f"{outcome.target.positive}. Load by alias: models:/{name}@{CHAMPION}."
+            ),
+        )

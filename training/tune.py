@@ -8,15 +8,16 @@ without time. The objective is the mean PR-AUC of the raw margin over those fold
 the ranking of the rare positives is what a CS team acts on, and calibration happens
 afterwards anyway.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import optuna
 
-from features.config import Settings
+from radar.settings import Settings
+from training.calibrate import Calibrator
 from training.dataset import DatasetError, TrainingTable
 from training.evaluate import metrics
-from training.calibrate import Calibrator
 from training.model import RadarModel, levels_of, train_booster
 from training.split import Split, rolling_folds, stratified_folds
 
@@ -33,12 +34,17 @@ def _inner_folds(table: TrainingTable, split: Split, settings: Settings) -> list
             except DatasetError:
                 continue
         else:
-            raise DatasetError("the training period is too short to tune on: it cannot hold even one "
-                               "time-aware fold (train, gap, validation, gap, test); run without --tune")
+            raise DatasetError(
+                "the training period is too short to tune on: it cannot hold even one "
+                "time-aware fold (train, gap, validation, gap, test); run without --tune"
+            )
     else:
         inner = stratified_folds(table.y[rows], settings)[:3]
-    return [Split(rows[f.train], rows[f.calibration], rows[f.test], f.ranges) for f in inner
-            if table.y[rows[f.test]].sum() > 0 and table.y[rows[f.train]].sum() > 0]
+    return [
+        Split(rows[f.train], rows[f.calibration], rows[f.test], f.ranges)
+        for f in inner
+        if table.y[rows[f.test]].sum() > 0 and table.y[rows[f.train]].sum() > 0
+    ]
 
 
 def search_space(trial: optuna.Trial) -> dict:
@@ -60,9 +66,17 @@ def tune(table: TrainingTable, split: Split, settings: Settings, trials: int) ->
     if not folds:
         raise DatasetError("no tuning fold inside the training period has positive labels; run without --tune")
     shell = RadarModel(None, Calibrator("platt"), table.features, levels_of(table, split.train), table.target)
-    data = [(shell.prepare(table.frame.iloc[f.train]), table.y[f.train],
-             shell.prepare(table.frame.iloc[f.calibration]), table.y[f.calibration],
-             shell.prepare(table.frame.iloc[f.test]), table.y[f.test]) for f in folds]
+    data = [
+        (
+            shell.prepare(table.frame.iloc[f.train]),
+            table.y[f.train],
+            shell.prepare(table.frame.iloc[f.calibration]),
+            table.y[f.calibration],
+            shell.prepare(table.frame.iloc[f.test]),
+            table.y[f.test],
+        )
+        for f in folds
+    ]
 
     def objective(trial: optuna.Trial) -> float:
         params = search_space(trial)
@@ -73,7 +87,6 @@ def tune(table: TrainingTable, split: Split, settings: Settings, trials: int) ->
         return float(np.nanmean(scores))
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize",
-                                sampler=optuna.samplers.TPESampler(seed=settings.training.seed))
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=settings.training.seed))
     study.optimize(objective, n_trials=trials)
     return dict(study.best_params)

@@ -1,4 +1,5 @@
 """Validated ingest of a workspace folder into the workspace DuckDB database."""
+
 from features.ingest.load import IngestError, IngestReport, TableReport, ingest_workspace
 from features.ingest.read import TableReadError
 

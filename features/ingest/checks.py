@@ -4,6 +4,7 @@ For each table this gives the typed value of every column and, per row, the list
 problems found (column, check, reason). A row with no problem is accepted. The SQL runs
 inside DuckDB over the staged text rows, so memory stays bounded at any size.
 """
+
 from __future__ import annotations
 
 from features.contract import Column, Table
@@ -58,8 +59,7 @@ def typed_value(col: Column) -> str:
 
 def _problem(column: str, check: str, condition: str, reason_sql: str) -> str:
     return (
-        f"CASE WHEN {condition} THEN {{'column': {_lit(column)}, 'check': {_lit(check)}, "
-        f"'reason': {reason_sql}}} END"
+        f"CASE WHEN {condition} THEN {{'column': {_lit(column)}, 'check': {_lit(check)}, 'reason': {reason_sql}}} END"
     )
 
 

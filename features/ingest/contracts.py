@@ -4,6 +4,7 @@ They are the post-condition of ingest: whatever the per-row checks accepted must
 the contract as a whole table (types, nulls, allowed values, ranges, unique ids). The
 check runs inside DuckDB through Ibis, so it costs no memory at any table size.
 """
+
 from __future__ import annotations
 
 import ibis

@@ -4,6 +4,7 @@ Every input row ends either in its contract table or in `rejects` (with source f
 row number, column, check and reason, and the raw values), and the counts reconcile.
 Re-running replaces each table and its rejects; it never appends.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -12,7 +13,6 @@ from pathlib import Path
 
 import duckdb
 
-from features.config import Settings
 from features.contract import TABLES, Table
 from features.ingest.checks import quote, typed_select
 from features.ingest.contracts import check_loaded_table
@@ -25,6 +25,7 @@ from features.ingest.read import (
     find_table_files,
     stream_rows,
 )
+from radar.settings import Settings
 
 # accounts first, so that other tables can be checked against the known account ids
 LOAD_ORDER = ("accounts", "subscriptions", "usage_events", "support_tickets", "feedback", "touchpoints")
@@ -85,7 +86,7 @@ def _plan_table(workspace: Path, table: Table, mapping: dict[str, str]) -> _Plan
         raise TableReadError(
             f"{table.name} ({files.describe()}): missing required column(s) {', '.join(missing)}; "
             f"found {', '.join(seen) or 'none'}. Rename them in the file or map them in radar.toml "
-            f"under [ingest.column_mapping.{table.name}], e.g. your_name = \"{missing[0]}\""
+            f'under [ingest.column_mapping.{table.name}], e.g. your_name = "{missing[0]}"'
         )
     columns = [c for c in table.column_names if c in seen]
     return _Plan(table, files, columns, [c for c in seen if c not in table.column_names])
@@ -251,8 +252,14 @@ def _load_table(con, plan: _Plan, settings: Settings, known_accounts: str | None
     con.execute("DROP TABLE _typed; DROP TABLE _cross")
     check_loaded_table(con, table)
     return TableReport(
-        name, "loaded", plan.files.describe(), read, accepted, rejected,
-        [(r, n) for r, n in top], plan.ignored,
+        name,
+        "loaded",
+        plan.files.describe(),
+        read,
+        accepted,
+        rejected,
+        [(r, n) for r, n in top],
+        plan.ignored,
     )
 
 

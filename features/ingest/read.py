@@ -4,6 +4,7 @@ Each table is `<name>.csv`, `<name>.parquet` or a folder `<name>/` of part files
 Rows are read as text (types are checked later, row by row) and tagged with their
 source file and 1-based data-row number, so every rejected row can be traced back.
 """
+
 from __future__ import annotations
 
 import csv
@@ -41,13 +42,9 @@ def find_table_files(workspace: Path, table: str) -> TableFiles | None:
     single = [workspace / f"{table}{s}" for s in SUFFIXES if (workspace / f"{table}{s}").is_file()]
     folder = workspace / table
     if single and folder.is_dir():
-        raise TableReadError(
-            f"{table}: both {single[0].name} and a folder {table}/ exist; keep one"
-        )
+        raise TableReadError(f"{table}: both {single[0].name} and a folder {table}/ exist; keep one")
     if len(single) > 1:
-        raise TableReadError(
-            f"{table}: several files ({', '.join(p.name for p in single)}); keep one"
-        )
+        raise TableReadError(f"{table}: several files ({', '.join(p.name for p in single)}); keep one")
     if folder.is_dir():
         parts = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in SUFFIXES)
         if not parts:
@@ -81,16 +78,12 @@ def file_columns(path: Path, mapping: dict[str, str]) -> list[str]:
 def _text_batches(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
     if path.suffix == ".parquet":
         for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
-            yield pa.RecordBatch.from_arrays(
-                [col.cast(pa.string()) for col in batch.columns], names=batch.schema.names
-            )
+            yield pa.RecordBatch.from_arrays([col.cast(pa.string()) for col in batch.columns], names=batch.schema.names)
         return
     names = _source_columns(path)
     reader = pacsv.open_csv(
         path,
-        read_options=pacsv.ReadOptions(
-            column_names=names, skip_rows=1, block_size=16 << 20, encoding="utf8"
-        ),
+        read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=16 << 20, encoding="utf8"),
         parse_options=pacsv.ParseOptions(newlines_in_values=True),
         convert_options=pacsv.ConvertOptions(
             column_types={n: pa.string() for n in names},

@@ -23,6 +23,7 @@ falling usage and adoption, worsening support experience and NPS, red renewal, v
 pricing and support cues, seat pressure (for expansion) and the distance to the next
 renewal; it should reach a ROC-AUC around 0.75-0.88 on 90-day churn, not near 1.
 """
+
 from features.sampledata.catalog import EVENT_KINDS, EVENT_TYPES
 from features.sampledata.workspace import generate_workspace
 

@@ -1,5 +1,6 @@
 """Who the customers are: segment, firmographics, language, start date, owner and the
 commercial terms they sign up with (seats, discount, billing period)."""
+
 from __future__ import annotations
 
 import tomllib
@@ -105,10 +106,12 @@ def draw_accounts(rng: np.random.Generator, n: int, window: Window) -> Accounts:
     preexisting, created = preexisting[order], created[order]
 
     profiles = [SEGMENT_PROFILES[s] for s in segment]
-    seats0 = np.array([
-        max(p.min_seats, int(round(p.seats_median * np.exp(p.seats_sigma * z))))
-        for p, z in zip(profiles, rng.standard_normal(n))
-    ])
+    seats0 = np.array(
+        [
+            max(p.min_seats, int(round(p.seats_median * np.exp(p.seats_sigma * z))))
+            for p, z in zip(profiles, rng.standard_normal(n))
+        ]
+    )
     discount = np.array([rng.uniform(*p.discount) for p in profiles])
     annual = rng.random(n) < np.array([p.annual_share for p in profiles])
     invoice_lines = ~annual & (rng.random(n) < INVOICE_LINE_SHARE)

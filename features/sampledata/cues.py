@@ -6,6 +6,7 @@ pending price increase, renewal proximity) and never from a future outcome: an a
 that will churn only sounds unhappy in as far as its health is low, and a healthy
 account can still churn without having said a word.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,8 +27,7 @@ CONTEXT_WEIGHTS = {
     "touchpoint": (0.25, 0.20, 0.15, 0.15, 0.10, 0.15),
 }
 # Probability that a sentence carries a cue rather than neutral content.
-SIGNAL_SHARE = {"ticket": 0.30, "survey": 0.45, "conversation": 0.38, "qbr": 0.42,
-                "touchpoint": 0.28}
+SIGNAL_SHARE = {"ticket": 0.30, "survey": 0.45, "conversation": 0.38, "qbr": 0.42, "touchpoint": 0.28}
 ONBOARDING_WEEKS = 16
 _B = {name: i for i, name in enumerate(BUCKETS)}
 
@@ -39,9 +39,15 @@ class Cues:
     p_signal: np.ndarray  # (rows,) chance that a sentence is a cue
 
 
-def cues_at(rng: np.random.Generator, tr: Trajectories, quality: np.ndarray,
-            account: np.ndarray, week: np.ndarray, context: str,
-            friction: np.ndarray | None = None) -> Cues:
+def cues_at(
+    rng: np.random.Generator,
+    tr: Trajectories,
+    quality: np.ndarray,
+    account: np.ndarray,
+    week: np.ndarray,
+    context: str,
+    friction: np.ndarray | None = None,
+) -> Cues:
     """Cues for texts written by `account` in `week` (arrays of equal length)."""
     a, w = account, week
     h = tr.health[a, w].astype(float)
@@ -53,8 +59,7 @@ def cues_at(rng: np.random.Generator, tr: Trajectories, quality: np.ndarray,
     drivers = np.empty((len(a), len(BUCKETS)))
     drivers[:, _B["renewal_likelihood"]] = h
     drivers[:, _B["upsell_readiness"]] = 2.5 * (util - 0.9) + 0.4 * h
-    drivers[:, _B["onboarding_clarity"]] = np.where(early, 0.9 * quality[a] + 0.3 * h,
-                                                    0.4 * h + 0.4)
+    drivers[:, _B["onboarding_clarity"]] = np.where(early, 0.9 * quality[a] + 0.3 * h, 0.4 * h + 0.4)
     drivers[:, _B["value_realization"]] = 0.5 * h + 0.5 * lagged + 0.2
     drivers[:, _B["support_friction"]] = h + 0.3 - (0 if friction is None else friction)
     drivers[:, _B["pricing_perception"]] = h + 0.2 - 1.2 * price
@@ -69,8 +74,7 @@ def cues_at(rng: np.random.Generator, tr: Trajectories, quality: np.ndarray,
     return Cues(drivers, weights, p_signal)
 
 
-def text_languages(rng: np.random.Generator, account_language: np.ndarray,
-                   english_share: float) -> list[str]:
+def text_languages(rng: np.random.Generator, account_language: np.ndarray, english_share: float) -> list[str]:
     """The language each text is written in: the account's, except that French and
     Italian speakers write some texts in English."""
     lang = np.where(rng.random(len(account_language)) < english_share, 0, account_language)

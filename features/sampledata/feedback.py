@@ -7,6 +7,7 @@ Conversation notes are more frequent when health is low (people chat when things
 and calls pick up before renewals. Texts are 2-5 sentences in the account's language;
 the `language` column carries the ISO code for most rows and is left empty for the rest.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -25,9 +26,16 @@ NPS_PANEL = (2, 3, 5)  # people asked per account, by segment
 NOTE_RATE = {"chat": 0.035, "call": 0.02, "email": 0.03, "in_app": 0.012, "review": 0.003}
 SEGMENT_FACTOR = (0.7, 1.0, 1.6)
 LANGUAGE_CODE_SHARE = 0.7  # rows whose language column is filled
-CONTEXT = {"nps_survey": "survey", "csat_survey": "survey", "in_app": "survey",
-           "review": "survey", "chat": "conversation", "call": "conversation",
-           "email": "conversation", "qbr": "qbr"}
+CONTEXT = {
+    "nps_survey": "survey",
+    "csat_survey": "survey",
+    "in_app": "survey",
+    "review": "survey",
+    "chat": "conversation",
+    "call": "conversation",
+    "email": "conversation",
+    "qbr": "qbr",
+}
 
 
 def _campaign_days(window: Window) -> list[int]:
@@ -70,15 +78,24 @@ def _notes(rng, accounts: Accounts, window: Window, tr: Trajectories):
         n = rng.poisson(lam)
         idx = np.repeat(np.arange(len(wa)), n)
         span = (tr.d1 - tr.d0)[wa[idx], ww[idx]]
-        day = (window.start_ord + 7 * ww[idx] + tr.d0[wa[idx], ww[idx]]
-               + np.floor(rng.random(len(idx)) * span).astype(np.int64))
+        day = (
+            window.start_ord
+            + 7 * ww[idx]
+            + tr.d0[wa[idx], ww[idx]]
+            + np.floor(rng.random(len(idx)) * span).astype(np.int64)
+        )
         parts.append((wa[idx], day, CHANNELS.index(channel)))
     return parts
 
 
-def feedback_rows(rng: np.random.Generator, accounts: Accounts, window: Window,
-                  tr: Trajectories, qbrs: tuple[np.ndarray, np.ndarray],
-                  composer: Composer) -> dict:
+def feedback_rows(
+    rng: np.random.Generator,
+    accounts: Accounts,
+    window: Window,
+    tr: Trajectories,
+    qbrs: tuple[np.ndarray, np.ndarray],
+    composer: Composer,
+) -> dict:
     parts = _surveys(rng, accounts, window, tr) + _notes(rng, accounts, window, tr)
     qa, qd = qbrs
     with_notes = rng.random(len(qa)) < 0.85
@@ -106,9 +123,14 @@ def feedback_rows(rng: np.random.Generator, accounts: Accounts, window: Window,
         rows = ti[sel]
         cues = cues_at(rng, tr, accounts.onboarding_quality, a[rows], w[rows], context)
         pool = "neutral.survey" if context == "survey" else f"neutral.{context}"
-        texts[rows] = composer.compose([langs[i] for i in np.flatnonzero(sel)],
-                                       [pool] * len(rows), cues.drivers, cues.weights,
-                                       2 + rng.binomial(3, 0.35, len(rows)), cues.p_signal)
+        texts[rows] = composer.compose(
+            [langs[i] for i in np.flatnonzero(sel)],
+            [pool] * len(rows),
+            cues.drivers,
+            cues.weights,
+            2 + rng.binomial(3, 0.35, len(rows)),
+            cues.p_signal,
+        )
     language = np.full(n, None, dtype=object)
     coded = rng.random(len(ti)) < LANGUAGE_CODE_SHARE
     language[ti[coded]] = np.array(langs, dtype=object)[coded]

@@ -8,6 +8,7 @@ Churn is decided only at renewal points (contract anniversaries, or each month f
 monthly billing) from the health of that week, plus a small health-independent hazard
 (closures, acquisitions) that no signal can foresee.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -62,8 +63,7 @@ def sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def active_on(tr: Trajectories, window: Window, account: np.ndarray,
-              day_ord: np.ndarray) -> np.ndarray:
+def active_on(tr: Trajectories, window: Window, account: np.ndarray, day_ord: np.ndarray) -> np.ndarray:
     """Whether each account had a live subscription on each day (inside the window)."""
     rel = day_ord - window.start_ord
     ok = (rel >= 0) & (rel < window.n_days)
@@ -73,8 +73,7 @@ def active_on(tr: Trajectories, window: Window, account: np.ndarray,
 
 
 class _Simulation:
-    def __init__(self, rng: np.random.Generator, accounts: Accounts, window: Window,
-                 health: HealthProcess):
+    def __init__(self, rng: np.random.Generator, accounts: Accounts, window: Window, health: HealthProcess):
         self.rng, self.acc, self.win, self.health = rng, accounts, window, health
         n, w = accounts.n, window.n_weeks
         self.status = np.zeros(n, np.int8)  # 0 not yet customer, 1 active, 2 churned
@@ -99,11 +98,15 @@ class _Simulation:
         shape = (n, w)
         self.t = {k: np.zeros(shape, np.int8) for k in ("d0", "d1")}
         self.t.update({k: np.zeros(shape, np.float32) for k in ("health", "lagged", "demand")})
-        self.t.update(seats=np.zeros(shape, np.int32), tenure_weeks=np.zeros(shape, np.int16),
-                      to_renewal=np.zeros(shape, np.int32), premium=np.zeros(shape, bool),
-                      price_pending=np.zeros(shape, bool),
-                      addons=np.zeros((*shape, len(catalog.ADDONS)), bool),
-                      features=np.zeros((*shape, len(catalog.FEATURES)), bool))
+        self.t.update(
+            seats=np.zeros(shape, np.int32),
+            tenure_weeks=np.zeros(shape, np.int16),
+            to_renewal=np.zeros(shape, np.int32),
+            premium=np.zeros(shape, bool),
+            price_pending=np.zeros(shape, bool),
+            addons=np.zeros((*shape, len(catalog.ADDONS)), bool),
+            features=np.zeros((*shape, len(catalog.FEATURES)), bool),
+        )
 
     # -- subscription lines -------------------------------------------------------
     def _held(self, a: int) -> list[str]:
@@ -112,12 +115,26 @@ class _Simulation:
 
     def _open_line(self, a: int, product: str, day: int, seats: int | None = None) -> None:
         seats = int(self.seats[a]) if seats is None else seats
-        mrr = catalog.monthly_price(product, seats, int(self.acc.segment[a]),
-                                    float(self.acc.discount[a]), float(self.price_factor[a]),
-                                    bool(self.annual[a]))
-        self.book.open_line(Segment(a, product, day, None,
-                                    seats if catalog.seat_based(product) else None,
-                                    mrr, bool(self.annual[a]), int(self.anchor[a])))
+        mrr = catalog.monthly_price(
+            product,
+            seats,
+            int(self.acc.segment[a]),
+            float(self.acc.discount[a]),
+            float(self.price_factor[a]),
+            bool(self.annual[a]),
+        )
+        self.book.open_line(
+            Segment(
+                a,
+                product,
+                day,
+                None,
+                seats if catalog.seat_based(product) else None,
+                mrr,
+                bool(self.annual[a]),
+                int(self.anchor[a]),
+            )
+        )
 
     def _close_all(self, a: int, day: int) -> None:
         self.book.close_all(a, day)
@@ -144,8 +161,7 @@ class _Simulation:
             self.premium[a], self.addons[a] = False, False
         else:
             self.premium[a] = rng.random() < catalog.PREMIUM_AT_START[seg]
-            self.addons[a] = [rng.random() < catalog.ADDON_AT_START[p][seg]
-                              for p in catalog.ADDONS]
+            self.addons[a] = [rng.random() < catalog.ADDON_AT_START[p][seg] for p in catalog.ADDONS]
         self.demand[a] = self.seats[a] * rng.uniform(0.55, 0.9)
         self.features[a] = rng.random(len(catalog.FEATURES)) < 0.15
         self.features[a, 0] = True
@@ -205,8 +221,9 @@ class _Simulation:
         rng, h = self.rng, self.health.h[a]
         annual, increase = bool(self.annual[a]), self.pending[a]
         seg = int(self.acc.segment[a])
-        logit = (CHURN_BASE[annual] + SEGMENT_PROFILES[seg].churn_offset + CHURN_SLOPE * h
-                 + (0.3 if increase > 0 else 0.0))
+        logit = (
+            CHURN_BASE[annual] + SEGMENT_PROFILES[seg].churn_offset + CHURN_SLOPE * h + (0.3 if increase > 0 else 0.0)
+        )
         if rng.random() < sigmoid(logit):
             self._churn(a, day)
             return
@@ -225,8 +242,7 @@ class _Simulation:
                 self.premium[a] = False
             drop = (h < -0.4) & (rng.random(len(catalog.ADDONS)) < 0.35)
             self.addons[a] &= ~drop
-        elif (demand < 0.65 * old_seats and day - self.rel_start[a] >= 182
-              and rng.random() < 0.25):
+        elif demand < 0.65 * old_seats and day - self.rel_start[a] >= 182 and rng.random() < 0.25:
             self.seats[a] = max(floor, int(np.ceil(demand * 1.05)))
         self.term[a] += 1
         self.next_renew[a] = self._renewal_date(a, int(self.term[a]))
@@ -241,8 +257,7 @@ class _Simulation:
         rng, n, h = self.rng, self.acc.n, self.health.h
         u = rng.random((5, n))
         day = ws + rng.integers(0, 7, n)
-        ok = ((self.status == 1) & ~busy & (ws - self.rel_start >= 14)
-              & (day < self.win.end_ord_excl))
+        ok = (self.status == 1) & ~busy & (ws - self.rel_start >= 14) & (day < self.win.end_ord_excl)
         util = self.demand / self.seats
         closure = ok & (u[0] < CLOSURE_RATE)
         ok &= ~closure
@@ -337,7 +352,6 @@ class _Simulation:
         return Lifecycle(self.book.finish(term_end), Trajectories(**self.t), self.starts)
 
 
-def simulate(rng: np.random.Generator, accounts: Accounts, window: Window,
-             health: HealthProcess) -> Lifecycle:
+def simulate(rng: np.random.Generator, accounts: Accounts, window: Window, health: HealthProcess) -> Lifecycle:
     """Run the commercial simulation for every account over the window."""
     return _Simulation(rng, accounts, window, health).run()

@@ -12,6 +12,7 @@ Health h(t) is a weekly latent score per account (around 0.3, standard deviation
 Nothing here knows whether an account will churn: churn, expansion and every signal in
 the data are drawn from h, so signals predict churn only as well as h does.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -66,15 +67,13 @@ def budget_pressure(window: Window) -> np.ndarray:
 class HealthProcess:
     """Vectorised weekly update of every account's health."""
 
-    def __init__(self, rng: np.random.Generator, accounts: Accounts, window: Window,
-                 incidents: Incidents):
+    def __init__(self, rng: np.random.Generator, accounts: Accounts, window: Window, incidents: Incidents):
         n = accounts.n
         self._rng = rng
         q = accounts.onboarding_quality
         self.quality = q
         # customers from before the window have survived a while: a little healthier
-        self.mu = (0.35 + 0.15 * accounts.preexisting + 0.30 * q
-                   + 0.35 * rng.standard_normal(n))
+        self.mu = 0.35 + 0.15 * accounts.preexisting + 0.30 * q + 0.35 * rng.standard_normal(n)
         stationary = INNOVATION_SD / np.sqrt(1 - PERSISTENCE**2)
         self.z = stationary * rng.standard_normal(n)
         self.champion = np.zeros(n)
@@ -108,7 +107,14 @@ class HealthProcess:
         self.incident = INCIDENT_DECAY * self.incident - self.hits[:, w]
         self.price = PRICE_DECAY * self.price
         self.onboarding = ONBOARDING_DECAY * self.onboarding
-        self.h = (self.mu + self.z + self.champion + self.incident + self.price
-                  + self.onboarding - SEASON_AMPLITUDE * self.sensitivity * self.pressure[w])
+        self.h = (
+            self.mu
+            + self.z
+            + self.champion
+            + self.incident
+            + self.price
+            + self.onboarding
+            - SEASON_AMPLITUDE * self.sensitivity * self.pressure[w]
+        )
         self.lagged = (1 - LAG) * self.lagged + LAG * self.h
         return self.h

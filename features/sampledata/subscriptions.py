@@ -5,6 +5,7 @@ A line is one product over one stretch with constant seats and price. Annual con
 get a line per contract year (and per mid-term change); monthly accounts get a line per
 change, open-ended while live, except some whose lines are cut per invoiced month.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -81,8 +82,7 @@ def subscription_rows(segments: list[Segment], accounts: Accounts, window: Windo
             for lo, hi in _invoice_split(seg, window):
                 rows.append((seg.account, lo, seg.product, hi, seg.mrr, seg.seats, seg.annual))
         else:
-            rows.append((seg.account, seg.start, seg.product, seg.end, seg.mrr, seg.seats,
-                         seg.annual))
+            rows.append((seg.account, seg.start, seg.product, seg.end, seg.mrr, seg.seats, seg.annual))
     rows.sort(key=lambda r: (r[0], r[1], r[2]))
     account = np.array([r[0] for r in rows], dtype=np.int64)
     end = np.array([-1 if r[3] is None else r[3] for r in rows], dtype=np.int64)
@@ -92,8 +92,7 @@ def subscription_rows(segments: list[Segment], accounts: Accounts, window: Windo
         "account_id": accounts.ids[account],
         "product": np.array([r[2] for r in rows], dtype=object),
         "start_date": ordinals_to_dates(np.array([r[1] for r in rows], dtype=np.int64)),
-        "end_date": np.ma.masked_array(ordinals_to_dates(np.where(end < 0, 0, end)),
-                                       mask=end < 0),
+        "end_date": np.ma.masked_array(ordinals_to_dates(np.where(end < 0, 0, end)), mask=end < 0),
         "mrr": np.array([r[4] for r in rows], dtype=float),
         "seats": np.ma.masked_array(np.where(seats < 0, 0, seats), mask=seats < 0),
         "billing_period": np.where([r[6] for r in rows], "year", "month").astype(object),

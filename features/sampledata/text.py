@@ -7,6 +7,7 @@ expression (green / gray / red) is drawn from a "driver" per bucket that the cal
 computes from the hidden state (health, seat pressure, pending price increase, ...).
 Surface variation (capitalisation, punctuation) keeps the text from being canonical.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -19,8 +20,14 @@ import numpy as np
 
 from features.sampledata.accounts import LANGUAGES
 
-BUCKETS = ("renewal_likelihood", "upsell_readiness", "onboarding_clarity",
-           "value_realization", "support_friction", "pricing_perception")
+BUCKETS = (
+    "renewal_likelihood",
+    "upsell_readiness",
+    "onboarding_clarity",
+    "value_realization",
+    "support_friction",
+    "pricing_perception",
+)
 POLARITIES = ("green", "gray", "red")
 _ALTERNATIVES = re.compile(r"\{([^{}]*)\}")
 
@@ -53,8 +60,7 @@ class PhraseBank:
     @classmethod
     def load(cls, languages: Sequence[str] = LANGUAGES) -> PhraseBank:
         root = resources.files("features.sampledata").joinpath("phrases")
-        return cls({lang: tomllib.loads(root.joinpath(f"{lang}.toml").read_text("utf-8"))
-                    for lang in languages})
+        return cls({lang: tomllib.loads(root.joinpath(f"{lang}.toml").read_text("utf-8")) for lang in languages})
 
     def pool(self, lang: str, key: str) -> list[list[str]]:
         return self._pools[(lang, key)]
@@ -83,8 +89,7 @@ class Composer:
         return text.replace("<n>", str(2 + int(u3 * 18)))
 
     @staticmethod
-    def _surface(sentence: str, u: float, v: float, last: bool, red: bool,
-                 cue: bool) -> str:
+    def _surface(sentence: str, u: float, v: float, last: bool, red: bool, cue: bool) -> str:
         if red and u < 0.03:
             sentence = sentence.upper()
         elif u < 0.14:
@@ -101,9 +106,16 @@ class Composer:
             return sentence + "..."
         return sentence
 
-    def compose(self, langs: Sequence[str], neutral: Sequence[str], drivers: np.ndarray,
-                weights: np.ndarray, n_sentences: np.ndarray, p_signal: np.ndarray,
-                opening: Sequence[str] | None = None) -> list[str]:
+    def compose(
+        self,
+        langs: Sequence[str],
+        neutral: Sequence[str],
+        drivers: np.ndarray,
+        weights: np.ndarray,
+        n_sentences: np.ndarray,
+        p_signal: np.ndarray,
+        opening: Sequence[str] | None = None,
+    ) -> list[str]:
         """One text per row. `neutral[i]` names the neutral pool of row i, `opening[i]`
         an optional first sentence counted in `n_sentences`; drivers and weights are
         (rows, 6) arrays over BUCKETS."""
@@ -132,8 +144,7 @@ class Composer:
             r = int(row[i])
             lang = langs[r]
             if signal[i]:
-                s = self._pick(lang, f"{BUCKETS[bucket[i]]}.{POLARITIES[polarity[i]]}",
-                               u[i, 3], u[i, 4], u[i, 5])
+                s = self._pick(lang, f"{BUCKETS[bucket[i]]}.{POLARITIES[polarity[i]]}", u[i, 3], u[i, 4], u[i, 5])
             elif first[i] and opening is not None:
                 s = opening[r]
             else:
@@ -141,13 +152,12 @@ class Composer:
             if s in seen[r]:  # never repeat a sentence within one text
                 continue
             seen[r].add(s)
-            texts[r].append(self._surface(s, u[i, 6], u[i, 7], bool(last[i]),
-                                          bool(signal[i] and polarity[i] == 2),
-                                          bool(signal[i])))
+            texts[r].append(
+                self._surface(s, u[i, 6], u[i, 7], bool(last[i]), bool(signal[i] and polarity[i] == 2), bool(signal[i]))
+            )
         return [" ".join(t) for t in texts]
 
-    def ticket_openings(self, langs: Sequence[str],
-                        categories: Sequence[str]) -> tuple[list[str], list[str]]:
+    def ticket_openings(self, langs: Sequence[str], categories: Sequence[str]) -> tuple[list[str], list[str]]:
         """A matching subject and first body sentence per ticket."""
         subjects, openings = [], []
         for lang, cat, u in zip(langs, categories, self.rng.random(len(langs))):

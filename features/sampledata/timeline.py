@@ -3,6 +3,7 @@
 Dates are handled as proleptic ordinals (``date.toordinal()``) so whole columns stay in
 numpy; the window is cut into weeks that start on the window's first day.
 """
+
 from __future__ import annotations
 
 import calendar
@@ -76,9 +77,7 @@ class Window:
 
     def day_of_year(self) -> np.ndarray:
         """Day of year (1..366) of each week's first day."""
-        return np.array(
-            [dt.date.fromordinal(int(o)).timetuple().tm_yday for o in self.week_start_ords()]
-        )
+        return np.array([dt.date.fromordinal(int(o)).timetuple().tm_yday for o in self.week_start_ords()])
 
     def weekday_of_start(self) -> int:
         return self.start.weekday()
@@ -95,8 +94,7 @@ def to_timestamps(day_ords: np.ndarray, seconds: np.ndarray) -> np.ndarray:
     return (secs + np.asarray(seconds, dtype=np.int64)).astype("datetime64[s]")
 
 
-def weekday_offsets(rng: np.random.Generator, lo: np.ndarray, hi: np.ndarray,
-                    first_weekday: int) -> np.ndarray:
+def weekday_offsets(rng: np.random.Generator, lo: np.ndarray, hi: np.ndarray, first_weekday: int) -> np.ndarray:
     """A day offset in [lo, hi) per row, weekends rarer: a weekend draw is redrawn once."""
     span = np.maximum(hi - lo, 1)
     a = lo + np.floor(rng.random(len(lo)) * span).astype(np.int64)
@@ -104,8 +102,7 @@ def weekday_offsets(rng: np.random.Generator, lo: np.ndarray, hi: np.ndarray,
     return np.where((first_weekday + a) % 7 >= 5, b, a)
 
 
-def business_times(rng: np.random.Generator, day_ords: np.ndarray,
-                   centre_hour: np.ndarray) -> np.ndarray:
+def business_times(rng: np.random.Generator, day_ords: np.ndarray, centre_hour: np.ndarray) -> np.ndarray:
     """Timestamps on the given days, spread around each row's working-day centre (UTC)."""
     hour = centre_hour + 2.6 * rng.standard_normal(len(day_ords))
     seconds = np.mod(np.round(hour * 3600), SECONDS_PER_DAY).astype(np.int64)

@@ -4,6 +4,7 @@ half-yearly for mid-market), meetings, emails and calls, with short notes.
 CSMs reach out more to accounts that look at risk and around renewals, so touchpoint
 volume correlates with risk without causing it.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,13 +17,13 @@ from features.sampledata.timeline import REGION_HOUR, Window, business_times
 
 KINDS = ("meeting", "qbr", "onboarding_session", "email", "call")
 QBR_EVERY_DAYS = (0, 182, 91)  # by segment; 0 = no QBRs
-WEEKLY_RATE = {"meeting": (0.012, 0.025, 0.05), "email": (0.035, 0.05, 0.08),
-               "call": (0.015, 0.025, 0.045)}
+WEEKLY_RATE = {"meeting": (0.012, 0.025, 0.05), "email": (0.035, 0.05, 0.08), "call": (0.015, 0.025, 0.045)}
 ONBOARDING_DAYS = (2, 9, 16, 30)
 
 
-def qbr_schedule(rng: np.random.Generator, accounts: Accounts, window: Window,
-                 tr: Trajectories, starts: list[tuple[int, int, bool]]):
+def qbr_schedule(
+    rng: np.random.Generator, accounts: Accounts, window: Window, tr: Trajectories, starts: list[tuple[int, int, bool]]
+):
     """(account, day) of every QBR held: a cadence from each relationship start."""
     acc, days = [], []
     for a, start, _ in starts:
@@ -45,9 +46,15 @@ def qbr_schedule(rng: np.random.Generator, accounts: Accounts, window: Window,
     return a[keep], d[keep]
 
 
-def touchpoint_rows(rng: np.random.Generator, accounts: Accounts, window: Window,
-                    tr: Trajectories, starts: list[tuple[int, int, bool]],
-                    qbrs: tuple[np.ndarray, np.ndarray], composer: Composer) -> dict:
+def touchpoint_rows(
+    rng: np.random.Generator,
+    accounts: Accounts,
+    window: Window,
+    tr: Trajectories,
+    starts: list[tuple[int, int, bool]],
+    qbrs: tuple[np.ndarray, np.ndarray],
+    composer: Composer,
+) -> dict:
     parts_a, parts_d, parts_k = [qbrs[0]], [qbrs[1]], [np.full(len(qbrs[0]), 1)]
     for a, start, _ in starts:
         held = rng.random(len(ONBOARDING_DAYS)) < 0.8
@@ -65,8 +72,12 @@ def touchpoint_rows(rng: np.random.Generator, accounts: Accounts, window: Window
         n = rng.poisson(lam)
         idx = np.repeat(np.arange(len(wa)), n)
         parts_a.append(wa[idx])
-        parts_d.append(window.start_ord + 7 * ww[idx] + tr.d0[wa[idx], ww[idx]]
-                       + np.floor(rng.random(len(idx)) * (tr.d1 - tr.d0)[wa[idx], ww[idx]]))
+        parts_d.append(
+            window.start_ord
+            + 7 * ww[idx]
+            + tr.d0[wa[idx], ww[idx]]
+            + np.floor(rng.random(len(idx)) * (tr.d1 - tr.d0)[wa[idx], ww[idx]])
+        )
         parts_k.append(np.full(len(idx), KINDS.index(kind)))
     a, day, kind = (np.concatenate(p).astype(np.int64) for p in (parts_a, parts_d, parts_k))
     keep = active_on(tr, window, a, day)
@@ -77,11 +88,11 @@ def touchpoint_rows(rng: np.random.Generator, accounts: Accounts, window: Window
     n = len(a)
     # CSM notes: in the customer's language only part of the time
     langs = text_languages(rng, accounts.language[a], english_share=0.4)
-    pools = ["neutral.qbr" if k == 1 else "neutral.onboarding_session" if k == 2
-             else "neutral.touchpoint" for k in kind]
+    pools = [
+        "neutral.qbr" if k == 1 else "neutral.onboarding_session" if k == 2 else "neutral.touchpoint" for k in kind
+    ]
     cues = cues_at(rng, tr, accounts.onboarding_quality, a, w, "touchpoint")
-    notes = composer.compose(langs, pools, cues.drivers, cues.weights,
-                             1 + rng.binomial(1, 0.5, n), cues.p_signal)
+    notes = composer.compose(langs, pools, cues.drivers, cues.weights, 1 + rng.binomial(1, 0.5, n), cues.p_signal)
     order = np.lexsort((kind, ts, a))
     return {
         "account_id": accounts.ids[a][order],
@@ -89,4 +100,3 @@ def touchpoint_rows(rng: np.random.Generator, accounts: Accounts, window: Window
         "kind": np.array(KINDS, dtype=object)[kind][order],
         "notes": np.array(notes, dtype=object)[order],
     }
-

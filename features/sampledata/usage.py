@@ -7,6 +7,7 @@ fewer events on weekends and business hours by region. Each user's setup steps a
 onboarding checklist items are drawn once, when the user first gets a seat; how many
 get done and how fast depends on onboarding quality.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -26,8 +27,7 @@ _T = {name: i for i, name in enumerate(EVENT_TYPES)}
 PER_USER = {"login": (0.65, 0.25), "report_shared": (0.04, 0.7), "export": (0.05, 0.2)}
 PER_FEATURE_USER = (0.14, 0.35)
 # Weekly events per account (not per user).
-PER_ACCOUNT = {"dashboard_viewed_by_exec": (0.5, 0.8), "goal_achieved": (0.15, 0.9),
-               "api_call": (3.0, 0.3)}
+PER_ACCOUNT = {"dashboard_viewed_by_exec": (0.5, 0.8), "goal_achieved": (0.15, 0.9), "api_call": (3.0, 0.3)}
 
 
 def _weekly_counts(rng, accounts: Accounts, tr: Trajectories, lo: int, hi: int):
@@ -66,8 +66,9 @@ def _recurring(rng, accounts: Accounts, window: Window, tr: Trajectories, lo: in
     flat = np.repeat(np.arange(counts.size), counts.ravel())
     row, etype = flat // k, flat % k
     acct = a[row]
-    day = weekday_offsets(rng, tr.d0[acct, w[row]].astype(np.int64),
-                        tr.d1[acct, w[row]].astype(np.int64), window.weekday_of_start())
+    day = weekday_offsets(
+        rng, tr.d0[acct, w[row]].astype(np.int64), tr.d1[acct, w[row]].astype(np.int64), window.weekday_of_start()
+    )
     day_ord = window.start_ord + 7 * w[row] + day
     offset = rng.integers(0, 1 << 30, size=len(a))[row] % pool[row]
     # this week's active users are a rotating window over the account's named users
@@ -97,8 +98,9 @@ def _first_steps(rng, accounts: Accounts, window: Window, tr: Trajectories, lo: 
         joins_a.append(np.full(len(users), a))
         joins_u.append(users)
         d0, d1 = tr.d0[a, weeks].astype(np.int64), tr.d1[a, weeks].astype(np.int64)
-        joins_day.append(window.start_ord + 7 * weeks + d0
-                         + np.floor(rng.random(len(users)) * (d1 - d0)).astype(np.int64))
+        joins_day.append(
+            window.start_ord + 7 * weeks + d0 + np.floor(rng.random(len(users)) * (d1 - d0)).astype(np.int64)
+        )
     if not joins_a:
         empty = np.zeros(0, np.int64)
         return empty, empty, empty, empty, np.zeros(0)
@@ -121,8 +123,9 @@ def _first_steps(rng, accounts: Accounts, window: Window, tr: Trajectories, lo: 
     return acct, day_ord, etype, user, np.ones(len(acct))
 
 
-def usage_chunks(rng: np.random.Generator, accounts: Accounts, window: Window,
-                 tr: Trajectories, chunk_accounts: int = 100) -> Iterator[dict]:
+def usage_chunks(
+    rng: np.random.Generator, accounts: Accounts, window: Window, tr: Trajectories, chunk_accounts: int = 100
+) -> Iterator[dict]:
     """The usage_events table in blocks of accounts (bounded memory at any size), each
     sorted by account and time, in account order."""
     bounds = range(0, accounts.n, chunk_accounts)
@@ -132,8 +135,7 @@ def usage_chunks(rng: np.random.Generator, accounts: Accounts, window: Window,
 
 def _chunk(rng, accounts: Accounts, window: Window, tr: Trajectories, lo: int, hi: int) -> dict:
     r1, r2 = rng.spawn(2)
-    parts = [_recurring(r1, accounts, window, tr, lo, hi),
-             _first_steps(r2, accounts, window, tr, lo, hi)]
+    parts = [_recurring(r1, accounts, window, tr, lo, hi), _first_steps(r2, accounts, window, tr, lo, hi)]
     acct, day_ord, etype, user, qty = (np.concatenate(cols) for cols in zip(*parts))
     keep = active_on(tr, window, acct, day_ord)
     acct, day_ord, etype, user, qty = acct[keep], day_ord[keep], etype[keep], user[keep], qty[keep]

@@ -1,6 +1,7 @@
 """`generate_workspace`: runs the generative story step by step and writes one file per
 contract table. Each step draws from its own child of one seed sequence, so a seed
 fixes every byte written."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -22,8 +23,18 @@ from features.sampledata.touchpoints import qbr_schedule, touchpoint_rows
 from features.sampledata.usage import usage_chunks
 from features.sampledata.writer import FORMATS, write_table
 
-_STREAMS = ("accounts", "incidents", "health", "lifecycle", "usage", "support", "qbr",
-            "touchpoints", "feedback", "text")
+_STREAMS = (
+    "accounts",
+    "incidents",
+    "health",
+    "lifecycle",
+    "usage",
+    "support",
+    "qbr",
+    "touchpoints",
+    "feedback",
+    "text",
+)
 
 
 def _account_columns(acc: Accounts) -> dict:
@@ -38,9 +49,16 @@ def _account_columns(acc: Accounts) -> dict:
     }
 
 
-def generate_workspace(out: Path, *, accounts: int = 1500, years: int = 3, seed: int = 7,
-                       end: dt.date = dt.date(2026, 10, 31), fmt: str = "parquet",
-                       progress: Callable[[str], None] | None = None) -> dict[str, int]:
+def generate_workspace(
+    out: Path,
+    *,
+    accounts: int = 1500,
+    years: int = 3,
+    seed: int = 7,
+    end: dt.date = dt.date(2026, 10, 31),
+    fmt: str = "parquet",
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, int]:
     """Writes one file per contract table into `out` (out/accounts.parquet,
     out/subscriptions.parquet, ...; or .csv) and returns row counts per table."""
     if fmt not in FORMATS:
@@ -50,8 +68,7 @@ def generate_workspace(out: Path, *, accounts: int = 1500, years: int = 3, seed:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     window = Window.ending(end, years)
-    rng = dict(zip(_STREAMS, (np.random.default_rng(s)
-                              for s in np.random.SeedSequence(seed).spawn(len(_STREAMS)))))
+    rng = dict(zip(_STREAMS, (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(_STREAMS)))))
     step = progress or (lambda _name: None)
     counts: dict[str, int] = {}
 
@@ -71,13 +88,12 @@ def generate_workspace(out: Path, *, accounts: int = 1500, years: int = 3, seed:
     emit("usage_events", usage_chunks(rng["usage"], acc, window, life.trajectories))
     composer = Composer(PhraseBank.load(), rng["text"])
     step("support_tickets")
-    emit("support_tickets", ticket_rows(rng["support"], acc, window, life.trajectories,
-                                        incidents, composer))
+    emit("support_tickets", ticket_rows(rng["support"], acc, window, life.trajectories, incidents, composer))
     qbrs = qbr_schedule(rng["qbr"], acc, window, life.trajectories, life.starts)
     step("feedback")
-    emit("feedback", feedback_rows(rng["feedback"], acc, window, life.trajectories, qbrs,
-                                   composer))
+    emit("feedback", feedback_rows(rng["feedback"], acc, window, life.trajectories, qbrs, composer))
     step("touchpoints")
-    emit("touchpoints", touchpoint_rows(rng["touchpoints"], acc, window, life.trajectories,
-                                        life.starts, qbrs, composer))
+    emit(
+        "touchpoints", touchpoint_rows(rng["touchpoints"], acc, window, life.trajectories, life.starts, qbrs, composer)
+    )
     return {name: counts[name] for name in TABLES}

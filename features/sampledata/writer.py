@@ -1,5 +1,6 @@
 """Writing generated columns as contract tables: Arrow types derived from
 `features.contract`, one Parquet or CSV file per table."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -25,8 +26,7 @@ FORMATS = ("parquet", "csv")
 
 
 def arrow_schema(table: Table) -> pa.Schema:
-    return pa.schema([pa.field(c.name, ARROW_TYPES[c.type], nullable=not c.required)
-                      for c in table.columns])
+    return pa.schema([pa.field(c.name, ARROW_TYPES[c.type], nullable=not c.required) for c in table.columns])
 
 
 def _column(values, type_: pa.DataType) -> pa.Array:
@@ -52,8 +52,9 @@ def to_arrow(table: Table, columns: dict) -> pa.Table:
 
 def _csv_schema(schema: pa.Schema) -> pa.Schema:
     """Timestamps in whole seconds, so CSV shows `2024-05-01 09:30:00`."""
-    return pa.schema([pa.field(f.name, pa.timestamp("s"), f.nullable)
-                      if pa.types.is_timestamp(f.type) else f for f in schema])
+    return pa.schema(
+        [pa.field(f.name, pa.timestamp("s"), f.nullable) if pa.types.is_timestamp(f.type) else f for f in schema]
+    )
 
 
 def write_table(table: Table, chunks: Iterable[dict], path_stem: Path, fmt: str) -> int:
@@ -67,8 +68,9 @@ def write_table(table: Table, chunks: Iterable[dict], path_stem: Path, fmt: str)
         writer = pq.ParquetWriter(path_stem.with_suffix(".parquet"), schema, compression="zstd")
     else:
         schema = _csv_schema(schema)
-        writer = pacsv.CSVWriter(path_stem.with_suffix(".csv"), schema,
-                                 write_options=pacsv.WriteOptions(quoting_style="needed"))
+        writer = pacsv.CSVWriter(
+            path_stem.with_suffix(".csv"), schema, write_options=pacsv.WriteOptions(quoting_style="needed")
+        )
     with writer:
         for columns in chunks:
             data = to_arrow(table, columns)

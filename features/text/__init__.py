@@ -6,6 +6,7 @@ rows (quotes people can read) -> per-snapshot signals. Modules, in pipeline orde
 ``normalize``, ``matcher``, ``sentiment`` and ``evidence`` (the batched pipeline and the
 snapshot aggregation).
 """
+
 from features.text.evidence import (
     EVIDENCE_COLUMNS,
     INPUT_COLUMNS,

@@ -5,6 +5,7 @@ into one row per matched expression per sentence, with the quote, so people can 
 why an account shows a signal. It works batch by batch (``iter_evidence``) so that a
 caller streaming from DuckDB keeps memory bounded. Per-snapshot signals from evidence are computed by ``features.feedback.qcf_features``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
@@ -16,10 +17,16 @@ from features.text.language import resolve_languages
 from features.text.matcher import Matcher, compile_matcher
 from features.text.sentences import split_sentences
 from features.text.sentiment import sentence_sentiment
-from features.text.taxonomy import BUCKETS, POLARITIES, Taxonomy, load_taxonomy
+from features.text.taxonomy import Taxonomy, load_taxonomy
 
 INPUT_COLUMNS = (
-    "source_table", "source_id", "account_id", "occurred_at", "channel", "text", "language",
+    "source_table",
+    "source_id",
+    "account_id",
+    "occurred_at",
+    "channel",
+    "text",
+    "language",
 )
 EVIDENCE_COLUMNS: dict[str, str] = {
     "account_id": "str",
@@ -38,10 +45,14 @@ EVIDENCE_COLUMNS: dict[str, str] = {
     "sentiment": "float64",  # [-1, 1]; see features.text.sentiment
 }
 # the same columns as a database table (the `evidence` table of the workspace)
-EVIDENCE_SCHEMA = ibis.schema({
-    c: {"str": "string", "datetime64[us]": "timestamp", "int64": "int64", "bool": "boolean", "float64": "float64"}[t]
-    for c, t in EVIDENCE_COLUMNS.items()
-})
+EVIDENCE_SCHEMA = ibis.schema(
+    {
+        c: {"str": "string", "datetime64[us]": "timestamp", "int64": "int64", "bool": "boolean", "float64": "float64"}[
+            t
+        ]
+        for c, t in EVIDENCE_COLUMNS.items()
+    }
+)
 _ROW_COLUMNS = ("account_id", "occurred_at", "channel", "source_table", "source_id")
 _MATCH_COLUMNS = tuple(c for c in EVIDENCE_COLUMNS if c not in (*_ROW_COLUMNS, "conversation_id"))
 _SORT = ["account_id", "occurred_at", "conversation_id", "sentence_index"]
@@ -77,8 +88,7 @@ def _evidence_of(batch: pd.DataFrame, matcher: Matcher) -> pd.DataFrame:
             for m in matches:
                 rows.append(row)
                 found.append(
-                    (language, index, sentence, m.expression.bucket, m.polarity, m.negated,
-                     m.expression.text, score)
+                    (language, index, sentence, m.expression.bucket, m.polarity, m.negated, m.expression.text, score)
                 )
     if not rows:
         return empty_evidence()
@@ -91,18 +101,14 @@ def _evidence_of(batch: pd.DataFrame, matcher: Matcher) -> pd.DataFrame:
     return frame[list(EVIDENCE_COLUMNS)].astype(EVIDENCE_COLUMNS)
 
 
-def iter_evidence(
-    batches: Iterable[pd.DataFrame], taxonomy: Taxonomy | None = None
-) -> Iterator[pd.DataFrame]:
+def iter_evidence(batches: Iterable[pd.DataFrame], taxonomy: Taxonomy | None = None) -> Iterator[pd.DataFrame]:
     """Evidence of each batch of text rows, in input order (possibly empty frames)."""
     matcher = compile_matcher(taxonomy if taxonomy is not None else load_taxonomy())
     for batch in batches:
         yield _evidence_of(batch, matcher)
 
 
-def extract_evidence(
-    texts: pd.DataFrame, taxonomy: Taxonomy | None = None, batch_rows: int = 20_000
-) -> pd.DataFrame:
+def extract_evidence(texts: pd.DataFrame, taxonomy: Taxonomy | None = None, batch_rows: int = 20_000) -> pd.DataFrame:
     """All evidence of ``texts``, sorted by account, time, conversation and sentence.
 
     ``texts`` has ``INPUT_COLUMNS``; ``text`` and ``language`` may be empty. Within a

@@ -12,6 +12,7 @@ A given label wins when it is valid: "fr", "FR", "fr-CA", "fr_FR", "French",
 is, so German text is not forced into English; no taxonomy matches it. Empty or
 unreadable labels ("", "unknown", "??") fall back to detection.
 """
+
 from __future__ import annotations
 
 import re
@@ -22,9 +23,15 @@ from lingua import Language, LanguageDetectorBuilder
 
 _LINGUA = {Language.ENGLISH: "en", Language.FRENCH: "fr", Language.ITALIAN: "it"}
 _NAMES = {
-    "english": "en", "anglais": "en", "inglese": "en",
-    "french": "fr", "francais": "fr", "francese": "fr",
-    "italian": "it", "italien": "it", "italiano": "it",
+    "english": "en",
+    "anglais": "en",
+    "inglese": "en",
+    "french": "fr",
+    "francais": "fr",
+    "francese": "fr",
+    "italian": "it",
+    "italien": "it",
+    "italiano": "it",
 }
 _CODE = re.compile(r"^([a-z]{2,3})(?:[-_][a-z0-9]{2,8})*$")
 _NOT_A_LANGUAGE = frozenset({"und", "unk", "xx", "zz", "mul", "zxx", "na", "nan", "none"})
@@ -52,9 +59,7 @@ def given_language(value: object) -> str | None:
     return m.group(1)
 
 
-def resolve_languages(
-    texts: Sequence[object], given: Sequence[object] | None = None
-) -> list[str | None]:
+def resolve_languages(texts: Sequence[object], given: Sequence[object] | None = None) -> list[str | None]:
     """One language per text: the valid given label, else lingua's answer (None if unsure).
 
     Texts needing detection are sent to lingua in one call per mode, which spreads them
@@ -65,17 +70,13 @@ def resolve_languages(
         raise ValueError(f"{len(texts)} texts but {len(given)} language labels")
     out = [given_language(g) for g in given]
     todo = [
-        i for i, (lang, text) in enumerate(zip(out, texts))
-        if lang is None and isinstance(text, str) and text.strip()
+        i for i, (lang, text) in enumerate(zip(out, texts)) if lang is None and isinstance(text, str) and text.strip()
     ]
     for low_accuracy in (False, True):
         part = [i for i in todo if (len(texts[i]) >= SHORT_TEXT_CHARS) == low_accuracy]
         if not part:
             continue
-        found = detector(low_accuracy).detect_languages_in_parallel_of(
-            [texts[i][:DETECT_MAX_CHARS] for i in part]
-        )
+        found = detector(low_accuracy).detect_languages_in_parallel_of([texts[i][:DETECT_MAX_CHARS] for i in part])
         for i, language in zip(part, found):
             out[i] = _LINGUA.get(language)
     return out
-

@@ -31,6 +31,7 @@ How a sentence is matched:
    gray, negated=True when only that red cue is listed; the shipped taxonomy also lists
    "not looking at other vendors" as green, which then wins.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -50,9 +51,7 @@ NEGATION_CUES: dict[str, frozenset[str]] = {
     # "n'est" is "n est"; "ni", "sans", "rien" and "non" negate too.
     "fr": frozenset("ne n pas jamais aucun aucune ni sans rien non".split()),
     # Not "ne" (accent-stripped "né" collides with the very common pronoun "ne").
-    "it": frozenset(
-        "non mai nessun nessuno nessuna senza neanche nemmeno neppure niente nulla".split()
-    ),
+    "it": frozenset("non mai nessun nessuno nessuna senza neanche nemmeno neppure niente nulla".split()),
 }
 _END = ""  # trie key for "an expression ends here"; never a token
 

@@ -5,6 +5,7 @@ language), so a CS team can write an expression the way people say it ("Too
 expensive!", "d'autres fournisseurs", "più licenze") and still match "too EXPENSIVE",
 "d’autres fournisseurs", "piu licenze" or "Other vendors".
 """
+
 from __future__ import annotations
 
 import re
@@ -17,7 +18,7 @@ _STRIP = {cp: None for cp in range(0x300, 0x370)}  # combining diacritical marks
 _STRIP.update({ord(k): v for k, v in _LIGATURES.items()})
 _NON_WORD = re.compile(r"[\W_]+")
 # Punctuation that ends a clause; tokenize() keeps each as a token of its own.
-CLAUSE_MARKS = frozenset(",;:()[]\"“”«».!?…-–—")
+CLAUSE_MARKS = frozenset(',;:()[]"“”«».!?…-–—')
 _TOKEN = re.compile(r"[^\W_]+|[,;:()\[\]\"“”«».!?…]|(?<!\S)[-–—](?!\S)")
 
 
@@ -57,21 +58,68 @@ _EN_RULES = (("ingly", "", 3), ("edly", "", 3), ("ing", "", 3), ("ed", "", 3), (
 _FR_RULES = tuple(
     (s, r, 3)
     for s, r in (
-        ("eraient", ""), ("erions", ""), ("tions", "tion"), ("sions", "sion"),
-        ("eaux", "eau"), ("issons", ""), ("issent", ""), ("ement", ""),
-        ("erons", ""), ("eront", ""), ("aient", ""), ("erait", ""), ("issez", ""),
-        ("eriez", ""), ("euse", "eu"), ("erai", ""), ("erez", ""), ("ions", ""),
-        ("eux", "eu"), ("iez", ""), ("ons", ""), ("ent", ""), ("ant", ""), ("ait", ""),
-        ("ais", ""), ("ive", "if"), ("ee", ""), ("es", ""), ("er", ""), ("ez", ""),
-        ("ss", "ss"), ("e", ""), ("s", ""),
+        ("eraient", ""),
+        ("erions", ""),
+        ("tions", "tion"),
+        ("sions", "sion"),
+        ("eaux", "eau"),
+        ("issons", ""),
+        ("issent", ""),
+        ("ement", ""),
+        ("erons", ""),
+        ("eront", ""),
+        ("aient", ""),
+        ("erait", ""),
+        ("issez", ""),
+        ("eriez", ""),
+        ("euse", "eu"),
+        ("erai", ""),
+        ("erez", ""),
+        ("ions", ""),
+        ("eux", "eu"),
+        ("iez", ""),
+        ("ons", ""),
+        ("ent", ""),
+        ("ant", ""),
+        ("ait", ""),
+        ("ais", ""),
+        ("ive", "if"),
+        ("ee", ""),
+        ("es", ""),
+        ("er", ""),
+        ("ez", ""),
+        ("ss", "ss"),
+        ("e", ""),
+        ("s", ""),
     )
 )
 _IT_RULES = tuple(
     (s, "", 4)
     for s in (
-        "erebbero", "erebbe", "eranno", "eremo", "erete", "iamo", "iate", "ando", "endo",
-        "ato", "ata", "ati", "ate", "uto", "uta", "uti", "ute", "ito", "ita", "iti", "ite",
-        "are", "ere", "ire",
+        "erebbero",
+        "erebbe",
+        "eranno",
+        "eremo",
+        "erete",
+        "iamo",
+        "iate",
+        "ando",
+        "endo",
+        "ato",
+        "ata",
+        "ati",
+        "ate",
+        "uto",
+        "uta",
+        "uti",
+        "ute",
+        "ito",
+        "ita",
+        "iti",
+        "ite",
+        "are",
+        "ere",
+        "ire",
     )
 ) + tuple((v, "", 3) for v in "aeio")
 _UNDOUBLE = {"en": frozenset("bdglmnprt"), "fr": frozenset("lnmtps"), "it": frozenset()}

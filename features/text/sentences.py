@@ -6,6 +6,7 @@ line break. A period does not end a sentence inside a number ("2.5", "1.200,00")
 after a known abbreviation ("e.g.", "p. ex.", "ecc."). Lines of bullets stay separate
 sentences, which is what a reader of the evidence expects.
 """
+
 from __future__ import annotations
 
 import re
@@ -15,13 +16,61 @@ import re
 ABBREVIATIONS = frozenset(
     {
         # English
-        "e.g", "i.e", "etc", "vs", "mr", "mrs", "ms", "dr", "prof", "inc", "ltd", "co",
-        "approx", "fig", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep",
-        "sept", "oct", "nov", "dec", "st", "jr", "sr", "dept", "min", "max",
+        "e.g",
+        "i.e",
+        "etc",
+        "vs",
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "prof",
+        "inc",
+        "ltd",
+        "co",
+        "approx",
+        "fig",
+        "jan",
+        "feb",
+        "mar",
+        "apr",
+        "jun",
+        "jul",
+        "aug",
+        "sep",
+        "sept",
+        "oct",
+        "nov",
+        "dec",
+        "st",
+        "jr",
+        "sr",
+        "dept",
+        "min",
+        "max",
         # French
-        "p", "ex", "mme", "mlle", "m", "cf", "env", "av", "bd", "tél", "tel",
+        "p",
+        "ex",
+        "mme",
+        "mlle",
+        "m",
+        "cf",
+        "env",
+        "av",
+        "bd",
+        "tél",
+        "tel",
         # Italian
-        "es", "ecc", "sig", "sigg", "sig.ra", "dott", "ing", "avv", "pag", "n", "tel",
+        "es",
+        "ecc",
+        "sig",
+        "sigg",
+        "sig.ra",
+        "dott",
+        "ing",
+        "avv",
+        "pag",
+        "n",
     }
 )
 

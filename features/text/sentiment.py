@@ -11,6 +11,7 @@ without matches has no score (NaN). The two scales are not the same instrument: 
 grades tone on a continuum while the taxonomy score only counts cues, so compare
 bucket sentiment across languages with care.
 """
+
 from __future__ import annotations
 
 import math

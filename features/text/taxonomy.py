@@ -20,6 +20,7 @@ files — change a shipped polarity by editing the shipped file, not by overridi
 Two expressions are "the same" when they have the same light stems ("vendor" and
 "Vendors!" are), since the matcher could not tell them apart.
 """
+
 from __future__ import annotations
 
 import re
@@ -99,9 +100,7 @@ def read_taxonomy_file(path: Path) -> list[Expression]:
     problems: list[str] = []
     language = data.get("language")
     if language not in LANGUAGES:
-        problems.append(
-            f"{path}: 'language' must be one of {', '.join(LANGUAGES)}, got {language!r}"
-        )
+        problems.append(f"{path}: 'language' must be one of {', '.join(LANGUAGES)}, got {language!r}")
     out: list[Expression] = []
     for bucket, table in data.items():
         if bucket == "language":
@@ -109,9 +108,7 @@ def read_taxonomy_file(path: Path) -> list[Expression]:
         bucket_line = _find(lines, _header(bucket), 0)
         where = f"{path}:{bucket_line + 1} [{bucket}]"
         if bucket not in BUCKETS:
-            problems.append(
-                f"{where}: unknown bucket {bucket!r}; expected one of {', '.join(BUCKETS)}"
-            )
+            problems.append(f"{where}: unknown bucket {bucket!r}; expected one of {', '.join(BUCKETS)}")
             continue
         if not isinstance(table, dict):
             problems.append(f"{where}: must be a table of polarities, got {type(table).__name__}")
@@ -120,15 +117,10 @@ def read_taxonomy_file(path: Path) -> list[Expression]:
             cursor = _find(lines, _header(polarity), bucket_line)
             where = f"{path}:{cursor + 1} [{bucket}] {polarity}"
             if polarity not in POLARITIES:
-                problems.append(
-                    f"{where}: unknown polarity {polarity!r}; "
-                    f"expected one of {', '.join(POLARITIES)}"
-                )
+                problems.append(f"{where}: unknown polarity {polarity!r}; expected one of {', '.join(POLARITIES)}")
                 continue
             if not isinstance(entries, list):
-                problems.append(
-                    f"{where}: must be a list of expressions, got {type(entries).__name__}"
-                )
+                problems.append(f"{where}: must be a list of expressions, got {type(entries).__name__}")
                 continue
             for n, text in enumerate(entries, start=1):
                 if isinstance(text, str):
@@ -166,9 +158,7 @@ def build_taxonomy(expressions: Iterable[Expression]) -> Taxonomy:
     return Taxonomy(tuple(seen.values()))
 
 
-def load_taxonomy(
-    languages: Sequence[str] = LANGUAGES, extra_dir: Path | None = None
-) -> Taxonomy:
+def load_taxonomy(languages: Sequence[str] = LANGUAGES, extra_dir: Path | None = None) -> Taxonomy:
     """The shipped taxonomy of ``languages`` plus every ``*.toml`` in ``extra_dir``.
 
     Extra files of other languages are skipped. Results are cached per argument set, so

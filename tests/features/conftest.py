@@ -1,4 +1,5 @@
 """Tiny hand-built workspaces in a real in-memory DuckDB, for the snapshot tests."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -47,8 +48,14 @@ def make_workspace(tables: dict[str, list[dict]], data_end: date, activity_start
 
 
 def _ibis_type(t: str) -> str:
-    return {"string": "string", "timestamp": "timestamp(6)", "date": "date", "float": "float64",
-            "int": "int64", "bool": "boolean"}[t]
+    return {
+        "string": "string",
+        "timestamp": "timestamp(6)",
+        "date": "date",
+        "float": "float64",
+        "int": "int64",
+        "bool": "boolean",
+    }[t]
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
 """The as-of calendar: month-ends and Mondays in a closed date range."""
+
 from datetime import date
 
 import ibis

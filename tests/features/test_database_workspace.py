@@ -5,6 +5,7 @@ copied into a fresh PostgreSQL database, `radar build-features --workspace URL` 
 the same snapshots from PostgreSQL as from DuckDB: same rows, same labels, features
 equal within float tolerance, same evidence, written to the local output folder.
 """
+
 from __future__ import annotations
 
 from datetime import date
@@ -19,7 +20,6 @@ from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from features.build import build_features
-from features.config import Settings
 from features.contract import TABLES
 from features.database_workspace import (
     DatabaseWorkspaceError,
@@ -30,7 +30,8 @@ from features.database_workspace import (
 from features.ingest import ingest_workspace
 from features.sampledata import generate_workspace
 from features.snapshot import KEY, LABELS, Workspace
-from radar import app
+from radar.cli import app
+from radar.settings import Settings
 
 START, END = date(2026, 3, 31), date(2026, 10, 31)
 
@@ -78,8 +79,9 @@ def workspace_url(local, postgres_database) -> str:
 def test_snapshots_from_postgresql_equal_those_from_duckdb(local, workspace_url, tmp_path, monkeypatch):
     monkeypatch.setenv("RADAR_OUTPUT_DIR", str(tmp_path / "out"))
     monkeypatch.setenv("COLUMNS", "200")
-    result = CliRunner().invoke(app, ["build-features", "--from", str(START), "--to", str(END),
-                                      "--workspace", workspace_url])
+    result = CliRunner().invoke(
+        app, ["build-features", "--from", str(START), "--to", str(END), "--workspace", workspace_url]
+    )
     assert result.exit_code == 0, result.output
 
     expected = pd.read_parquet(local.output_dir / "snapshots.parquet")
@@ -91,15 +93,18 @@ def test_snapshots_from_postgresql_equal_those_from_duckdb(local, workspace_url,
     assert expected.churned.notna().sum() > 0
     numeric = [c for c in expected.columns if pd.api.types.is_float_dtype(expected[c])]
     assert len(numeric) > 100
-    np.testing.assert_allclose(got[numeric].to_numpy(float), expected[numeric].to_numpy(float),
-                               rtol=1e-9, atol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(
+        got[numeric].to_numpy(float), expected[numeric].to_numpy(float), rtol=1e-9, atol=1e-12, equal_nan=True
+    )
     other = [c for c in expected.columns if c not in numeric]
     pd.testing.assert_frame_equal(got[other], expected[other])
-    assert (got.filter(like="_red_").notna().to_numpy().sum() > 0)  # text signals came through
+    assert got.filter(like="_red_").notna().to_numpy().sum() > 0  # text signals came through
 
     # the outputs are local: snapshots and evidence in the local database, the report beside them
-    with duckdb.connect(str(tmp_path / "out" / "radar.duckdb"), read_only=True) as mine, \
-            duckdb.connect(str(local.database_path), read_only=True) as theirs:
+    with (
+        duckdb.connect(str(tmp_path / "out" / "radar.duckdb"), read_only=True) as mine,
+        duckdb.connect(str(local.database_path), read_only=True) as theirs,
+    ):
         assert mine.execute("SELECT count(*) FROM snapshots").fetchone()[0] == len(expected)
         evidence = [con.execute("SELECT * FROM evidence").df() for con in (mine, theirs)]
     mine_ev, theirs_ev = (e.sort_values(list(e.columns)).reset_index(drop=True) for e in evidence)
@@ -121,10 +126,13 @@ def test_data_span_from_the_tables_equals_the_one_ingest_records(local):
 def test_tables_off_the_contract_are_named_column_by_column(postgres_database, tmp_path):
     url = postgres_database("radar_off_contract")
     with psycopg.connect(conninfo(url), autocommit=True) as conn:
-        conn.execute("CREATE TABLE subscriptions (subscription_id text, account_id text, product text, "
-                     "start_date date, end_date date, mrr numeric(12, 2), seats bigint, billing_period text)")
-        conn.execute("CREATE TABLE usage_events (account_id text, occurred_at timestamptz, event_type text, "
-                     "user_id text)")
+        conn.execute(
+            "CREATE TABLE subscriptions (subscription_id text, account_id text, product text, "
+            "start_date date, end_date date, mrr numeric(12, 2), seats bigint, billing_period text)"
+        )
+        conn.execute(
+            "CREATE TABLE usage_events (account_id text, occurred_at timestamptz, event_type text, user_id text)"
+        )
     settings = Settings(output_dir=tmp_path / "out", workspace_url=url)
     with pytest.raises(DatabaseWorkspaceError) as caught:
         build_features(settings)
@@ -146,10 +154,15 @@ def test_urls_in_sqlalchemy_form_are_translated():
     assert ibis_url("postgresql+psycopg://u@h:5432/db") == "postgresql://u@h:5432/db"
     assert ibis_url("snowflake://u@acct/db/schema?warehouse=wh") == "snowflake://u@acct/db/schema?warehouse=wh"
     assert redact("postgres://u:pw@h/db") == "postgres://u:***@h/db"
-    assert databricks_args("databricks://token:dapi123@adb-1.azuredatabricks.net?http_path=/sql/1.0/warehouses/x"
-                           "&catalog=main&schema=crm") == {
-        "server_hostname": "adb-1.azuredatabricks.net", "access_token": "dapi123",
-        "http_path": "/sql/1.0/warehouses/x", "catalog": "main", "schema": "crm"}
+    assert databricks_args(
+        "databricks://token:dapi123@adb-1.azuredatabricks.net?http_path=/sql/1.0/warehouses/x&catalog=main&schema=crm"
+    ) == {
+        "server_hostname": "adb-1.azuredatabricks.net",
+        "access_token": "dapi123",
+        "http_path": "/sql/1.0/warehouses/x",
+        "catalog": "main",
+        "schema": "crm",
+    }
     with pytest.raises(DatabaseWorkspaceError, match="not a connection URL"):
         ibis_url("out/radar.duckdb")
 

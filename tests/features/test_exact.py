@@ -1,4 +1,5 @@
 """Float aggregates that do not depend on the order of the rows (features/exact.py)."""
+
 from __future__ import annotations
 
 import ibis
@@ -6,11 +7,11 @@ import pandas as pd
 import pytest
 
 from features.build import build_features
-from features.config import Settings
 from features.contract import TABLES
 from features.exact import exact_mean, exact_sum
 from features.ingest import ingest_workspace
 from features.sampledata import generate_workspace
+from radar.settings import Settings
 
 ORDERS = ([1e16, 1.0, -1e16, 1.0], [1.0, 1.0, 1e16, -1e16])  # float sums 1.0 and 2.0; exactly 2.0
 

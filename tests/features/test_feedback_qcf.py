@@ -1,4 +1,5 @@
 """qcf_features: per-snapshot QCF features from the evidence table, point in time."""
+
 import math
 import random
 
@@ -6,10 +7,10 @@ import ibis
 import pandas as pd
 import pytest
 
-from features.config import FeatureSettings
 from features.feedback import QCF_SPECS, qcf_features
 from features.text.evidence import empty_evidence
 from features.text.taxonomy import BUCKETS, POLARITIES
+from radar.settings import FeatureSettings
 
 
 def signal_columns(window_days: int) -> list[str]:
@@ -19,16 +20,28 @@ def signal_columns(window_days: int) -> list[str]:
 def aggregate_signals(evidence: pd.DataFrame, snapshots: pd.DataFrame, window_days: int) -> pd.DataFrame:
     """qcf_features on a real DuckDB backend, one output row per snapshot row, in order."""
     con = ibis.duckdb.connect()
-    ev = evidence.assign(channel="chat", source_table="feedback", source_id="1", language="en",
-                         sentence_index=0, sentence="s", negated=False, expression="e")
+    ev = evidence.assign(
+        channel="chat",
+        source_table="feedback",
+        source_id="1",
+        language="en",
+        sentence_index=0,
+        sentence="s",
+        negated=False,
+        expression="e",
+    )
     spine = snapshots.assign(as_of=snapshots.as_of.dt.date)
     calendar = ibis.memtable(pd.DataFrame({"as_of": sorted(set(spine.as_of))}))
     out = qcf_features(
-        con.create_table("evidence", ev), con.create_table("spine", spine), calendar,
+        con.create_table("evidence", ev),
+        con.create_table("spine", spine),
+        calendar,
         FeatureSettings(windows=(window_days,)),
     ).execute()
     out["as_of"] = pd.to_datetime(out["as_of"])
-    return snapshots.merge(out, on=["account_id", "as_of"], how="left")[["account_id", "as_of", *signal_columns(window_days)]]
+    return snapshots.merge(out, on=["account_id", "as_of"], how="left")[
+        ["account_id", "as_of", *signal_columns(window_days)]
+    ]
 
 
 def evidence(*rows):
@@ -79,8 +92,11 @@ def test_counts_sentiment_and_distinct_red_conversations():
         ("b", "2024-03-22", "t:9", "support_friction", "red", -1.0),  # other account
     )
     row = aggregate_signals(ev, snapshots(("a", AS_OF)), 90).iloc[0]
-    assert (row["qcf_support_friction_green_90d"], row["qcf_support_friction_gray_90d"],
-            row["qcf_support_friction_red_90d"]) == (1, 1, 3)
+    assert (
+        row["qcf_support_friction_green_90d"],
+        row["qcf_support_friction_gray_90d"],
+        row["qcf_support_friction_red_90d"],
+    ) == (1, 1, 3)
     assert row["qcf_support_friction_red_conversations_90d"] == 2
     assert row["qcf_support_friction_sentiment_90d"] == pytest.approx((-0.5 - 0.5 + 0.5 + 0.3) / 4)
     assert row["qcf_pricing_perception_red_90d"] == 0
@@ -114,9 +130,14 @@ def test_matches_a_plain_python_reference_on_random_data():
     accounts = ["a", "b", "c"]
     start = pd.Timestamp("2024-01-01")
     rows = [
-        (rng.choice(accounts), start + pd.Timedelta(hours=rng.randint(0, 24 * 120)),
-         f"c{rng.randint(0, 30)}", rng.choice(BUCKETS), rng.choice(POLARITIES),
-         rng.choice([float("nan"), rng.uniform(-1, 1)]))
+        (
+            rng.choice(accounts),
+            start + pd.Timedelta(hours=rng.randint(0, 24 * 120)),
+            f"c{rng.randint(0, 30)}",
+            rng.choice(BUCKETS),
+            rng.choice(POLARITIES),
+            rng.choice([float("nan"), rng.uniform(-1, 1)]),
+        )
         for _ in range(400)
     ]
     ev = evidence(*rows)

@@ -1,15 +1,23 @@
 """Health score: a transparent weighted mean of components, with bands."""
+
 from __future__ import annotations
 
 import ibis
 import pandas as pd
 import pytest
 
-from features.config import HealthSettings
 from features.health import COMPONENTS, check_weights, with_health
+from radar.settings import HealthSettings
 
-COLUMNS = ["adoption_rate_28d", "active_days_share_28d", "events_trend_90d", "account_nps_365d",
-           "tickets_90d", "interaction_sentiment_90d", "onboarding_completion"]
+COLUMNS = [
+    "adoption_rate_28d",
+    "active_days_share_28d",
+    "events_trend_90d",
+    "account_nps_365d",
+    "tickets_90d",
+    "interaction_sentiment_90d",
+    "onboarding_completion",
+]
 
 
 def score(rows: list[dict], **settings) -> pd.DataFrame:

@@ -1,7 +1,7 @@
 """Ingest: every input row is accepted or rejected with its precise reason."""
+
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import duckdb
@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from features.config import load_settings
 from features.ingest import IngestError, ingest_workspace
-from radar import app
+from radar.cli import app
+from radar.settings import load_settings
 
 
 def write(ws: Path, name: str, text: str) -> None:
@@ -32,28 +32,43 @@ def query(settings, sql: str) -> pd.DataFrame:
 @pytest.fixture
 def good_ws(tmp_path: Path) -> Path:
     ws = tmp_path / "ws"
-    write(ws, "accounts.csv", """
+    write(
+        ws,
+        "accounts.csv",
+        """
 account_id,name,segment,created_at,csm_owner
 A1,Acme,smb,2024-01-01,Ann
 A2,Beta,enterprise,2024-01-01,Bob
-""")
-    write(ws, "subscriptions.csv", """
+""",
+    )
+    write(
+        ws,
+        "subscriptions.csv",
+        """
 subscription_id,account_id,product,start_date,end_date,mrr,seats,billing_period
 S1,A1,base,2024-01-01,2024-02-01,100,5,month
 S2,A1,base,2024-02-01,,100,5,month
 S3,A2,premium,2024-01-01,2025-01-01,500,20,year
-""")
-    write(ws, "usage_events.csv", """
+""",
+    )
+    write(
+        ws,
+        "usage_events.csv",
+        """
 account_id,occurred_at,event_type,user_id,quantity
 A1,2024-01-05 10:00:00,login,u1,
 A2,2024-01-06 00:30:00,export,u2,3
-""")
+""",
+    )
     return ws
 
 
 def test_every_kind_of_bad_row_has_its_reason_and_counts_reconcile(good_ws: Path, tmp_path: Path):
     # given one bad row of each kind, next to good rows
-    write(good_ws, "subscriptions.csv", """
+    write(
+        good_ws,
+        "subscriptions.csv",
+        """
 subscription_id,account_id,product,start_date,end_date,mrr,seats,billing_period
 S1,A1,base,2024-01-01,2024-02-01,100,5,month
 S2,A1,base,2024-03-01,2024-02-01,100,5,month
@@ -65,20 +80,29 @@ S7,A9,base,2024-01-01,,10,5,month
 S1,A2,base,2024-01-01,,10,5,month
 S8,A2,base,2024-01-01,,10,2.5,year
 S9,A2,base,2024-01-01,,inf,5,year
-""")
-    write(good_ws, "usage_events.csv", """
+""",
+    )
+    write(
+        good_ws,
+        "usage_events.csv",
+        """
 account_id,occurred_at,event_type,user_id,quantity
 A1,2024-01-05 10:00:00,login,u1,
 A1,2024-01-05 10:00:00,login,u1,
 A1,2024-01-05 11:00:00,login,u1,1
-""")
-    write(good_ws, "support_tickets.csv", """
+""",
+    )
+    write(
+        good_ws,
+        "support_tickets.csv",
+        """
 ticket_id,account_id,opened_at,first_response_at,resolved_at,priority,escalated,csat
 T1,A1,2024-01-05,2024-01-05 02:00,2024-01-06,high,false,4
 T2,A1,2024-01-05,2024-01-04,,normal,no,
 T3,A1,2024-01-05,,,normal,maybe,
 T4,A1,2024-01-05,,,normal,true,7
-""")
+""",
+    )
     settings = settings_for(tmp_path)
     # when
     report = ingest_workspace(good_ws, settings)
@@ -117,10 +141,14 @@ T4,A1,2024-01-05,,,normal,true,7
 
 
 def test_a_row_with_several_problems_lists_them_all(good_ws: Path, tmp_path: Path):
-    write(good_ws, "subscriptions.csv", """
+    write(
+        good_ws,
+        "subscriptions.csv",
+        """
 subscription_id,account_id,product,start_date,end_date,mrr,seats,billing_period
 S1,A1,base,2024-01-01,,-5,x,weekly
-""")
+""",
+    )
     settings = settings_for(tmp_path)
     ingest_workspace(good_ws, settings)
     problems = query(settings, "SELECT problems FROM rejects").problems[0]
@@ -151,13 +179,17 @@ def test_csv_and_parquet_give_identical_tables(good_ws: Path, tmp_path: Path):
 
 
 def test_timezone_rule_naive_is_utc_and_offsets_are_converted(good_ws: Path, tmp_path: Path):
-    write(good_ws, "usage_events.csv", """
+    write(
+        good_ws,
+        "usage_events.csv",
+        """
 account_id,occurred_at,event_type
 A1,2024-01-05 10:00:00,naive
 A1,2024-01-05T10:00:00+02:00,offset
 A1,2024-01-05T10:00:00Z,zulu
 A1,2024-01-05,date_only
-""")
+""",
+    )
     settings = settings_for(tmp_path)
     ingest_workspace(good_ws, settings)
     got = query(settings, "SELECT event_type, occurred_at FROM usage_events").set_index("event_type").occurred_at
@@ -168,10 +200,14 @@ A1,2024-01-05,date_only
 
 
 def test_column_mapping_renames_user_columns(good_ws: Path, tmp_path: Path):
-    write(good_ws, "usage_events.csv", """
+    write(
+        good_ws,
+        "usage_events.csv",
+        """
 customer,ts,action
 A1,2024-01-05 10:00:00,login
-""")
+""",
+    )
     mapping = {"usage_events": {"customer": "account_id", "ts": "occurred_at", "action": "event_type"}}
     settings = settings_for(tmp_path, ingest={"column_mapping": mapping})
     ingest_workspace(good_ws, settings)
@@ -212,7 +248,11 @@ def test_part_files_in_a_folder_are_one_table_with_per_file_row_numbers(good_ws,
 
 def test_rerun_replaces_and_never_duplicates(good_ws, tmp_path):
     settings = settings_for(tmp_path)
-    write(good_ws, "feedback.csv", "feedback_id,account_id,submitted_at,channel\nF1,A1,2024-01-01,chat\nF2,A1,2024-01-01,fax")
+    write(
+        good_ws,
+        "feedback.csv",
+        "feedback_id,account_id,submitted_at,channel\nF1,A1,2024-01-01,chat\nF2,A1,2024-01-01,fax",
+    )
     first = ingest_workspace(good_ws, settings)
     second = ingest_workspace(good_ws, settings)
     assert [(t.table, t.accepted, t.rejected) for t in first.tables] == [

@@ -5,6 +5,7 @@ taken at as_of = 2024-01-31, so the label window is [31 Jan, 30 Apr 2024) and th
 are known once data reach as_of + 90 + 30 - 1 = 29 May 2024. Each account of a case is
 one small history; the expected answer is worked out next to it.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -17,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from features.calendar import calendar_table
-from features.config import DomainSettings
 from features.labels import build_labels
+from radar.settings import DomainSettings
 
 D = date.fromisoformat
 AS_OF = D("2024-01-31")
@@ -73,8 +74,13 @@ def labels(con, lines, as_of=AS_OF, data_end=LATE, domain=DEFAULTS) -> dict[str,
 def test_schema(con):
     expr = build_labels(subs(line("a", "base", "2023-01-01", None, 10)), calendar_table([AS_OF]), DEFAULTS, LATE)
     assert expr.schema() == ibis.schema(
-        {"account_id": "string", "as_of": "date", "churned": "int8", "expanded": "int8",
-         "renewal_in_horizon": "boolean"}
+        {
+            "account_id": "string",
+            "as_of": "date",
+            "churned": "int8",
+            "expanded": "int8",
+            "renewal_in_horizon": "boolean",
+        }
     )
 
 
@@ -99,27 +105,34 @@ def test_window_bounds(con, end, expected):
 
 def test_monthly_renewals_are_no_churn(con):
     # given back-to-back monthly lines through 2024 at a flat 100
-    monthly = [line("a", "base", date(2023, m, 1), date(2024 if m == 12 else 2023, m % 12 + 1, 1), 100)
-               for m in range(1, 13)]
+    monthly = [
+        line("a", "base", date(2023, m, 1), date(2024 if m == 12 else 2023, m % 12 + 1, 1), 100) for m in range(1, 13)
+    ]
     monthly += [line("a", "base", date(2024, m, 1), date(2024, m + 1, 1), 100) for m in range(1, 12)]
     # then no churn, no expansion (flat), and the January line is due on 1 February
     assert labels(con, monthly) == {"a": (0, 0, True)}
 
 
 def test_annual_renewal_is_no_churn(con):
-    got = labels(con, [
-        line("a", "base", "2023-03-15", "2024-03-15", 500),
-        line("a", "base", "2024-03-15", "2025-03-15", 500),
-    ])
+    got = labels(
+        con,
+        [
+            line("a", "base", "2023-03-15", "2024-03-15", 500),
+            line("a", "base", "2024-03-15", "2025-03-15", 500),
+        ],
+    )
     assert got == {"a": (0, 0, True)}
 
 
 def test_lapse_shorter_than_grace_is_no_churn(con):
     # given a line ending 1 March and a new one on 20 March: 19 zero days < 30
-    got = labels(con, [
-        line("a", "base", "2023-06-01", "2024-03-01", 100),
-        line("a", "base", "2024-03-20", None, 100),
-    ])
+    got = labels(
+        con,
+        [
+            line("a", "base", "2023-06-01", "2024-03-01", 100),
+            line("a", "base", "2024-03-20", None, 100),
+        ],
+    )
     assert got == {"a": (0, 0, True)}
 
 
@@ -130,65 +143,86 @@ def test_lapse_shorter_than_grace_is_no_churn(con):
 def test_upgrade_is_expansion_when_mrr_grows_enough(con, premium_mrr, expanded):
     # given base until 1 March, replaced by premium from 1 March: a plan change, so only
     # the MRR rule applies (premium_mrr vs 100 on 30 January)
-    got = labels(con, [
-        line("a", "base", "2023-06-01", "2024-03-01", 100),
-        line("a", "premium", "2024-03-01", None, premium_mrr),
-    ])
+    got = labels(
+        con,
+        [
+            line("a", "base", "2023-06-01", "2024-03-01", 100),
+            line("a", "premium", "2024-03-01", None, premium_mrr),
+        ],
+    )
     assert got == {"a": (0, expanded, True)}
 
 
 def test_downgrade_is_neither_churn_nor_expansion(con):
     # given premium replaced by a cheaper plan: premium is not in force when base starts
-    got = labels(con, [
-        line("a", "premium", "2023-06-01", "2024-03-01", 200),
-        line("a", "base", "2024-03-01", None, 150),
-    ])
+    got = labels(
+        con,
+        [
+            line("a", "premium", "2023-06-01", "2024-03-01", 200),
+            line("a", "base", "2024-03-01", None, 150),
+        ],
+    )
     assert got == {"a": (0, 0, True)}
 
 
 def test_add_on_is_expansion_even_when_mrr_grows_less_than_ten_percent(con):
     # given an open-ended base at 100 and a 5-per-month add-on from 10 March (+5%)
-    got = labels(con, [
-        line("a", "base", "2023-06-01", None, 100),
-        line("a", "addon", "2024-03-10", None, 5),
-    ])
+    got = labels(
+        con,
+        [
+            line("a", "base", "2023-06-01", None, 100),
+            line("a", "addon", "2024-03-10", None, 5),
+        ],
+    )
     # then expanded (a product it did not have started in the window); nothing is due
     assert got == {"a": (0, 1, False)}
 
 
 def test_add_on_starting_on_as_of_counts_for_the_label(con):
     # a line starting on as_of is not seen by the features, so it belongs to the label
-    got = labels(con, [
-        line("a", "base", "2023-06-01", None, 100),
-        line("a", "addon", "2024-01-31", None, 5),
-    ])
+    got = labels(
+        con,
+        [
+            line("a", "base", "2023-06-01", None, 100),
+            line("a", "addon", "2024-01-31", None, 5),
+        ],
+    )
     assert got == {"a": (0, 1, False)}
 
 
 def test_add_on_that_does_not_survive_still_counts(con):
     # an add-on started and stopped within the window is still a cross-sell
-    got = labels(con, [
-        line("a", "base", "2023-06-01", None, 100),
-        line("a", "addon", "2024-02-01", "2024-03-01", 5),
-    ])
+    got = labels(
+        con,
+        [
+            line("a", "base", "2023-06-01", None, 100),
+            line("a", "addon", "2024-02-01", "2024-03-01", 5),
+        ],
+    )
     assert got == {"a": (0, 1, False)}
 
 
 def test_churn_then_return_with_more_mrr_is_churn_not_expansion(con):
     # given a churn on 1 February and a return on 15 March (43 days) at twice the MRR
-    got = labels(con, [
-        line("a", "base", "2023-06-01", "2024-02-01", 100),
-        line("a", "premium", "2024-03-15", None, 200),
-    ])
+    got = labels(
+        con,
+        [
+            line("a", "base", "2023-06-01", "2024-02-01", 100),
+            line("a", "premium", "2024-03-15", None, 200),
+        ],
+    )
     assert got == {"a": (1, 0, True)}
 
 
 def test_several_lines_one_ends_the_other_continues(con):
     # given base (open) + addon ending 1 March: MRR 130 -> 100, no churn, no expansion
-    got = labels(con, [
-        line("a", "base", "2023-06-01", None, 100),
-        line("a", "addon", "2023-09-01", "2024-03-01", 30),
-    ])
+    got = labels(
+        con,
+        [
+            line("a", "base", "2023-06-01", None, 100),
+            line("a", "addon", "2023-09-01", "2024-03-01", 30),
+        ],
+    )
     assert got == {"a": (0, 0, True)}
 
 
@@ -197,13 +231,16 @@ def test_open_ended_line_is_never_due_and_never_churns(con):
 
 
 def test_accounts_not_active_at_as_of_get_no_row(con):
-    got = labels(con, [
-        line("active", "base", "2023-06-01", None, 100),
-        line("later", "base", "2024-03-01", None, 100),  # starts after as_of
-        line("on_as_of", "base", "2024-01-31", None, 100),  # starts on as_of: not yet seen
-        line("gone", "base", "2023-01-01", "2023-12-01", 100),  # churned before
-        line("free", "trial", "2023-06-01", None, 0),  # MRR 0 is not active
-    ])
+    got = labels(
+        con,
+        [
+            line("active", "base", "2023-06-01", None, 100),
+            line("later", "base", "2024-03-01", None, 100),  # starts after as_of
+            line("on_as_of", "base", "2024-01-31", None, 100),  # starts on as_of: not yet seen
+            line("gone", "base", "2023-01-01", "2023-12-01", 100),  # churned before
+            line("free", "trial", "2023-06-01", None, 0),  # MRR 0 is not active
+        ],
+    )
     assert set(got) == {"active"}
 
 
@@ -252,14 +289,16 @@ def histories(draw, max_lines=6):
     for i in range(draw(st.integers(0, max_lines))):
         start = draw(st.integers(0, 300))
         length = draw(st.one_of(st.none(), st.integers(1, 200)))
-        out.append(line(
-            draw(st.sampled_from(("a", "b"))),
-            draw(st.sampled_from(("base", "premium", "addon"))),
-            ORIGIN + timedelta(days=start),
-            None if length is None else ORIGIN + timedelta(days=start + length),
-            draw(st.sampled_from((0, 1, 10, 11, 25, 100))),
-            sid=f"s{i}",
-        ))
+        out.append(
+            line(
+                draw(st.sampled_from(("a", "b"))),
+                draw(st.sampled_from(("base", "premium", "addon"))),
+                ORIGIN + timedelta(days=start),
+                None if length is None else ORIGIN + timedelta(days=start + length),
+                draw(st.sampled_from((0, 1, 10, 11, 25, 100))),
+                sid=f"s{i}",
+            )
+        )
     return out
 
 
@@ -281,8 +320,7 @@ def expected_labels(lines, as_of, domain, data_end) -> dict[str, tuple]:
         if mrr(eve) == 0:
             continue
         churned = any(
-            mrr(d - day) > 0
-            and all(mrr(d + j * day) == 0 for j in range(grace))
+            mrr(d - day) > 0 and all(mrr(d + j * day) == 0 for j in range(grace))
             for d in (as_of + k * day for k in range(h))
         )
         had = {r["product"] for r in mine if in_force(r, eve)}

@@ -1,4 +1,5 @@
 """Data-quality report: label rates, missing shares, constant features, leakage alarm."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,16 +11,18 @@ from features.quality import assess, render_markdown
 def snapshots(n: int = 400) -> pd.DataFrame:
     rng = np.random.default_rng(3)
     churned = rng.random(n) < 0.2
-    return pd.DataFrame({
-        "account_id": [f"A{i}" for i in range(n)],
-        "as_of": np.repeat(pd.to_datetime(["2024-01-31", "2024-02-29"]), n // 2),
-        "churned": churned.astype(float),
-        "expanded": (rng.random(n) < 0.1).astype(float),
-        "honest": rng.normal(size=n) + churned,  # informative, not perfect
-        "leaky": churned * 10 + rng.normal(scale=0.01, size=n),  # knows the label
-        "flat": 1.0,
-        "gappy": np.where(rng.random(n) < 0.25, np.nan, 1.0 + rng.random(n)),
-    })
+    return pd.DataFrame(
+        {
+            "account_id": [f"A{i}" for i in range(n)],
+            "as_of": np.repeat(pd.to_datetime(["2024-01-31", "2024-02-29"]), n // 2),
+            "churned": churned.astype(float),
+            "expanded": (rng.random(n) < 0.1).astype(float),
+            "honest": rng.normal(size=n) + churned,  # informative, not perfect
+            "leaky": churned * 10 + rng.normal(scale=0.01, size=n),  # knows the label
+            "flat": 1.0,
+            "gappy": np.where(rng.random(n) < 0.25, np.nan, 1.0 + rng.random(n)),
+        }
+    )
 
 
 def test_leakage_alarm_flags_only_the_leaky_feature():

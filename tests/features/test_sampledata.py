@@ -1,6 +1,7 @@
 """The sample-workspace generator: determinism, the input data contract, and the realism
 bands the rest of Account Radar relies on (churn, expansion, languages, coverage, signal
 that predicts churn without giving it away)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -33,8 +34,7 @@ PHRASES = Path(__file__).resolve().parents[2] / "features" / "sampledata" / "phr
 def load(folder: Path, fmt: str = "parquet") -> dict[str, pd.DataFrame]:
     if fmt == "parquet":
         return {name: pd.read_parquet(folder / f"{name}.parquet") for name in TABLES}
-    return {name: pd.read_csv(folder / f"{name}.csv", keep_default_na=False,
-                              na_values=[""]) for name in TABLES}
+    return {name: pd.read_csv(folder / f"{name}.csv", keep_default_na=False, na_values=[""]) for name in TABLES}
 
 
 def file_hashes(folder: Path) -> dict[str, str]:
@@ -44,13 +44,15 @@ def file_hashes(folder: Path) -> dict[str, str]:
 def relationships(subs: pd.DataFrame) -> pd.DataFrame:
     """Subscription lines merged into relationships: lines within the grace period of the
     relationship so far continue it (DOMAIN 1)."""
-    s = subs.assign(start=pd.to_datetime(subs.start_date),
-                    end=pd.to_datetime(subs.end_date).fillna(FAR))
+    s = subs.assign(start=pd.to_datetime(subs.start_date), end=pd.to_datetime(subs.end_date).fillna(FAR))
     s = s.sort_values(["account_id", "start"]).reset_index(drop=True)
     reach = s.groupby("account_id").end.cummax().groupby(s.account_id).shift()
     s["rel"] = (reach.isna() | (s.start > reach + GRACE)).cumsum()
-    return s.groupby("rel").agg(account_id=("account_id", "first"), start=("start", "min"),
-                                end=("end", "max")).reset_index(drop=True)
+    return (
+        s.groupby("rel")
+        .agg(account_id=("account_id", "first"), start=("start", "min"), end=("end", "max"))
+        .reset_index(drop=True)
+    )
 
 
 def churns(subs: pd.DataFrame) -> pd.DataFrame:
@@ -85,8 +87,7 @@ def yearly_expansion(subs: pd.DataFrame) -> list[float]:
         y0, y1 = year_bounds(k)
         d2 = y1 - pd.Timedelta(days=1)
         m0, m1 = mrr_on(subs, y0), mrr_on(subs, d2)
-        held = set(zip(subs.account_id[(start <= y0) & (end > y0)],
-                       subs["product"][(start <= y0) & (end > y0)]))
+        held = set(zip(subs.account_id[(start <= y0) & (end > y0)], subs["product"][(start <= y0) & (end > y0)]))
         new = subs[(start > y0) & (start <= d2)]
         new_product = {a for a, p in zip(new.account_id, new["product"]) if (a, p) not in held}
         m1 = m1.reindex(m0.index).fillna(0)
@@ -108,13 +109,11 @@ def monthly_snapshots(ws: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Month-end snapshots of live accounts: events per seat over the last 28 days and
     whether the account churns within 90 days."""
     con = duckdb.connect()
-    subs = ws["subscriptions"].assign(end_date=pd.to_datetime(ws["subscriptions"].end_date)
-                                      .fillna(FAR))
+    subs = ws["subscriptions"].assign(end_date=pd.to_datetime(ws["subscriptions"].end_date).fillna(FAR))
     con.register("subs", subs)
     con.register("events", ws["usage_events"][["account_id", "occurred_at"]])
     con.register("churns", churns(ws["subscriptions"]))
-    asofs = pd.date_range(START + pd.Timedelta(days=60), DATA_END - pd.Timedelta(days=91),
-                          freq="ME")
+    asofs = pd.date_range(START + pd.Timedelta(days=60), DATA_END - pd.Timedelta(days=91), freq="ME")
     con.register("asofs", pd.DataFrame({"as_of": asofs}))
     return con.execute("""
         with live as (
@@ -145,8 +144,7 @@ def roc_auc(score: np.ndarray, label: np.ndarray) -> float:
 def small(tmp_path_factory):
     out = tmp_path_factory.mktemp("small")
     steps: list[str] = []
-    counts = generate_workspace(out, accounts=400, years=YEARS, seed=11, end=END,
-                                progress=steps.append)
+    counts = generate_workspace(out, accounts=400, years=YEARS, seed=11, end=END, progress=steps.append)
     return {"dir": out, "counts": counts, "steps": steps, "tables": load(out)}
 
 
@@ -166,11 +164,10 @@ def sample(request):
 def test_same_seed_writes_identical_files_and_another_seed_does_not(tmp_path):
     a = generate_workspace(tmp_path / "a", accounts=40, years=1, seed=3)
     b = generate_workspace(tmp_path / "b", accounts=40, years=1, seed=3)
-    c = generate_workspace(tmp_path / "c", accounts=40, years=1, seed=4)
+    generate_workspace(tmp_path / "c", accounts=40, years=1, seed=4)
     assert a == b
     assert file_hashes(tmp_path / "a") == file_hashes(tmp_path / "b")
-    differing = {k for k, v in file_hashes(tmp_path / "c").items()
-                 if file_hashes(tmp_path / "a")[k] != v}
+    differing = {k for k, v in file_hashes(tmp_path / "c").items() if file_hashes(tmp_path / "a")[k] != v}
     assert differing == {f"{name}.parquet" for name in TABLES}
 
 
@@ -190,8 +187,7 @@ def test_csv_format_writes_the_same_tables(tmp_path):
         assert len(csv[name]) == counts[name]
         for col in table.columns:
             if col.type == "timestamp":
-                assert (pd.to_datetime(csv[name][col.name]).fillna(FAR)
-                        == parquet[name][col.name].fillna(FAR)).all()
+                assert (pd.to_datetime(csv[name][col.name]).fillna(FAR) == parquet[name][col.name].fillna(FAR)).all()
     open_lines = parquet["subscriptions"].end_date.isna().sum()
     assert csv["subscriptions"].end_date.isna().sum() == open_lines
 
@@ -257,8 +253,7 @@ def test_accounts_segments_names_and_csm_books(small):
     assert set(acc.segment) == {"smb", "mid_market", "enterprise"}
     assert acc.name.is_unique and acc.account_id.str.fullmatch(r"A\d{5}").all()
     assert 8 <= acc.csm_owner.nunique() <= 12
-    book = acc.groupby("csm_owner").agg(n=("account_id", "size"),
-                                        ent=("segment", lambda s: (s == "enterprise").mean()))
+    book = acc.groupby("csm_owner").agg(n=("account_id", "size"), ent=("segment", lambda s: (s == "enterprise").mean()))
     assert book[book.ent > 0.5].n.mean() < book[book.ent <= 0.5].n.mean()
     assert (acc.created_at < START).mean() > 0.2  # customers from before the window
     assert (acc.created_at > START + pd.Timedelta(days=2 * 365)).any()  # and still arriving
@@ -363,7 +358,8 @@ def test_churners_were_less_happy_beforehand(sample):
     nps = t["feedback"][t["feedback"].channel == "nps_survey"]
     joined = nps.merge(gone, on="account_id", how="left")
     before = (joined.churn_date > joined.submitted_at) & (
-        joined.churn_date <= joined.submitted_at + pd.Timedelta(days=180))
+        joined.churn_date <= joined.submitted_at + pd.Timedelta(days=180)
+    )
     assert joined[before].score.mean() < joined[~before].score.mean() - 0.5
 
 
@@ -372,18 +368,23 @@ def test_cancellation_cues_are_probabilistic(sample):
     many churners never voice one: the text is evidence, not the label."""
     t = sample["tables"]
     phrases = red_renewal_phrases()
-    texts = pd.concat([
-        t["feedback"][["account_id", "submitted_at", "text"]].rename(
-            columns={"submitted_at": "when"}),
-        t["support_tickets"][["account_id", "opened_at", "body"]].rename(
-            columns={"opened_at": "when", "body": "text"}),
-    ]).dropna().reset_index(drop=True)
+    texts = (
+        pd.concat(
+            [
+                t["feedback"][["account_id", "submitted_at", "text"]].rename(columns={"submitted_at": "when"}),
+                t["support_tickets"][["account_id", "opened_at", "body"]].rename(
+                    columns={"opened_at": "when", "body": "text"}
+                ),
+            ]
+        )
+        .dropna()
+        .reset_index(drop=True)
+    )
     texts["tid"] = texts.index
     texts["cue"] = [any(p in s for p in phrases) for s in texts.text.str.lower()]
     gone = churns(t["subscriptions"])
     pairs = texts.merge(gone, on="account_id", how="left")
-    pairs["soon"] = (pairs.churn_date > pairs.when) & (
-        pairs.churn_date <= pairs.when + pd.Timedelta(days=180))
+    pairs["soon"] = (pairs.churn_date > pairs.when) & (pairs.churn_date <= pairs.when + pd.Timedelta(days=180))
     per_text = pairs.groupby("tid").agg(cue=("cue", "first"), soon=("soon", "any"))
     cue_rate_before_churn = per_text[per_text.soon].cue.mean()
     cue_rate_otherwise = per_text[~per_text.soon].cue.mean()
@@ -391,7 +392,6 @@ def test_cancellation_cues_are_probabilistic(sample):
     assert per_text[per_text.cue].soon.mean() < 0.8  # most who voice a cue do not churn
     gone = gone[gone.churn_date >= START + pd.Timedelta(days=180)]
     warned = gone.merge(texts[texts.cue], on="account_id", how="left")
-    warned["w"] = (warned.when < warned.churn_date) & (
-        warned.when >= warned.churn_date - pd.Timedelta(days=180))
+    warned["w"] = (warned.when < warned.churn_date) & (warned.when >= warned.churn_date - pd.Timedelta(days=180))
     silent = 1 - warned.groupby(["account_id", "churn_date"]).w.any().mean()
     assert silent > 0.2

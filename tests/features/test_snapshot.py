@@ -1,15 +1,17 @@
 """Snapshots: point in time by construction, labels from subscriptions only, missing tables."""
+
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
-import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
-from features.config import load_settings
-from features.snapshot import KEY, LABELS, META, build_evidence, feature_registry, snapshot_expr
+from features.snapshot import LABELS, META, build_evidence, feature_registry, snapshot_expr
+from radar.settings import load_settings
 
 AS_OF = date(2024, 6, 30)
 DATA_END = date(2025, 3, 31)
@@ -35,10 +37,26 @@ def base_tables() -> dict[str, list[dict]]:
             {"account_id": "A2", "name": "Beta", "segment": "enterprise", "csm_owner": "Bob"},
         ],
         "subscriptions": [
-            {"subscription_id": "S1", "account_id": "A1", "product": "base", "start_date": date(2024, 1, 1),
-             "end_date": date(2025, 1, 1), "mrr": 100.0, "seats": 10, "billing_period": "year"},
-            {"subscription_id": "S2", "account_id": "A2", "product": "base", "start_date": date(2023, 7, 1),
-             "end_date": date(2024, 8, 1), "mrr": 300.0, "seats": 30, "billing_period": "year"},
+            {
+                "subscription_id": "S1",
+                "account_id": "A1",
+                "product": "base",
+                "start_date": date(2024, 1, 1),
+                "end_date": date(2025, 1, 1),
+                "mrr": 100.0,
+                "seats": 10,
+                "billing_period": "year",
+            },
+            {
+                "subscription_id": "S2",
+                "account_id": "A2",
+                "product": "base",
+                "start_date": date(2023, 7, 1),
+                "end_date": date(2024, 8, 1),
+                "mrr": 300.0,
+                "seats": 30,
+                "billing_period": "year",
+            },
         ],
     }
 
@@ -51,30 +69,52 @@ def workspaces(draw):
     tables = base_tables()
     acct = st.sampled_from(["A1", "A2"])
     tables["usage_events"] = [
-        {"account_id": draw(acct), "occurred_at": _ts(draw(rows_at), draw(st.integers(0, 23))),
-         "event_type": draw(st.sampled_from(EVENTS)), "user_id": f"u{draw(st.integers(0, 4))}", "quantity": 1.0}
+        {
+            "account_id": draw(acct),
+            "occurred_at": _ts(draw(rows_at), draw(st.integers(0, 23))),
+            "event_type": draw(st.sampled_from(EVENTS)),
+            "user_id": f"u{draw(st.integers(0, 4))}",
+            "quantity": 1.0,
+        }
         for _ in range(draw(st.integers(1, 25)))
     ]
     tables["support_tickets"] = []
     for i in range(draw(st.integers(0, 5))):
         opened = _ts(draw(rows_at))
-        tables["support_tickets"].append({
-            "ticket_id": f"T{i}", "account_id": draw(acct), "opened_at": opened,
-            "first_response_at": opened + timedelta(hours=draw(st.integers(1, 300))),
-            "resolved_at": opened + timedelta(hours=draw(st.integers(1, 2000))),
-            "priority": draw(st.sampled_from(["low", "high"])), "escalated": draw(st.booleans()),
-            "reopened": False, "csat": float(draw(st.integers(1, 5))), "subject": "Help",
-            "body": draw(st.sampled_from(TEXTS)),
-        })
+        tables["support_tickets"].append(
+            {
+                "ticket_id": f"T{i}",
+                "account_id": draw(acct),
+                "opened_at": opened,
+                "first_response_at": opened + timedelta(hours=draw(st.integers(1, 300))),
+                "resolved_at": opened + timedelta(hours=draw(st.integers(1, 2000))),
+                "priority": draw(st.sampled_from(["low", "high"])),
+                "escalated": draw(st.booleans()),
+                "reopened": False,
+                "csat": float(draw(st.integers(1, 5))),
+                "subject": "Help",
+                "body": draw(st.sampled_from(TEXTS)),
+            }
+        )
     tables["feedback"] = [
-        {"feedback_id": f"F{i}", "account_id": draw(acct), "submitted_at": _ts(draw(rows_at)),
-         "channel": draw(st.sampled_from(["nps_survey", "chat"])), "score": float(draw(st.integers(0, 10))),
-         "text": draw(st.sampled_from(TEXTS)), "language": None}
+        {
+            "feedback_id": f"F{i}",
+            "account_id": draw(acct),
+            "submitted_at": _ts(draw(rows_at)),
+            "channel": draw(st.sampled_from(["nps_survey", "chat"])),
+            "score": float(draw(st.integers(0, 10))),
+            "text": draw(st.sampled_from(TEXTS)),
+            "language": None,
+        }
         for i in range(draw(st.integers(0, 5)))
     ]
     tables["touchpoints"] = [
-        {"account_id": draw(acct), "occurred_at": _ts(draw(rows_at)), "kind": draw(st.sampled_from(["qbr", "call"])),
-         "notes": draw(st.sampled_from(TEXTS))}
+        {
+            "account_id": draw(acct),
+            "occurred_at": _ts(draw(rows_at)),
+            "kind": draw(st.sampled_from(["qbr", "call"])),
+            "notes": draw(st.sampled_from(TEXTS)),
+        }
         for _ in range(draw(st.integers(0, 4)))
     ]
     return tables
@@ -105,8 +145,13 @@ def build(factory, tables: dict[str, list[dict]], as_of: date = AS_OF) -> pd.Dat
 
 
 def _time_of(table: str, row: dict):
-    col = {"usage_events": "occurred_at", "support_tickets": "opened_at", "feedback": "submitted_at",
-           "touchpoints": "occurred_at", "subscriptions": "start_date"}[table]
+    col = {
+        "usage_events": "occurred_at",
+        "support_tickets": "opened_at",
+        "feedback": "submitted_at",
+        "touchpoints": "occurred_at",
+        "subscriptions": "start_date",
+    }[table]
     value = row[col]
     return value if isinstance(value, date) and not isinstance(value, datetime) else value.date()
 
@@ -123,7 +168,14 @@ def mutate_future(tables: dict[str, list[dict]], rng: np.random.Generator) -> di
                 for k, v in row.items():  # change every non-time value
                     if isinstance(v, float):
                         row[k] = v + 1
-                    elif isinstance(v, str) and k not in ("account_id", "ticket_id", "feedback_id", "channel", "kind", "priority"):
+                    elif isinstance(v, str) and k not in (
+                        "account_id",
+                        "ticket_id",
+                        "feedback_id",
+                        "channel",
+                        "kind",
+                        "priority",
+                    ):
                         row[k] = v + " We are cancelling. Budget cut."
             kept.append(row)
         out[name] = kept
@@ -131,13 +183,40 @@ def mutate_future(tables: dict[str, list[dict]], rng: np.random.Generator) -> di
         {"account_id": "A1", "occurred_at": _ts(int(d)), "event_type": "login", "user_id": "new", "quantity": 1.0}
         for d in rng.integers(0, 30, size=3)
     ]
-    out["feedback"].append({"feedback_id": "FX", "account_id": "A2", "submitted_at": _ts(0, 0), "channel": "chat",
-                            "score": None, "text": "We are looking at other vendors.", "language": "en"})
-    out["support_tickets"].append({"ticket_id": "TX", "account_id": "A1", "opened_at": _ts(1), "priority": "urgent",
-                                   "escalated": True, "body": "Too expensive, budget cut."})
+    out["feedback"].append(
+        {
+            "feedback_id": "FX",
+            "account_id": "A2",
+            "submitted_at": _ts(0, 0),
+            "channel": "chat",
+            "score": None,
+            "text": "We are looking at other vendors.",
+            "language": "en",
+        }
+    )
+    out["support_tickets"].append(
+        {
+            "ticket_id": "TX",
+            "account_id": "A1",
+            "opened_at": _ts(1),
+            "priority": "urgent",
+            "escalated": True,
+            "body": "Too expensive, budget cut.",
+        }
+    )
     out["touchpoints"].append({"account_id": "A1", "occurred_at": _ts(0, 0), "kind": "qbr", "notes": "Budget cut."})
-    out["subscriptions"].append({"subscription_id": "SX", "account_id": "A1", "product": "addon_api",
-                                 "start_date": AS_OF, "end_date": None, "mrr": 50.0, "seats": 5, "billing_period": "month"})
+    out["subscriptions"].append(
+        {
+            "subscription_id": "SX",
+            "account_id": "A1",
+            "product": "addon_api",
+            "start_date": AS_OF,
+            "end_date": None,
+            "mrr": 50.0,
+            "seats": 5,
+            "billing_period": "month",
+        }
+    )
     return out
 
 

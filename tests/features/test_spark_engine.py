@@ -6,6 +6,7 @@ the same labels and the same features (floats within 1e-9). Needs pyspark (`uv s
 --extra spark`) and Java 17: without them the Spark tests skip, unless
 RADAR_REQUIRE_SPARK=1 (CI), where they fail.
 """
+
 from __future__ import annotations
 
 import gc
@@ -17,7 +18,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from features.config import ConfigError, load_settings
+from radar.settings import ConfigError, load_settings
 
 AS_OF = (date(2026, 6, 30), date(2026, 8, 31))  # first and last of 3 month-ends, labels partly known
 TEXT_BATCH = 200  # several batches of texts on either engine (the sample has about 1,000 texts)
@@ -40,8 +41,9 @@ def builds(tmp_path_factory, spark_required):
     gc.collect()  # let ingest's DuckDB connection go before the database is copied
     (root / "spark").mkdir()
     shutil.copy(on_duckdb.database_path, root / "spark" / on_duckdb.database_name)
-    on_spark = load_settings(output_dir=root / "spark", features={"engine": "spark", "text_batch_rows": TEXT_BATCH},
-                             spark=SPARK)
+    on_spark = load_settings(
+        output_dir=root / "spark", features={"engine": "spark", "text_batch_rows": TEXT_BATCH}, spark=SPARK
+    )
 
     results = {}
     for name, settings in (("duckdb", on_duckdb), ("spark", on_spark)):
@@ -49,8 +51,10 @@ def builds(tmp_path_factory, spark_required):
         gc.collect()
         with duckdb.connect(str(settings.database_path), read_only=True) as con:
             tables = {t: con.execute(f"SELECT * FROM {t}").df() for t in ("snapshots", "evidence")}
-            types = con.execute("SELECT column_name, data_type FROM information_schema.columns "
-                                "WHERE table_name = 'snapshots' ORDER BY ordinal_position").fetchall()
+            types = con.execute(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_name = 'snapshots' ORDER BY ordinal_position"
+            ).fetchall()
         results[name] = (result, tables, types)
     return results, on_duckdb, on_spark
 
@@ -100,8 +104,9 @@ def test_the_spark_build_writes_the_same_outputs_and_removes_its_staging_folder(
 
     duck, spark = results["duckdb"][0], results["spark"][0]
     assert list(staging_dir(on_spark).iterdir()) == []
-    pd.testing.assert_frame_equal(pd.read_parquet(spark.parquet), pd.read_parquet(duck.parquet),
-                                  check_exact=False, rtol=1e-9, atol=1e-9)
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(spark.parquet), pd.read_parquet(duck.parquet), check_exact=False, rtol=1e-9, atol=1e-9
+    )
     assert spark.report.read_text() == duck.report.read_text()
     assert {"spark start", "text", "snapshots", "report"} <= set(spark.seconds)
 
@@ -114,7 +119,7 @@ def test_the_engine_is_duckdb_unless_configured_and_nothing_else():
 
 
 def test_build_features_refuses_an_unknown_engine(tmp_path, monkeypatch):
-    from radar import app
+    from radar.cli import app
 
     monkeypatch.setenv("RADAR_OUTPUT_DIR", str(tmp_path))
     monkeypatch.setenv("COLUMNS", "200")  # else the shared console keeps 120 columns for later tests

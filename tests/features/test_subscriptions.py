@@ -4,6 +4,7 @@ Hand-written histories whose answers are worked out in the comments, then two pr
 tests on random small histories run on DuckDB: churn events agree with a day-by-day
 reading of the definition, and features at as_of ignore every line starting on/after it.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -308,9 +309,7 @@ def mrr_on(lines, account, day) -> float:
     return sum(
         r["mrr"]
         for r in lines
-        if r["account_id"] == account
-        and r["start_date"] <= day
-        and (r["end_date"] is None or day < r["end_date"])
+        if r["account_id"] == account and r["start_date"] <= day and (r["end_date"] is None or day < r["end_date"])
     )
 
 
@@ -348,8 +347,7 @@ def shifted(lines, to: date) -> list[dict]:
     """The lines moved so that ORIGIN lands on ``to``."""
     move = to - ORIGIN
     return [
-        {**r, "start_date": r["start_date"] + move, "end_date": r["end_date"] and r["end_date"] + move}
-        for r in lines
+        {**r, "start_date": r["start_date"] + move, "end_date": r["end_date"] and r["end_date"] + move} for r in lines
     ]
 
 

@@ -5,11 +5,12 @@ expansion follow a few features (adoption, login trend, onboarding, NPS, segment
 missing values and categories; `scoring_models` trains the renewal and upsell models on
 them with the training package's own `fit_lightgbm` (booster + calibrator), as served.
 """
+
 from __future__ import annotations
 
 import shutil
 from contextlib import contextmanager
-from datetime import date
+from datetime import UTC, date
 from pathlib import Path
 
 import duckdb
@@ -17,9 +18,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.config import Settings
 from features.sampledata.snapshots import synthetic_snapshots
-from serving.score import ScoringModels, ServedModel
+from radar.settings import Settings
+from serving.scoring.score import ScoringModels, ServedModel
 from training.dataset import from_snapshots
 from training.model import fit_lightgbm
 from training.outcome import TARGETS
@@ -43,8 +44,12 @@ def train_models(frame: pd.DataFrame, settings: Settings) -> ScoringModels:
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:
-    return Settings(training={"bootstrap_samples": 0, "lightgbm": {"n_estimators": 80, "min_child_samples": 10,
-                                                                   "early_stopping_rounds": 80}})
+    return Settings(
+        training={
+            "bootstrap_samples": 0,
+            "lightgbm": {"n_estimators": 80, "min_child_samples": 10, "early_stopping_rounds": 80},
+        }
+    )
 
 
 @pytest.fixture(scope="session")
@@ -66,9 +71,9 @@ def latest(snapshots) -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def scored_at():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime(2025, 5, 1, 6, 30, tzinfo=timezone.utc)
+    return datetime(2025, 5, 1, 6, 30, tzinfo=UTC)
 
 
 @pytest.fixture(scope="session")
@@ -89,7 +94,7 @@ def served_project(tmp_path_factory):
     by the training pipeline. Returns (directory, settings)."""
     import duckdb
 
-    from features.config import load_settings
+    from radar.settings import load_settings
     from training.dataset import from_snapshots
     from training.promote import promote
     from training.track import train_and_log
@@ -103,7 +108,8 @@ def served_project(tmp_path_factory):
         "bootstrap_samples = 0\ntest_periods = 2\ncalibration_periods = 2\nbacktest_folds = 1\n"
         "min_accounts = 10\nmin_positives = 5\n"
         "[training.lightgbm]\nn_estimators = 60\nmin_child_samples = 10\n\n"
-        "[serving]\nmax_batch = 50\n")
+        "[serving]\nmax_batch = 50\n"
+    )
     settings = load_settings(root / "radar.toml")
     frame = serving_snapshots(n_accounts=250, n_dates=16, seed=11)
     (root / "out").mkdir()
@@ -161,9 +167,23 @@ def running_server(root, token: str | None = SERVED_TOKEN):
     if token is not None:
         env["RADAR_SERVING__API_TOKEN"] = token
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([*radar_command(), "--config", str(root / "radar.toml"), "serve", "--port", str(port),
-                                 "--workers", "1"],  # one process: quicker to start, same code
-                                cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [
+                *radar_command(),
+                "--config",
+                str(root / "radar.toml"),
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+            ],  # one process: quicker to start, same code
+            cwd=root,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -180,8 +200,9 @@ def running_server(root, token: str | None = SERVED_TOKEN):
             time.sleep(0.5)
         from types import SimpleNamespace
 
-        yield SimpleNamespace(base=base, log=log_path, token=token,
-                              headers={"Authorization": f"Bearer {token}"} if token else {})
+        yield SimpleNamespace(
+            base=base, log=log_path, token=token, headers={"Authorization": f"Bearer {token}"} if token else {}
+        )
     finally:
         try:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -218,30 +239,42 @@ def ui_project(served_project, tmp_path_factory):
 
     import duckdb
 
-    from features.config import load_settings
     from features.text.evidence import extract_evidence
-    from serving.alerts import run_alerts
-    from serving.champions import load_champions
+    from radar.settings import load_settings
+    from serving.scoring.champions import load_champions
+    from serving.workflow.alerts import run_alerts
 
     source, served = served_project
     root = tmp_path_factory.mktemp("ui")
     (root / "out").mkdir()
     shutil.copy(served.database_path, root / "out" / served.database_path.name)
-    config = (source / "radar.toml").read_text().replace(f'output_dir = "{source / "out"}"',
-                                                         f'output_dir = "{root / "out"}"')
+    config = (
+        (source / "radar.toml")
+        .read_text()
+        .replace(f'output_dir = "{source / "out"}"', f'output_dir = "{root / "out"}"')
+    )
     (root / "radar.toml").write_text(config)
     settings = load_settings(root / "radar.toml")
     con = duckdb.connect(str(settings.database_path))
-    accounts, latest = zip(*con.execute("SELECT account_id, max(as_of) FROM snapshots GROUP BY 1 ORDER BY 1")
-                           .fetchall())
+    accounts, latest = zip(
+        *con.execute("SELECT account_id, max(as_of) FROM snapshots GROUP BY 1 ORDER BY 1").fetchall()
+    )
     rows = []
     for i, account in enumerate(accounts):
         for repeat in range(2 if i % 2 else 1):
             for days, channel, text in UI_TEXTS:
                 when = pd.Timestamp(max(latest)) - pd.Timedelta(days=days + 2 * repeat, hours=-9)
-                rows.append({"source_table": "feedback", "source_id": f"{account}-{days}-{repeat}",
-                             "account_id": account, "occurred_at": when, "channel": channel, "text": text,
-                             "language": "en"})
+                rows.append(
+                    {
+                        "source_table": "feedback",
+                        "source_id": f"{account}-{days}-{repeat}",
+                        "account_id": account,
+                        "occurred_at": when,
+                        "channel": channel,
+                        "text": text,
+                        "language": "en",
+                    }
+                )
     evidence = extract_evidence(pd.DataFrame(rows))
     con.register("incoming_evidence", evidence)
     con.execute("CREATE TABLE evidence AS SELECT * FROM incoming_evidence")
@@ -258,21 +291,43 @@ def ui_server(ui_project):
         yield running
 
 
-def workspace_with_red_quotes(source: Path, target: Path, account: str, days_before: tuple[int, int],
-                              sentiment: float, ignore: tuple[str, ...] = ()) -> date:
+def workspace_with_red_quotes(
+    source: Path,
+    target: Path,
+    account: str,
+    days_before: tuple[int, int],
+    sentiment: float,
+    ignore: tuple[str, ...] = (),
+) -> date:
     """A copy of the workspace folder `source` at `target` whose evidence is two red
     pricing quotes of `account`, in two conversations (a call and an e-mail) the given
     days before the latest snapshot; returns that snapshot date."""
     shutil.copytree(source, target, ignore=shutil.ignore_patterns(*ignore) if ignore else None)
     with duckdb.connect(str(target / "radar.duckdb")) as con:
         latest = pd.Timestamp(con.execute("SELECT max(as_of) FROM snapshots").fetchone()[0])
-        rows = [(account, latest - pd.Timedelta(days=d, hours=-9), ch, conv, text, "pricing_perception", "red",
-                 sentiment)
-                for d, ch, conv, text in [(days_before[0], "call", "feedback:f1", "Honestly it is too expensive for us."),
-                                          (days_before[1], "email", "support_tickets:t9",
-                                           "The price increase is a problem.")]]
-        con.register("quotes", pd.DataFrame(rows, columns=["account_id", "occurred_at", "channel", "conversation_id",
-                                                           "sentence", "bucket", "polarity", "sentiment"]))
+        rows = [
+            (account, latest - pd.Timedelta(days=d, hours=-9), ch, conv, text, "pricing_perception", "red", sentiment)
+            for d, ch, conv, text in [
+                (days_before[0], "call", "feedback:f1", "Honestly it is too expensive for us."),
+                (days_before[1], "email", "support_tickets:t9", "The price increase is a problem."),
+            ]
+        ]
+        con.register(
+            "quotes",
+            pd.DataFrame(
+                rows,
+                columns=[
+                    "account_id",
+                    "occurred_at",
+                    "channel",
+                    "conversation_id",
+                    "sentence",
+                    "bucket",
+                    "polarity",
+                    "sentiment",
+                ],
+            ),
+        )
         con.execute("CREATE TABLE evidence AS SELECT * FROM quotes")
     return latest.date()
 

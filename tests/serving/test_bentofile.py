@@ -1,4 +1,5 @@
 """`bentoml build` packages the service: code, data files and the pinned requirements."""
+
 from __future__ import annotations
 
 import os
@@ -29,7 +30,8 @@ def test_the_bento_requirements_match_the_lock_file():
     assert done.returncode == 0, done.stderr
     shipped = (ROOT / "requirements.lock.txt").read_text()
     assert _requirements(shipped) == _requirements(done.stdout), (
-        "requirements.lock.txt is out of date: run `uv " + " ".join(EXPORT) + " -o requirements.lock.txt`")
+        "requirements.lock.txt is out of date: run `uv " + " ".join(EXPORT) + " -o requirements.lock.txt`"
+    )
 
 
 @pytest.mark.slow
@@ -38,14 +40,29 @@ def test_bentoml_build_packages_the_service_and_its_data_files(tmp_path):
     uv = _uv()  # bentoml build runs uv, and would try to pip-install it when it is not on PATH
     if uv is not None:
         env["PATH"] = f"{Path(uv).parent}{os.pathsep}{env.get('PATH', '')}"
-    done = subprocess.run([sys.executable, "-m", "bentoml", "build", "--output", "tag"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "bentoml", "build", "--output", "tag"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     [bento] = [p for p in (tmp_path / "bentoml" / "bentos" / "account_radar").iterdir() if p.name != "latest"]
     src = bento / "src"
-    for shipped in ("serving/service.py", "serving/score.py", "features/registry.py", "training/model.py",
-                    "features/text/taxonomies/en.toml", "radar.py", "serving/templates/account.html",
-                    "serving/static/radar.css"):
+    for shipped in (
+        "serving/service.py",
+        "serving/scoring/score.py",
+        "features/registry.py",
+        "training/model.py",
+        "features/text/taxonomies/en.toml",
+        "radar/cli.py",
+        "radar/settings/__init__.py",
+        "serving/web/templates/account.html",
+        "serving/web/static/radar.css",
+        "serving/scoring/playbooks.toml",
+    ):
         assert (src / shipped).is_file(), shipped
     assert not (src / "tests").exists() and not (src / "mlruns").exists()
     manifest = (bento / "bento.yaml").read_text()

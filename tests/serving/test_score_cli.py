@@ -1,4 +1,5 @@
 """`radar score`: batch CRM enrichment of the workspace, through the CLI, into real targets."""
+
 from __future__ import annotations
 
 import shutil
@@ -9,11 +10,11 @@ import pytest
 import sqlalchemy
 from typer.testing import CliRunner
 
-from radar import app
-from serving.batch import load_snapshots
-from serving.champions import load_champions
-from serving.crm import NAMES
-from serving.score import score_frame
+from radar.cli import app
+from serving.crm.table import NAMES
+from serving.scoring.batch import load_snapshots
+from serving.scoring.champions import load_champions
+from serving.scoring.score import score_frame
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 The served project holds real champion models (trained and promoted by the training
 pipeline into a sqlite MLflow store) and a workspace; the server runs with a bearer token.
 """
+
 from __future__ import annotations
 
 import math
@@ -15,9 +16,10 @@ import pandas as pd
 import pytest
 
 from features.snapshot import feature_registry
-from serving.batch import load_snapshots
-from serving.champions import load_champions
-from serving.score import score_frame
+from serving.scoring.batch import load_snapshots
+from serving.scoring.champions import load_champions
+from serving.scoring.score import score_frame
+
 
 @pytest.fixture(scope="module")
 def champions(served_project):
@@ -91,8 +93,9 @@ def test_score_accounts_equals_batch_scoring_and_lists_unknown_ids(server, serve
         assert got["renewal_likelihood"] == pytest.approx(want["renewal_likelihood"], abs=1e-12)
         assert got["upsell_likelihood"] == pytest.approx(want["upsell_likelihood"], abs=1e-12)
         assert got["as_of"] == str(want["as_of"])
-        assert got["renewal_drivers"] == [{**d, "contribution": pytest.approx(d["contribution"], abs=1e-12)}
-                                          for d in want["renewal_drivers"]]
+        assert got["renewal_drivers"] == [
+            {**d, "contribution": pytest.approx(d["contribution"], abs=1e-12)} for d in want["renewal_drivers"]
+        ]
 
 
 def test_at_risk_is_ranked_by_mrr_at_risk_and_filters(server, latest_rows):
@@ -107,19 +110,27 @@ def test_at_risk_is_ranked_by_mrr_at_risk_and_filters(server, latest_rows):
         assert a["risk_tier"] != "green"
         assert a["value"] == pytest.approx(a["mrr"] * (1 - a["renewal_likelihood"]))
     owner = accounts[0]["csm_owner"]
-    mine = httpx.get(f"{server.base}/accounts/at-risk", params={"owner": owner, "limit": 1000},
-                     headers=server.headers, timeout=60).json()
+    mine = httpx.get(
+        f"{server.base}/accounts/at-risk", params={"owner": owner, "limit": 1000}, headers=server.headers, timeout=60
+    ).json()
     assert mine["accounts"] and all(owner in (a["csm_owner"], a["action_owner"]) for a in mine["accounts"])
-    smb = httpx.get(f"{server.base}/accounts/at-risk", params={"segment": "smb", "limit": 1000},
-                    headers=server.headers, timeout=60).json()
+    smb = httpx.get(
+        f"{server.base}/accounts/at-risk", params={"segment": "smb", "limit": 1000}, headers=server.headers, timeout=60
+    ).json()
     assert all(a["segment"] == "smb" for a in smb["accounts"])
-    assert smb["total"] + httpx.get(f"{server.base}/accounts/at-risk", params={"segment": "enterprise"},
-                                    headers=server.headers, timeout=60).json()["total"] <= body["total"]
+    assert (
+        smb["total"]
+        + httpx.get(
+            f"{server.base}/accounts/at-risk", params={"segment": "enterprise"}, headers=server.headers, timeout=60
+        ).json()["total"]
+        <= body["total"]
+    )
 
 
 def test_opportunities_are_ranked_by_expansion_potential(server):
-    response = httpx.get(f"{server.base}/accounts/opportunities", params={"limit": 5}, headers=server.headers,
-                         timeout=60)
+    response = httpx.get(
+        f"{server.base}/accounts/opportunities", params={"limit": 5}, headers=server.headers, timeout=60
+    )
     assert response.status_code == 200, response.text
     accounts = response.json()["accounts"]
     assert all(a["opportunity"] for a in accounts)
@@ -152,51 +163,74 @@ def test_bad_input_is_a_4xx_naming_the_field(server, label, body, status, field)
 
 @pytest.mark.parametrize("raw", ["NaN", "Infinity", "-Infinity", "1e999"])
 def test_nan_and_infinity_are_rejected(server, raw):
-    content = '{"accounts": [{"account_id": "a", "adoption_rate_28d": %s}]}' % raw
-    response = httpx.post(f"{server.base}/score", content=content, timeout=30,
-                          headers={**server.headers, "Content-Type": "application/json"})
+    content = f'{{"accounts": [{{"account_id": "a", "adoption_rate_28d": {raw}}}]}}'
+    response = httpx.post(
+        f"{server.base}/score",
+        content=content,
+        timeout=30,
+        headers={**server.headers, "Content-Type": "application/json"},
+    )
     assert response.status_code == 400, response.text
     assert response.json()["detail"][0]["loc"] == ["accounts", 0, "adoption_rate_28d"]
 
 
 def test_malformed_json_is_a_400_saying_so(server):
     for path in ("/score", "/score_accounts"):
-        response = httpx.post(f"{server.base}{path}", content='{"accounts": [{"account_id": "a",}', timeout=30,
-                              headers={**server.headers, "Content-Type": "application/json"})
+        response = httpx.post(
+            f"{server.base}{path}",
+            content='{"accounts": [{"account_id": "a",}',
+            timeout=30,
+            headers={**server.headers, "Content-Type": "application/json"},
+        )
         assert response.status_code == 400, response.text
         assert response.json()["detail"][0]["type"] == "json_invalid"
 
 
-@pytest.mark.parametrize("content,ctype,status,says", [
-    ("not json", "application/json", 400, "JSON object"),
-    ("", "application/json", 400, "JSON object"),
-    ('[{"account_id": "a"}]', "application/json", 400, "JSON object"),
-    ("account_id=a", "application/x-www-form-urlencoded", 415, "Content-Type: application/json"),
-])
+@pytest.mark.parametrize(
+    "content,ctype,status,says",
+    [
+        ("not json", "application/json", 400, "JSON object"),
+        ("", "application/json", 400, "JSON object"),
+        ('[{"account_id": "a"}]', "application/json", 400, "JSON object"),
+        ("account_id=a", "application/x-www-form-urlencoded", 415, "Content-Type: application/json"),
+    ],
+)
 def test_malformed_bodies_get_a_4xx_with_a_message(server, content, ctype, status, says):
     for path in ("/score", "/score_accounts"):
-        response = httpx.post(f"{server.base}{path}", content=content, timeout=30,
-                              headers={**server.headers, "Content-Type": ctype})
+        response = httpx.post(
+            f"{server.base}{path}", content=content, timeout=30, headers={**server.headers, "Content-Type": ctype}
+        )
         assert response.status_code == status, response.text
         assert says in response.json()["error"]
 
 
 def test_bad_listing_parameters_are_422_naming_them(server):
-    response = httpx.get(f"{server.base}/accounts/at-risk", params={"limit": "lots"}, headers=server.headers,
-                         timeout=30)
+    response = httpx.get(
+        f"{server.base}/accounts/at-risk", params={"limit": "lots"}, headers=server.headers, timeout=30
+    )
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["query", "limit"]
-    assert httpx.get(f"{server.base}/accounts/at-risk", params={"limit": 0}, headers=server.headers,
-                     timeout=30).status_code == 422
+    assert (
+        httpx.get(
+            f"{server.base}/accounts/at-risk", params={"limit": 0}, headers=server.headers, timeout=30
+        ).status_code
+        == 422
+    )
 
 
 def test_the_token_guards_scoring_and_listing_but_not_health(server):
     wrong = {"Authorization": "Bearer not-the-token"}
     for headers in ({}, wrong, {"Authorization": "Basic abc"}):
-        assert httpx.post(f"{server.base}/score", json={"accounts": [GOOD]}, headers=headers,
-                          timeout=30).status_code == 401
-        assert httpx.post(f"{server.base}/score_accounts", json={"account_ids": ["a"]}, headers=headers,
-                          timeout=30).status_code == 401
+        assert (
+            httpx.post(f"{server.base}/score", json={"accounts": [GOOD]}, headers=headers, timeout=30).status_code
+            == 401
+        )
+        assert (
+            httpx.post(
+                f"{server.base}/score_accounts", json={"account_ids": ["a"]}, headers=headers, timeout=30
+            ).status_code
+            == 401
+        )
         for path in ("/accounts/at-risk", "/accounts/opportunities"):
             response = httpx.get(f"{server.base}{path}", headers=headers, timeout=30)
             assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer"
@@ -219,8 +253,12 @@ def test_logs_hold_no_account_names_or_text(server, served_project, latest_rows)
     _post(server, "/score", {"accounts": [{**GOOD, "note": secret}]})
     _post(server, "/score", {"accounts": [{**GOOD, "main_product": secret, "seats": secret}]})
     _post(server, "/score", {"accounts": _records(latest_rows.head(3), settings)})
-    names = [a["name"] for a in httpx.get(f"{server.base}/accounts/at-risk", params={"limit": 50},
-                                          headers=server.headers, timeout=30).json()["accounts"]]
+    names = [
+        a["name"]
+        for a in httpx.get(
+            f"{server.base}/accounts/at-risk", params={"limit": 50}, headers=server.headers, timeout=30
+        ).json()["accounts"]
+    ]
     log = server.log.read_text()
     assert "POST /score" in log or "path=/score" in log  # the access log is there
     assert secret not in log
@@ -230,11 +268,11 @@ def test_logs_hold_no_account_names_or_text(server, served_project, latest_rows)
 
 
 def test_serve_without_a_champion_exits_1_saying_what_to_run(tmp_path, radar_cli):
-    (tmp_path / "radar.toml").write_text(
-        f'[training]\ntracking_uri = "sqlite:///{tmp_path / "mlflow.db"}"\n')
+    (tmp_path / "radar.toml").write_text(f'[training]\ntracking_uri = "sqlite:///{tmp_path / "mlflow.db"}"\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith("RADAR_")}
-    done = subprocess.run([*radar_cli, "serve", "--port", "1"], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=180)
+    done = subprocess.run(
+        [*radar_cli, "serve", "--port", "1"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     out = " ".join((done.stdout + done.stderr).split())
     assert "no champion version of radar-renewal and radar-upsell" in out

@@ -5,6 +5,7 @@ fields, out-of-range values, unexpected keys), go to a real `radar serve` on 127
 no answer may be a 5xx or show a traceback. Bounded: a fixed number of examples per
 operation and generation mode, derandomised, no shrinking.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -12,8 +13,12 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 EXAMPLES = 30  # per operation and generation mode
-OPERATIONS = [("/score", "POST"), ("/score_accounts", "POST"), ("/accounts/at-risk", "GET"),
-              ("/accounts/opportunities", "GET")]
+OPERATIONS = [
+    ("/score", "POST"),
+    ("/score_accounts", "POST"),
+    ("/accounts/at-risk", "GET"),
+    ("/accounts/opportunities", "GET"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +32,14 @@ def test_no_generated_request_gets_a_server_error(api_schema, server, path, meth
     seen = []
 
     @given(case=api_schema[path][method].as_strategy(generation_mode=mode))
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck), phases=("explicit", "reuse", "generate"))
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+        phases=("explicit", "reuse", "generate"),
+    )
     def check(case):
         response = case.call(base_url=server.base, headers=server.headers, timeout=30)
         seen.append(response.status_code)

@@ -4,6 +4,7 @@
 logistic model of a few features (with categorical and missing values), so a model
 that learns anything must beat chance and the answers can be checked.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,8 +22,8 @@ import pytest
 from mlflow import MlflowClient
 from scipy.special import expit
 
-from features.config import Settings
 from features.snapshot import feature_registry
+from radar.settings import Settings
 from training.dataset import TrainingTable
 from training.outcome import TargetSpec
 
@@ -31,8 +32,7 @@ FEATURES = ["segment", "region", "usage", "tickets", "nps", "mrr"]
 CATEGORICAL = ["segment", "region"]
 
 
-def synthetic_snapshots(n_accounts: int = 200, n_dates: int = 20, seed: int = 0,
-                        base: float = -3.0) -> pd.DataFrame:
+def synthetic_snapshots(n_accounts: int = 200, n_dates: int = 20, seed: int = 0, base: float = -3.0) -> pd.DataFrame:
     """One row per (account, month-end): churn ~ Bernoulli(sigmoid(base − 1.5·usage
     + 0.4·tickets + 0.8·[smb])); health_score tracks usage loosely."""
     rng = np.random.default_rng(seed)
@@ -47,21 +47,35 @@ def synthetic_snapshots(n_accounts: int = 200, n_dates: int = 20, seed: int = 0,
     nps = np.where(rng.random(n) < 0.3, np.nan, 20 * latent + rng.normal(0, 20, n))
     p = expit(base - 1.5 * usage + 0.4 * tickets + 0.8 * (segment == "smb"))
     observed_usage = np.where(rng.random(n) < 0.1, np.nan, usage)
-    return pd.DataFrame({
-        "account_id": [f"a{i:04d}" for i in acc],
-        "as_of": np.tile(dates, n_accounts),
-        "segment": segment, "region": region, "usage": observed_usage, "tickets": tickets, "nps": nps,
-        "mrr": np.round(np.exp(rng.normal(6, 1, n_accounts))[acc], 2),
-        "health_score": np.clip(50 + 12 * usage + rng.normal(0, 15, n), 0, 100).round(1),
-        "churned": rng.binomial(1, p),
-    })
+    return pd.DataFrame(
+        {
+            "account_id": [f"a{i:04d}" for i in acc],
+            "as_of": np.tile(dates, n_accounts),
+            "segment": segment,
+            "region": region,
+            "usage": observed_usage,
+            "tickets": tickets,
+            "nps": nps,
+            "mrr": np.round(np.exp(rng.normal(6, 1, n_accounts))[acc], 2),
+            "health_score": np.clip(50 + 12 * usage + rng.normal(0, 15, n), 0, 100).round(1),
+            "churned": rng.binomial(1, p),
+        }
+    )
 
 
 def table_of(frame: pd.DataFrame, time_col: str | None = "as_of") -> TrainingTable:
-    return TrainingTable(frame=frame.reset_index(drop=True), target=CHURN, id_col="account_id",
-                         time_col=time_col, features=list(FEATURES), categorical=list(CATEGORICAL),
-                         weight_col="mrr", segment_col="segment", baseline_col="health_score",
-                         descriptions={f: f for f in FEATURES})
+    return TrainingTable(
+        frame=frame.reset_index(drop=True),
+        target=CHURN,
+        id_col="account_id",
+        time_col=time_col,
+        features=list(FEATURES),
+        categorical=list(CATEGORICAL),
+        weight_col="mrr",
+        segment_col="segment",
+        baseline_col="health_score",
+        descriptions={f: f for f in FEATURES},
+    )
 
 
 def fast_settings(**training) -> Settings:
@@ -92,11 +106,16 @@ def snapshot_frame(n_accounts: int = 30, n_dates: int = 4, seed: int = 0) -> pd.
     settings = Settings()
     dates = pd.date_range("2025-01-31", periods=n_dates, freq="ME").date
     n = n_accounts * n_dates
-    columns = {"account_id": np.repeat([f"acc{i}" for i in range(n_accounts)], n_dates),
-               "as_of": np.tile(dates, n_accounts), "name": "x", "csm_owner": "y"}
+    columns = {
+        "account_id": np.repeat([f"acc{i}" for i in range(n_accounts)], n_dates),
+        "as_of": np.tile(dates, n_accounts),
+        "name": "x",
+        "csm_owner": "y",
+    }
     for spec in feature_registry(settings):
-        columns[spec.name] = (rng.choice(np.array(["a", "b", None], dtype=object), n) if spec.categorical
-                              else rng.normal(size=n))
+        columns[spec.name] = (
+            rng.choice(np.array(["a", "b", None], dtype=object), n) if spec.categorical else rng.normal(size=n)
+        )
     columns["churned"] = np.where(rng.random(n) < 0.2, np.nan, rng.binomial(1, 0.3, n))
     columns["expanded"] = rng.binomial(1, 0.2, n).astype(float)
     columns["renewal_in_horizon"] = rng.random(n) < 0.4
@@ -167,17 +186,36 @@ def mlflow_server(tmp_path_factory):
         port = _free_port()
         log = (root / "server.log").open("w")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-             "--workers", "1", "--backend-store-uri", backend_store_uri or f"sqlite:///{root}/mlflow.db",
-             "--serve-artifacts", "--artifacts-destination", str(root / "artifacts")],
-            cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+                "--backend-store-uri",
+                backend_store_uri or f"sqlite:///{root}/mlflow.db",
+                "--serve-artifacts",
+                "--artifacts-destination",
+                str(root / "artifacts"),
+            ],
+            cwd=root,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         started.append((proc, log))
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + MLFLOW_STARTUP_SECONDS
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"mlflow server exited with {proc.returncode}:\n{(root / 'server.log').read_text()[-3000:]}")
+                pytest.fail(
+                    f"mlflow server exited with {proc.returncode}:\n{(root / 'server.log').read_text()[-3000:]}"
+                )
             try:
                 with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
                     if response.status == 200:
@@ -185,8 +223,10 @@ def mlflow_server(tmp_path_factory):
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"mlflow server not healthy after {MLFLOW_STARTUP_SECONDS}s:\n"
-                            f"{(root / 'server.log').read_text()[-3000:]}")
+                pytest.fail(
+                    f"mlflow server not healthy after {MLFLOW_STARTUP_SECONDS}s:\n"
+                    f"{(root / 'server.log').read_text()[-3000:]}"
+                )
             time.sleep(0.5)
 
     yield start

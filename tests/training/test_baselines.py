@@ -1,4 +1,5 @@
 """The baselines: the health score and a logistic regression, calibrated like the model."""
+
 from __future__ import annotations
 
 import numpy as np

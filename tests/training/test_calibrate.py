@@ -1,4 +1,5 @@
 """Calibration: a 0.3 means about 30% on data the model has not seen."""
+
 from __future__ import annotations
 
 import json
@@ -21,10 +22,19 @@ def known_probability_table(n: int, seed: int = 0) -> tuple[TrainingTable, np.nd
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, 4))
     truth = expit(1.5 * X[:, 0] - X[:, 1] - 3)
-    frame = pd.DataFrame(X, columns=["x1", "x2", "noise1", "noise2"]).assign(
-        id=np.arange(n), y=rng.binomial(1, truth))
-    table = TrainingTable(frame, TargetSpec("t", "y", "radar-t", "y = 1"), "id", None,
-                          ["x1", "x2", "noise1", "noise2"], [], None, None, None, {})
+    frame = pd.DataFrame(X, columns=["x1", "x2", "noise1", "noise2"]).assign(id=np.arange(n), y=rng.binomial(1, truth))
+    table = TrainingTable(
+        frame,
+        TargetSpec("t", "y", "radar-t", "y = 1"),
+        "id",
+        None,
+        ["x1", "x2", "noise1", "noise2"],
+        [],
+        None,
+        None,
+        None,
+        {},
+    )
     return table, truth
 
 

@@ -1,4 +1,5 @@
 """`radar train`, `radar promote` and `radar models` end to end, against a temporary store."""
+
 from __future__ import annotations
 
 import shutil
@@ -7,10 +8,14 @@ import socket
 import pytest
 from typer.testing import CliRunner
 
-from radar import app
+from radar.cli import app
 
-FAST = {"BOOTSTRAP_SAMPLES": "20", "BACKTEST_FOLDS": "1", "LIGHTGBM__N_ESTIMATORS": "60",
-        "LIGHTGBM__MIN_CHILD_SAMPLES": "20"}
+FAST = {
+    "BOOTSTRAP_SAMPLES": "20",
+    "BACKTEST_FOLDS": "1",
+    "LIGHTGBM__N_ESTIMATORS": "60",
+    "LIGHTGBM__MIN_CHILD_SAMPLES": "20",
+}
 
 
 @pytest.fixture
@@ -60,8 +65,20 @@ def test_own_table_train_refuse_force_and_list(env, make_snapshots):
     """Given your own table: the first version becomes champion, an identical retrain is
     refused (it does not beat the champion by the margin), --force promotes it anyway."""
     make_snapshots(n_accounts=120, n_dates=16, seed=4).to_parquet(env / "mine.parquet")
-    own = ("train", "--snapshots", "mine.parquet", "--label", "churned", "--id-col", "account_id",
-           "--time-col", "as_of", "--name", "mine", "--promote")
+    own = (
+        "train",
+        "--snapshots",
+        "mine.parquet",
+        "--label",
+        "churned",
+        "--id-col",
+        "account_id",
+        "--time-col",
+        "as_of",
+        "--name",
+        "mine",
+        "--promote",
+    )
 
     first = run(*own)
     assert first.exit_code == 0, first.output

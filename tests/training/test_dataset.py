@@ -1,11 +1,12 @@
 """Training tables from snapshots and from any exported file, and the errors that say what is wrong."""
+
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from features.config import Settings
+from radar.settings import Settings
 from training.dataset import DatasetError, from_file, from_snapshots
 from training.outcome import TARGETS
 
@@ -42,16 +43,18 @@ def test_a_snapshot_table_without_a_feature_names_it(make_snapshot_frame):
 
 def exported(n: int = 60) -> pd.DataFrame:
     rng = np.random.default_rng(1)
-    return pd.DataFrame({
-        "customer": np.repeat([f"c{i}" for i in range(n // 3)], 3),
-        "month": np.tile(["2025-01-31", "2025-02-28", "2025-03-31"], n // 3),
-        "plan": rng.choice(np.array(["basic", "pro", None], dtype=object), n),
-        "partner": rng.choice([True, False], n),
-        "seats": rng.integers(1, 50, n),
-        "usage": np.where(rng.random(n) < 0.2, np.nan, rng.normal(size=n)),
-        "signed_at": pd.Timestamp("2024-01-01"),
-        "left": np.where(rng.random(n) < 0.1, np.nan, rng.binomial(1, 0.3, n)),
-    })
+    return pd.DataFrame(
+        {
+            "customer": np.repeat([f"c{i}" for i in range(n // 3)], 3),
+            "month": np.tile(["2025-01-31", "2025-02-28", "2025-03-31"], n // 3),
+            "plan": rng.choice(np.array(["basic", "pro", None], dtype=object), n),
+            "partner": rng.choice([True, False], n),
+            "seats": rng.integers(1, 50, n),
+            "usage": np.where(rng.random(n) < 0.2, np.nan, rng.normal(size=n)),
+            "signed_at": pd.Timestamp("2024-01-01"),
+            "left": np.where(rng.random(n) < 0.1, np.nan, rng.binomial(1, 0.3, n)),
+        }
+    )
 
 
 @pytest.mark.parametrize("suffix", ["csv", "parquet"])
@@ -81,7 +84,9 @@ def test_from_file_without_an_id_gives_each_row_its_own(tmp_path):
 def test_missing_label_column_lists_the_columns(tmp_path):
     path = tmp_path / "t.csv"
     exported().to_csv(path, index=False)
-    with pytest.raises(DatasetError, match=r"label column 'churn' not found in t.csv; available columns: customer, month"):
+    with pytest.raises(
+        DatasetError, match=r"label column 'churn' not found in t.csv; available columns: customer, month"
+    ):
         from_file(path, label="churn", id_col="customer", time_col="month", name="x")
 
 
@@ -104,7 +109,9 @@ def test_duplicate_ids_per_time_show_an_example(tmp_path):
     frame.loc[1, "month"] = frame.loc[0, "month"]  # c0 twice in January
     path = tmp_path / "t.csv"
     frame.to_csv(path, index=False)
-    with pytest.raises(DatasetError, match=r"'customer' has duplicates per month: 2 rows share a key, e.g. id 'c0' at month 2025-01-31"):
+    with pytest.raises(
+        DatasetError, match=r"'customer' has duplicates per month: 2 rows share a key, e.g. id 'c0' at month 2025-01-31"
+    ):
         from_file(path, label="left", id_col="customer", time_col="month", name="x")
 
 

@@ -1,4 +1,5 @@
 """Metrics against sklearn and against figures worked out by hand; intervals; size warnings."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -82,7 +83,7 @@ def test_bootstrap_is_seeded_and_resamples_whole_accounts():
     by_account = bootstrap_ci(y4, p4, groups=ids, samples=300, seed=2)["roc_auc"]
     single = bootstrap_ci(y, p, samples=300, seed=2)["roc_auc"]
     # then resampling accounts is as uncertain as one row per account; rows would be overconfident
-    width = lambda ci: ci[1] - ci[0]  # noqa: E731
+    width = lambda ci: ci[1] - ci[0]
     assert width(by_account) == pytest.approx(width(single), rel=0.3)
     assert width(by_row) < 0.7 * width(by_account)
 
@@ -100,8 +101,9 @@ def test_size_warnings_speak_for_a_tiny_table_and_stay_quiet_for_a_large_one(mak
     tiny, large = make_table(make_snapshots(15, 20, seed=1)), make_table(make_snapshots(600, 20, seed=2))
 
     s = time_split(tiny.times, settings)
-    card = scorecard(tiny.y[s.test], np.full(len(s.test), 0.2) + 0.1 * tiny.y[s.test], settings,
-                     groups=tiny.ids.to_numpy()[s.test])
+    card = scorecard(
+        tiny.y[s.test], np.full(len(s.test), 0.2) + 0.1 * tiny.y[s.test], settings, groups=tiny.ids.to_numpy()[s.test]
+    )
     warnings = size_warnings(tiny, s, settings, card)
     # then the tiny one hears about accounts, training, calibration and test positives, with a figure
     assert any(w.startswith("Only 15 accounts in the training data") for w in warnings)

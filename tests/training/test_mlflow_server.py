@@ -3,6 +3,7 @@
 The server is started by the test (sqlite backend and artifact store in a temp dir,
 artifacts proxied through the server) and stopped in teardown.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,11 +26,13 @@ def server(mlflow_server):
     return mlflow_server()
 
 
-def test_train_register_and_promote_through_a_tracking_server(server, tmp_path, make_settings, make_snapshots,
-                                                               make_table):
+def test_train_register_and_promote_through_a_tracking_server(
+    server, tmp_path, make_settings, make_snapshots, make_table
+):
     url, root = server
-    settings = make_settings(tracking_uri=url, bootstrap_samples=20, backtest_folds=1,
-                             lightgbm={"n_estimators": 60, "min_child_samples": 20})
+    settings = make_settings(
+        tracking_uri=url, bootstrap_samples=20, backtest_folds=1, lightgbm={"n_estimators": 60, "min_child_samples": 20}
+    )
     frame = make_snapshots(n_accounts=120, n_dates=16, seed=6)
     frame.to_parquet(tmp_path / "snapshots.parquet")
     table = make_table(frame)

@@ -1,4 +1,5 @@
 """The served model: one input contract, exact explanations, a faithful saved copy."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -74,6 +75,8 @@ def test_early_stopping_off_fits_exactly_n_estimators_rounds(table, settings):
     stopped = fit_lightgbm(table, split, settings)
     rounds = stopped.booster.num_trees() + 40
     lightgbm = settings.training.lightgbm.model_copy(update={"n_estimators": rounds, "early_stopping_rounds": 0})
-    fixed_settings = settings.model_copy(update={"training": settings.training.model_copy(update={"lightgbm": lightgbm})})
+    fixed_settings = settings.model_copy(
+        update={"training": settings.training.model_copy(update={"lightgbm": lightgbm})}
+    )
     fixed = fit_lightgbm(table, split, fixed_settings)
     assert fixed.booster.num_trees() == rounds and fixed.metadata["best_iteration"] == rounds

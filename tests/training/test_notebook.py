@@ -1,4 +1,5 @@
 """The walkthrough notebook runs top to bottom on a small generated workspace."""
+
 from __future__ import annotations
 
 import os
@@ -11,9 +12,9 @@ from mlflow import MlflowClient
 from nbclient import NotebookClient
 
 from features.build import build_features
-from features.config import load_settings
 from features.ingest import ingest_workspace
 from features.sampledata import generate_workspace
+from radar.settings import load_settings
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "walkthrough.py"
 FAST = """[training]
@@ -40,15 +41,21 @@ def test_the_walkthrough_runs_on_a_sample_workspace(tmp_path, empty_mlflow_db, m
 
     # when: the paired notebook is executed in a fresh kernel from the workspace folder
     notebook = jupytext.read(NOTEBOOK)
-    NotebookClient(notebook, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
 
     # then: it trained, logged and registered a renewal model in the workspace's store
-    outputs = "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
-                        for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs)
+    outputs = "\n".join(
+        str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for o in cell.outputs
+    )
     assert "TrackedRun(experiment='radar-renewal'" in outputs
-    assert "image/png" in {k for cell in notebook.cells if cell.cell_type == "code"
-                           for o in cell.outputs for k in o.get("data", {})}
+    assert "image/png" in {
+        k for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs for k in o.get("data", {})
+    }
     store = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
     client = MlflowClient(tracking_uri=store, registry_uri=store)
     assert client.get_model_version_by_alias("radar-renewal", "challenger")

@@ -1,4 +1,5 @@
 """A whole run: split, fit, calibrate, baselines, backtest, metrics, plots — and bring your own table."""
+
 from __future__ import annotations
 
 import gc
@@ -7,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.config import Settings
+from radar.settings import Settings
 from training.dataset import DatasetError, from_file, from_snapshots
 from training.evaluate import METRICS
 from training.model import RadarModel
@@ -25,8 +26,12 @@ def test_a_run_fills_every_part_of_the_outcome(outcome, table):
     m = outcome.metrics
     for model in ("model", "logistic", "health_score"):
         assert m[f"test.{model}.roc_auc_ci_low"] <= m[f"test.{model}.roc_auc"] <= m[f"test.{model}.roc_auc_ci_high"]
-    assert {"test.model.segment.smb.pr_auc", "fold3.model.pr_auc", "backtest.model.pr_auc_mean",
-            "backtest.model.pr_auc_std"} <= set(m)
+    assert {
+        "test.model.segment.smb.pr_auc",
+        "fold3.model.pr_auc",
+        "backtest.model.pr_auc_mean",
+        "backtest.model.pr_auc_std",
+    } <= set(m)
     assert m["fold1.model.pr_auc"] == m["test.model.pr_auc"]  # fold 1 is the main split
     assert set(outcome.summary.model) == {"lightgbm", "logistic", "health_score"}
     assert len(outcome.summary) == 3 * len(METRICS)
@@ -124,7 +129,9 @@ def test_a_table_without_time_and_few_positives_says_how_many_it_needs(make_snap
 def test_a_period_without_positives_is_named(make_snapshots, make_table, settings):
     frame = make_snapshots(100, 20, seed=2)
     frame.loc[frame.as_of >= frame.as_of.max() - pd.Timedelta(days=70), "churned"] = 0
-    with pytest.raises(DatasetError, match=r"the test part \(2024-06-30..2024-08-31 \(3 dates\)\) has 300 rows and 0 positive"):
+    with pytest.raises(
+        DatasetError, match=r"the test part \(2024-06-30..2024-08-31 \(3 dates\)\) has 300 rows and 0 positive"
+    ):
         train_and_evaluate(make_table(frame), settings)
 
 
@@ -139,8 +146,15 @@ def test_tuning_searches_inside_the_training_period(make_snapshots, make_table, 
     from training.split import time_split
 
     best = tune(table, time_split(table.times, settings), settings, trials=2)
-    assert set(best) == {"learning_rate", "num_leaves", "max_depth", "min_child_samples", "feature_fraction",
-                         "bagging_fraction", "lambda_l2"}
+    assert set(best) == {
+        "learning_rate",
+        "num_leaves",
+        "max_depth",
+        "min_child_samples",
+        "feature_fraction",
+        "bagging_fraction",
+        "lambda_l2",
+    }
     outcome = train_and_evaluate(table, settings, tune_trials=2)
     assert outcome.params["learning_rate"] == pytest.approx(best["learning_rate"])
     assert outcome.params["tune_trials"] == 2

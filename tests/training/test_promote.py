@@ -4,6 +4,7 @@ Two models are trained on the same snapshots: `good` on the true labels and `bad
 labels shuffled everywhere but in the test period. Both are tested on the same latest
 rows, where `good` is far better, so every decision below can be worked out by hand.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -33,9 +34,16 @@ def store(tmp_path_factory, empty_mlflow_db) -> Path:
 @pytest.fixture(scope="module")
 def settings_for(store, make_settings):
     def settings(**training):
-        return make_settings(tracking_uri=f"sqlite:///{store}/mlflow.db", artifact_location=str(store / "artifacts"),
-                             bootstrap_samples=0, backtest_folds=1, test_periods=TEST_DATES,
-                             lightgbm={"n_estimators": 60, "min_child_samples": 20}, **training)
+        return make_settings(
+            tracking_uri=f"sqlite:///{store}/mlflow.db",
+            artifact_location=str(store / "artifacts"),
+            bootstrap_samples=0,
+            backtest_folds=1,
+            test_periods=TEST_DATES,
+            lightgbm={"n_estimators": 60, "min_child_samples": 20},
+            **training,
+        )
+
     return settings
 
 
@@ -52,16 +60,22 @@ def models(settings_for, make_snapshots, make_table):
     shuffled.loc[before, "churned"] = np.random.default_rng(0).permutation(shuffled.loc[before, "churned"].to_numpy())
     bad = make_table(shuffled)
     older = make_table(frame[frame.as_of < np.sort(frame.as_of.unique())[-2]])
-    return {name: (table, train_and_evaluate(table, settings)) for name, table in
-            (("good", good), ("bad", bad), ("older", older))}
+    return {
+        name: (table, train_and_evaluate(table, settings))
+        for name, table in (("good", good), ("bad", bad), ("older", older))
+    }
 
 
 def register(models, kind: str, model_name: str, settings):
     """Log and register the `kind` model as a new version of `model_name`; its version."""
     table, outcome = models[kind]
     target = TargetSpec(model_name, "churned", model_name, "churns within the horizon")
-    tracked = log_training_run(dataclasses.replace(outcome, target=target),
-                               dataclasses.replace(table, target=target), settings, source="snapshots.parquet")
+    tracked = log_training_run(
+        dataclasses.replace(outcome, target=target),
+        dataclasses.replace(table, target=target),
+        settings,
+        source="snapshots.parquet",
+    )
     return tracked.version
 
 
@@ -136,7 +150,10 @@ def test_force_promotes_a_worse_challenger_and_says_so(lifecycle):
     assert aliases(settings, "radar-life") == {CHAMPION: "3"}
     tags = version_tags(settings, "radar-life", "3")
     assert (tags["promotion.decision"], tags["promotion.forced"], tags["promotion.reason"]) == (
-        "forced", "true", "hotfix for the QBR deck")
+        "forced",
+        "true",
+        "hotfix for the QBR deck",
+    )
     assert version_tags(settings, "radar-life", "1")["promotion.challenged_by.v3"].startswith("replaced by v3")
 
 
@@ -226,13 +243,16 @@ def test_without_time_a_new_table_is_compared_on_rows_the_champion_never_saw(fla
     assert decision.test_rows == 200 and "200 rows v1 never saw" in decision.notes[0]
 
 
-@pytest.mark.parametrize("challenger, champion, margin, higher, expected", [
-    (0.405, 0.400, 0.005, True, True),  # exactly the margin
-    (0.4049, 0.400, 0.005, True, False),
-    (0.80, 0.80, 0.0, True, True),  # a tie passes a zero margin
-    (0.10, 0.11, 0.01, False, True),  # Brier: lower by exactly the margin
-    (0.105, 0.11, 0.01, False, False),
-])
+@pytest.mark.parametrize(
+    "challenger, champion, margin, higher, expected",
+    [
+        (0.405, 0.400, 0.005, True, True),  # exactly the margin
+        (0.4049, 0.400, 0.005, True, False),
+        (0.80, 0.80, 0.0, True, True),  # a tie passes a zero margin
+        (0.10, 0.11, 0.01, False, True),  # Brier: lower by exactly the margin
+        (0.105, 0.11, 0.01, False, False),
+    ],
+)
 def test_the_rule(challenger, champion, margin, higher, expected):
     assert beats(challenger, champion, margin, higher) is expected
 

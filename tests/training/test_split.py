@@ -1,13 +1,15 @@
 """Splits follow time: no period on both sides, and a label-horizon gap between parts."""
+
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings as hyp_settings
+from hypothesis import given
+from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
-from features.config import Settings
+from radar.settings import Settings
 from training.dataset import DatasetError
 from training.split import rolling_folds, stratified_folds, time_split
 
@@ -38,14 +40,22 @@ def test_time_split_tests_on_the_latest_dates_and_leaves_a_horizon_gap():
 
 
 @hyp_settings(max_examples=40, deadline=None)
-@given(n_dates=st.integers(14, 40), weekly=st.booleans(), horizon=st.integers(1, 120),
-       test_periods=st.integers(1, 4), calibration_periods=st.integers(1, 4))
+@given(
+    n_dates=st.integers(14, 40),
+    weekly=st.booleans(),
+    horizon=st.integers(1, 120),
+    test_periods=st.integers(1, 4),
+    calibration_periods=st.integers(1, 4),
+)
 def test_no_part_shares_a_date_and_every_label_is_known_before_the_next_part(
-        n_dates, weekly, horizon, test_periods, calibration_periods):
+    n_dates, weekly, horizon, test_periods, calibration_periods
+):
     freq = "W-MON" if weekly else "ME"
     times = pd.Series(np.repeat(pd.date_range("2023-01-02", periods=n_dates, freq=freq), 2))
-    settings = Settings(domain={"horizon_days": horizon},
-                        training={"test_periods": test_periods, "calibration_periods": calibration_periods})
+    settings = Settings(
+        domain={"horizon_days": horizon},
+        training={"test_periods": test_periods, "calibration_periods": calibration_periods},
+    )
     try:
         split = time_split(times, settings)
     except DatasetError:

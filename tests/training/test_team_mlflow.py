@@ -6,9 +6,10 @@ team member would: `radar train --target all --promote` and `radar models` with 
 `training.tracking_uri` pointing at the server, then loads the champions as serving
 does and scores a few accounts with them.
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import psycopg
@@ -16,15 +17,19 @@ import pytest
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
-from features.config import Settings, TrainingSettings
-from radar import app
-from serving.champions import load_champions
-from serving.score import score_frame
+from radar.cli import app
+from radar.settings import Settings, TrainingSettings
+from serving.scoring.champions import load_champions
+from serving.scoring.score import score_frame
 from training.pyfunc import load_radar_model
 from training.track import experiment_location
 
-FAST = {"BOOTSTRAP_SAMPLES": "0", "BACKTEST_FOLDS": "1", "LIGHTGBM__N_ESTIMATORS": "40",
-        "LIGHTGBM__MIN_CHILD_SAMPLES": "20"}
+FAST = {
+    "BOOTSTRAP_SAMPLES": "0",
+    "BACKTEST_FOLDS": "1",
+    "LIGHTGBM__N_ESTIMATORS": "40",
+    "LIGHTGBM__MIN_CHILD_SAMPLES": "20",
+}
 
 
 def run(*args: str):
@@ -32,8 +37,9 @@ def run(*args: str):
 
 
 @pytest.mark.slow
-def test_train_promote_and_serve_through_a_team_server(mlflow_server, postgres_database, make_snapshot_frame,
-                                                        tmp_path, monkeypatch):
+def test_train_promote_and_serve_through_a_team_server(
+    mlflow_server, postgres_database, make_snapshot_frame, tmp_path, monkeypatch
+):
     store = postgres_database("mlflow_team")
     url, root = mlflow_server(store)
     monkeypatch.chdir(tmp_path)
@@ -59,8 +65,10 @@ def test_train_promote_and_serve_through_a_team_server(mlflow_server, postgres_d
     server = make_url(store)
     with psycopg.connect(host=server.host, port=server.port, user=server.username, dbname=server.database) as db:
         aliases = set(db.execute("SELECT name, alias, version FROM registered_model_aliases").fetchall())
-        kinds = db.execute("SELECT t.value, count(*) FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
-                           "WHERE t.key = 'radar.kind' AND r.status = 'FINISHED' GROUP BY t.value").fetchall()
+        kinds = db.execute(
+            "SELECT t.value, count(*) FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
+            "WHERE t.key = 'radar.kind' AND r.status = 'FINISHED' GROUP BY t.value"
+        ).fetchall()
     assert {("radar-renewal", "champion", 1), ("radar-upsell", "champion", 1)} <= aliases
     assert dict(kinds)["training"] == 2
     assert len(list((root / "artifacts").rglob("booster.txt"))) == 2
@@ -69,12 +77,16 @@ def test_train_promote_and_serve_through_a_team_server(mlflow_server, postgres_d
     # serving loads the champions from the server, by alias, and scores with them
     settings = Settings()
     models = load_champions(settings)
-    assert models.lineage == {"renewal_model": "radar-renewal", "renewal_model_version": "1",
-                              "upsell_model": "radar-upsell", "upsell_model_version": "1"}
+    assert models.lineage == {
+        "renewal_model": "radar-renewal",
+        "renewal_model_version": "1",
+        "upsell_model": "radar-upsell",
+        "upsell_model_version": "1",
+    }
     rows = frame.tail(5)
     by_alias = load_radar_model("models:/radar-renewal@champion")
     np.testing.assert_allclose(by_alias.predict_proba(rows), models.renewal.model.predict_proba(rows))
-    scored = score_frame(rows, models, settings, scored_at=datetime(2025, 5, 1, tzinfo=timezone.utc))
+    scored = score_frame(rows, models, settings, scored_at=datetime(2025, 5, 1, tzinfo=UTC))
     assert len(scored) == 5 and scored.renewal_likelihood.between(0, 1).all()
     assert scored.upsell_likelihood.between(0, 1).all()
     assert all(len(d) == settings.serving.top_drivers for d in scored.renewal_drivers)
@@ -93,4 +105,7 @@ def test_experiments_put_artifacts_under_the_shared_location_unless_a_server_dec
 
     assert location("http://mlflow.internal:5000", "s3://bucket/radar") is None
     assert location("postgresql+psycopg://radar@db/mlflow", "s3://bucket/radar/") == "s3://bucket/radar/radar-renewal"
-    assert location(f"sqlite:///{tmp_path}/m.db", str(tmp_path / "shared")) == (tmp_path / "shared" / "radar-renewal").as_uri()
+    assert (
+        location(f"sqlite:///{tmp_path}/m.db", str(tmp_path / "shared"))
+        == (tmp_path / "shared" / "radar-renewal").as_uri()
+    )

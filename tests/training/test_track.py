@@ -1,4 +1,5 @@
 """Tracking a training run in a real (temporary, sqlite) MLflow store: what lands where."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -31,9 +32,13 @@ def store(tmp_path_factory, empty_mlflow_db) -> Path:
 
 @pytest.fixture(scope="module")
 def settings(store, make_settings):
-    return make_settings(tracking_uri=f"sqlite:///{store}/mlflow.db", artifact_location=str(store / "artifacts"),
-                         bootstrap_samples=20, backtest_folds=2,
-                         lightgbm={"n_estimators": 60, "min_child_samples": 20})
+    return make_settings(
+        tracking_uri=f"sqlite:///{store}/mlflow.db",
+        artifact_location=str(store / "artifacts"),
+        bootstrap_samples=20,
+        backtest_folds=2,
+        lightgbm={"n_estimators": 60, "min_child_samples": 20},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -107,8 +112,11 @@ def test_the_registered_version_is_the_challenger_and_serves_calibrated_probabil
     assert all(c.required for c in info.signature.inputs.inputs)
     assert info.saved_input_example_info is not None
 
-    test_set = pd.read_parquet(mlflow.artifacts.download_artifacts(
-        run_id=tracked.run_id, artifact_path="test/test_set.parquet", dst_path=str(tmp_path)))
+    test_set = pd.read_parquet(
+        mlflow.artifacts.download_artifacts(
+            run_id=tracked.run_id, artifact_path="test/test_set.parquet", dst_path=str(tmp_path)
+        )
+    )
     served = mlflow.pyfunc.load_model(f"models:/radar-track@{CHALLENGER}").predict(test_set)
     assert np.allclose(served["probability"].to_numpy(), outcome.test_predictions["p_model"].to_numpy())
     model = load_radar_model(tracked.model_uri)

@@ -1,4 +1,5 @@
 """Helpers for the QCF text tests: tiny taxonomies written as TOML files."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """extract_evidence / iter_evidence: one row per matched expression per sentence."""
+
 import math
 
 import pandas as pd
@@ -12,8 +13,15 @@ def texts(*rows):
     """Rows of (source_id, account_id, occurred_at, text, language)."""
     return pd.DataFrame(
         [
-            {"source_table": "feedback", "source_id": sid, "account_id": acct,
-             "occurred_at": pd.Timestamp(ts), "channel": "email", "text": text, "language": lang}
+            {
+                "source_table": "feedback",
+                "source_id": sid,
+                "account_id": acct,
+                "occurred_at": pd.Timestamp(ts),
+                "channel": "email",
+                "text": text,
+                "language": lang,
+            }
             for sid, acct, ts, text, lang in rows
         ],
         columns=list(INPUT_COLUMNS),

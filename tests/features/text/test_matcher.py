@@ -1,14 +1,12 @@
 """Matching: normalization, inflection, longest match and the negation rule."""
+
 import pytest
 
 from features.text.matcher import Matcher
 
 
 def found(matcher, sentence, language):
-    return [
-        (m.expression.bucket, m.polarity, m.negated, m.expression.text)
-        for m in matcher.match(sentence, language)
-    ]
+    return [(m.expression.bucket, m.polarity, m.negated, m.expression.text) for m in matcher.match(sentence, language)]
 
 
 @pytest.fixture(scope="module")
@@ -98,9 +96,7 @@ class TestNegation:
     def test_not_happy_with_the_shipped_taxonomy_is_the_listed_red_expression(self, shipped_matcher):
         # The shipped English file lists "not happy" as red: the longer expression wins
         # and, containing its own negation, is taken as written.
-        assert found(shipped_matcher, "We are not happy.", "en") == [
-            ("value_realization", "red", False, "not happy")
-        ]
+        assert found(shipped_matcher, "We are not happy.", "en") == [("value_realization", "red", False, "not happy")]
 
     @pytest.mark.parametrize(
         "language, sentence, expression",
@@ -127,13 +123,9 @@ class TestNegation:
             ("it", "Non stiamo valutando altri fornitori.", "non stiamo valutando altri fornitori"),
         ],
     )
-    def test_shipped_taxonomy_lists_these_negations_as_green(
-        self, shipped_matcher, language, sentence, expression
-    ):
+    def test_shipped_taxonomy_lists_these_negations_as_green(self, shipped_matcher, language, sentence, expression):
         # the listed negated form is longer than the red cue it contains, so it wins
-        assert found(shipped_matcher, sentence, language) == [
-            ("renewal_likelihood", "green", False, expression)
-        ]
+        assert found(shipped_matcher, sentence, language) == [("renewal_likelihood", "green", False, expression)]
 
     def test_negated_green_cue_becomes_gray_not_red(self, shipped_matcher):
         assert found(shipped_matcher, "We won't need more seats", "en") == [
@@ -148,9 +140,7 @@ class TestNegation:
             ("renewal_likelihood", "red", False, "don't plan to renew")
         ]
         # "ne ... pas": the "n'" before the listed "pas clair" does not negate it again
-        assert found(shipped_matcher, "Ce n'est pas clair", "fr") == [
-            ("onboarding_clarity", "red", False, "pas clair")
-        ]
+        assert found(shipped_matcher, "Ce n'est pas clair", "fr") == [("onboarding_clarity", "red", False, "pas clair")]
         assert found(shipped_matcher, "Non vale il prezzo", "it") == [
             ("pricing_perception", "red", False, "non vale il prezzo")
         ]
@@ -174,18 +164,14 @@ class TestLongestMatch:
         ]
 
     def test_longer_listed_negation_wins_and_keeps_its_polarity(self, make_taxonomy):
-        m = Matcher(
-            make_taxonomy(
-                en='language = "en"\n[renewal_likelihood]\ngreen = ["renew"]\nred = ["not renew"]'
-            )
-        )
+        m = Matcher(make_taxonomy(en='language = "en"\n[renewal_likelihood]\ngreen = ["renew"]\nred = ["not renew"]'))
         assert found(m, "We will not renew", "en") == [("renewal_likelihood", "red", False, "not renew")]
 
     def test_matches_do_not_overlap_and_keep_text_order(self, make_taxonomy):
         m = Matcher(
             make_taxonomy(
                 en='language = "en"\n[pricing_perception]\nred = ["too expensive", "expensive"]\n'
-                "[upsell_readiness]\ngreen = [\"more seats\"]"
+                '[upsell_readiness]\ngreen = ["more seats"]'
             )
         )
         assert [h[3] for h in found(m, "Too expensive for more seats, expensive", "en")] == [

@@ -1,4 +1,5 @@
 """Taxonomy files: the shipped ones, extension files and validation errors."""
+
 from collections import Counter
 from pathlib import Path
 
@@ -29,8 +30,7 @@ class TestShipped:
     def test_every_bucket_has_every_polarity(self, shipped):
         present = {(e.language, e.bucket, e.polarity) for e in shipped.expressions}
         missing = [
-            (lang, b, p) for lang in LANGUAGES for b in BUCKETS for p in POLARITIES
-            if (lang, b, p) not in present
+            (lang, b, p) for lang in LANGUAGES for b in BUCKETS for p in POLARITIES if (lang, b, p) not in present
         ]
         assert missing == []
 
@@ -73,9 +73,7 @@ class TestValidation:
 
     @pytest.mark.parametrize("empty", ['""', '"   "', '"?!"'])
     def test_empty_expression_names_entry_number(self, write_toml, empty):
-        path = write_toml(
-            "fr.toml", f'language = "fr"\n[pricing_perception]\nred = [\n  "trop cher",\n  {empty},\n]\n'
-        )
+        path = write_toml("fr.toml", f'language = "fr"\n[pricing_perception]\nred = [\n  "trop cher",\n  {empty},\n]\n')
         with pytest.raises(TaxonomyError) as err:
             read_taxonomy_file(path)
         assert f"{path}:5 [pricing_perception] red #2: empty expression" in str(err.value)
@@ -86,9 +84,7 @@ class TestValidation:
             read_taxonomy_file(path)
 
     def test_every_problem_of_a_file_is_reported_at_once(self, write_toml):
-        path = write_toml(
-            "en.toml", 'language = "en"\n[renewal]\ngreen = ["x"]\n[pricing_perception]\nred = [""]\n'
-        )
+        path = write_toml("en.toml", 'language = "en"\n[renewal]\ngreen = ["x"]\n[pricing_perception]\nred = [""]\n')
         with pytest.raises(TaxonomyError) as err:
             read_taxonomy_file(path)
         assert "unknown bucket" in str(err.value) and "empty expression" in str(err.value)

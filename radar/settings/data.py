@@ -1,0 +1,146 @@
+"""Settings of the data stages: ingest, the domain rules (labels), feature building,
+the health score and the Spark engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from radar.settings.base import Section as _Section
+
+
+class IngestSettings(_Section):
+    """How `radar ingest` reads a workspace folder."""
+
+    column_mapping: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="Per table, your column name -> contract column name, e.g. {usage_events = {ts = 'occurred_at'}}.",
+    )
+    batch_rows: int = Field(500_000, gt=0, description="Rows read per batch; bounds ingest memory.")
+    memory_limit: str = Field("1GB", description="DuckDB memory limit during ingest (it spills to disk beyond).")
+    threads: int = Field(2, gt=0, description="DuckDB worker threads.")
+
+
+class DomainSettings(_Section):
+    """The semantics of DOMAIN sections 1 and 2."""
+
+    grace_days: int = Field(30, ge=0, description="Gap between subscription lines still counted as one relationship.")
+    horizon_days: int = Field(90, gt=0, description="How far labels look forward from as_of.")
+    expansion_min_pct: float = Field(0.10, ge=0, description="MRR growth over the horizon that counts as expansion.")
+    renewal_window_mode: bool = Field(
+        False,
+        description="Train only on snapshots with a renewal (end_date) inside the horizon.",
+    )
+
+
+class FeatureSettings(_Section):
+    """Snapshot calendar, windows and which event names mean what (DOMAIN 3)."""
+
+    windows: tuple[int, ...] = Field(
+        (28, 90), description="Trailing windows in days; trends compare each with the window before."
+    )
+    freq: Literal["month", "week"] = Field("month", description="As-of calendar: month-ends or Mondays.")
+    login_events: tuple[str, ...] = Field(("login",), description="Events that mean a user logged in.")
+    value_events: tuple[str, ...] = Field(
+        ("report_shared", "dashboard_viewed_by_exec", "goal_achieved"),
+        description="Events that mean the customer got value (time-to-value, ROI).",
+    )
+    setup_events: tuple[str, ...] = Field(
+        ("setup_connect_datasource", "setup_invite_team", "setup_configure_sso"),
+        description="Setup steps; a user who did all of them is activated.",
+    )
+    onboarding_events: tuple[str, ...] = Field(
+        ("onboarding_profile", "onboarding_first_project", "onboarding_tutorial", "onboarding_integrations"),
+        description="The onboarding checklist items.",
+    )
+    feature_events: tuple[str, ...] = Field(
+        (
+            "feature_dashboards",
+            "feature_alerts",
+            "feature_api",
+            "feature_exports",
+            "feature_automation",
+            "feature_forecasting",
+            "feature_collaboration",
+        ),
+        description="One event per product feature: breadth = features used / features available.",
+    )
+    activity_lookback_days: int = Field(180, gt=0, description="Cap on 'days since last activity'.")
+    engine: Literal["duckdb", "spark"] = Field(
+        "duckdb",
+        description="What runs the feature expressions: duckdb (one machine) or spark (Apache Spark through "
+        "Ibis' PySpark backend; needs the `spark` extra and Java 17, see [spark]).",
+    )
+    memory_limit: str = Field(
+        "2GB", description="DuckDB memory limit while building snapshots (it spills to disk beyond)."
+    )
+    text_batch_rows: int = Field(20_000, gt=0, description="Texts analysed per batch (bounds memory).")
+    taxonomy_dir: Path | None = Field(
+        None, description="Folder of extra taxonomy files (<lang>.toml) that extend the shipped ones."
+    )
+
+    @field_validator("windows")
+    @classmethod
+    def _windows(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v or any(w <= 0 for w in v) or len(set(v)) != len(v):
+            raise ValueError("windows must be distinct positive day counts, e.g. [28, 90]")
+        return tuple(sorted(v))
+
+
+class HealthSettings(_Section):
+    """The transparent 0–100 health score (DOMAIN 5): weights of its components."""
+
+    weights: dict[str, float] = Field(
+        default_factory=lambda: {
+            "adoption": 0.25,
+            "engagement": 0.15,
+            "usage_trend": 0.15,
+            "nps": 0.15,
+            "support": 0.10,
+            "sentiment": 0.10,
+            "onboarding": 0.10,
+        },
+        description="Component -> weight; components: adoption, engagement, usage_trend, nps, "
+        "support, sentiment, onboarding. Missing components are skipped and the rest reweighted.",
+    )
+    red_below: float = Field(40, ge=0, le=100, description="Health below this is red.")
+    amber_below: float = Field(70, ge=0, le=100, description="Health below this (and not red) is amber.")
+    support_ticket_scale: float = Field(
+        10, gt=0, description="Tickets in 90 days at which the support component reaches 0."
+    )
+
+    @field_validator("weights")
+    @classmethod
+    def _positive(cls, v: dict[str, float]) -> dict[str, float]:
+        if not v or any(w < 0 for w in v.values()) or sum(v.values()) <= 0:
+            raise ValueError("health weights must be non-negative with a positive sum")
+        return v
+
+
+class SparkSettings(_Section):
+    """Apache Spark, when `features.engine = "spark"` (`radar build-features --engine spark`)."""
+
+    master: str = Field(
+        "local[2]",
+        description="Spark master URL: local[N] runs Spark inside this process on N cores; spark://HOST:7077, "
+        "yarn or k8s://... use a cluster (whose nodes must read staging_dir and import this package).",
+    )
+    driver_memory: str = Field("2g", description="Memory of the Spark driver JVM (in local mode: of all of Spark).")
+    shuffle_partitions: int = Field(
+        8,
+        gt=0,
+        description="spark.sql.shuffle.partitions: partitions after each join and group-by; "
+        "about 2-4 per core of the cluster.",
+    )
+    staging_dir: Path | None = Field(
+        None,
+        description="Where the contract tables are exported as Parquet for Spark and Spark writes the snapshots "
+        "and evidence before they are loaded into the workspace database (default: <output_dir>/spark); "
+        "on a cluster, a folder every node reads. Each build works in a subfolder of its own and removes it.",
+    )
+    conf: dict[str, str] = Field(
+        default_factory=dict,
+        description="Further Spark settings, e.g. {'spark.executor.memory' = '8g'}; they win over the above.",
+    )

@@ -1,0 +1,301 @@
+"""Settings of serving and the CS workflow: tiers and explanations, the HTTP service,
+alerts, the digest, the leadership view and the web pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from radar.settings.base import Section as _Section
+
+HealthBand = Literal["red", "amber", "green"]
+RiskTier = Literal["red", "yellow", "green"]
+
+
+class ServingSettings(_Section):
+    """How scores become risk tiers, opportunities, disagreements and explanations."""
+
+    red_below: float = Field(0.4, ge=0, le=1, description="Renewal likelihood below this is the red risk tier.")
+    yellow_below: float = Field(
+        0.7, ge=0, le=1, description="Renewal likelihood below this (and not red) is yellow; the rest is green."
+    )
+    opportunity_above: float = Field(
+        0.5, ge=0, le=1, description="Upsell likelihood above this marks an expansion opportunity."
+    )
+    playbooks_file: Path | None = Field(
+        None,
+        description="Playbooks file (TOML) mapping drivers and feedback buckets to actions and owners; "
+        "unset = the one shipped with the code (serving/scoring/playbooks.toml), a template for your own.",
+    )
+    disagreement: tuple[tuple[HealthBand, RiskTier], ...] = Field(
+        (("green", "red"), ("red", "green")),
+        description="(health band, risk tier) pairs flagged as a disagreement between the health "
+        "score and the model: green health with red risk, and red health with a green tier.",
+    )
+    max_batch: int = Field(1000, gt=0, description="Most accounts one POST /score request may hold.")
+    top_drivers: int = Field(5, gt=0, le=50, description="Drivers (largest SHAP contributions) returned per target.")
+    crm_reasons: int = Field(3, gt=0, le=50, description="Reasons written per account to the CRM table.")
+    explain_threads: int = Field(2, gt=0, description="Threads computing SHAP contributions in batch scoring.")
+    explain_chunk_rows: int = Field(
+        4096, gt=0, description="Rows per SHAP work unit: bounds memory (rows x features floats per unit)."
+    )
+    host: str = Field("127.0.0.1", description="Address `radar serve` listens on (0.0.0.0 to accept other machines).")
+    port: int = Field(3000, gt=0, lt=65536, description="Port `radar serve` listens on.")
+    workers: int = Field(
+        2,
+        gt=0,
+        description="Service worker processes, each with the models and the workspace in memory; one per "
+        "core (on 2 cores, 2 workers served 1.4x the requests/s of 1 at 32 connections).",
+    )
+    request_threads: int = Field(
+        1,
+        gt=0,
+        description="Threads per request for prediction and SHAP: 1 keeps single-account latency low; "
+        "concurrent requests use the other cores.",
+    )
+    request_timeout_s: int = Field(60, gt=0, description="Seconds a request may take before the service gives up.")
+    api_token: SecretStr | None = Field(
+        None,
+        description="Bearer token required by scoring and listing requests when set; set it with the "
+        "RADAR_SERVING__API_TOKEN environment variable rather than in a file.",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ServingSettings:
+        if self.red_below > self.yellow_below:
+            raise ValueError(f"red_below ({self.red_below}) must not exceed yellow_below ({self.yellow_below})")
+        return self
+
+
+AlertRule = Literal["indicator", "renewal_drop", "escalation", "risk_tier", "expansion"]
+Routing = Literal["meeting", "review", "tag"]
+
+
+class InsightWeights(_Section):
+    """Relative weights of the insight score's parts (DOMAIN 5); they need not sum to 1."""
+
+    severity: float = Field(1.0, ge=0, description="How bad (or, for an opportunity, how likely) the signal is, 0-1.")
+    frequency: float = Field(
+        1.0, ge=0, description="How persistent: the share of recent snapshots (or the conversations) showing it, 0-1."
+    )
+    impact: float = Field(1.0, ge=0, description="How much money: the account's MRR percentile in the portfolio, 0-1.")
+
+    @model_validator(mode="after")
+    def _positive(self) -> InsightWeights:
+        if self.severity + self.frequency + self.impact <= 0:
+            raise ValueError("insight weights need a positive sum")
+        return self
+
+
+class AlertSettings(_Section):
+    """Alerts (DOMAIN 5): the rules, the insight score that routes them, and the optional webhook."""
+
+    rules: tuple[AlertRule, ...] = Field(
+        ("indicator", "renewal_drop", "escalation", "risk_tier", "expansion"),
+        description="Rules evaluated by `radar alerts`: indicator below its expected level, week-over-week "
+        "renewal drop, red feedback escalation, red/yellow risk tier, expansion opportunity.",
+    )
+    indicator_levels: dict[str, tuple[float, float]] = Field(
+        default_factory=lambda: {
+            "adoption_rate_28d": (0.2, 0.0),
+            "engagement_score_28d": (0.1, 0.0),
+            "feature_breadth_28d": (0.1, 0.0),
+            "logins_trend_28d": (-0.5, -1.0),
+            "days_since_last_activity": (14.0, 60.0),
+            "days_without_value": (60.0, 180.0),
+            "nps_latest": (5.0, 0.0),
+            "ticket_csat_90d": (3.0, 1.0),
+            "first_response_hours_28d": (24.0, 72.0),
+            "interaction_sentiment_90d": (-0.25, -1.0),
+        },
+        description="Feature -> [expected, worst]: alert when the indicator is worse than expected; at worst "
+        "(or beyond) the severity is 1. Worse means lower when worst < expected, higher when worst > expected. "
+        "Names are snapshot features (`radar features`).",
+    )
+    history_snapshots: int = Field(
+        3,
+        ge=2,
+        description="Snapshots (the current one and those before it) over which an alert's frequency "
+        "is measured: the share of them in which its condition held.",
+    )
+    drop_threshold: float = Field(
+        0.10,
+        gt=0,
+        le=1,
+        description="Alert when renewal likelihood fell by more than this (absolute) since the previous snapshot.",
+    )
+    drop_severe: float = Field(0.30, gt=0, le=1, description="A renewal drop this large has severity 1.")
+    drop_min_days: int = Field(
+        7,
+        ge=1,
+        description="The previous snapshot compared is at least this many days older (a week)...",
+    )
+    drop_lookback_days: int = Field(
+        35,
+        ge=1,
+        description="...and at most this many: monthly snapshots compare with the month before.",
+    )
+    escalation_days: int = Field(30, ge=1, description="Window (days before as_of) of the escalation rule.")
+    escalation_conversations: int = Field(
+        2,
+        ge=2,
+        description="Escalate when a bucket has red cues in at least this many distinct conversations "
+        "within the window.",
+    )
+    escalation_full_conversations: int = Field(
+        4,
+        ge=1,
+        description="Distinct red conversations at which an escalation's frequency reaches 1.",
+    )
+    quote_days: int = Field(
+        90,
+        ge=1,
+        description="How far back quotes are taken as evidence for the model-based alerts.",
+    )
+    evidence_items: int = Field(3, ge=1, le=20, description="Drivers and quotes kept as evidence per alert.")
+    weights: InsightWeights = Field(default_factory=InsightWeights)
+    meeting_above: float = Field(
+        0.6, ge=0, le=1, description="Insight score above this: schedule a meeting with the product owner and support."
+    )
+    review_from: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="Insight score from this up to meeting_above (both included): review queue; below: tag for later.",
+    )
+    webhook_url: SecretStr | None = Field(
+        None,
+        description="POST each new alert as JSON to this http(s) URL (or pass --webhook); set it with "
+        "RADAR_ALERTS__WEBHOOK_URL when it holds a token.",
+    )
+    webhook_routing: tuple[Routing, ...] = Field(
+        ("meeting", "review", "tag"),
+        description="Routings of the alerts sent to the webhook.",
+    )
+    webhook_attempts: int = Field(4, ge=1, le=10, description="Tries per alert before the webhook is given up.")
+    webhook_backoff_seconds: float = Field(
+        0.5,
+        ge=0,
+        description="Wait before the second try; it doubles for each further try.",
+    )
+    webhook_timeout_seconds: float = Field(10.0, gt=0, description="Timeout of one webhook request.")
+
+    @field_validator("indicator_levels")
+    @classmethod
+    def _levels(cls, v: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        for name, (expected, worst) in v.items():
+            if expected == worst:
+                raise ValueError(f"indicator_levels.{name}: expected and worst must differ (got {expected} twice)")
+        return v
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AlertSettings:
+        if self.drop_min_days > self.drop_lookback_days:
+            raise ValueError(
+                f"drop_min_days ({self.drop_min_days}) must not exceed drop_lookback_days ({self.drop_lookback_days})"
+            )
+        if self.review_from > self.meeting_above:
+            raise ValueError(f"review_from ({self.review_from}) must not exceed meeting_above ({self.meeting_above})")
+        url = self.webhook_url.get_secret_value() if self.webhook_url else None
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError("webhook_url must be an http:// or https:// URL")
+        return self
+
+
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+
+
+class DigestSettings(_Section):
+    """The weekly digest per CSM owner (`radar digest`, DOMAIN 5)."""
+
+    week_ends: Weekday = Field(
+        "sunday",
+        description="Last day of a digest week: `--week DATE` picks the latest snapshot on or before "
+        "DATE, and the digest is for the week ending on the first such day on or after that snapshot.",
+    )
+    routings: tuple[Routing, ...] = Field(
+        ("meeting", "review"),
+        description="An account is in the digest when one of its open alerts has one of "
+        "these routings (alerts tagged for later stay in `radar alerts`).",
+    )
+    max_accounts: int = Field(
+        15,
+        ge=1,
+        description="Flagged at-risk accounts shown per owner, highest insight score first; the rest are counted.",
+    )
+    max_opportunities: int = Field(5, ge=0, description="Expansion opportunities shown per owner.")
+    drivers: int = Field(2, ge=0, le=10, description="Model drivers (largest SHAP contributions) shown per account.")
+    quotes: int = Field(
+        1,
+        ge=0,
+        le=10,
+        description="Feedback quotes (red for a risk, green for an opportunity) shown per account after its drivers.",
+    )
+    trend_snapshots: int = Field(6, ge=2, description="Snapshots in each account's renewal likelihood trend.")
+    improved_threshold: float = Field(
+        0.10,
+        gt=0,
+        le=1,
+        description="An account improved when its renewal likelihood rose by more than this "
+        "(absolute) since the snapshot the renewal drop compares with (alerts.drop_min_days..drop_lookback_days).",
+    )
+    max_improved: int = Field(10, ge=0, description="Improved accounts shown per owner, largest rise first.")
+
+
+class LeadershipSettings(_Section):
+    """The leadership view (`radar drivers`): portfolio drivers, low-signal indicators, advocates."""
+
+    top_families: int = Field(5, ge=1, description="Drivers (indicator families) reported per target.")
+    quarters: int = Field(
+        4,
+        ge=1,
+        le=20,
+        description="Quarters over which the drivers' movement is shown "
+        "(the latest snapshot of each quarter, the current quarter's being as_of).",
+    )
+    low_signal_share: float = Field(
+        0.01,
+        ge=0,
+        lt=1,
+        description="An indicator family whose share of the total mean |SHAP| is below this "
+        "for both renewal and upsell carries little signal: a candidate to stop tracking.",
+    )
+    promoter_min_nps: int = Field(
+        9, ge=0, le=10, description="Latest NPS answer from which an account is a promoter (9-10)."
+    )
+    advocate_min_renewal: float = Field(
+        0.9,
+        ge=0,
+        le=1,
+        description="Renewal likelihood from which a promoter with a green health band is a "
+        "referral and reference candidate.",
+    )
+    advocate_quotes: int = Field(2, ge=0, le=10, description="Latest positive (green) quotes shown per advocate.")
+    advocate_quote_days: int = Field(365, ge=1, description="How far back advocates' quotes are taken.")
+    max_advocates: int = Field(25, ge=1, description="Advocates listed, largest MRR first.")
+
+
+class UiSettings(_Section):
+    """The web pages served at /ui by `radar serve` (portfolio and account scorecard)."""
+
+    page_size: int = Field(50, ge=5, le=1000, description="Accounts (or alerts) per page of the portfolio.")
+    quotes_per_bucket: int = Field(
+        5,
+        ge=0,
+        le=50,
+        description="Latest feedback quotes shown per signal bucket on an account page.",
+    )
+    login_hours: int = Field(
+        12,
+        ge=1,
+        description="With serving.api_token set, how long a /ui/login sign-in lasts (a cookie).",
+    )
+
+
+def serving_settings(settings=None, serving: ServingSettings | None = None) -> ServingSettings:
+    """The serving section: `serving` if given, else `settings.serving`, else the defaults."""
+    if serving is not None:
+        return serving
+    return settings.serving if settings is not None else ServingSettings()

@@ -1,0 +1,69 @@
+"""Settings of training: LightGBM, the time split, bootstrap, MLflow tracking and promotion."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from radar.settings.base import Section as _Section
+
+
+class LightGBMSettings(_Section):
+    """LightGBM defaults: shallow-ish trees, early stopping on the validation period."""
+
+    n_estimators: int = Field(600, gt=0, description="Upper bound on boosting rounds (early stopping picks fewer).")
+    learning_rate: float = Field(0.05, gt=0, description="Shrinkage per round.")
+    num_leaves: int = Field(31, ge=2, description="Leaves per tree.")
+    max_depth: int = Field(6, description="Depth cap per tree (-1 = none); keeps TreeSHAP cheap at serving.")
+    min_child_samples: int = Field(40, ge=1, description="Minimum rows per leaf.")
+    feature_fraction: float = Field(0.8, gt=0, le=1, description="Share of features tried per tree.")
+    bagging_fraction: float = Field(0.8, gt=0, le=1, description="Share of rows per bagging round.")
+    bagging_freq: int = Field(1, ge=0, description="Bagging every k rounds (0 = off).")
+    lambda_l2: float = Field(1.0, ge=0, description="L2 regularisation.")
+    early_stopping_rounds: int = Field(
+        50,
+        ge=0,
+        description="Stop when validation log loss has not improved for this many rounds (0 = off: "
+        "fit exactly n_estimators rounds).",
+    )
+    balance_classes: bool = Field(
+        True,
+        description="Weight positives by negatives/positives while fitting; calibration on the "
+        "unweighted calibration period maps the scores back to probabilities.",
+    )
+
+
+class TrainingSettings(_Section):
+    """Training, evaluation, tracking and promotion (issue: training and evaluation)."""
+
+    seed: int = Field(
+        42, description="Seed for LightGBM, bootstrap and tuning: same data + config + seed = same metrics."
+    )
+    threads: int = Field(2, gt=0, description="LightGBM threads while training (fixed, so runs are reproducible).")
+    test_periods: int = Field(3, ge=1, description="Latest labelled as-of dates held out as the test period.")
+    calibration_periods: int = Field(
+        3, ge=1, description="As-of dates before the test period used for early stopping and calibration."
+    )
+    backtest_folds: int = Field(
+        3, ge=1, description="Rolling-origin backtest folds (each moves the cutoff back by test_periods)."
+    )
+    cv_folds: int = Field(5, ge=2, description="Stratified folds for tables without a time column.")
+    bootstrap_samples: int = Field(300, ge=0, description="Bootstrap resamples for confidence intervals (0 = off).")
+    top_k_accounts: int = Field(50, gt=0, description="k of 'share of at-risk MRR captured in the top k accounts'.")
+    min_accounts: int = Field(200, gt=0, description="Warn below this many distinct accounts in training.")
+    min_positives: int = Field(50, gt=0, description="Warn below this many positive labels in training or test.")
+    tracking_uri: str = Field(
+        "sqlite:///mlruns/mlflow.db",
+        description="MLflow tracking and registry URI: a sqlite file, a tracking server (http://host:5000, "
+        "the team setup) or a database MLflow writes to directly (postgresql+psycopg://user@host/mlflow).",
+    )
+    artifact_location: str = Field(
+        "mlruns/artifacts",
+        description="Where new experiments store artifacts when tracking_uri is a database (sqlite:///..., "
+        "postgresql+psycopg://...): a folder every user reaches, or a URI such as s3://bucket/radar. "
+        "A tracking server (http://...) decides for itself (its --artifacts-destination).",
+    )
+    promotion_metric: str = Field(
+        "pr_auc", description="Metric the challenger must beat the champion on (same test data)."
+    )
+    promotion_margin: float = Field(0.005, ge=0, description="By how much the challenger must beat the champion.")
+    lightgbm: LightGBMSettings = Field(default_factory=LightGBMSettings)

@@ -1,0 +1,142 @@
+"""Batch scoring of the workspace, and the rankings the API serves from its result.
+
+`score_workspace` reads the snapshots of one as_of (the latest by default) from the
+workspace database, read-only, and scores every account in them (snapshots hold the
+accounts active at as_of) with `serving.scoring.score.score_frame`, the function POST /score
+uses. `at_risk` and `opportunities` rank scored accounts by money: MRR at risk =
+mrr x (1 - renewal likelihood), expansion potential = upsell likelihood x mrr.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from datetime import date, datetime
+
+import pandas as pd
+
+from radar.settings import ServingSettings, Settings
+from serving.scoring.score import ScoringModels, score_frame
+
+SNAPSHOTS = "snapshots"
+
+
+class WorkspaceUnavailable(ValueError):
+    """No workspace to read: no database yet, no snapshots table, or it is locked."""
+
+
+def connect_workspace(settings: Settings, *, read_only: bool = True):
+    """A connection to the workspace database; `WorkspaceUnavailable` says what to run
+    when there is none, or that it is locked (e.g. by a running build)."""
+    import duckdb
+
+    path = settings.database_path
+    if not path.exists():
+        raise WorkspaceUnavailable(f"no workspace database at {path}: run `radar ingest` and `radar build-features`")
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.Error as exc:
+        raise WorkspaceUnavailable(
+            f"cannot open the workspace database {path} ({exc}); another process may be writing to it"
+        ) from exc
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
+@contextmanager
+def reading_workspace(settings: Settings):
+    """A read-only connection to the workspace database, closed afterwards (errors as
+    `connect_workspace`)."""
+    con = connect_workspace(settings, read_only=True)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def snapshot_date(con, settings: Settings, as_of: date | None) -> date:
+    """`as_of`, or the latest snapshot date, checked to have snapshot rows."""
+    path = settings.database_path
+    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    if SNAPSHOTS not in tables:
+        raise WorkspaceUnavailable(f"{path} has no {SNAPSHOTS} table: run `radar build-features` first")
+    if as_of is None:
+        latest = con.execute(f"SELECT max(as_of) FROM {SNAPSHOTS}").fetchone()[0]
+        if latest is None:
+            raise WorkspaceUnavailable(f"the {SNAPSHOTS} table in {path} is empty")
+        return pd.Timestamp(latest).date()
+    if not con.execute(f"SELECT count(*) FROM {SNAPSHOTS} WHERE CAST(as_of AS DATE) = ?", [as_of]).fetchone()[0]:
+        raise WorkspaceUnavailable(f"no snapshots at as_of {as_of} in {path}")
+    return as_of
+
+
+def load_snapshots(settings: Settings, as_of: date | None = None) -> tuple[pd.DataFrame, date]:
+    """The snapshot rows of `as_of` (default: the latest as_of) and that date."""
+    with reading_workspace(settings) as con:
+        as_of = snapshot_date(con, settings, as_of)
+        frame = (
+            con.execute(f"SELECT * FROM {SNAPSHOTS} WHERE CAST(as_of AS DATE) = ? ORDER BY account_id", [as_of])
+            .to_arrow_table()
+            .to_pandas()
+        )
+    return frame, as_of
+
+
+def score_workspace(
+    settings: Settings,
+    models: ScoringModels,
+    as_of: date | None = None,
+    *,
+    serving: ServingSettings | None = None,
+    explain: bool = True,
+    scored_at: datetime | None = None,
+) -> pd.DataFrame:
+    """Score every account of the workspace at `as_of` (default: the latest snapshot date)."""
+    frame, _ = load_snapshots(settings, as_of)
+    return score_frame(frame, models, settings, serving=serving, explain=explain, scored_at=scored_at)
+
+
+def _filtered(scored: pd.DataFrame, segment: str | None, owner: str | None) -> pd.DataFrame:
+    out = scored
+    if segment is not None:
+        out = out[out["segment"].astype(object) == segment]
+    if owner is not None:  # the account's CSM, or the role the action is routed to
+        out = out[(out["csm_owner"].astype(object) == owner) | (out["action_owner"].astype(object) == owner)]
+    return out
+
+
+def _mrr(scored: pd.DataFrame) -> pd.Series:
+    return pd.to_numeric(scored["mrr"], errors="coerce").fillna(0.0)
+
+
+def at_risk(
+    scored: pd.DataFrame,
+    *,
+    limit: int = 20,
+    segment: str | None = None,
+    owner: str | None = None,
+    include_green: bool = False,
+) -> pd.DataFrame:
+    """Accounts by MRR at risk = mrr x (1 - renewal likelihood), largest first; red and
+    yellow tiers only unless `include_green`."""
+    rows = _filtered(scored, segment, owner)
+    if not include_green:
+        rows = rows[rows["risk_tier"] != "green"]
+    rows = rows.assign(mrr_at_risk=_mrr(rows) * (1.0 - rows["renewal_likelihood"]))
+    return rows.sort_values(["mrr_at_risk", "account_id"], ascending=[False, True], kind="stable").head(limit)
+
+
+def opportunities(
+    scored: pd.DataFrame,
+    *,
+    limit: int = 20,
+    segment: str | None = None,
+    owner: str | None = None,
+    flagged_only: bool = True,
+) -> pd.DataFrame:
+    """Accounts by expansion potential = upsell likelihood x mrr, largest first; flagged
+    opportunities only unless `flagged_only` is False."""
+    rows = _filtered(scored, segment, owner)
+    if flagged_only:
+        rows = rows[rows["opportunity"].astype(bool)]
+    rows = rows.assign(expansion_potential=rows["upsell_likelihood"] * _mrr(rows))
+    return rows.sort_values(["expansion_potential", "account_id"], ascending=[False, True], kind="stable").head(limit)

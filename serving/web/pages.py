@@ -1,0 +1,480 @@
+"""What the web pages show, as plain data: the portfolio (three tabs) and one account.
+
+Pure functions over the scored portfolio (`serving.scoring.portfolio.Portfolio.scored`), the
+open alerts and one account's records; serving/ui.py reads the inputs and renders the
+templates. Rankings are those of the API (`serving.scoring.batch`): MRR at risk = mrr x (1 -
+renewal likelihood) and expansion potential = upsell likelihood x mrr; the portfolio
+tab lists every active account (green ones too), the API only red and yellow ones.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Literal
+from urllib.parse import urlencode
+
+import pandas as pd
+
+from features.registry import QCF_BUCKETS, FeatureRegistry
+from serving.scoring.batch import at_risk, opportunities
+
+Tab = Literal["risk", "opportunities", "alerts"]
+TABS: dict[str, str] = {"risk": "At risk", "opportunities": "Expansion opportunities", "alerts": "Alert queue"}
+QUERY_KEYS = ("tab", "owner", "segment", "tier", "q")
+TIERS = {"red": "Red", "yellow": "Yellow", "green": "Green", "at_risk": "Red and yellow"}  # the tier filter
+POLARITY = {"red": "Risk", "gray": "Neutral", "green": "Positive"}
+
+
+@dataclass(frozen=True)
+class PortfolioQuery:
+    """The portfolio's filters and page, as they appear in its URL."""
+
+    tab: Tab = "risk"
+    owner: str | None = None
+    segment: str | None = None
+    tier: str | None = None
+    q: str | None = None
+    page: int = 1
+
+    def params(self, **changes) -> str:
+        """The query string of these filters (empty ones left out), with `changes`."""
+        values = {k: getattr(self, k) for k in (*QUERY_KEYS, "page")} | changes
+        if values.get("page") == 1:
+            values.pop("page")
+        if values.get("tab") == "risk":
+            values.pop("tab")
+        return urlencode({k: v for k, v in values.items() if v not in (None, "")})
+
+
+def query_from(params: dict[str, str]) -> PortfolioQuery:
+    """A query from untrusted URL parameters (the account page's `back`): unknown keys and
+    values dropped."""
+    tab = params.get("tab") if params.get("tab") in TABS else "risk"
+    tier = params.get("tier") if params.get("tier") in TIERS else None
+    text = {k: (params.get(k) or "")[:200] or None for k in ("owner", "segment", "q")}
+    page = params.get("page", "1")
+    return PortfolioQuery(tab=tab, tier=tier, page=int(page) if page.isdigit() and 0 < int(page) < 10**6 else 1, **text)
+
+
+@dataclass
+class PortfolioView:
+    query: PortfolioQuery
+    as_of: date
+    rows: list[dict]
+    total: int  # rows matching the filters, all pages
+    page: int
+    pages: int
+    page_size: int
+    summary: dict
+    owners: list[str]
+    roles: list[str]
+    segments: list[str]
+    alerts_missing: bool = False  # `radar alerts` never ran on this workspace
+
+    @property
+    def first(self) -> int:
+        return (self.page - 1) * self.page_size + 1 if self.total else 0
+
+    @property
+    def last(self) -> int:
+        return min(self.page * self.page_size, self.total)
+
+
+def _float(v) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else f
+
+
+def _text(v) -> str | None:
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+
+
+def _search(frame: pd.DataFrame, q: str | None) -> pd.DataFrame:
+    if not q:
+        return frame
+    needle = q.strip().casefold()
+    names = frame["name"].astype(object).where(frame["name"].notna(), "").astype(str).str.casefold()
+    ids = frame["account_id"].astype(str).str.casefold()
+    return frame[names.str.contains(needle, regex=False) | ids.str.contains(needle, regex=False)]
+
+
+def _owned(frame: pd.DataFrame, owner: str | None, segment: str | None, owner_cols: tuple[str, ...]) -> pd.DataFrame:
+    if segment:
+        frame = frame[frame["segment"].astype(object) == segment]
+    if owner:
+        hit = pd.Series(False, index=frame.index)
+        for c in owner_cols:
+            hit |= frame[c].astype(object) == owner
+        frame = frame[hit]
+    return frame
+
+
+def first_lowering(drivers, inverted: bool) -> dict | None:
+    """The largest renewal driver that lowers renewal likelihood, if any."""
+    for d in drivers or []:
+        if (d["contribution"] > 0) == inverted:
+            return d
+    return None
+
+
+def _summary(scored: pd.DataFrame, alerts: pd.DataFrame | None) -> dict:
+    mrr = pd.to_numeric(scored["mrr"], errors="coerce").fillna(0.0)
+    risky = scored["risk_tier"] != "green"
+    tiers = scored["risk_tier"].value_counts()
+    opp = scored["opportunity"].astype(bool)
+    return {
+        "accounts": len(scored),
+        "mrr": float(mrr.sum()),
+        "red": int(tiers.get("red", 0)),
+        "yellow": int(tiers.get("yellow", 0)),
+        "green": int(tiers.get("green", 0)),
+        "mrr_at_risk": float((mrr * (1 - scored["renewal_likelihood"]))[risky].sum()),
+        "opportunities": int(opp.sum()),
+        "expansion_potential": float((mrr * scored["upsell_likelihood"])[opp].sum()),
+        "alerts": None if alerts is None else len(alerts),
+        "meetings": None if alerts is None else int((alerts["routing"] == "meeting").sum()),
+    }
+
+
+def _account_rows(rows: pd.DataFrame, inverted: bool, target: str) -> list[dict]:
+    out = []
+    for r in rows.to_dict("records"):
+        drivers = r[f"{target}_drivers"] or []
+        top = (
+            first_lowering(drivers, inverted)
+            if target == "renewal"
+            else next((d for d in drivers if d["contribution"] > 0), None)
+        )
+        out.append(
+            {
+                "account_id": r["account_id"],
+                "name": _text(r.get("name")) or r["account_id"],
+                "segment": _text(r.get("segment")),
+                "csm_owner": _text(r.get("csm_owner")),
+                "mrr": _float(r.get("mrr")),
+                "mrr_at_risk": _float(r.get("mrr_at_risk")),
+                "expansion_potential": _float(r.get("expansion_potential")),
+                "renewal": float(r["renewal_likelihood"]),
+                "upsell": float(r["upsell_likelihood"]),
+                "tier": r["risk_tier"],
+                "opportunity": bool(r["opportunity"]),
+                "health": _float(r.get("health_score")),
+                "health_band": _text(r.get("health_band")),
+                "driver": top["reason"] if top else None,
+                "action": r["recommended_action"],
+                "action_short": r["recommended_action"].split(":")[0],
+                "action_owner": r["action_owner"],
+            }
+        )
+    return out
+
+
+def _alert_rows(alerts: pd.DataFrame) -> list[dict]:
+    out = []
+    for r in alerts.to_dict("records"):
+        out.append(
+            {
+                "key": r["key"],
+                "account_id": r["account_id"],
+                "name": _text(r.get("name")) or r["account_id"],
+                "csm_owner": _text(r.get("csm_owner")),
+                "segment": _text(r.get("segment")),
+                "tier": _text(r.get("risk_tier")),
+                "rule": r["rule"],
+                "title": r["title"],
+                "insight": _float(r.get("insight_score")),
+                "routing": r["routing"],
+                "owner": r["owner"],
+                "opened": r["opened_as_of"],
+                "last_seen": r["last_seen_as_of"],
+            }
+        )
+    return out
+
+
+def portfolio_view(
+    scored: pd.DataFrame,
+    as_of: date,
+    alerts: pd.DataFrame | None,
+    query: PortfolioQuery,
+    page_size: int,
+    inverted: bool,
+) -> PortfolioView:
+    """One page of the portfolio for `query`, with the summary of the owner's and segment's accounts."""
+    mine = _owned(scored, query.owner, query.segment, ("csm_owner", "action_owner"))
+    people = scored[["account_id", "name", "segment", "csm_owner", "risk_tier"]].drop_duplicates("account_id")
+    open_alerts = None
+    if alerts is not None:
+        open_alerts = alerts.merge(people, on="account_id", how="left")
+        open_alerts = _owned(open_alerts, query.owner, query.segment, ("csm_owner", "owner"))
+    if query.tab == "alerts":
+        listed = _search(open_alerts, query.q) if open_alerts is not None else people.iloc[:0]
+    elif query.tab == "opportunities":
+        listed = _search(opportunities(mine, limit=len(mine)), query.q)
+    else:
+        listed = at_risk(mine, limit=len(mine), include_green=True)
+        if query.tier:
+            wanted = ("red", "yellow") if query.tier == "at_risk" else (query.tier,)
+            listed = listed[listed["risk_tier"].isin(wanted)]
+        listed = _search(listed, query.q)
+    total = len(listed)
+    pages = max(1, -(-total // page_size))
+    page = min(query.page, pages)
+    chunk = listed.iloc[(page - 1) * page_size : page * page_size]
+    if query.tab == "alerts":
+        rows = _alert_rows(chunk) if open_alerts is not None else []
+    else:
+        rows = _account_rows(chunk, inverted, "upsell" if query.tab == "opportunities" else "renewal")
+    owners = sorted({o for o in scored["csm_owner"].dropna().astype(str)})
+    roles = sorted({o for o in scored["action_owner"].dropna().astype(str)} - set(owners))
+    segments = sorted({s for s in scored["segment"].dropna().astype(str)})
+    return PortfolioView(
+        query=query,
+        as_of=as_of,
+        rows=rows,
+        total=total,
+        page=page,
+        pages=pages,
+        page_size=page_size,
+        summary=_summary(mine, open_alerts),
+        owners=owners,
+        roles=roles,
+        segments=segments,
+        alerts_missing=alerts is None,
+    )
+
+
+# --- one account ---
+
+
+@dataclass
+class AccountView:
+    account_id: str
+    name: str
+    facts: dict  # segment, owner, mrr, seats, renewal date ...
+    current: dict  # the latest score: likelihoods, tier, health, action
+    active: bool  # in the active portfolio (scored at the portfolio's date)
+    chart: str  # inline SVG
+    history: list[dict]  # per snapshot: as_of, renewal, upsell, tier
+    scorecard: list
+    renewal_drivers: list[dict]
+    upsell_drivers: list[dict]
+    quotes: list[dict] | None  # per bucket; None: no evidence table
+    alerts: list[dict] = field(default_factory=list)
+
+
+def driver_rows(drivers, registry: FeatureRegistry, target: str, inverted: bool) -> list[dict]:
+    """Drivers for display: reason, indicator family, whether it helps, bar width (share of the largest)."""
+    drivers = drivers or []
+    largest = max((abs(d["contribution"]) for d in drivers), default=0.0) or 1.0
+    out = []
+    for d in drivers:
+        raises = (d["contribution"] > 0) != (inverted and target == "renewal")
+        spec = registry[d["feature"]] if d["feature"] in registry else None
+        out.append(
+            {
+                "feature": d["feature"],
+                "reason": d["reason"],
+                "family": spec.family_name if spec else None,
+                "helps": raises,
+                "width": round(100 * abs(d["contribution"]) / largest),
+                "contribution": d["contribution"],
+            }
+        )
+    return out
+
+
+def quote_groups(evidence: pd.DataFrame | None, per_bucket: int) -> list[dict] | None:
+    """Per feedback bucket: counts by polarity and the latest `per_bucket` quotes, newest first."""
+    if evidence is None:
+        return None
+    out = []
+    for bucket in QCF_BUCKETS:
+        rows = evidence[evidence["bucket"] == bucket]
+        counts = rows["polarity"].value_counts()
+        quotes = [
+            {
+                "date": pd.Timestamp(r["occurred_at"]).date() if r["occurred_at"] is not None else None,
+                "channel": _text(r["channel"]),
+                "sentence": _text(r["sentence"]) or "",
+                "polarity": r["polarity"],
+                "polarity_text": POLARITY.get(r["polarity"], str(r["polarity"])),
+                "negated": False if r["negated"] is None or pd.isna(r["negated"]) else bool(r["negated"]),
+                "expression": _text(r["expression"]),
+            }
+            for r in rows.head(per_bucket).to_dict("records")
+        ]
+        out.append(
+            {
+                "bucket": bucket,
+                "label": bucket.replace("_", " ").capitalize(),
+                "quotes": quotes,
+                "red": int(counts.get("red", 0)),
+                "gray": int(counts.get("gray", 0)),
+                "green": int(counts.get("green", 0)),
+                "total": len(rows),
+            }
+        )
+    return out
+
+
+def account_view(
+    snapshots: pd.DataFrame,
+    evidence: pd.DataFrame | None,
+    history: pd.DataFrame,
+    current: dict,
+    active: bool,
+    registry: FeatureRegistry,
+    levels: dict,
+    reference: dict,
+    alerts: pd.DataFrame | None,
+    serving,
+    per_bucket: int,
+    inverted: bool,
+) -> AccountView:
+    """The account page from its snapshots (oldest first), their scores (`history`,
+    probabilities only), its latest score with drivers (`current`) and its quotes."""
+    from serving.render.trend_chart import Series, trend_svg
+    from serving.workflow.scorecard import scorecard
+
+    last = snapshots.iloc[-1]
+    before = snapshots.iloc[-2] if len(snapshots) > 1 else None
+    dates = list(history["as_of"])
+    chart = trend_svg(
+        dates,
+        [
+            Series("Renewal likelihood", [float(v) for v in history["renewal_likelihood"]], "#1d4ed8"),
+            Series("Upsell likelihood", [float(v) for v in history["upsell_likelihood"]], "#7e22ce", "7 4"),
+        ],
+        bands=[
+            (0, serving.red_below, "#fde2e1", f"red tier: renewal likelihood below {serving.red_below:.0%}"),
+            (
+                serving.red_below,
+                serving.yellow_below,
+                "#fef3c7",
+                f"yellow tier: renewal likelihood below {serving.yellow_below:.0%}",
+            ),
+        ],
+        title="Renewal and upsell likelihood at each snapshot",
+    )
+    seats = _float(last.get("seats"))
+    days = _float(last.get("days_to_next_renewal"))
+    facts = {
+        "segment": _text(last.get("segment")),
+        "csm_owner": _text(last.get("csm_owner")),
+        "mrr": _float(last.get("mrr")),
+        "seats": seats,
+        "as_of": last["as_of"],
+        "renewal_in_days": None if days is None else int(days),
+        "first": snapshots.iloc[0]["as_of"],
+    }
+    previous_health = _float(before.get("health_score")) if before is not None else None
+    now = {
+        "renewal": float(current["renewal_likelihood"]),
+        "upsell": float(current["upsell_likelihood"]),
+        "tier": current["risk_tier"],
+        "opportunity": bool(current["opportunity"]),
+        "health": _float(current.get("health_score")),
+        "health_band": _text(current.get("health_band")),
+        "health_previous": previous_health,
+        "disagreement": _text(current.get("disagreement_reason")),
+        "playbook": current["playbook"],
+        "action": current["recommended_action"],
+        "action_owner": current["action_owner"],
+        "because": None,
+    }
+    because = _text(current.get("action_because"))
+    if because:
+        now["because"] = registry[because].description if because in registry else because
+    if len(history) > 1:
+        now["renewal_previous"] = float(history["renewal_likelihood"].iloc[-2])
+        now["upsell_previous"] = float(history["upsell_likelihood"].iloc[-2])
+    rows = [
+        {"as_of": d, "renewal": float(r), "upsell": float(u), "tier": t}
+        for d, r, u, t in zip(
+            history["as_of"], history["renewal_likelihood"], history["upsell_likelihood"], history["risk_tier"]
+        )
+    ]
+    mine = [] if alerts is None else _alert_rows(alerts[alerts["account_id"] == str(last["account_id"])])
+    return AccountView(
+        account_id=str(last["account_id"]),
+        name=_text(last.get("name")) or str(last["account_id"]),
+        facts=facts,
+        current=now,
+        active=active,
+        chart=chart,
+        history=rows,
+        scorecard=scorecard(last, before, registry, levels, reference),
+        renewal_drivers=driver_rows(current.get("renewal_drivers"), registry, "renewal", inverted),
+        upsell_drivers=driver_rows(current.get("upsell_drivers"), registry, "upsell", inverted),
+        quotes=quote_groups(evidence, per_bucket),
+        alerts=mine,
+    )
+
+
+# --- leadership (serving.workflow.drivers computes it; this only lays it out) ---
+
+
+def leadership_view(report) -> dict:
+    """The drivers report (`serving.workflow.drivers.DriversReport`) as rows for the leadership page."""
+
+    def num(v):
+        return None if v is None or pd.isna(v) else float(v)
+
+    targets = []
+    for target, word in (("renewal", "renewal"), ("upsell", "expansion")):
+        top, moved = report.top(target), report.movement(target)
+        rows = [
+            {
+                "rank": int(r["rank"]),
+                "family": r["family_name"],
+                "share": num(r["share"]),
+                "lowers": num(r["lowers_share"]),
+                "shares": [num(m[f"share {d}"]) for d in report.dates],
+                "change": num(m["change"]),
+            }
+            for (_, r), (_, m) in zip(top.iterrows(), moved.iterrows(), strict=True)
+        ]
+        now = report.importance[(report.importance["target"] == target) & (report.importance["as_of"] == report.as_of)]
+        apart = [{"family": r["family_name"], "share": num(r["share"])} for _, r in now[~now["indicator"]].iterrows()]
+        targets.append({"target": target, "word": word, "rows": rows, "apart": apart})
+    low = [
+        {
+            "family": r["family_name"],
+            "renewal": num(r.get("renewal_share")),
+            "upsell": num(r.get("upsell_share")),
+            "read": bool(r["read_by_models"]),
+        }
+        for _, r in report.low_signal.iterrows()
+    ]
+    advocates = [
+        {
+            "account_id": r["account_id"],
+            "name": _text(r["name"]) or r["account_id"],
+            "csm_owner": _text(r["csm_owner"]),
+            "segment": _text(r["segment"]),
+            "mrr": num(r["mrr"]),
+            "nps": num(r["nps_latest"]),
+            "health": num(r["health_score"]),
+            "renewal": num(r["renewal_likelihood"]),
+            "quotes": [
+                {"text": q.text, "channel": q.channel, "date": q.date} for q in report.quotes.get(r["account_id"], [])
+            ],
+        }
+        for _, r in report.advocates.iterrows()
+    ]
+    return {
+        "as_of": report.as_of,
+        "dates": list(report.dates),
+        "accounts": report.accounts,
+        "targets": targets,
+        "low": low,
+        "threshold": report.threshold,
+        "advocates": advocates,
+        "found": report.advocates_found,
+    }

@@ -1,0 +1,429 @@
+"""The alert rules of DOMAIN 5, as pure functions of snapshots, scores and evidence.
+
+Each rule says what is wrong with which account, how bad it is (severity) and how
+persistent (frequency), with its evidence and playbook; `finish` adds the impact (the
+account's MRR percentile in the portfolio), the insight score, the routing and the owner.
+
+- indicator: a configured indicator worse than its expected level at the current
+  snapshot; severity = how far from expected towards worst; frequency = the share of the
+  last `history_snapshots` snapshots in which it was worse.
+- renewal_drop: renewal likelihood fell by more than `drop_threshold` since the previous
+  snapshot (at least `drop_min_days`, at most `drop_lookback_days` before); severity =
+  drop / `drop_severe`; frequency = the share of the recent steps in which it fell.
+- escalation: red cues of one bucket in `escalation_conversations` or more distinct
+  conversations in the `escalation_days` before as_of; severity from the quotes'
+  sentiment ((1 - mean) / 2); frequency = conversations / `escalation_full_conversations`.
+- risk_tier: a red or yellow account; severity = 1 - renewal likelihood; frequency = the
+  share of recent snapshots at risk.
+- expansion: a green account flagged as an opportunity (at-risk ones are worked as
+  risks); severity = upsell likelihood; frequency = the share of recent snapshots flagged.
+
+An alert's owner is its playbook's escalation owner when the rule escalates, the account
+is red or the alert goes to a meeting; otherwise the usual owner.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel
+
+from features.registry import FeatureRegistry, FeatureSpec
+from radar.settings import AlertRule, AlertSettings, Routing
+from serving.scoring.playbook import Playbook, Playbooks, recommend
+from serving.workflow.insight import insight_score, route
+
+Status = Literal["new", "open", "snoozed", "closed"]
+
+
+class AlertError(ValueError):
+    """Alert settings or inputs that cannot be used, with what to fix."""
+
+
+class Evidence(BaseModel):
+    """Why an alert was raised: an indicator value, a score change, a model driver or a quote."""
+
+    kind: Literal["indicator", "score", "driver", "quote"]
+    text: str
+    feature: str | None = None
+    value: float | str | None = None
+    date: dt.date | None = None
+    channel: str | None = None
+    bucket: str | None = None
+    conversation: str | None = None
+
+
+class Alert(BaseModel):
+    """One alert: stable key, what and how much, where it goes, who acts, and why."""
+
+    key: str
+    account_id: str
+    account_name: str | None
+    csm_owner: str | None
+    rule: AlertRule
+    subject: str | None
+    title: str
+    as_of: date
+    scores_as_of: date
+    severity: float
+    frequency: float
+    impact: float
+    insight_score: float
+    routing: Routing
+    playbook: str
+    action: str
+    owner: str
+    escalated: bool
+    mrr: float | None
+    renewal_likelihood: float | None
+    upsell_likelihood: float | None
+    risk_tier: str | None
+    evidence: list[Evidence]
+    status: Status = "new"
+    opened_as_of: date | None = None
+
+
+@dataclass(frozen=True)
+class Signal:
+    account_id: str
+    rule: AlertRule
+    subject: str | None
+    title: str
+    severity: float
+    frequency: float
+    evidence: list[Evidence]
+    playbook: Playbook
+    escalated: bool = False
+
+    @property
+    def key(self) -> str:
+        return ":".join(p for p in (self.account_id, self.rule, self.subject) if p)
+
+
+@dataclass(frozen=True)
+class AlertInputs:
+    """What the rules read; built by `serving.workflow.alerts` from the workspace and the models."""
+
+    as_of: date  # the run's date: evidence windows end here (exclusive)
+    current: date  # the snapshot date scored: the latest on or before as_of
+    dates: tuple[date, ...]  # recent snapshot dates, oldest first, ending with `current`
+    snapshots: pd.DataFrame  # snapshot rows at `dates` (account_id, as_of as date, features)
+    scores: pd.DataFrame  # score_frame rows at `current`, one per active account
+    history: pd.DataFrame  # account_id, as_of, renewal_likelihood, risk_tier, opportunity at `dates` (+ previous)
+    previous: date | None = None  # the snapshot compared for the renewal drop
+    evidence: pd.DataFrame = field(default_factory=pd.DataFrame)  # evidence rows before as_of
+    inverted: bool = True  # renewal drivers are contributions to churn: positive lowers renewal
+
+
+def _clip(x: float) -> float:
+    return float(min(1.0, max(0.0, x)))
+
+
+def _drivers(drivers, lowering: bool, inverted: bool, k: int) -> list[Evidence]:
+    """Evidence from model drivers that lower (renewal) or raise (upsell) the likelihood."""
+    out = []
+    for d in drivers if isinstance(drivers, list) else []:
+        c = d["contribution"]
+        if (c > 0) == (inverted == lowering):  # renewal: churn-positive lowers; upsell: positive raises
+            value = d.get("value")
+            out.append(
+                Evidence(
+                    kind="driver",
+                    text=d["reason"],
+                    feature=d["feature"],
+                    value=value if isinstance(value, (int, float, str)) else None,
+                )
+            )
+        if len(out) == k:
+            break
+    return out
+
+
+def _quotes(rows: pd.DataFrame | None, k: int, one_per_conversation: bool = False) -> list[Evidence]:
+    if rows is None or rows.empty:
+        return []
+    rows = rows.sort_values(["occurred_at", "conversation_id"], ascending=False, kind="stable")
+    if one_per_conversation:
+        rows = rows.drop_duplicates("conversation_id")
+    return [
+        Evidence(
+            kind="quote",
+            text=r.sentence,
+            date=pd.Timestamp(r.occurred_at).date(),
+            channel=r.channel,
+            bucket=r.bucket,
+            conversation=r.conversation_id,
+        )
+        for r in rows.head(k).itertuples()
+    ]
+
+
+def _evidence_window(inputs: AlertInputs, days: int, polarity: str, buckets: tuple[str, ...] | None = None):
+    ev = inputs.evidence
+    if ev.empty:
+        return {}
+    end = pd.Timestamp(inputs.as_of)
+    keep = (
+        (ev["polarity"] == polarity) & (ev["occurred_at"] >= end - pd.Timedelta(days=days)) & (ev["occurred_at"] < end)
+    )
+    if buckets is not None:
+        keep &= ev["bucket"].isin(buckets)
+    return dict(tuple(ev[keep].groupby("account_id", sort=False)))
+
+
+def _share(flags: pd.DataFrame, column: str, n: int) -> pd.Series:
+    """Per account, the share of the n history dates on which `column` is true."""
+    return flags.groupby("account_id")[column].sum() / n
+
+
+def indicator_specs(levels: dict, registry: FeatureRegistry) -> dict[str, FeatureSpec]:
+    specs = {}
+    for name in levels:
+        if name not in registry:
+            raise AlertError(
+                f"alerts.indicator_levels: {name!r} is not a snapshot feature (`radar features` "
+                "lists them; windowed names follow features.windows, e.g. adoption_rate_28d)"
+            )
+        if registry[name].categorical:
+            raise AlertError(f"alerts.indicator_levels: {name!r} is categorical, it has no level")
+        specs[name] = registry[name]
+    return specs
+
+
+def indicator_signals(
+    inputs: AlertInputs, cfg: AlertSettings, books: Playbooks, registry: FeatureRegistry
+) -> list[Signal]:
+    specs = indicator_specs(cfg.indicator_levels, registry)
+    snaps = inputs.snapshots
+    active = set(inputs.scores["account_id"])
+    now = (snaps["as_of"] == inputs.current) & snaps["account_id"].isin(active)
+    out = []
+    for name, (expected, worst) in cfg.indicator_levels.items():
+        if name not in snaps.columns:
+            raise AlertError(
+                f"the snapshots have no column {name!r} (alerts.indicator_levels): rebuild them "
+                "with `radar build-features`"
+            )
+        spec = specs[name]
+        values = pd.to_numeric(snaps[name], errors="coerce")
+        worse = values < expected if worst < expected else values > expected
+        share = _share(snaps.assign(worse=worse), "worse", len(inputs.dates))
+        playbook = books.for_family(spec.family) or books.fallback
+        bound = "at least" if worst < expected else "at most"
+        span = f" over the last {spec.window} days" if spec.window else ""
+        for account, value in zip(snaps.loc[now & worse, "account_id"], values[now & worse], strict=True):
+            shown = f"{spec.label} is {spec.format_value(value)}{span}; expected {bound} {spec.format_value(expected)}"
+            out.append(
+                Signal(
+                    account,
+                    "indicator",
+                    name,
+                    shown,
+                    _clip((expected - value) / (expected - worst)),
+                    _clip(share.get(account, 0.0)),
+                    [Evidence(kind="indicator", text=shown, feature=name, value=float(value))],
+                    playbook,
+                )
+            )
+    return out
+
+
+def drop_signals(inputs: AlertInputs, cfg: AlertSettings, books: Playbooks, registry: FeatureRegistry) -> list[Signal]:
+    if inputs.previous is None:
+        return []
+    hist = inputs.history
+    before = hist[hist["as_of"] == inputs.previous].set_index("account_id")["renewal_likelihood"]
+    scores = inputs.scores.set_index("account_id", drop=False)
+    drop = before.reindex(scores.index) - scores["renewal_likelihood"]
+    recent = hist[hist["as_of"].isin(inputs.dates)].pivot_table(
+        index="account_id", columns="as_of", values="renewal_likelihood", aggfunc="first"
+    )
+    recent = recent.reindex(columns=list(inputs.dates))
+    fell = (recent.diff(axis=1).iloc[:, 1:] < 0).sum(axis=1) / max(1, len(inputs.dates) - 1)
+    out = []
+    for account in drop.index[drop > cfg.drop_threshold]:
+        row, d = scores.loc[account], float(drop[account])
+        was, now = float(before[account]), float(row["renewal_likelihood"])
+        text = (
+            f"Renewal likelihood fell {d * 100:.0f} points, from {was:.0%} on {inputs.previous} "
+            f"to {now:.0%} on {inputs.current}"
+        )
+        drivers = row["renewal_drivers"] if isinstance(row["renewal_drivers"], list) else []
+        chosen = recommend("yellow", False, drivers, registry, inputs.inverted, books)
+        evidence = [Evidence(kind="score", text=text, feature="renewal_likelihood", value=round(-d, 6))]
+        evidence += _drivers(drivers, True, inputs.inverted, cfg.evidence_items - 1)
+        out.append(
+            Signal(
+                account,
+                "renewal_drop",
+                None,
+                text,
+                _clip(d / cfg.drop_severe),
+                _clip(fell.get(account, 1.0)),
+                evidence,
+                books.named(chosen.playbook),
+                escalated=row["risk_tier"] == "red",
+            )
+        )
+    return out
+
+
+def escalation_signals(inputs: AlertInputs, cfg: AlertSettings, books: Playbooks) -> list[Signal]:
+    active = set(inputs.scores["account_id"])
+    out = []
+    for account, rows in _evidence_window(inputs, cfg.escalation_days, "red").items():
+        if account not in active:
+            continue
+        for bucket, found in rows.groupby("bucket", sort=True):
+            n = found["conversation_id"].nunique()
+            if n < cfg.escalation_conversations:
+                continue
+            sentiment = pd.to_numeric(found["sentiment"], errors="coerce").fillna(0.0).mean()
+            words = bucket.replace("_", " ")
+            title = f"Red {words} cues in {n} distinct conversations in the last {cfg.escalation_days} days"
+            playbook = books.for_family("qcf:" + bucket) or books.fallback
+            out.append(
+                Signal(
+                    account,
+                    "escalation",
+                    bucket,
+                    title,
+                    _clip((1.0 - sentiment) / 2.0),
+                    _clip(n / cfg.escalation_full_conversations),
+                    _quotes(found, cfg.evidence_items, one_per_conversation=True),
+                    playbook,
+                    escalated=True,
+                )
+            )
+    return out
+
+
+def tier_signals(inputs: AlertInputs, cfg: AlertSettings, books: Playbooks, registry: FeatureRegistry) -> list[Signal]:
+    hist = inputs.history[inputs.history["as_of"].isin(inputs.dates)]
+    at_risk = _share(hist.assign(risk=hist["risk_tier"] != "green"), "risk", len(inputs.dates))
+    red_quotes = _evidence_window(inputs, cfg.quote_days, "red")
+    out = []
+    for row in inputs.scores[inputs.scores["risk_tier"].isin(["red", "yellow"])].itertuples(index=False):
+        drivers = row.renewal_drivers if isinstance(row.renewal_drivers, list) else []
+        chosen = recommend(row.risk_tier, False, drivers, registry, inputs.inverted, books)
+        title = f"{row.risk_tier.capitalize()} risk tier: renewal likelihood {row.renewal_likelihood:.0%}"
+        evidence = _drivers(drivers, True, inputs.inverted, cfg.evidence_items)
+        evidence += _quotes(red_quotes.get(row.account_id), max(0, cfg.evidence_items - len(evidence)))
+        out.append(
+            Signal(
+                row.account_id,
+                "risk_tier",
+                row.risk_tier,
+                title,
+                _clip(1.0 - row.renewal_likelihood),
+                _clip(at_risk.get(row.account_id, 0.0)),
+                evidence,
+                books.named(chosen.playbook),
+                escalated=row.risk_tier == "red",
+            )
+        )
+    return out
+
+
+def expansion_signals(inputs: AlertInputs, cfg: AlertSettings, books: Playbooks) -> list[Signal]:
+    hist = inputs.history[inputs.history["as_of"].isin(inputs.dates)]
+    flagged = _share(hist.assign(flag=hist["opportunity"].astype(bool)), "flag", len(inputs.dates))
+    green_quotes = _evidence_window(inputs, cfg.quote_days, "green", ("upsell_readiness",))
+    rows = inputs.scores[inputs.scores["opportunity"].astype(bool) & (inputs.scores["risk_tier"] == "green")]
+    out = []
+    for row in rows.itertuples(index=False):
+        title = f"Expansion opportunity: upsell likelihood {row.upsell_likelihood:.0%}"
+        evidence = _drivers(row.upsell_drivers, False, False, cfg.evidence_items)
+        evidence += _quotes(green_quotes.get(row.account_id), max(0, cfg.evidence_items - len(evidence)))
+        out.append(
+            Signal(
+                row.account_id,
+                "expansion",
+                None,
+                title,
+                _clip(row.upsell_likelihood),
+                _clip(flagged.get(row.account_id, 0.0)),
+                evidence,
+                books.opportunity,
+            )
+        )
+    return out
+
+
+def impact(scores: pd.DataFrame) -> pd.Series:
+    """Per account, its MRR percentile in the portfolio scored (largest = 1; missing MRR = 0)."""
+    mrr = pd.to_numeric(scores["mrr"], errors="coerce")
+    return mrr.rank(pct=True, method="max").fillna(0.0).set_axis(scores["account_id"].astype(str))
+
+
+def _value(v):
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return None
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def finish(signals: list[Signal], inputs: AlertInputs, cfg: AlertSettings) -> list[Alert]:
+    """Alerts from signals: impact, insight score, routing and owner; highest insight first."""
+    size = impact(inputs.scores)
+    context = inputs.scores.set_index(inputs.scores["account_id"].astype(str))
+    alerts = []
+    for s in signals:
+        row = context.loc[s.account_id]
+        score = insight_score(s.severity, s.frequency, size.get(s.account_id, 0.0), cfg.weights)
+        routing = route(score, cfg)
+        escalated = s.escalated or routing == "meeting" or row["risk_tier"] == "red"
+        mrr = _value(row.get("mrr"))
+        alerts.append(
+            Alert(
+                key=s.key,
+                account_id=s.account_id,
+                account_name=_value(row.get("name")),
+                csm_owner=_value(row.get("csm_owner")),
+                rule=s.rule,
+                subject=s.subject,
+                title=s.title,
+                as_of=inputs.as_of,
+                scores_as_of=inputs.current,
+                severity=round(s.severity, 6),
+                frequency=round(s.frequency, 6),
+                impact=round(float(size.get(s.account_id, 0.0)), 6),
+                insight_score=score,
+                routing=routing,
+                playbook=s.playbook.name,
+                action=s.playbook.action,
+                owner=s.playbook.owner_for(escalated),
+                escalated=escalated,
+                mrr=None if mrr is None else float(mrr),
+                renewal_likelihood=round(float(row["renewal_likelihood"]), 6),
+                upsell_likelihood=round(float(row["upsell_likelihood"]), 6),
+                risk_tier=row["risk_tier"],
+                evidence=s.evidence,
+            )
+        )
+    return sorted(alerts, key=lambda a: (-a.insight_score, a.key))
+
+
+def evaluate(inputs: AlertInputs, cfg: AlertSettings, books: Playbooks, registry: FeatureRegistry) -> list[Alert]:
+    """Every alert the configured rules raise on `inputs`, highest insight first."""
+    rules = {
+        "indicator": lambda: indicator_signals(inputs, cfg, books, registry),
+        "renewal_drop": lambda: drop_signals(inputs, cfg, books, registry),
+        "escalation": lambda: escalation_signals(inputs, cfg, books),
+        "risk_tier": lambda: tier_signals(inputs, cfg, books, registry),
+        "expansion": lambda: expansion_signals(inputs, cfg, books),
+    }
+    signals = [s for rule in cfg.rules for s in rules[rule]()]
+    return finish(signals, inputs, cfg)
+
+
+def previous_date(dates: list[date], current: date, cfg: AlertSettings) -> date | None:
+    """The snapshot the renewal drop compares with: the latest between `drop_lookback_days`
+    and `drop_min_days` before `current`."""
+    low, high = current - timedelta(days=cfg.drop_lookback_days), current - timedelta(days=cfg.drop_min_days)
+    earlier = [d for d in dates if low <= d <= high]
+    return max(earlier) if earlier else None

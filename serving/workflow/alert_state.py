@@ -1,0 +1,175 @@
+"""What people decided about alerts, kept in the workspace database so every run respects it.
+
+`alert_state` holds one row per alert key: open, snoozed (until a date), closed, or
+resolved (its condition stopped holding); `alert_history` logs every change with its
+reason. A run (`apply_state`) marks each triggered alert:
+
+- new: never seen, resolved earlier, or its snooze ended (on or before as_of): opened;
+- open: raised by an earlier run and still open: not raised again;
+- snoozed / closed: held back while the snooze lasts, or while the condition holds.
+
+An open or closed alert whose rule was evaluated but did not trigger, in a run at or
+after the alert was last seen, is resolved: if it comes back, it is a new alert.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import duckdb
+import pandas as pd
+
+from serving.workflow.alert_rules import Alert, AlertError
+
+STATE, HISTORY = "alert_state", "alert_history"
+STATUSES = ("open", "snoozed", "closed", "resolved")
+
+DDL = (
+    f"""CREATE TABLE IF NOT EXISTS {STATE} (
+        key VARCHAR PRIMARY KEY, account_id VARCHAR, rule VARCHAR, subject VARCHAR, status VARCHAR,
+        opened_as_of DATE, last_seen_as_of DATE, snoozed_until DATE, reason VARCHAR, changed_at TIMESTAMP,
+        insight_score DOUBLE, routing VARCHAR, owner VARCHAR, title VARCHAR)""",
+    f"""CREATE TABLE IF NOT EXISTS {HISTORY} (
+        key VARCHAR, changed_at TIMESTAMP, status VARCHAR, as_of DATE, until DATE, reason VARCHAR)""",
+)
+COLUMNS = (
+    "key",
+    "account_id",
+    "rule",
+    "subject",
+    "status",
+    "opened_as_of",
+    "last_seen_as_of",
+    "snoozed_until",
+    "reason",
+    "changed_at",
+    "insight_score",
+    "routing",
+    "owner",
+    "title",
+)
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    for ddl in DDL:
+        con.execute(ddl)
+
+
+def stored(con: duckdb.DuckDBPyConnection, statuses: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """The stored alert states (all, or those with `statuses`), latest change first."""
+    ensure_tables(con)
+    where = f"WHERE status IN ({', '.join('?' * len(statuses))})" if statuses else ""
+    frame = con.execute(
+        f"SELECT * FROM {STATE} {where} ORDER BY changed_at DESC, insight_score DESC, key", list(statuses or ())
+    ).df()
+    return frame.astype(object).where(frame.notna(), None)
+
+
+def utc_naive(now: datetime) -> pd.Timestamp:
+    """A timestamp as stored: naive UTC."""
+    stamp = pd.Timestamp(now)
+    return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo is not None else stamp
+
+
+def _as_date(v) -> date | None:
+    return None if v is None or pd.isna(v) else pd.Timestamp(v).date()
+
+
+def apply_state(
+    con: duckdb.DuckDBPyConnection, alerts: list[Alert], as_of: date, evaluated: tuple[str, ...], now: datetime
+) -> list[Alert]:
+    """The alerts with their status (new, open, snoozed, closed), the state stored, in one transaction."""
+    ensure_tables(con)
+    known = {r["key"]: r for r in con.execute(f"SELECT * FROM {STATE}").df().to_dict("records")}
+    rows, log, out = {}, [], []
+    stamp = utc_naive(now)
+    for a in alerts:
+        s = known.get(a.key)
+        until = _as_date(s["snoozed_until"]) if s else None
+        ended = s is not None and s["status"] == "snoozed" and until is not None and until <= as_of
+        if s is None or s["status"] == "resolved" or ended:
+            status, opened, state, reason, until = "new", as_of, "open", None, None
+            log.append((a.key, stamp, "open", as_of, None, "raised"))
+        else:
+            status = state = s["status"]
+            opened, reason = _as_date(s["opened_as_of"]), s["reason"]
+        last = max(as_of, _as_date(s["last_seen_as_of"]) or as_of) if s and status != "new" else as_of
+        changed = stamp if status == "new" else s["changed_at"]
+        rows[a.key] = (
+            a.key,
+            a.account_id,
+            a.rule,
+            a.subject,
+            state,
+            opened,
+            last,
+            until,
+            reason,
+            changed,
+            a.insight_score,
+            a.routing,
+            a.owner,
+            a.title,
+        )
+        out.append(a.model_copy(update={"status": status, "opened_as_of": opened}))
+    for key, s in known.items():
+        seen = _as_date(s["last_seen_as_of"])
+        if key in rows or s["status"] not in ("open", "closed") or s["rule"] not in evaluated:
+            continue
+        if seen is None or as_of >= seen:
+            rows[key] = (
+                *(s[c] for c in COLUMNS[:4]),
+                "resolved",
+                *(s[c] for c in COLUMNS[5:9]),
+                stamp,
+                *(s[c] for c in COLUMNS[10:]),
+            )
+            log.append((key, stamp, "resolved", as_of, None, "condition no longer holds"))
+    con.execute("BEGIN TRANSACTION")
+    try:
+        if rows:
+            frame = pd.DataFrame(list(rows.values()), columns=list(COLUMNS))
+            con.register("incoming_alert_state", frame)
+            con.execute(f"INSERT OR REPLACE INTO {STATE} SELECT {', '.join(COLUMNS)} FROM incoming_alert_state")
+            con.unregister("incoming_alert_state")
+        if log:
+            con.executemany(f"INSERT INTO {HISTORY} VALUES (?, ?, ?, ?, ?, ?)", log)
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    return out
+
+
+def set_status(
+    con: duckdb.DuckDBPyConnection,
+    key: str,
+    status: str,
+    *,
+    reason: str | None,
+    until: date | None = None,
+    now: datetime,
+) -> None:
+    """Snooze (until a date), close or reopen one stored alert, with the reason logged."""
+    if status not in ("snoozed", "closed", "open"):
+        raise AlertError(f"an alert can be snoozed, closed or reopened, not {status!r}")
+    if status == "snoozed" and until is None:
+        raise AlertError("a snooze needs a date (--until)")
+    if status in ("snoozed", "closed") and not (reason or "").strip():
+        raise AlertError(f"say why the alert is {status} (--reason)")
+    ensure_tables(con)
+    found = con.execute(f"SELECT status FROM {STATE} WHERE key = ?", [key]).fetchone()
+    if found is None:
+        raise AlertError(f"no alert {key!r} in the workspace: `radar alerts list` shows the stored keys")
+    stamp = utc_naive(now)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(
+            f"UPDATE {STATE} SET status = ?, snoozed_until = ?, reason = ?, changed_at = ? WHERE key = ?",
+            [status, until if status == "snoozed" else None, reason, stamp, key],
+        )
+        con.execute(f"INSERT INTO {HISTORY} VALUES (?, ?, ?, NULL, ?, ?)", [key, stamp, status, until, reason])
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise

@@ -1,0 +1,161 @@
+"""Drivers: exact TreeSHAP of the raw margin, largest first, worded the right way round."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.registry import FeatureSpec
+from features.snapshot import feature_registry
+from radar.settings import Settings
+from serving.scoring.explain import EXPLAINS, Explainer, drivers, reason, top_k
+
+
+@pytest.fixture(scope="module")
+def thousand(snapshots) -> pd.DataFrame:
+    return snapshots.iloc[:1200].reset_index(drop=True)
+
+
+@pytest.mark.parametrize("target", ["renewal", "upsell"])
+def test_contributions_plus_base_equal_the_raw_margin_for_every_row(models, thousand, target):
+    model = getattr(models, target).model
+    explainer = models.explainer(target)
+    inputs = explainer.inputs(model.prepare(thousand))
+    contrib, base = explainer.contributions(inputs, threads=2)
+    assert len(thousand) >= 1000 and contrib.shape == (len(thousand), len(model.features))
+    np.testing.assert_allclose(contrib.sum(1) + base, model.raw_margin(thousand), atol=1e-6)
+    np.testing.assert_allclose(explainer.margin(inputs), model.raw_margin(thousand), atol=1e-9)
+    # the same numbers as LightGBM's own TreeSHAP (training.model's contributions)
+    native, native_base = model.contributions(thousand)
+    np.testing.assert_allclose(contrib, native, atol=1e-9)
+    np.testing.assert_allclose(base, native_base, atol=1e-9)
+
+
+@pytest.mark.parametrize("target", ["renewal", "upsell"])
+def test_the_fast_input_path_equals_prepare(models, thousand, target):
+    model = getattr(models, target).model
+    explainer = models.explainer(target)
+    frame = thousand.copy()
+    cat = model.categorical[0]
+    frame.loc[:5, cat] = "a level never seen in training"
+    frame.loc[6:9, cat] = None
+    slow = explainer.inputs(model.prepare(frame))
+    np.testing.assert_array_equal(explainer.rows(frame), slow)  # NaN == NaN here
+    # numbers given as text and integer columns take the general path, same answer
+    numeric = [f for f in model.features if f not in model.categories][:2]
+    odd = frame.assign(
+        **{
+            numeric[0]: frame[numeric[0]].map(lambda v: None if pd.isna(v) else str(v)),
+            numeric[1]: frame[numeric[1]].fillna(0).round().astype("int64"),
+        }
+    )
+    np.testing.assert_array_equal(explainer.rows(odd), explainer.inputs(model.prepare(odd)))
+    with pytest.raises(ValueError, match="input lacks 1 feature column"):
+        explainer.rows(frame.drop(columns=[numeric[0]]))
+
+
+def test_lightgbm_fallback_gives_the_same_contributions(models, thousand):
+    model = models.renewal.model
+    fallback = Explainer(model)
+    fallback._tables, fallback.method = None, "lightgbm pred_contrib"  # as without numba or for deep trees
+    prepared = model.prepare(thousand)
+    contrib, base = fallback.contributions(fallback.inputs(prepared), chunk_rows=500)
+    np.testing.assert_allclose(contrib.sum(1) + base, model.raw_margin(thousand), atol=1e-6)
+    np.testing.assert_allclose(
+        contrib, models.explainer("renewal").contributions(models.explainer("renewal").inputs(prepared))[0], atol=1e-9
+    )
+
+
+def test_top_k_is_sorted_by_absolute_contribution():
+    c = np.array([[0.1, -0.5, 0.3, 0.0, -0.2], [0.0, 0.0, 0.0, 0.4, -0.9]])
+    idx, vals = top_k(c, 3)
+    assert idx[0].tolist() == [1, 2, 4] and idx[1, :2].tolist() == [4, 3]
+    assert vals.tolist() == [[-0.5, 0.3, -0.2], [-0.9, 0.4, 0.0]]  # a zero is no driver: callers drop it
+    assert top_k(c, 10)[0].shape == (2, 5)
+
+
+def test_drivers_are_the_largest_contributions_with_values_and_reasons(models, thousand, settings):
+    model = models.renewal.model
+    explainer = models.explainer("renewal")
+    contrib, _ = explainer.contributions(explainer.inputs(model.prepare(thousand)))
+    found = drivers(thousand, model, contrib, feature_registry(settings), 5)
+    assert len(found) == len(thousand)
+    for r in (0, 17, 999):
+        row = found[r]
+        assert 1 <= len(row) <= 5
+        sizes = [abs(d["contribution"]) for d in row]
+        assert sizes == sorted(sizes, reverse=True)
+        assert sizes[0] == pytest.approx(np.abs(contrib[r]).max())
+        for d in row:
+            j = model.features.index(d["feature"])
+            assert d["contribution"] == contrib[r, j]
+            raw = thousand.loc[r, d["feature"]]
+            assert (d["value"] is None and pd.isna(raw)) or d["value"] == raw
+
+
+LOW = FeatureSpec("adoption_rate_{w}", "Active users ÷ seats", 1, "usage", "higher", "ratio").expand((28,))[0]
+TREND = FeatureSpec("logins_trend_{w}", "Change in logins vs the window before", 13, "usage", "higher", "pct").expand(
+    (28,)
+)[0]
+
+
+def test_renewal_reasons_invert_the_churn_margin():
+    # renewal models predict churn: a positive contribution lowers renewal likelihood
+    assert (
+        reason(LOW, LOW.name, 0.31, +0.8, "renewal likelihood", inverted=True)
+        == "Active users ÷ seats is 0.31 over the last 28 days — lowers renewal likelihood"
+    )
+    assert reason(LOW, LOW.name, 0.9, -0.8, "renewal likelihood", inverted=True).endswith("— raises renewal likelihood")
+
+
+def test_upsell_reasons_follow_the_expansion_margin():
+    up = reason(LOW, LOW.name, 0.9, +0.4, "upsell likelihood", inverted=False)
+    down = reason(LOW, LOW.name, 0.1, -0.4, "upsell likelihood", inverted=False)
+    assert up.endswith("— raises upsell likelihood") and down.endswith("— lowers upsell likelihood")
+
+
+def test_trends_read_as_changes_and_missing_values_as_no_data():
+    assert (
+        reason(TREND, TREND.name, -0.4, 0.5, "renewal likelihood", True)
+        == "Change in logins vs the window before is \u221240% over the last 28 days — lowers renewal likelihood"
+    )
+    assert (
+        reason(LOW, LOW.name, None, 0.5, "renewal likelihood", True)
+        == "Active users ÷ seats: no data over the last 28 days — lowers renewal likelihood"
+    )
+    unregistered = reason(None, "custom_col", 3, 0.5, "upsell likelihood", False)
+    assert unregistered == "custom_col is 3 — raises upsell likelihood"
+
+
+def test_score_output_says_what_is_explained(models, latest, settings, scored_at):
+    from serving.scoring.score import score_frame
+
+    out = score_frame(latest.iloc[:20], models, settings, scored_at=scored_at)
+    assert set(out.explains) == {EXPLAINS} and "raw margin" in EXPLAINS and "before calibration" in EXPLAINS
+    np.testing.assert_allclose(out.renewal_margin, models.renewal.model.raw_margin(latest.iloc[:20]), atol=1e-9)
+    for row in out.itertuples():
+        for d in row.renewal_drivers:
+            assert d["reason"].endswith("renewal likelihood")
+            assert ("lowers" in d["reason"]) == (d["contribution"] > 0)
+        for d in row.upsell_drivers:
+            assert ("raises" in d["reason"]) == (d["contribution"] > 0)
+
+
+def test_registry_wording_is_used(settings):
+    registry = feature_registry(Settings())
+    spec = registry["adoption_rate_28d"]
+    assert reason(spec, spec.name, 0.31, 1.0, "renewal likelihood", True).startswith(spec.label)
+
+
+@pytest.mark.parametrize("unit", ["count", "days", "share", "pct", "currency", "ratio", "category", "flag"])
+def test_reasons_written_per_feature_equal_the_reason_of_each_value(unit):
+    from serving.scoring.explain import _reasons
+
+    spec = FeatureSpec("x_{w}", "Some measure", 1, "usage", "higher", unit).expand((28,))[0]
+    values = ["smb", "enterprise", None] if unit == "category" else [0.31, 3.0, 1234.5, -0.4, None, 7]
+    contributions = [0.5, -0.2, 0.1, -1.0, 0.3, -0.01][: len(values)]
+    for likelihood, inverted in (("renewal likelihood", True), ("upsell likelihood", False)):
+        assert _reasons(spec, spec.name, values, contributions, likelihood, inverted) == [
+            reason(spec, spec.name, v, c, likelihood, inverted) for v, c in zip(values, contributions)
+        ]

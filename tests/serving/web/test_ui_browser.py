@@ -1,0 +1,174 @@
+"""End to end in a real headless Chromium: sign in, filter the portfolio by owner, open an
+account, read its drivers and quotes, follow the link back, open the alert queue and the
+leadership page.
+
+Debian's `chromium` and `chromium-driver`, driven by Selenium with their paths given (no
+driver or browser download). Without them the test skips, unless RADAR_REQUIRE_BROWSER=1
+(CI), where it fails. Screenshots go to test-artifacts/ui/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "ui"
+WIDTH, HEIGHT = 1366, 768  # a laptop screen
+
+
+def _browser_or_skip() -> tuple[str, str]:
+    found = {name: shutil.which(name) for name in ("chromium", "chromedriver")}
+    missing = [name for name, path in found.items() if path is None]
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        missing.append("the selenium package")
+    if missing:
+        reason = f"{' and '.join(missing)} not found (Debian: apt-get install chromium chromium-driver)"
+        if os.environ.get("RADAR_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"RADAR_REQUIRE_BROWSER=1 but {reason}")
+        pytest.skip(reason)
+    return found["chromium"], found["chromedriver"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    chromium, chromedriver = _browser_or_skip()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        f"--window-size={WIDTH},{HEIGHT}",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-default-apps",
+        "--disable-extensions",
+        "--hide-scrollbars",
+    ):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must not look anything up
+    driver = webdriver.Chrome(
+        options=options, service=Service(executable_path=chromedriver, log_output=str(ARTIFACTS / "chromedriver.log"))
+    )
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _shot(driver, name: str, full: bool = False) -> None:
+    if full:  # the whole page, beyond the window
+        import base64
+
+        shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})
+        (ARTIFACTS / f"{name}.png").write_bytes(base64.b64decode(shot["data"]))
+    else:
+        driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+
+
+def _wait(driver, condition, what: str):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, 30, poll_frequency=0.1).until(condition, message=f"waited 30 s for {what}")
+
+
+def _load_ms(driver) -> list[float]:
+    return driver.execute_script(
+        "const t = performance.getEntriesByType('navigation')[0];"
+        "return [t.responseStart - t.requestStart, t.loadEventEnd - t.startTime];"
+    )
+
+
+def _fits_the_screen(driver) -> bool:
+    return driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1;")
+
+
+def test_portfolio_to_account_and_back_in_chromium(browser, ui_server):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    b, timings = browser, {}
+    b.get(f"{ui_server.base}/ui/")
+    _wait(b, lambda d: "/ui/login" in d.current_url, "the login page")
+    _shot(b, "01-login")
+    b.find_element(By.ID, "token").send_keys(ui_server.token)
+    b.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    _wait(
+        b,
+        lambda d: d.current_url.endswith("/ui/") and d.find_elements(By.CSS_SELECTOR, "tr[data-account]"),
+        "the portfolio after signing in",
+    )
+    timings["portfolio"] = _load_ms(b)
+    assert b.title.startswith("At risk") and _fits_the_screen(b)
+    _shot(b, "02-portfolio")
+
+    Select(b.find_element(By.ID, "owner")).select_by_visible_text("Ben")
+    b.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
+    _wait(b, lambda d: "owner=Ben" in d.current_url, "the owner filter")
+    rows = b.find_elements(By.CSS_SELECTOR, "tbody tr[data-account]")
+    assert rows and {r.get_attribute("data-owner") for r in rows} == {"Ben"}
+    assert "Portfolio: Ben" in b.find_element(By.TAG_NAME, "h1").text
+    _shot(b, "03-filtered-by-owner")
+
+    account = rows[0].get_attribute("data-account")
+    name = rows[0].find_element(By.CSS_SELECTOR, "a").text
+    rows[0].find_element(By.CSS_SELECTOR, "a").click()
+    _wait(b, lambda d: f"/ui/account/{account}" in d.current_url, "the account page")
+    timings["account"] = _load_ms(b)
+    assert name in b.find_element(By.TAG_NAME, "h1").text
+    drivers = b.find_elements(By.CSS_SELECTOR, "#renewal-drivers li")
+    assert drivers and all(" renewal likelihood" in d.text for d in drivers)
+    assert b.find_elements(By.CSS_SELECTOR, "#upsell-drivers li")
+    assert "Owner:" in b.find_element(By.ID, "playbook").text
+    assert b.find_element(By.CSS_SELECTOR, "svg.chart").is_displayed()
+    red = b.find_elements(By.CSS_SELECTOR, "#bucket-renewal_likelihood ~ ul.quotes li.red")
+    assert red and "looking at other vendors" in red[0].text and "Risk" in red[0].text
+    colour = red[0].value_of_css_property("border-left-color")
+    assert colour.startswith("rgba(180, 35, 24"), colour  # the red of a risk quote
+    green = b.find_elements(By.CSS_SELECTOR, "#bucket-onboarding_clarity ~ ul.quotes li.green")
+    assert green and "Positive" in green[0].text
+    assert len(b.find_elements(By.CSS_SELECTOR, "th[scope=row]")) == 15 and _fits_the_screen(b)
+    _shot(b, "04-account")
+    _shot(b, "05-account-full-page", full=True)
+
+    b.find_element(By.ID, "back").click()
+    _wait(b, lambda d: "/ui/account/" not in d.current_url, "the way back to the portfolio")
+    assert "owner=Ben" in b.current_url
+    assert Select(b.find_element(By.ID, "owner")).first_selected_option.text == "Ben"
+    rows = b.find_elements(By.CSS_SELECTOR, "tbody tr[data-account]")
+    assert rows and {r.get_attribute("data-owner") for r in rows} == {"Ben"}
+    _shot(b, "06-back-with-the-filter")
+
+    b.find_element(By.LINK_TEXT, "Alert queue").click()
+    _wait(b, lambda d: "tab=alerts" in d.current_url, "the alert queue")
+    routings = {r.get_attribute("data-routing") for r in b.find_elements(By.CSS_SELECTOR, "tbody tr[data-routing]")}
+    assert routings and routings <= {"meeting", "review", "tag"} and "owner=Ben" in b.current_url
+    _shot(b, "07-alert-queue")
+
+    b.find_element(By.LINK_TEXT, "Leadership").click()
+    _wait(b, lambda d: "/ui/leadership" in d.current_url, "the leadership page")
+    chart = b.find_element(By.CSS_SELECTOR, "img.chart")
+    assert b.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0;", chart)
+    assert b.find_elements(By.CSS_SELECTOR, "#top-renewal ~ table tbody tr") and _fits_the_screen(b)
+    _shot(b, "08-leadership")
+
+    problems = [e for e in b.get_log("browser") if e["level"] == "SEVERE"]
+    assert not problems, problems  # e.g. a blocked resource or a missing file
+    print(
+        "\nChromium, server time to first byte / full load (ms): "
+        + ", ".join(f"{k} {a:.0f} / {c:.0f}" for k, (a, c) in timings.items())
+    )

@@ -1,0 +1,254 @@
+"""The web pages' pure parts on hand-built rows: scorecard colours and trends, the chart,
+portfolio filters and pages, quotes by bucket, the sign-in cookie and redirects."""
+
+from __future__ import annotations
+
+from datetime import date
+from urllib.parse import parse_qsl
+
+import pandas as pd
+import pytest
+
+from features.registry import INDICATORS, QCF_BUCKETS
+from features.snapshot import feature_registry
+from radar.settings import Settings
+from serving.render.trend_chart import Series, trend_svg
+from serving.web.app import _safe_next, session_cookie, valid_session
+from serving.web.pages import PortfolioQuery, portfolio_view, query_from, quote_groups
+from serving.workflow.scorecard import measures_of, portfolio_levels, scorecard
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return feature_registry(Settings())
+
+
+LEVELS = {"adoption_rate_28d": (0.2, 0.0), "days_since_last_activity": (14.0, 60.0)}
+
+
+def _measure(cards, feature):
+    return next(m for card in cards for m in card.measures if m.feature == feature)
+
+
+def test_every_indicator_has_a_row_with_its_owner(registry):
+    cards = scorecard(pd.Series({}, dtype=object), None, registry, LEVELS, {})
+    assert [c.number for c in cards] == list(range(1, 16))
+    assert [c.owner for c in cards] == [INDICATORS[n][1] for n in range(1, 16)]
+    assert measures_of(registry, LEVELS)[1] == ["adoption_rate_28d"]  # configured level wins over the headline
+    assert measures_of(registry, LEVELS)[3] == ["activation_rate"]  # headline when none is configured
+    assert all(c.status is None for c in cards)  # no values: no colour, "no data"
+    assert _measure(cards, "activation_rate").expected == "no data"
+
+
+@pytest.mark.parametrize(
+    ("value", "status"),
+    [
+        (0.25, "green"),
+        (0.2, "green"),  # at expected: not worse
+        (0.19, "amber"),
+        (0.1001, "amber"),  # worse, less than halfway to worst
+        (0.1, "red"),
+        (0.0, "red"),
+        (-1.0, "red"),  # halfway and beyond
+    ],
+)
+def test_configured_level_higher_is_better(registry, value, status):
+    cards = scorecard(pd.Series({"adoption_rate_28d": value}), None, registry, LEVELS, {})
+    m = _measure(cards, "adoption_rate_28d")
+    assert m.status == status and m.expected == "expected at least 0.20"
+    assert cards[0].status == status
+
+
+@pytest.mark.parametrize(("value", "status"), [(14.0, "green"), (30.0, "amber"), (37.0, "red"), (90.0, "red")])
+def test_configured_level_lower_is_better(registry, value, status):
+    cards = scorecard(pd.Series({"days_since_last_activity": value}), None, registry, LEVELS, {})
+    m = _measure(cards, "days_since_last_activity")
+    assert m.status == status and m.expected == "expected at most 14"
+
+
+def test_portfolio_reference_quarter_and_tenth_with_ties_green(registry):
+    latest = pd.DataFrame(
+        {"activation_rate": [i / 100 for i in range(100)], "new_products_90d": [0.0] * 95 + [1.0] * 5}
+    )
+    ref = portfolio_levels(latest, ["activation_rate", "new_products_90d"], registry)
+    card = lambda v, f: _measure(scorecard(pd.Series({f: v}), None, registry, {}, ref), f)
+    assert card(0.5, "activation_rate").status == "green"
+    assert card(0.2, "activation_rate").status == "amber"  # worst quarter
+    assert card(0.05, "activation_rate").status == "red"  # worst tenth
+    assert card(0.5, "activation_rate").expected.startswith("portfolio median")
+    assert card(0.0, "new_products_90d").status == "green"  # most accounts add nothing: not a red flag
+
+
+def test_trends_say_up_or_down_and_whether_that_is_better(registry):
+    now = pd.Series({"adoption_rate_28d": 0.5, "days_since_last_activity": 20.0, "activation_rate": 0.4})
+    before = pd.Series({"adoption_rate_28d": 0.3, "days_since_last_activity": 10.0, "activation_rate": 0.4})
+    cards = scorecard(now, before, registry, LEVELS, {})
+    up = _measure(cards, "adoption_rate_28d")
+    assert (up.trend, up.better, up.previous) == ("up", True, "0.30")
+    worse = _measure(cards, "days_since_last_activity")
+    assert (worse.trend, worse.better) == ("up", False)  # more idle days is worse
+    assert (_measure(cards, "activation_rate").trend, _measure(cards, "activation_rate").better) == ("flat", None)
+    assert _measure(scorecard(now, None, registry, LEVELS, {}), "adoption_rate_28d").trend is None
+
+
+def test_chart_has_a_point_per_snapshot_and_a_text_summary():
+    dates = [date(2025, m, 28) for m in range(1, 7)]
+    svg = trend_svg(
+        dates,
+        [
+            Series("Renewal likelihood", [0.9, 0.8, 0.7, 0.6, 0.5, 0.35], "#1d4ed8"),
+            Series("Upsell likelihood", [0.1, None, 0.2, 0.3, 0.4, 0.6], "#7e22ce", "7 4"),
+        ],
+        bands=[(0, 0.4, "#fde2e1", "red tier")],
+    )
+    assert svg.startswith("<svg") and svg.endswith("</svg>") and 'role="img"' in svg
+    assert svg.count("<circle") == 11  # a missing value is no point
+    assert "Renewal likelihood 90% on 2025-01-28 and 35% on 2025-06-28" in svg
+    assert 'stroke-dasharray="7 4"' in svg  # the lines differ by more than colour
+    assert "<script" not in svg and "href" not in svg
+
+
+def test_chart_escapes_text():
+    svg = trend_svg([date(2025, 1, 31)], [Series("<b>&", [0.5], "#000")], title="a<b")
+    assert "<b>&" not in svg and "&lt;b&gt;&amp;" in svg and "a&lt;b" in svg
+
+
+def _scored(n: int = 12) -> pd.DataFrame:
+    owners = ["Ana", "Ben", "Chloe"]
+    return pd.DataFrame(
+        {
+            "account_id": [f"a{i:02d}" for i in range(n)],
+            "name": [f"Shop {i}" for i in range(n)],
+            "segment": ["smb" if i % 2 else "enterprise" for i in range(n)],
+            "csm_owner": [owners[i % 3] for i in range(n)],
+            "mrr": [100.0 * (i + 1) for i in range(n)],
+            "renewal_likelihood": [0.3 if i % 4 == 0 else 0.6 if i % 4 == 1 else 0.9 for i in range(n)],
+            "risk_tier": ["red" if i % 4 == 0 else "yellow" if i % 4 == 1 else "green" for i in range(n)],
+            "upsell_likelihood": [0.7 if i % 3 == 0 else 0.1 for i in range(n)],
+            "opportunity": [i % 3 == 0 for i in range(n)],
+            "health_score": [50.0] * n,
+            "health_band": ["amber"] * n,
+            "renewal_drivers": [
+                [
+                    {
+                        "feature": "adoption_rate_28d",
+                        "value": 0.1,
+                        "contribution": 0.4,
+                        "reason": "Active users ÷ seats is 0.10 — lowers renewal likelihood",
+                    }
+                ]
+            ]
+            * n,
+            "upsell_drivers": [[]] * n,
+            "recommended_action": ["Call them"] * n,
+            "action_owner": ["Account manager"] * n,
+        }
+    )
+
+
+def test_portfolio_ranks_everyone_by_mrr_at_risk_and_pages():
+    scored = _scored()
+    view = portfolio_view(scored, date(2025, 5, 31), None, PortfolioQuery(), page_size=5, inverted=True)
+    risk = [r["mrr"] * (1 - r["renewal"]) for r in view.rows]
+    assert risk == sorted(risk, reverse=True) and view.total == 12 and view.pages == 3 and len(view.rows) == 5
+    assert {"green", "red"} <= {r["tier"] for r in view.rows}
+    assert view.rows[0]["driver"].startswith("Active users")
+    last = portfolio_view(scored, date(2025, 5, 31), None, PortfolioQuery(page=99), page_size=5, inverted=True)
+    assert last.page == 3 and len(last.rows) == 2 and (last.first, last.last) == (11, 12)
+    s = view.summary
+    assert (s["accounts"], s["red"], s["yellow"], s["green"], s["opportunities"], s["alerts"]) == (12, 3, 3, 6, 4, None)
+
+
+def test_portfolio_filters():
+    scored = _scored()
+    view = lambda **q: portfolio_view(scored, date(2025, 5, 31), None, PortfolioQuery(**q), 50, True)
+    assert {r["csm_owner"] for r in view(owner="Ben").rows} == {"Ben"} and view(owner="Ben").total == 4
+    assert view(owner="Account manager").total == 12  # the role the action goes to
+    assert {r["segment"] for r in view(segment="smb").rows} == {"smb"}
+    assert {r["tier"] for r in view(tier="at_risk").rows} == {"red", "yellow"}
+    assert [r["name"] for r in view(q="shop 11").rows] == ["Shop 11"] and view(q="A03").total == 1
+    assert view(owner="Ben").summary["accounts"] == 4  # the summary follows owner and segment
+    opp = view(tab="opportunities")
+    assert opp.total == 4 and all(r["opportunity"] for r in opp.rows)
+
+
+def test_alert_queue_joins_accounts_and_filters_by_either_owner():
+    alerts = pd.DataFrame(
+        {
+            "key": ["k1", "k2", "k3"],
+            "account_id": ["a01", "a02", "a03"],
+            "rule": ["risk_tier", "indicator", "expansion"],
+            "subject": [None, "x", None],
+            "status": ["open"] * 3,
+            "opened_as_of": [date(2025, 5, 31)] * 3,
+            "last_seen_as_of": [date(2025, 5, 31)] * 3,
+            "insight_score": [0.7, 0.45, 0.2],
+            "routing": ["meeting", "review", "tag"],
+            "owner": ["Retention lead", "Ben", "Growth manager"],
+            "title": ["t1", "t2", "t3"],
+        }
+    )
+    view = portfolio_view(_scored(), date(2025, 5, 31), alerts, PortfolioQuery(tab="alerts"), 50, True)
+    assert [r["key"] for r in view.rows] == ["k1", "k2", "k3"] and view.rows[0]["name"] == "Shop 1"
+    assert view.summary["alerts"] == 3 and view.summary["meetings"] == 1
+    ben = portfolio_view(_scored(), date(2025, 5, 31), alerts, PortfolioQuery(tab="alerts", owner="Ben"), 50, True)
+    assert [r["key"] for r in ben.rows] == ["k1", "k2"]  # a01 is Ben's account; k2 is routed to Ben
+
+
+def test_query_string_round_trip_and_untrusted_back_links():
+    q = PortfolioQuery(tab="alerts", owner="Ana Lee", segment="smb", tier=None, q="a&b", page=3)
+    assert query_from(dict(parse_qsl(q.params()))) == q
+    assert PortfolioQuery().params() == "" and PortfolioQuery(page=2).params(page=1) == ""
+    junk = query_from({"tab": "<script>", "tier": "purple", "page": "-4", "owner": "x" * 500, "evil": "1"})
+    assert junk == PortfolioQuery(owner="x" * 200)
+
+
+def test_quotes_grouped_by_bucket_newest_first():
+    evidence = pd.DataFrame(
+        {
+            "occurred_at": pd.to_datetime(["2025-05-02", "2025-04-01", "2025-05-01", "2025-03-01"]),
+            "channel": ["chat", "call", "email", "qbr"],
+            "conversation_id": ["c1", "c2", "c3", "c4"],
+            "sentence": ["We may leave.", "Happy to renew.", "Too expensive.", "Not sure."],
+            "bucket": ["renewal_likelihood", "renewal_likelihood", "pricing_perception", "renewal_likelihood"],
+            "polarity": ["red", "green", "red", "gray"],
+            "negated": [False, False, False, True],
+            "expression": ["leave", "happy to renew", "too expensive", "sure"],
+            "sentiment": [-0.5, 0.6, -0.4, 0.0],
+        }
+    )
+    evidence = evidence.sort_values("occurred_at", ascending=False)
+    groups = quote_groups(evidence, per_bucket=2)
+    assert [g["bucket"] for g in groups] == list(QCF_BUCKETS)
+    renewal = groups[0]
+    assert (renewal["red"], renewal["green"], renewal["gray"], renewal["total"]) == (1, 1, 1, 3)
+    assert [q["sentence"] for q in renewal["quotes"]] == ["We may leave.", "Happy to renew."]
+    assert renewal["quotes"][0]["polarity_text"] == "Risk"
+    assert quote_groups(None, 3) is None
+
+
+def test_sign_in_cookie_is_signed_and_expires():
+    token = b"s3cret"
+    value = session_cookie(token, hours=1, now=1_000_000)
+    assert valid_session(value, token, now=1_000_100)
+    assert "s3cret" not in value
+    assert not valid_session(value, token, now=1_000_000 + 3601)  # expired
+    assert not valid_session(value, b"other", now=1_000_100)  # token changed
+    expires, _, sig = value.partition(".")
+    assert not valid_session(f"{int(expires) + 999}.{sig}", token, now=1_000_100)  # expiry moved
+    assert not valid_session("", token) and not valid_session("garbage", token)
+
+
+@pytest.mark.parametrize(
+    ("target", "safe"),
+    [
+        ("/ui/account/a1?back=x", "/ui/account/a1?back=x"),
+        ("https://evil.example/", "/ui/"),
+        ("//evil.example/ui/", "/ui/"),
+        ("/ui/\\evil", "/ui/"),
+        (None, "/ui/"),
+        ("/accounts/at-risk", "/ui/"),
+    ],
+)
+def test_login_only_returns_to_these_pages(target, safe):
+    assert _safe_next(target) == safe
