@@ -143,7 +143,12 @@ def score(
         highlight=False,
     )
     if top:
-        _print_ranking("Top accounts at risk (by MRR at risk)", at_risk(scored, limit=top), "mrr_at_risk", "renewal")
+        _print_ranking(
+            "Call list: red and yellow accounts by expected MRR lost in 90 days (MRR x churn risk)",
+            at_risk(scored, limit=top),
+            "mrr_at_risk",
+            "renewal",
+        )
         _print_ranking(
             "Top expansion opportunities (by expansion potential)",
             opportunities(scored, limit=top),
@@ -201,14 +206,17 @@ def _print_ranking(title: str, rows, value_col: str, target: str) -> None:
     from rich.markup import escape
 
     console.print(f"\n[bold]{title}[/bold]" + ("" if len(rows) else ": none"))
+    from serving.scoring.decisions import pct
+
     tier_colour = {"red": "red", "yellow": "yellow", "green": "green"}
+    label = {"mrr_at_risk": "expected MRR lost in 90 days"}.get(value_col, value_col.replace("_", " "))
     for rank, r in enumerate(rows.to_dict("records"), start=1):
         tier = r["risk_tier"]
         console.print(
-            f"{rank:>2}. [bold]{escape(str(r.get('name') or r['account_id']))}[/bold] ({r['account_id']}) · "
-            f"{escape(str(r.get('csm_owner') or 'no owner'))} · {r.get('segment') or ''} — MRR {float(r['mrr']):,.0f}, "
-            f"{value_col.replace('_', ' ')} {r[value_col]:,.0f}, renewal [{tier_colour[tier]}]"
-            f"{r['renewal_likelihood']:.0%} ({tier})[/{tier_colour[tier]}], upsell {r['upsell_likelihood']:.0%}",
+            f"{rank:>2}. [bold]{escape(str(r.get('name') or r['account_id']))}[/bold] ({escape(str(r['account_id']))}) · "
+            f"{escape(str(r.get('csm_owner') or 'no owner'))} · {escape(str(r.get('segment') or ''))} — "
+            f"MRR {float(r['mrr']):,.0f}, {label} {r[value_col]:,.0f}, [{tier_colour[tier]}]{tier}[/{tier_colour[tier]}] · "
+            f"{escape(r['risk_summary'])} · upsell {pct(r['upsell_likelihood'])}",
             highlight=False,
         )
         for d in (r[f"{target}_drivers"] or [])[:3]:

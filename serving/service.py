@@ -8,7 +8,7 @@ Endpoints (all JSON; the OpenAPI document is at /docs.json, Swagger UI at /):
   workspace and scored; unknown ids come back under `not_found`.
 - GET /accounts/at-risk and GET /accounts/opportunities (limit, segment, owner): the
   active portfolio ranked by MRR at risk and by expansion potential.
-- GET /ui/: the web pages for CS managers (portfolio, account scorecard; serving/ui.py), with
+- GET /ui/: the web pages for CS managers (portfolio, account scorecard; serving/web/app.py), with
   a sign-in page at /ui/login when the token is set.
 - BentoML's own /livez, /readyz and /metrics (Prometheus).
 
@@ -85,8 +85,14 @@ class RankedAccount(BaseModel):
     segment: str | None
     csm_owner: str | None
     mrr: float | None
-    value: float = Field(description="What the list is ranked by: MRR at risk or expansion potential.")
-    renewal_likelihood: float
+    value: float = Field(
+        description="What the list is ranked by: expected MRR lost in 90 days (MRR x churn risk) or expansion potential."
+    )
+    churn_risk: float = Field(description="Calibrated P(churn within the next 90 days).")
+    churn_lift: float = Field(description="Churn risk / the typical (base) churn risk recorded with the model.")
+    risk_summary: str
+    next_renewal: date | None
+    renewal_likelihood: float | None = Field(description="Likelihood to renew at next_renewal (None: not served).")
     risk_tier: str
     upsell_likelihood: float
     opportunity: bool
@@ -117,7 +123,11 @@ def ranking(rows: pd.DataFrame, total: int, as_of: date, ranked_by: str, value_c
             csm_owner=_clean(r.get("csm_owner")),
             mrr=_clean(None if r.get("mrr") is None else float(r["mrr"])),
             value=float(r[value_col]),
-            renewal_likelihood=r["renewal_likelihood"],
+            churn_risk=r["churn_risk"],
+            churn_lift=r["churn_lift"],
+            risk_summary=r["risk_summary"],
+            next_renewal=_clean(r.get("next_renewal")),
+            renewal_likelihood=_clean(r.get("renewal_likelihood")),
             risk_tier=r["risk_tier"],
             upsell_likelihood=r["upsell_likelihood"],
             opportunity=bool(r["opportunity"]),
@@ -301,7 +311,7 @@ class RadarService:
                 rows.head(limit),
                 len(rows),
                 as_of,
-                "mrr_at_risk = mrr x (1 - renewal likelihood)",
+                "call list: expected MRR lost in 90 days = mrr x churn risk, sooner renewal first",
                 "mrr_at_risk",
                 "renewal",
             )
@@ -317,7 +327,8 @@ class RadarService:
 
     @listing.get("/at-risk", response_model=Ranking)
     def accounts_at_risk(self, limit: Limit = 20, segment: Segment = None, owner: Owner = None) -> Ranking:
-        """Red and yellow accounts of the active portfolio, by MRR at risk (largest first)."""
+        """Red and yellow accounts of the active portfolio in call-list order: expected MRR lost in
+        90 days (MRR x churn risk), largest first, the sooner renewal breaking ties."""
         return self._ranking("at_risk", limit, segment, owner)
 
     @listing.get("/opportunities", response_model=Ranking)

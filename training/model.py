@@ -11,6 +11,17 @@ shifts the raw margin up by about log(negatives/positives): the scores rank well
 overstate risk. The calibrator is fitted on the *unweighted* calibration period and maps
 the margin back to observed frequencies, so `predict_proba` is a probability again;
 `raw_margin` and the SHAP contributions stay in the weighted margin space.
+
+Monotone drivers. With `lightgbm.monotone_drivers`, every driver feature with a known
+healthy direction (features.registry) is a LightGBM monotone constraint: for a target
+whose positive is a churn, more of a healthy-when-higher driver can only lower the
+margin; for expansion, only the usage families (`UPSELL_MONOTONE_FAMILIES`) are
+constrained, the healthy way up. Context features (contract timing, tenure, MRR, plan)
+and neutral or categorical features are free. Reasons then follow the healthy direction.
+
+Reference. The model records each numeric feature's median over its training rows
+(`RadarModel.reference`, saved with it): the line between a feature's healthy and
+unhealthy side that reason strings are checked against (serving.scoring.explain).
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from features.snapshot import feature_registry
 from radar.settings import Settings
 from training.calibrate import Calibrator, choose_calibrator
 from training.dataset import TrainingTable
@@ -30,6 +42,60 @@ from training.outcome import TargetSpec
 from training.split import Split
 
 BOOSTER_FILE, META_FILE = "booster.txt", "radar_model.json"
+
+# Label columns whose positive is a churn (1 = the account is lost): the renewal model's
+# "churned" and the contract-end target's "churned_by_renewal". A target not listed is a
+# churn target when its positive says so in words ("churns within the horizon").
+CHURN_LABELS = frozenset({"churned", "churned_by_renewal"})
+# Indicator families where healthy usage plausibly means more expansion: adoption, usage
+# depth, engagement, ROI realization, feature adoption breadth.
+UPSELL_MONOTONE_FAMILIES = frozenset({1, 4, 5, 14, 15})
+
+
+def positive_is_churn(target: TargetSpec) -> bool:
+    """Whether a positive label of `target` is a churn (its likelihood shown is 1 - P)."""
+    return target.label in CHURN_LABELS or target.positive.strip().lower().startswith("churn")
+
+
+def expected_directions(features: list[str], target: TargetSpec, registry, categorical=()) -> list[int]:
+    """Per feature, which way its healthy side moves `target`'s margin where that is known:
+    +1 (more of it raises the margin), -1 (lowers it) or 0 (unknown). Known: for a churn
+    target, every numeric driver with a healthy direction (the healthy side lowers the
+    churn margin); for other targets (expansion), the drivers of the usage families
+    (`UPSELL_MONOTONE_FAMILIES`), the healthy side raising the margin. Context, neutral,
+    categorical and unregistered features: 0."""
+    churn = positive_is_churn(target)
+    out = []
+    for f in features:
+        spec = registry[f] if f in registry else None
+        if spec is None or spec.kind != "driver" or spec.categorical or f in categorical:
+            out.append(0)
+            continue
+        healthy = {"higher": 1, "lower": -1}.get(spec.healthy, 0)
+        if churn:
+            out.append(-healthy)
+        else:
+            out.append(healthy if spec.family in UPSELL_MONOTONE_FAMILIES else 0)
+    return out
+
+
+def monotone_constraints(features: list[str], target: TargetSpec, registry, categorical=()) -> list[int]:
+    """LightGBM's `monotone_constraints` for `features` (-1, 0 or +1 each, in order): the
+    expected direction of each driver (`expected_directions`); context is never constrained."""
+    return expected_directions(features, target, registry, categorical)
+
+
+def training_reference(X: pd.DataFrame, categorical=()) -> dict[str, float]:
+    """Median of each numeric feature over the training rows (missing values left out;
+    features never present are left out)."""
+    out = {}
+    for f in X.columns:
+        if f in categorical or isinstance(X[f].dtype, pd.CategoricalDtype):
+            continue
+        median = X[f].median(skipna=True)
+        if pd.notna(median):
+            out[f] = float(median)
+    return out
 
 
 def category_labels(values: pd.Series) -> pd.Series:
@@ -41,9 +107,15 @@ def category_labels(values: pd.Series) -> pd.Series:
     return pd.Series(out, index=s.index, name=s.name)
 
 
-def lightgbm_params(settings: Settings, overrides: dict | None = None) -> dict:
-    """LightGBM's native parameters from the settings (and tuned overrides)."""
+def lightgbm_params(settings: Settings, overrides: dict | None = None, constraints: list[int] | None = None) -> dict:
+    """LightGBM's native parameters from the settings (and tuned overrides); with
+    `constraints` (any non-zero), LightGBM's monotone constraints and their method."""
     g = settings.training.lightgbm.model_copy(update=overrides or {})
+    monotone = (
+        {"monotone_constraints": list(constraints), "monotone_constraints_method": g.monotone_method}
+        if constraints is not None and any(constraints)
+        else {}
+    )
     return {
         "objective": "binary",
         "metric": "binary_logloss",
@@ -61,11 +133,14 @@ def lightgbm_params(settings: Settings, overrides: dict | None = None) -> dict:
         "num_threads": settings.training.threads,
         "feature_pre_filter": False,
         "verbose": -1,
+        **monotone,
     }
 
 
 class RadarModel:
-    """The calibrated, served model. `categories`: categorical feature -> training levels."""
+    """The calibrated, served model. `categories`: categorical feature -> training levels.
+    `reference`: numeric feature -> its median over the training rows (empty for models
+    saved before it was recorded)."""
 
     def __init__(
         self,
@@ -75,6 +150,7 @@ class RadarModel:
         categories: dict[str, list[str]],
         target: TargetSpec,
         metadata: dict | None = None,
+        reference: dict[str, float] | None = None,
     ):
         self.booster = booster
         self.calibrator = calibrator
@@ -82,6 +158,7 @@ class RadarModel:
         self.categories = {k: list(v) for k, v in categories.items()}
         self.target = target
         self.metadata = dict(metadata or {})
+        self.reference = {k: float(v) for k, v in (reference or {}).items()}
 
     @property
     def categorical(self) -> list[str]:
@@ -138,6 +215,7 @@ class RadarModel:
             "target": asdict(self.target),
             "calibrator": self.calibrator.to_dict(),
             "metadata": self.metadata,
+            "reference": self.reference,
         }
         (dir / META_FILE).write_text(json.dumps(meta, indent=1, default=str))
         return dir
@@ -153,6 +231,7 @@ class RadarModel:
             meta["categories"],
             TargetSpec(**meta["target"]),
             meta["metadata"],
+            meta.get("reference"),
         )
 
 
@@ -168,10 +247,12 @@ def train_booster(
     y_valid: np.ndarray,
     settings: Settings,
     overrides: dict | None = None,
+    constraints: list[int] | None = None,
 ) -> tuple[lgb.Booster, float]:
     """Fit with early stopping on the validation rows; returns the booster cut at its best
     round, and the positive weight used (1 when classes are not balanced).
-    `early_stopping_rounds = 0` fits exactly `n_estimators` rounds."""
+    `early_stopping_rounds = 0` fits exactly `n_estimators` rounds. `constraints`: LightGBM
+    monotone constraints, one per column of X (`monotone_constraints`)."""
     g = settings.training.lightgbm.model_copy(update=overrides or {})
     positives = max(int(y.sum()), 1)
     pos_weight = (len(y) - positives) / positives if g.balance_classes else 1.0
@@ -180,7 +261,7 @@ def train_booster(
     valid = lgb.Dataset(X_valid, y_valid, weight=weight(y_valid), reference=train)
     stopping = [lgb.early_stopping(g.early_stopping_rounds, verbose=False)] if g.early_stopping_rounds else []
     booster = lgb.train(
-        lightgbm_params(settings, overrides),
+        lightgbm_params(settings, overrides, constraints),
         train,
         num_boost_round=g.n_estimators,
         valid_sets=[valid],
@@ -191,13 +272,21 @@ def train_booster(
     return lgb.Booster(model_str=booster.model_to_string(num_iteration=best)), pos_weight
 
 
+def constraints_for(table: TrainingTable, settings: Settings) -> list[int] | None:
+    """The monotone constraints of `table`'s features (None when `monotone_drivers` is off)."""
+    if not settings.training.lightgbm.monotone_drivers:
+        return None
+    return monotone_constraints(table.features, table.target, feature_registry(settings), table.categorical)
+
+
 def fit_lightgbm(table: TrainingTable, split: Split, settings: Settings, overrides: dict | None = None) -> RadarModel:
     """Train on split.train, early-stop on split.calibration, calibrate on it (unweighted)."""
     frame = table.frame
     shell = RadarModel(None, Calibrator("platt"), table.features, levels_of(table, split.train), table.target)
     X, Xc = shell.prepare(frame.iloc[split.train]), shell.prepare(frame.iloc[split.calibration])
     y, yc = table.y[split.train], table.y[split.calibration]
-    booster, pos_weight = train_booster(X, y, Xc, yc, settings, overrides)
+    constraints = constraints_for(table, settings)
+    booster, pos_weight = train_booster(X, y, Xc, yc, settings, overrides, constraints)
     margin = booster.predict(Xc, raw_score=True)
     calibrator = choose_calibrator(
         margin,
@@ -215,5 +304,10 @@ def fit_lightgbm(table: TrainingTable, split: Split, settings: Settings, overrid
         "positive_weight": pos_weight,
         "calibration": calibrator.method,
         "train_rows": len(split.train),
+        "monotone_features": sum(1 for c in constraints or () if c),
+        # the typical rate the served tiers are relative to ("2.8x the typical churn risk"):
+        # the positive share of the calibration period, the most recent labelled rows
+        "base_rate": float(np.mean(yc)) if len(yc) and float(np.mean(yc)) > 0 else float(np.mean(y)),
     }
-    return RadarModel(booster, calibrator, shell.features, shell.categories, table.target, metadata)
+    reference = training_reference(X, table.categorical)
+    return RadarModel(booster, calibrator, shell.features, shell.categories, table.target, metadata, reference)

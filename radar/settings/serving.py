@@ -17,12 +17,29 @@ RiskTier = Literal["red", "yellow", "green"]
 class ServingSettings(_Section):
     """How scores become risk tiers, opportunities, disagreements and explanations."""
 
-    red_below: float = Field(0.4, ge=0, le=1, description="Renewal likelihood below this is the red risk tier.")
-    yellow_below: float = Field(
-        0.7, ge=0, le=1, description="Renewal likelihood below this (and not red) is yellow; the rest is green."
+    red_lift: float = Field(
+        3.0,
+        gt=0,
+        description="Red risk tier: 90-day churn risk at least this many times the base rate recorded with the "
+        "model (the typical churn risk); chosen with `radar backtest`.",
     )
-    opportunity_above: float = Field(
-        0.5, ge=0, le=1, description="Upsell likelihood above this marks an expansion opportunity."
+    yellow_lift: float = Field(
+        1.5, gt=0, description="Yellow risk tier: 90-day churn risk at least this many times the base rate (not red)."
+    )
+    risk_floor: float = Field(
+        0.02,
+        ge=0,
+        le=1,
+        description="Absolute floor: an account is red or yellow only with at least this 90-day churn risk, "
+        "so a tiny base rate cannot flag the whole book.",
+    )
+    opportunity_lift: float = Field(
+        2.0,
+        gt=0,
+        description="Expansion opportunity: upsell likelihood at least this many times the expansion base rate.",
+    )
+    opportunity_floor: float = Field(
+        0.10, ge=0, le=1, description="Absolute floor: an opportunity needs at least this upsell likelihood."
     )
     playbooks_file: Path | None = Field(
         None,
@@ -64,12 +81,12 @@ class ServingSettings(_Section):
 
     @model_validator(mode="after")
     def _ordered(self) -> ServingSettings:
-        if self.red_below > self.yellow_below:
-            raise ValueError(f"red_below ({self.red_below}) must not exceed yellow_below ({self.yellow_below})")
+        if self.red_lift < self.yellow_lift:
+            raise ValueError(f"red_lift ({self.red_lift}) must not be below yellow_lift ({self.yellow_lift})")
         return self
 
 
-AlertRule = Literal["indicator", "renewal_drop", "escalation", "risk_tier", "expansion"]
+AlertRule = Literal["indicator", "risk_rise", "escalation", "risk_tier", "expansion"]
 Routing = Literal["meeting", "review", "tag"]
 
 
@@ -80,7 +97,12 @@ class InsightWeights(_Section):
     frequency: float = Field(
         1.0, ge=0, description="How persistent: the share of recent snapshots (or the conversations) showing it, 0-1."
     )
-    impact: float = Field(1.0, ge=0, description="How much money: the account's MRR percentile in the portfolio, 0-1.")
+    impact: float = Field(
+        1.0,
+        ge=0,
+        description="How much money: the percentile of the account's expected MRR lost (MRR x churn risk) in the "
+        "portfolio, 0-1 (for an opportunity: of its expansion potential).",
+    )
 
     @model_validator(mode="after")
     def _positive(self) -> InsightWeights:
@@ -93,9 +115,10 @@ class AlertSettings(_Section):
     """Alerts (DOMAIN 5): the rules, the insight score that routes them, and the optional webhook."""
 
     rules: tuple[AlertRule, ...] = Field(
-        ("indicator", "renewal_drop", "escalation", "risk_tier", "expansion"),
-        description="Rules evaluated by `radar alerts`: indicator below its expected level, week-over-week "
-        "renewal drop, red feedback escalation, red/yellow risk tier, expansion opportunity.",
+        ("indicator", "risk_rise", "escalation", "risk_tier", "expansion"),
+        description="Rules evaluated by `radar alerts`: indicator below its expected level, a rise in churn risk "
+        "since the previous snapshot, red feedback escalation, red/yellow risk tier, expansion opportunity. "
+        "An account's signals are grouped into one alert.",
     )
     indicator_levels: dict[str, tuple[float, float]] = Field(
         default_factory=lambda: {
@@ -120,19 +143,19 @@ class AlertSettings(_Section):
         description="Snapshots (the current one and those before it) over which an alert's frequency "
         "is measured: the share of them in which its condition held.",
     )
-    drop_threshold: float = Field(
-        0.10,
+    rise_threshold: float = Field(
+        1.0,
         gt=0,
-        le=1,
-        description="Alert when renewal likelihood fell by more than this (absolute) since the previous snapshot.",
+        description="Alert when the churn risk rose by more than this many base rates (lift points, e.g. from "
+        "1.2x to 2.4x typical) since the previous snapshot.",
     )
-    drop_severe: float = Field(0.30, gt=0, le=1, description="A renewal drop this large has severity 1.")
-    drop_min_days: int = Field(
+    rise_severe: float = Field(3.0, gt=0, description="A rise this large (in lift points) has severity 1.")
+    rise_min_days: int = Field(
         7,
         ge=1,
         description="The previous snapshot compared is at least this many days older (a week)...",
     )
-    drop_lookback_days: int = Field(
+    rise_lookback_days: int = Field(
         35,
         ge=1,
         description="...and at most this many: monthly snapshots compare with the month before.",
@@ -156,6 +179,22 @@ class AlertSettings(_Section):
     )
     evidence_items: int = Field(3, ge=1, le=20, description="Drivers and quotes kept as evidence per alert.")
     weights: InsightWeights = Field(default_factory=InsightWeights)
+    tier_severity: dict[str, float] = Field(
+        default_factory=lambda: {"red": 1.0, "yellow": 0.6, "green": 0.0},
+        description="The model's risk tier as a severity; an alert's severity is the mean of its strongest "
+        "signal's severity and this, so one weak indicator on a low-risk account stays low.",
+    )
+    meeting_needs_flag: bool = Field(
+        True,
+        description="Only red or yellow accounts, or an escalation of red cues in several conversations, can "
+        "be routed to a meeting: never a green account on one indicator.",
+    )
+    max_per_owner: int = Field(
+        10,
+        ge=1,
+        description="Most alerts per CSM owner per run (a week), in call-list order; the rest wait in the "
+        "review queue, marked capped and counted, so no CSM gets 100 alerts at once.",
+    )
     meeting_above: float = Field(
         0.6, ge=0, le=1, description="Insight score above this: schedule a meeting with the product owner and support."
     )
@@ -192,9 +231,9 @@ class AlertSettings(_Section):
 
     @model_validator(mode="after")
     def _ordered(self) -> AlertSettings:
-        if self.drop_min_days > self.drop_lookback_days:
+        if self.rise_min_days > self.rise_lookback_days:
             raise ValueError(
-                f"drop_min_days ({self.drop_min_days}) must not exceed drop_lookback_days ({self.drop_lookback_days})"
+                f"rise_min_days ({self.rise_min_days}) must not exceed rise_lookback_days ({self.rise_lookback_days})"
             )
         if self.review_from > self.meeting_above:
             raise ValueError(f"review_from ({self.review_from}) must not exceed meeting_above ({self.meeting_above})")
@@ -233,13 +272,12 @@ class DigestSettings(_Section):
         le=10,
         description="Feedback quotes (red for a risk, green for an opportunity) shown per account after its drivers.",
     )
-    trend_snapshots: int = Field(6, ge=2, description="Snapshots in each account's renewal likelihood trend.")
+    trend_snapshots: int = Field(6, ge=2, description="Snapshots in each account's churn risk trend.")
     improved_threshold: float = Field(
-        0.10,
+        1.0,
         gt=0,
-        le=1,
-        description="An account improved when its renewal likelihood rose by more than this "
-        "(absolute) since the snapshot the renewal drop compares with (alerts.drop_min_days..drop_lookback_days).",
+        description="An account improved when its churn risk fell by more than this many base rates (lift "
+        "points, e.g. from 3.1x to 1.6x typical) since the snapshot the risk rise rule compares with.",
     )
     max_improved: int = Field(10, ge=0, description="Improved accounts shown per owner, largest rise first.")
 

@@ -51,7 +51,14 @@ def write_file(rows: pd.DataFrame, path: Path) -> WriteReport:
     return report
 
 
-DUCKDB_TYPES = {"str": "VARCHAR", "date": "DATE", "float": "DOUBLE", "bool": "BOOLEAN", "timestamp": "TIMESTAMPTZ"}
+DUCKDB_TYPES = {
+    "str": "VARCHAR",
+    "date": "DATE",
+    "float": "DOUBLE",
+    "int": "BIGINT",
+    "bool": "BOOLEAN",
+    "timestamp": "TIMESTAMPTZ",
+}
 
 
 def duckdb_ddl(table: str = TABLE) -> str:
@@ -72,11 +79,13 @@ def write_duckdb(rows: pd.DataFrame, path: Path) -> WriteReport:
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute(duckdb_ddl())
-            inserted, changed = con.execute(
+            counts = con.execute(
                 f"SELECT count(*) FILTER (WHERE t.account_id IS NULL), "
                 f"count(*) FILTER (WHERE t.account_id IS NOT NULL AND ({differs})) "
                 f"FROM crm_incoming_rows i LEFT JOIN {TABLE} t ON {on}"
             ).fetchone()
+            assert counts is not None  # an aggregate without GROUP BY returns one row
+            inserted, changed = counts
             con.execute(
                 f"INSERT OR REPLACE INTO {TABLE} SELECT i.* FROM crm_incoming_rows i "
                 f"LEFT JOIN {TABLE} t ON {on} WHERE t.account_id IS NULL OR {differs}"

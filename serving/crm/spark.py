@@ -23,17 +23,28 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from radar.settings import Settings
-from serving.crm.table import COLUMNS, crm_frame, normalise
+from serving.crm.table import COLUMNS, crm_frame, normalise, rank_calls
 from serving.scoring.batch import SNAPSHOTS
 
-_SPARK_TYPES = {"str": "string", "date": "date", "float": "double", "bool": "boolean", "timestamp": "timestamp"}
+if TYPE_CHECKING:
+    from training.model import RadarModel
+
+_SPARK_TYPES = {
+    "str": "string",
+    "date": "date",
+    "float": "double",
+    "int": "bigint",
+    "bool": "boolean",
+    "timestamp": "timestamp",
+}
 CRM_DDL = ", ".join(f"{c.name} {_SPARK_TYPES[c.kind]}" for c in COLUMNS)
 
-_LOADED: dict[tuple[str, str, str], object] = {}  # (registry URI, model name, version) -> RadarModel, per process
+_LOADED: dict[tuple[str, str, str], RadarModel] = {}  # (registry URI, model name, version) -> RadarModel, per process
 
 
 @dataclass(frozen=True)
@@ -69,7 +80,8 @@ def _score_partition(
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         from serving.scoring.score import ScoringModels, score_frame
 
-        models = ScoringModels(*(_served(uri, *versions[t]) for t in ("renewal", "upsell")))
+        served = {t: _served(uri, *v) for t, v in versions.items()}
+        models = ScoringModels(served["renewal"], served["upsell"], served.get("next_renewal"))
         for batch in batches:
             if len(batch):
                 scored = score_frame(batch, models, settings, scored_at=scored_at)
@@ -121,7 +133,7 @@ def score_on_spark(
         spark = spark or spark_session(settings, staging)
         rows = spark.read.parquet(str(source)).repartition(settings.spark.shuffle_partitions)
         scored = rows.mapInPandas(_score_partition(settings, tracking_uri(settings.training), names, stamp), CRM_DDL)
-        crm = normalise(scored.toPandas())
+        crm = rank_calls(normalise(scored.toPandas()))  # partitions ranked apart: rank the whole portfolio
     finally:
         if spark is not None and session is None:
             spark.stop()

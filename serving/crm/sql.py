@@ -13,15 +13,19 @@ through, a lost connection) rolls the whole transaction back: the previous table
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pandas as pd
 import sqlalchemy as sa
 
 from serving.crm.table import COLUMNS, COMPARED, KEY, NAMES, TABLE, WriteReport, to_arrow
 
-SQL_TYPES = {
+SQL_TYPES: dict[str, Callable[[], sa.types.TypeEngine[Any]]] = {
     "str": sa.Text,
     "date": sa.Date,
     "float": sa.Double,
+    "int": sa.BigInteger,
     "bool": sa.Boolean,
     "timestamp": lambda: sa.DateTime(timezone=True),
 }
@@ -37,11 +41,13 @@ def crm_table(metadata: sa.MetaData, name: str = TABLE, *, temporary: bool = Fal
 def _upsert_insert(dialect: str):
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        raise ValueError(f"CRM upserts support PostgreSQL (and SQLite), not {dialect}")
-    return insert
+
+        return insert
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert
+    raise ValueError(f"CRM upserts support PostgreSQL (and SQLite), not {dialect}")
 
 
 def _records(rows: pd.DataFrame) -> list[dict]:

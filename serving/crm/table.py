@@ -28,6 +28,7 @@ import pandas as pd
 import pyarrow as pa
 
 from radar.settings import ServingSettings
+from serving.scoring.decisions import call_order
 
 TABLE = "crm_scores"
 KEY = ("account_id", "as_of")
@@ -36,16 +37,23 @@ KEY = ("account_id", "as_of")
 @dataclass(frozen=True)
 class Column:
     name: str
-    kind: str  # str, date, float, bool, timestamp
+    kind: str  # str, date, float, int, bool, timestamp
     nullable: bool = False
 
 
 COLUMNS = (
     Column("account_id", "str"),
     Column("as_of", "date"),
-    Column("renewal_likelihood", "float"),
+    Column("call_rank", "int"),
+    Column("churn_risk", "float"),
+    Column("churn_lift", "float"),
     Column("risk_tier", "str"),
+    Column("expected_mrr_loss", "float"),
+    Column("next_renewal", "date", nullable=True),
+    Column("renewal_likelihood", "float", nullable=True),
+    Column("risk_summary", "str"),
     Column("upsell_likelihood", "float"),
+    Column("upsell_lift", "float"),
     Column("opportunity", "bool"),
     Column("health_score", "float", nullable=True),
     Column("top_reasons", "str"),
@@ -56,6 +64,8 @@ COLUMNS = (
     Column("renewal_model_version", "str"),
     Column("upsell_model", "str"),
     Column("upsell_model_version", "str"),
+    Column("next_renewal_model", "str", nullable=True),
+    Column("next_renewal_model_version", "str", nullable=True),
     Column("scored_at", "timestamp"),
 )
 NAMES = [c.name for c in COLUMNS]
@@ -65,6 +75,7 @@ ARROW = {
     "str": pa.string(),
     "date": pa.date32(),
     "float": pa.float64(),
+    "int": pa.int64(),
     "bool": pa.bool_(),
     "timestamp": pa.timestamp("us", tz="UTC"),
 }
@@ -95,10 +106,26 @@ def crm_frame(scored: pd.DataFrame, serving: ServingSettings | None = None) -> p
         )
         texts.append(text)
         jsons.append(js)
-    out = scored.reindex(columns=[c for c in NAMES if c not in ("top_reasons", "top_reasons_json")])
-    out.insert(NAMES.index("top_reasons"), "top_reasons", texts)
-    out.insert(NAMES.index("top_reasons_json"), "top_reasons_json", jsons)
-    return normalise(out)
+    made = ("top_reasons", "top_reasons_json", "call_rank")
+    out = scored.reindex(columns=[c for c in NAMES if c not in made])
+    out.insert(NAMES.index("top_reasons") - 1, "top_reasons", texts)
+    out.insert(NAMES.index("top_reasons_json") - 1, "top_reasons_json", jsons)
+    out.insert(NAMES.index("call_rank"), "call_rank", 0)
+    return rank_calls(normalise(out))
+
+
+def rank_calls(rows: pd.DataFrame) -> pd.DataFrame:
+    """`call_rank` per as_of: 1 = first on the call list (`serving.scoring.decisions.call_order`:
+    expected MRR lost, the sooner renewal breaking ties). Applied to a whole portfolio, so
+    the CRM table orders accounts exactly as every screen does."""
+    out = rows.copy()
+    days = (pd.to_datetime(out["next_renewal"]) - pd.to_datetime(out["as_of"])).dt.days
+    keyed = out.assign(days_to_next_renewal=days)
+    for _, group in keyed.groupby("as_of", sort=False):
+        ordered = call_order(group)
+        out.loc[ordered.index, "call_rank"] = np.arange(1, len(ordered) + 1)
+    out["call_rank"] = out["call_rank"].astype("int64")
+    return out
 
 
 def normalise(frame: pd.DataFrame) -> pd.DataFrame:
@@ -112,6 +139,8 @@ def normalise(frame: pd.DataFrame) -> pd.DataFrame:
         col = frame[c.name]
         if c.kind == "float":
             out[c.name] = pd.to_numeric(col, errors="coerce").astype("float64")
+        elif c.kind == "int":
+            out[c.name] = pd.to_numeric(col, errors="coerce").fillna(0).astype("int64")
         elif c.kind == "bool":
             out[c.name] = col.map(lambda v: v if v is None or pd.isna(v) else str(v).lower() in ("true", "1"))
             out[c.name] = out[c.name].astype(bool) if out[c.name].notna().all() else out[c.name].astype(object)

@@ -3,8 +3,10 @@
 `score_workspace` reads the snapshots of one as_of (the latest by default) from the
 workspace database, read-only, and scores every account in them (snapshots hold the
 accounts active at as_of) with `serving.scoring.score.score_frame`, the function POST /score
-uses. `at_risk` and `opportunities` rank scored accounts by money: MRR at risk =
-mrr x (1 - renewal likelihood), expansion potential = upsell likelihood x mrr.
+uses. `at_risk` is the call list (`serving.scoring.decisions.call_order`: expected MRR
+lost within 90 days = mrr x churn risk, the sooner renewal breaking ties) of the red and
+yellow accounts; `opportunities` ranks flagged accounts by expansion potential =
+upsell likelihood x mrr.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from datetime import date, datetime
 import pandas as pd
 
 from radar.settings import ServingSettings, Settings
+from serving.scoring.decisions import call_order, expected_loss
 from serving.scoring.score import ScoringModels, score_frame
 
 SNAPSHOTS = "snapshots"
@@ -116,13 +119,14 @@ def at_risk(
     owner: str | None = None,
     include_green: bool = False,
 ) -> pd.DataFrame:
-    """Accounts by MRR at risk = mrr x (1 - renewal likelihood), largest first; red and
-    yellow tiers only unless `include_green`."""
+    """The call list: accounts by expected MRR lost (mrr x churn risk), largest first, the
+    sooner renewal breaking ties; red and yellow tiers only unless `include_green`.
+    `mrr_at_risk` is that expected loss."""
     rows = _filtered(scored, segment, owner)
     if not include_green:
         rows = rows[rows["risk_tier"] != "green"]
-    rows = rows.assign(mrr_at_risk=_mrr(rows) * (1.0 - rows["renewal_likelihood"]))
-    return rows.sort_values(["mrr_at_risk", "account_id"], ascending=[False, True], kind="stable").head(limit)
+    rows = rows.assign(mrr_at_risk=expected_loss(rows["mrr"], rows["churn_risk"]))
+    return call_order(rows).head(limit)
 
 
 def opportunities(

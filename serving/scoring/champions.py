@@ -1,4 +1,8 @@
-"""Which models are served: the `champion` renewal and upsell versions in the MLflow registry.
+"""Which models are served: the `champion` versions in the MLflow registry.
+
+The 90-day churn model (`radar-renewal`) and the upsell model are required; the
+next-renewal model (`radar-next-renewal`) is served when it has a champion (an older
+registry without it still scores, without the renewal likelihood at the next renewal).
 
 Serving never picks a model by itself: it loads whatever `radar promote` made champion,
 by alias, and reports the names and versions it loaded with every score. No champion
@@ -18,21 +22,27 @@ class NoChampion(RuntimeError):
     """A served target has no champion version in the registry."""
 
 
+REQUIRED = ("renewal", "upsell")
+OPTIONAL = ("next_renewal",)
+
+
 def champion_versions(settings: Settings) -> dict[str, str]:
-    """{target: champion version} for renewal and upsell; `NoChampion` names any missing."""
+    """{target: champion version} for renewal, upsell (required; `NoChampion` names any
+    missing) and next_renewal (when it has one)."""
     from mlflow.exceptions import MlflowException
 
     check_tracking(settings.training)
     client = configure(settings.training)
     found, missing = {}, []
-    for target in ("renewal", "upsell"):
+    for target in REQUIRED + tuple(t for t in OPTIONAL if t in TARGETS):
         name = TARGETS[target].model_name
         try:
             found[target] = str(client.get_model_version_by_alias(name, CHAMPION).version)
         except MlflowException as exc:
             if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
                 raise
-            missing.append(name)
+            if target in REQUIRED:
+                missing.append(name)
     if missing:
         raise NoChampion(
             f"no champion version of {' and '.join(missing)} in the MLflow registry at "
@@ -52,4 +62,4 @@ def load_champions(settings: Settings) -> ScoringModels:
         name = TARGETS[target].model_name
         # by version rather than alias: a promotion during loading cannot mix versions
         served[target] = ServedModel(load_radar_model(f"models:/{name}/{version}"), name, version)
-    return ScoringModels(served["renewal"], served["upsell"])
+    return ScoringModels(served["renewal"], served["upsell"], served.get("next_renewal"))

@@ -61,7 +61,7 @@ def request_models(settings: Settings, serving: ServingSettings | None = None) -
     record = account_record_model(registry)
     cfg = serving_settings(settings, serving)
     accounts = Annotated[
-        list[record],
+        list[record],  # type: ignore[valid-type]  # a class built at run time from the registry
         Field(min_length=1, max_length=cfg.max_batch, description=f"1 to {cfg.max_batch} accounts to score."),
     ]
     request = create_model("ScoreRequest", __config__=_STRICT, __doc__="Accounts to score.", accounts=(accounts, ...))
@@ -101,9 +101,25 @@ class ScoredAccount(BaseModel):
 
     account_id: str
     as_of: date
-    renewal_likelihood: float = Field(description="1 - calibrated P(churn within the horizon).")
-    risk_tier: Literal["red", "yellow", "green"]
+    churn_risk: float = Field(
+        description="Calibrated P(churn within the next 90 days): drives tiers and the call list."
+    )
+    churn_lift: float = Field(description="Churn risk / the base rate recorded with the model (2.8 = 2.8x typical).")
+    risk_tier: Literal["red", "yellow", "green"] = Field(
+        description="From the churn lift (serving.red_lift, yellow_lift)."
+    )
+    expected_mrr_loss: float = Field(description="MRR x churn risk: the call list's order, largest first.")
+    next_renewal: date | None = Field(description="Nearest contract end of an active line (None: open-ended).")
+    renewal_likelihood: float | None = Field(
+        description="1 - calibrated P(churn by the next renewal): the chance to still be a customer after "
+        "next_renewal; None when the next-renewal model is not served."
+    )
+    risk_summary: str = Field(
+        description="The risk in words, e.g. 'churn risk next 90 days 8.4% (2.8x typical) · "
+        "renews 2027-06-30, 86% likely to renew there'."
+    )
     upsell_likelihood: float = Field(description="Calibrated P(expansion within the horizon).")
+    upsell_lift: float = Field(description="Upsell likelihood / the expansion base rate recorded with the model.")
     opportunity: bool
     health_score: float | None
     health_band: str | None
@@ -122,6 +138,7 @@ class ScoredAccount(BaseModel):
     action_because: str | None = Field(description="The driver (feature) that chose the playbook, if one did.")
     renewal_model: ModelRef
     upsell_model: ModelRef
+    next_renewal_model: ModelRef | None
 
 
 class ScoreResponse(BaseModel):
@@ -141,9 +158,15 @@ def response_from_frame(scored: pd.DataFrame) -> ScoreResponse:
             ScoredAccount(
                 account_id=row["account_id"],
                 as_of=row["as_of"],
-                renewal_likelihood=row["renewal_likelihood"],
+                churn_risk=row["churn_risk"],
+                churn_lift=row["churn_lift"],
                 risk_tier=row["risk_tier"],
+                expected_mrr_loss=row["expected_mrr_loss"],
+                next_renewal=_none(row["next_renewal"]),
+                renewal_likelihood=_none(row["renewal_likelihood"]),
+                risk_summary=row["risk_summary"],
                 upsell_likelihood=row["upsell_likelihood"],
+                upsell_lift=row["upsell_lift"],
                 opportunity=bool(row["opportunity"]),
                 health_score=_none(row["health_score"]),
                 health_band=_none(row["health_band"]),
@@ -158,14 +181,17 @@ def response_from_frame(scored: pd.DataFrame) -> ScoreResponse:
                 action_because=_none(row["action_because"]),
                 renewal_model=ModelRef(name=row["renewal_model"], version=row["renewal_model_version"]),
                 upsell_model=ModelRef(name=row["upsell_model"], version=row["upsell_model_version"]),
+                next_renewal_model=None
+                if _none(row.get("next_renewal_model")) is None
+                else ModelRef(name=row["next_renewal_model"], version=row["next_renewal_model_version"]),
             )
         )
     stamp = scored["scored_at"].iloc[0].to_pydatetime() if len(scored) else datetime.now().astimezone()
     return ScoreResponse(accounts=accounts, scored_at=stamp)
 
 
-_FLOAT_OR_NONE = ("health_score",)
-_TEXT_OR_NONE = ("health_band", "disagreement_reason", "explains", "action_because")
+_FLOAT_OR_NONE = ("health_score", "renewal_likelihood")
+_TEXT_OR_NONE = ("health_band", "disagreement_reason", "explains", "action_because", "next_renewal_model")
 
 
 def _column(scored: pd.DataFrame, name: str) -> list:
@@ -194,9 +220,14 @@ def response_json(scored: pd.DataFrame, **extra) -> bytes:
         name: _column(scored, name)
         for name in (
             "account_id",
-            "renewal_likelihood",
+            "churn_risk",
+            "churn_lift",
             "risk_tier",
+            "expected_mrr_loss",
+            "renewal_likelihood",
+            "risk_summary",
             "upsell_likelihood",
+            "upsell_lift",
             "health_score",
             "health_band",
             "disagreement_reason",
@@ -209,8 +240,13 @@ def response_json(scored: pd.DataFrame, **extra) -> bytes:
             "renewal_model_version",
             "upsell_model",
             "upsell_model_version",
+            "next_renewal_model",
+            "next_renewal_model_version",
         )
     }
+    renewals = [
+        None if d is None or (isinstance(d, float) and d != d) else d.isoformat() for d in scored["next_renewal"]
+    ]
     as_of = [d.isoformat() for d in scored["as_of"].tolist()]
     opportunity = [bool(v) for v in scored["opportunity"].tolist()]
     disagreement = [bool(v) for v in scored["disagreement"].tolist()]
@@ -219,9 +255,15 @@ def response_json(scored: pd.DataFrame, **extra) -> bytes:
         {
             "account_id": cols["account_id"][i],
             "as_of": as_of[i],
-            "renewal_likelihood": float(cols["renewal_likelihood"][i]),
+            "churn_risk": float(cols["churn_risk"][i]),
+            "churn_lift": float(cols["churn_lift"][i]),
             "risk_tier": cols["risk_tier"][i],
+            "expected_mrr_loss": float(cols["expected_mrr_loss"][i]),
+            "next_renewal": renewals[i],
+            "renewal_likelihood": cols["renewal_likelihood"][i],
+            "risk_summary": cols["risk_summary"][i],
             "upsell_likelihood": float(cols["upsell_likelihood"][i]),
+            "upsell_lift": float(cols["upsell_lift"][i]),
             "opportunity": opportunity[i],
             "health_score": cols["health_score"][i],
             "health_band": cols["health_band"][i],
@@ -236,6 +278,9 @@ def response_json(scored: pd.DataFrame, **extra) -> bytes:
             "action_because": cols["action_because"][i],
             "renewal_model": {"name": cols["renewal_model"][i], "version": str(cols["renewal_model_version"][i])},
             "upsell_model": {"name": cols["upsell_model"][i], "version": str(cols["upsell_model_version"][i])},
+            "next_renewal_model": None
+            if cols["next_renewal_model"][i] is None
+            else {"name": cols["next_renewal_model"][i], "version": str(cols["next_renewal_model_version"][i])},
         }
         for i in range(n)
     ]

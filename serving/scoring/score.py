@@ -1,7 +1,9 @@
 """THE scoring function: snapshot records in, everything a CS team acts on out.
 
 POST /score and batch scoring (`radar score`, CRM enrichment) both call `score_frame`,
-so they cannot drift apart: likelihoods, risk tier, opportunity flag, health score and
+so they cannot drift apart: the 90-day churn risk and its lift over the base rate, the
+risk tier and expected MRR lost (`serving.scoring.decisions`), the renewal likelihood at
+the next renewal and its date, upsell likelihood and the opportunity flag, health score and
 band, the disagreement flag, the top drivers per target with reasons, the playbook
 action and owner, and the model names and versions. It does no I/O and reads no clock
 (the caller passes `scored_at`).
@@ -22,11 +24,14 @@ import pandas as pd
 
 from features.snapshot import feature_registry
 from radar.settings import ServingSettings, Settings, serving_settings
+from serving.scoring.decisions import base_rate_of, expected_loss, lift, risk_tier, summary
+from serving.scoring.decisions import opportunity as is_opportunity
+from serving.scoring.context import context_lines
 from serving.scoring.explain import EXPLAINS, Explainer, drivers, likelihood_of
-from serving.scoring.playbook import load_playbooks, recommend
+from serving.scoring.playbook import Recommendation, load_playbooks, recommend
 from training.model import RadarModel
 
-CARRIED = ("name", "csm_owner", "segment", "mrr")  # passed through for people and rankings
+CARRIED = ("name", "csm_owner", "segment", "mrr", "days_to_next_renewal")  # for people and the call list
 
 
 @dataclass(frozen=True)
@@ -40,11 +45,21 @@ class ServedModel:
 
 @dataclass
 class ScoringModels:
-    """The renewal and upsell models served together; explainers are built once, on first use."""
+    """The models served together; explainers are built once, on first use.
+
+    renewal: the 90-day churn model (label `churned`): churn risk, tiers and the call list.
+    upsell: expansion within the horizon. next_renewal: churn by the next renewal (label
+    `churned_by_renewal`), shown as the renewal likelihood at that date; optional (a
+    registry without it still scores churn risk and upsell)."""
 
     renewal: ServedModel
     upsell: ServedModel
+    next_renewal: ServedModel | None = None
     _explainers: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return ("renewal", "upsell") + (("next_renewal",) if self.next_renewal is not None else ())
 
     def explainer(self, target: str) -> Explainer:
         if target not in self._explainers:
@@ -60,19 +75,35 @@ class ScoringModels:
         return cached[1]
 
     @cached_property
-    def lineage(self) -> dict[str, str]:
+    def lineage(self) -> dict[str, str | None]:
+        served = self.next_renewal
         return {
             "renewal_model": self.renewal.name,
             "renewal_model_version": str(self.renewal.version),
             "upsell_model": self.upsell.name,
             "upsell_model_version": str(self.upsell.version),
+            "next_renewal_model": served.name if served else None,
+            "next_renewal_model_version": str(served.version) if served else None,
         }
 
+    @cached_property
+    def base_rates(self) -> dict[str, float]:
+        """The churn and expansion base rates recorded with the models (tiers are relative to them)."""
+        return {t: base_rate_of(getattr(self, t).model, t) for t in ("renewal", "upsell")}
 
-def risk_tier(renewal_likelihood: np.ndarray, serving: ServingSettings) -> np.ndarray:
-    """red below `red_below`, yellow below `yellow_below`, else green (DOMAIN 5)."""
-    r = np.asarray(renewal_likelihood, dtype=float)
-    return np.select([r < serving.red_below, r < serving.yellow_below], ["red", "yellow"], "green").astype(object)
+
+def next_renewal_dates(frame: pd.DataFrame, as_of: pd.Series) -> np.ndarray:
+    """The next renewal (nearest contract end of an active line) per row: the snapshot's
+    `next_renewal` when it has one, else as_of + days_to_next_renewal; None when open-ended."""
+    if "next_renewal" in frame.columns:
+        given = pd.to_datetime(frame["next_renewal"], errors="coerce")
+    else:
+        given = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns]")
+    if "days_to_next_renewal" in frame.columns:
+        days = pd.to_numeric(frame["days_to_next_renewal"], errors="coerce")
+        derived = pd.to_datetime(pd.Series(as_of.to_numpy(), index=frame.index)) + pd.to_timedelta(days, unit="D")
+        given = given.fillna(derived)
+    return np.array([None if pd.isna(d) else d.date() for d in given], dtype=object)
 
 
 def health_band(score: pd.Series, given: pd.Series | None, settings: Settings) -> np.ndarray:
@@ -105,7 +136,7 @@ def _predict(models: ScoringModels, frame: pd.DataFrame, threads: int) -> dict:
     """Per target: the explainer's inputs, raw margin and calibrated P(positive) — inputs
     prepared once for models that read the same features, margins for all rows at once."""
     out, cache = {}, {}
-    for target in ("renewal", "upsell"):
+    for target in models.targets:
         model, explainer = getattr(models, target).model, models.explainer(target)
         key = (
             tuple(model.features),
@@ -153,13 +184,16 @@ def score_frame(
     result = {"account_id": frame["account_id"].astype(str).to_numpy(dtype=object), "as_of": as_of.to_numpy()}
     for c in CARRIED:
         result[c] = frame[c].to_numpy() if c in frame.columns else np.full(n, None, dtype=object)
-    likely = {}
-    for target, (_, margin, p) in predicted.items():
-        inverted = likelihood_of(getattr(models, target).model)[1]
-        likely[target] = 1.0 - p if inverted else p
+    for target, (_, margin, _p) in predicted.items():
         result[f"{target}_margin"] = margin
-    tier = risk_tier(likely["renewal"], cfg)
-    opportunity = likely["upsell"] > cfg.opportunity_above
+    rates = models.base_rates
+    churn_risk = predicted["renewal"][2]
+    churn_lift = lift(churn_risk, rates["renewal"])
+    tier = risk_tier(churn_risk, rates["renewal"], cfg)
+    upsell = predicted["upsell"][2]
+    opportunity = is_opportunity(upsell, rates["upsell"], cfg)
+    renews = predicted["next_renewal"][2] if "next_renewal" in predicted else np.full(n, np.nan)
+    renewal_dates = next_renewal_dates(frame, as_of)
     health = (
         pd.to_numeric(frame["health_score"], errors="coerce")
         if "health_score" in frame.columns
@@ -168,9 +202,18 @@ def score_frame(
     band = health_band(health, frame["health_band"] if "health_band" in frame.columns else None, settings)
     flag, why = disagreement(band, tier, cfg)
     result.update(
-        renewal_likelihood=likely["renewal"],
+        churn_risk=churn_risk,
+        churn_lift=churn_lift,
         risk_tier=tier,
-        upsell_likelihood=likely["upsell"],
+        expected_mrr_loss=expected_loss(result["mrr"], churn_risk),
+        renewal_likelihood=1.0 - renews,
+        next_renewal=renewal_dates,
+        upsell_likelihood=upsell,
+        upsell_lift=lift(upsell, rates["upsell"]),
+        risk_summary=[
+            summary(*values)
+            for values in zip(churn_risk.tolist(), churn_lift.tolist(), renewal_dates, (1.0 - renews).tolist())
+        ],
         opportunity=opportunity,
         health_score=health.to_numpy(dtype=float),
         health_band=band,
@@ -182,7 +225,8 @@ def score_frame(
     result["renewal_base_value"] = result["upsell_base_value"] = np.full(n, np.nan)
     registry = models.registry(settings)
     if explain and n:
-        for target, (inputs, _, _) in predicted.items():
+        for target in ("renewal", "upsell"):  # the reasons a CSM reads: churn risk and expansion
+            inputs = predicted[target][0]
             contrib, base = models.explainer(target).contributions(
                 inputs, threads=cfg.explain_threads, chunk_rows=cfg.explain_chunk_rows
             )
@@ -190,9 +234,11 @@ def score_frame(
             result[f"{target}_base_value"] = base
     result["renewal_drivers"], result["upsell_drivers"] = found["renewal"], found["upsell"]
     result["explains"] = np.full(n, EXPLAINS if explain else None, dtype=object)
+    result["context"] = context_lines(frame, as_of)  # contract timing, MRR, tenure: said apart from the drivers
     inverted = likelihood_of(models.renewal.model)[1]
     books = load_playbooks(cfg.playbooks_file)
-    by_tier = {}  # without drivers the action depends on (tier, opportunity) alone
+    # without drivers the action depends on (tier, opportunity) alone
+    by_tier: dict[tuple[str, bool], Recommendation] = {}
     actions = [
         recommend(t, o, d, registry, inverted, books)
         if d

@@ -29,10 +29,21 @@ from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from serving.render.templating import environment
+from serving.scoring.decisions import pct as risk_pct
+from serving.scoring.decisions import times_typical
 from serving.scoring.explain import likelihood_of
 from serving.scoring.portfolio import WorkspaceUnavailable
 from serving.scoring.score import score_frame
-from serving.web.pages import TABS, TIERS, PortfolioQuery, account_view, leadership_view, portfolio_view, query_from
+from serving.web.pages import (
+    TABS,
+    TIERS,
+    PortfolioQuery,
+    account_view,
+    backtest_view,
+    leadership_view,
+    portfolio_view,
+    query_from,
+)
 from serving.web.reads import AlertQueue, account_records
 from serving.workflow.scorecard import measures_of, portfolio_levels
 
@@ -114,7 +125,14 @@ def _points(now, before) -> str:
 
 
 ENV = environment(HERE / "templates")
-ENV.filters.update(pct=_pct, money=_money, points=_points, quote=lambda s: quote(str(s), safe=""))
+ENV.filters.update(
+    pct=_pct,
+    money=_money,
+    points=_points,
+    quote=lambda s: quote(str(s), safe=""),
+    risk_pct=lambda v: "–" if v is None else risk_pct(float(v)),
+    lift=lambda v: "–" if v is None else times_typical(float(v)),
+)
 ENV.globals.update(TABS=TABS, TIERS=TIERS, css=CSS)
 
 
@@ -308,7 +326,12 @@ def web_app(service_of: Callable[[], Any]) -> FastAPI:
             view, chart = st.leadership()
         except (WorkspaceUnavailable, AlertError) as exc:
             return unavailable(request, st, exc)
-        return page("leadership.html", title="Leadership", view=view, chart=chart, **common(request, st))
+        from serving.workflow.backtest import read_latest
+
+        backtest = backtest_view(read_latest(st.service.settings.output_dir))
+        return page(
+            "leadership.html", title="Leadership", view=view, chart=chart, backtest=backtest, **common(request, st)
+        )
 
     @app.get("/login", response_class=HTMLResponse)
     def login_form(

@@ -1,7 +1,7 @@
 """What the web pages show, as plain data: the portfolio (three tabs) and one account.
 
 Pure functions over the scored portfolio (`serving.scoring.portfolio.Portfolio.scored`), the
-open alerts and one account's records; serving/ui.py reads the inputs and renders the
+open alerts and one account's records; serving/web/app.py reads the inputs and renders the
 templates. Rankings are those of the API (`serving.scoring.batch`): MRR at risk = mrr x (1 -
 renewal likelihood) and expansion potential = upsell likelihood x mrr; the portfolio
 tab lists every active account (green ones too), the API only red and yellow ones.
@@ -19,6 +19,7 @@ import pandas as pd
 
 from features.registry import QCF_BUCKETS, FeatureRegistry
 from serving.scoring.batch import at_risk, opportunities
+from serving.scoring.decisions import call_order
 
 Tab = Literal["risk", "opportunities", "alerts"]
 TABS: dict[str, str] = {"risk": "At risk", "opportunities": "Expansion opportunities", "alerts": "Alert queue"}
@@ -72,6 +73,7 @@ class PortfolioView:
     roles: list[str]
     segments: list[str]
     alerts_missing: bool = False  # `radar alerts` never ran on this workspace
+    base_rate: float | None = None  # the churn base rate the tiers are relative to
 
     @property
     def first(self) -> int:
@@ -133,7 +135,7 @@ def _summary(scored: pd.DataFrame, alerts: pd.DataFrame | None) -> dict:
         "red": int(tiers.get("red", 0)),
         "yellow": int(tiers.get("yellow", 0)),
         "green": int(tiers.get("green", 0)),
-        "mrr_at_risk": float((mrr * (1 - scored["renewal_likelihood"]))[risky].sum()),
+        "mrr_at_risk": float(pd.to_numeric(scored["expected_mrr_loss"], errors="coerce")[risky].sum()),
         "opportunities": int(opp.sum()),
         "expansion_potential": float((mrr * scored["upsell_likelihood"])[opp].sum()),
         "alerts": None if alerts is None else len(alerts),
@@ -159,7 +161,11 @@ def _account_rows(rows: pd.DataFrame, inverted: bool, target: str) -> list[dict]
                 "mrr": _float(r.get("mrr")),
                 "mrr_at_risk": _float(r.get("mrr_at_risk")),
                 "expansion_potential": _float(r.get("expansion_potential")),
-                "renewal": float(r["renewal_likelihood"]),
+                "churn_risk": float(r["churn_risk"]),
+                "churn_lift": float(r["churn_lift"]),
+                "risk_summary": r["risk_summary"],
+                "next_renewal": r.get("next_renewal"),
+                "renewal": _float(r.get("renewal_likelihood")),
                 "upsell": float(r["upsell_likelihood"]),
                 "tier": r["risk_tier"],
                 "opportunity": bool(r["opportunity"]),
@@ -197,6 +203,17 @@ def _alert_rows(alerts: pd.DataFrame) -> list[dict]:
     return out
 
 
+def _queue_order(alerts: pd.DataFrame, scored: pd.DataFrame) -> pd.DataFrame:
+    """Open alerts: risks in call-list order (the account's expected MRR lost, the sooner renewal
+    first), then expansion opportunities by insight."""
+    money = scored.set_index("account_id")[["expected_mrr_loss", "days_to_next_renewal"]]
+    keyed = alerts.join(money, on="account_id")
+    growth = keyed["key"].astype(str).str.endswith(":expansion") | (keyed["rule"] == "expansion")
+    risks = call_order(keyed[~growth].assign(expected_mrr_loss=keyed.loc[~growth, "expected_mrr_loss"].fillna(0.0)))
+    chances = keyed[growth].sort_values(["insight_score", "key"], ascending=[False, True], kind="stable")
+    return pd.concat([risks, chances])[alerts.columns]
+
+
 def portfolio_view(
     scored: pd.DataFrame,
     as_of: date,
@@ -212,8 +229,8 @@ def portfolio_view(
     if alerts is not None:
         open_alerts = alerts.merge(people, on="account_id", how="left")
         open_alerts = _owned(open_alerts, query.owner, query.segment, ("csm_owner", "owner"))
-    if query.tab == "alerts":
-        listed = _search(open_alerts, query.q) if open_alerts is not None else people.iloc[:0]
+    if query.tab == "alerts":  # the alert queue in call-list order, like every other list
+        listed = _search(_queue_order(open_alerts, scored), query.q) if open_alerts is not None else people.iloc[:0]
     elif query.tab == "opportunities":
         listed = _search(opportunities(mine, limit=len(mine)), query.q)
     else:
@@ -246,7 +263,15 @@ def portfolio_view(
         roles=roles,
         segments=segments,
         alerts_missing=alerts is None,
+        base_rate=_base_rate(scored),
     )
+
+
+def _base_rate(scored: pd.DataFrame) -> float | None:
+    """The churn base rate the scores were made against (churn risk / its lift)."""
+    ratio = pd.to_numeric(scored["churn_risk"], errors="coerce") / pd.to_numeric(scored["churn_lift"], errors="coerce")
+    ratio = ratio[ratio > 0]
+    return float(ratio.median()) if len(ratio) else None
 
 
 # --- one account ---
@@ -259,7 +284,7 @@ class AccountView:
     facts: dict  # segment, owner, mrr, seats, renewal date ...
     current: dict  # the latest score: likelihoods, tier, health, action
     active: bool  # in the active portfolio (scored at the portfolio's date)
-    chart: str  # inline SVG
+    chart: dict  # the likelihood trend: src (a PNG as a data: URI) and alt (what it shows, in words)
     history: list[dict]  # per snapshot: as_of, renewal, upsell, tier
     scorecard: list
     renewal_drivers: list[dict]
@@ -339,18 +364,19 @@ def account_view(
 ) -> AccountView:
     """The account page from its snapshots (oldest first), their scores (`history`,
     probabilities only), its latest score with drivers (`current`) and its quotes."""
-    from serving.render.trend_chart import Series, trend_svg
+    from serving.render.charts import Series, likelihood_png, png_data_uri, summary
     from serving.workflow.scorecard import scorecard
 
     last = snapshots.iloc[-1]
     before = snapshots.iloc[-2] if len(snapshots) > 1 else None
     dates = list(history["as_of"])
-    chart = trend_svg(
+    lines = [
+        Series("Renewal likelihood", [float(v) for v in history["renewal_likelihood"]], "#1d4ed8"),
+        Series("Upsell likelihood", [float(v) for v in history["upsell_likelihood"]], "#7e22ce", (7, 4)),
+    ]
+    png = likelihood_png(
         dates,
-        [
-            Series("Renewal likelihood", [float(v) for v in history["renewal_likelihood"]], "#1d4ed8"),
-            Series("Upsell likelihood", [float(v) for v in history["upsell_likelihood"]], "#7e22ce", "7 4"),
-        ],
+        lines,
         bands=[
             (0, serving.red_below, "#fde2e1", f"red tier: renewal likelihood below {serving.red_below:.0%}"),
             (
@@ -360,8 +386,8 @@ def account_view(
                 f"yellow tier: renewal likelihood below {serving.yellow_below:.0%}",
             ),
         ],
-        title="Renewal and upsell likelihood at each snapshot",
     )
+    chart = {"src": png_data_uri(png), "alt": summary(dates, lines)}
     seats = _float(last.get("seats"))
     days = _float(last.get("days_to_next_renewal"))
     facts = {
@@ -440,9 +466,17 @@ def leadership_view(report) -> dict:
             }
             for (_, r), (_, m) in zip(top.iterrows(), moved.iterrows(), strict=True)
         ]
-        now = report.importance[(report.importance["target"] == target) & (report.importance["as_of"] == report.as_of)]
-        apart = [{"family": r["family_name"], "share": num(r["share"])} for _, r in now[~now["indicator"]].iterrows()]
-        targets.append({"target": target, "word": word, "rows": rows, "apart": apart})
+        apart = [{"family": r["family_name"], "share": num(r["share"])} for _, r in report.apart(target).iterrows()]
+        targets.append(
+            {
+                "target": target,
+                "word": word,
+                "rows": rows,
+                "apart": apart,
+                "context": report.context_line(target),
+                "context_share": num(report.context_share(target)),
+            }
+        )
     low = [
         {
             "family": r["family_name"],
@@ -478,3 +512,53 @@ def leadership_view(report) -> dict:
         "advocates": advocates,
         "found": report.advocates_found,
     }
+
+
+def backtest_view(document: dict | None) -> dict | None:
+    """The saved `radar backtest` (serving.workflow.backtest.read_latest) as the leadership
+    page's "How the radar did last quarter": the last quarter of its span, model vs health
+    score. None when there is none, or it lacks a figure the page shows (an older file)."""
+    if not document or "headline" not in document:
+        return None
+
+    def days(v):
+        return "–" if v is None else f"{v:.0f} days"
+
+    try:
+        head, settings = document["headline"], document["settings"]
+        renewal, health, fixed = document["models"]["renewal"], head["health"], head["fixed"]
+        samples = list(head["samples"])
+        return {
+            "span": f"{head['dates'][0]} to {head['dates'][-1]}",
+            "n_dates": len(head["dates"]),
+            "model": f"{renewal['name']} v{renewal['version']}",
+            "red_lift": float(settings["red_lift"]),
+            "yellow_lift": float(settings["yellow_lift"]),
+            "created": str(document.get("created_at", ""))[:10],
+            "out_of_sample": samples == ["out-of-sample"],
+            "samples_text": ", ".join(samples) or "unknown",
+            **{
+                k: head[k]
+                for k in (
+                    "accounts",
+                    "churners",
+                    "flagged_share",
+                    "red_share",
+                    "recall",
+                    "caught",
+                    "precision",
+                    "red_precision",
+                    "top10",
+                    "lead_churns",
+                    "lead_flagged",
+                )
+            },
+            "health": {k: health[k] for k in ("recall", "precision", "top10", "lead_flagged")},
+            "fixed": {k: fixed[k] for k in ("flagged_share", "recall")},
+            "lead_text": days(head["lead_days"]),
+            "lead_monthly_text": days(head["lead_monthly"]),
+            "lead_annual_text": days(head["lead_annual"]),
+            "health_lead_text": days(health["lead_days"]),
+        }
+    except (KeyError, TypeError, IndexError, ValueError):
+        return None

@@ -1,25 +1,31 @@
 """The alert rules of DOMAIN 5, as pure functions of snapshots, scores and evidence.
 
 Each rule says what is wrong with which account, how bad it is (severity) and how
-persistent (frequency), with its evidence and playbook; `finish` adds the impact (the
-account's MRR percentile in the portfolio), the insight score, the routing and the owner.
+persistent (frequency), with its evidence and playbook. `finish` groups an account's
+signals into one alert (its strongest signal first, the others listed), adds the impact
+(the percentile of the account's expected MRR lost in the portfolio), a severity that
+includes the model's risk tier, the insight score, the routing and the owner, orders the
+alerts by the call list (`serving.scoring.decisions.call_order`) and caps them per owner.
 
 - indicator: a configured indicator worse than its expected level at the current
   snapshot; severity = how far from expected towards worst; frequency = the share of the
   last `history_snapshots` snapshots in which it was worse.
-- renewal_drop: renewal likelihood fell by more than `drop_threshold` since the previous
-  snapshot (at least `drop_min_days`, at most `drop_lookback_days` before); severity =
-  drop / `drop_severe`; frequency = the share of the recent steps in which it fell.
+- risk_rise: the churn risk's lift rose by more than `rise_threshold` since the previous
+  snapshot (at least `rise_min_days`, at most `rise_lookback_days` before); severity =
+  rise / `rise_severe`; frequency = the share of the recent steps in which it rose.
 - escalation: red cues of one bucket in `escalation_conversations` or more distinct
   conversations in the `escalation_days` before as_of; severity from the quotes'
   sentiment ((1 - mean) / 2); frequency = conversations / `escalation_full_conversations`.
-- risk_tier: a red or yellow account; severity = 1 - renewal likelihood; frequency = the
-  share of recent snapshots at risk.
+- risk_tier: a red or yellow account; severity = `tier_severity` of its tier; frequency =
+  the share of recent snapshots at risk.
 - expansion: a green account flagged as an opportunity (at-risk ones are worked as
   risks); severity = upsell likelihood; frequency = the share of recent snapshots flagged.
 
-An alert's owner is its playbook's escalation owner when the rule escalates, the account
-is red or the alert goes to a meeting; otherwise the usual owner.
+Routing: an insight above `meeting_above` goes to a meeting only for a red or yellow
+account or an escalation (`meeting_needs_flag`), else to the review queue. An alert's
+owner is its playbook's escalation owner when the rule escalates, the account is red or
+the alert goes to a meeting; otherwise the usual owner. Past `max_per_owner` alerts of one
+CSM owner (in call-list order) the rest wait in the review queue, marked `capped`.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from pydantic import BaseModel
 
 from features.registry import FeatureRegistry, FeatureSpec
 from radar.settings import AlertRule, AlertSettings, Routing
+from serving.scoring.decisions import call_order, pct, risk_words, times_typical
 from serving.scoring.playbook import Playbook, Playbooks, recommend
 from serving.workflow.insight import insight_score, route
 
@@ -80,10 +87,15 @@ class Alert(BaseModel):
     owner: str
     escalated: bool
     mrr: float | None
-    renewal_likelihood: float | None
+    churn_risk: float | None
+    churn_lift: float | None
+    expected_mrr_loss: float | None
     upsell_likelihood: float | None
     risk_tier: str | None
     evidence: list[Evidence]
+    signals: list[str] = []  # every signal grouped into this alert, strongest first
+    rules: list[AlertRule] = []
+    capped: bool = False  # past the owner's weekly cap: waits in the review queue
     status: Status = "new"
     opened_as_of: date | None = None
 
@@ -114,10 +126,11 @@ class AlertInputs:
     dates: tuple[date, ...]  # recent snapshot dates, oldest first, ending with `current`
     snapshots: pd.DataFrame  # snapshot rows at `dates` (account_id, as_of as date, features)
     scores: pd.DataFrame  # score_frame rows at `current`, one per active account
-    history: pd.DataFrame  # account_id, as_of, renewal_likelihood, risk_tier, opportunity at `dates` (+ previous)
-    previous: date | None = None  # the snapshot compared for the renewal drop
+    history: pd.DataFrame  # account_id, as_of, churn_risk, churn_lift, risk_tier, opportunity at `dates` (+ previous)
+    previous: date | None = None  # the snapshot compared for the churn risk rise
     evidence: pd.DataFrame = field(default_factory=pd.DataFrame)  # evidence rows before as_of
     inverted: bool = True  # renewal drivers are contributions to churn: positive lowers renewal
+    held: frozenset[str] = frozenset()  # keys of alerts snoozed or closed: they do not count towards the cap
 
 
 def _clip(x: float) -> float:
@@ -233,38 +246,40 @@ def indicator_signals(
     return out
 
 
-def drop_signals(inputs: AlertInputs, cfg: AlertSettings, books: Playbooks, registry: FeatureRegistry) -> list[Signal]:
+def rise_signals(inputs: AlertInputs, cfg: AlertSettings, books: Playbooks, registry: FeatureRegistry) -> list[Signal]:
+    """The churn risk rose by more than `rise_threshold` base rates since the previous snapshot."""
     if inputs.previous is None:
         return []
     hist = inputs.history
-    before = hist[hist["as_of"] == inputs.previous].set_index("account_id")["renewal_likelihood"]
+    before = hist[hist["as_of"] == inputs.previous].set_index("account_id")
     scores = inputs.scores.set_index("account_id", drop=False)
-    drop = before.reindex(scores.index) - scores["renewal_likelihood"]
+    rise = scores["churn_lift"] - before["churn_lift"].reindex(scores.index)
     recent = hist[hist["as_of"].isin(inputs.dates)].pivot_table(
-        index="account_id", columns="as_of", values="renewal_likelihood", aggfunc="first"
+        index="account_id", columns="as_of", values="churn_lift", aggfunc="first"
     )
     recent = recent.reindex(columns=list(inputs.dates))
-    fell = (recent.diff(axis=1).iloc[:, 1:] < 0).sum(axis=1) / max(1, len(inputs.dates) - 1)
+    rose = (recent.diff(axis=1).iloc[:, 1:] > 0).sum(axis=1) / max(1, len(inputs.dates) - 1)
     out = []
-    for account in drop.index[drop > cfg.drop_threshold]:
-        row, d = scores.loc[account], float(drop[account])
-        was, now = float(before[account]), float(row["renewal_likelihood"])
+    for account in rise.index[rise > cfg.rise_threshold]:
+        row, r = scores.loc[account], float(rise[account])
+        was, was_lift = float(before.at[account, "churn_risk"]), float(before.at[account, "churn_lift"])
+        now, now_lift = float(row["churn_risk"]), float(row["churn_lift"])
         text = (
-            f"Renewal likelihood fell {d * 100:.0f} points, from {was:.0%} on {inputs.previous} "
-            f"to {now:.0%} on {inputs.current}"
+            f"Churn risk next 90 days rose from {pct(was)} ({times_typical(was_lift)} typical) on {inputs.previous} "
+            f"to {pct(now)} ({times_typical(now_lift)} typical) on {inputs.current}"
         )
         drivers = row["renewal_drivers"] if isinstance(row["renewal_drivers"], list) else []
         chosen = recommend("yellow", False, drivers, registry, inputs.inverted, books)
-        evidence = [Evidence(kind="score", text=text, feature="renewal_likelihood", value=round(-d, 6))]
+        evidence = [Evidence(kind="score", text=text, feature="churn_risk", value=round(now - was, 6))]
         evidence += _drivers(drivers, True, inputs.inverted, cfg.evidence_items - 1)
         out.append(
             Signal(
                 account,
-                "renewal_drop",
+                "risk_rise",
                 None,
                 text,
-                _clip(d / cfg.drop_severe),
-                _clip(fell.get(account, 1.0)),
+                _clip(r / cfg.rise_severe),
+                _clip(rose.get(account, 1.0)),
                 evidence,
                 books.named(chosen.playbook),
                 escalated=row["risk_tier"] == "red",
@@ -311,7 +326,7 @@ def tier_signals(inputs: AlertInputs, cfg: AlertSettings, books: Playbooks, regi
     for row in inputs.scores[inputs.scores["risk_tier"].isin(["red", "yellow"])].itertuples(index=False):
         drivers = row.renewal_drivers if isinstance(row.renewal_drivers, list) else []
         chosen = recommend(row.risk_tier, False, drivers, registry, inputs.inverted, books)
-        title = f"{row.risk_tier.capitalize()} risk tier: renewal likelihood {row.renewal_likelihood:.0%}"
+        title = f"{row.risk_tier.capitalize()} risk tier: {risk_words(row.churn_risk, row.churn_lift)}"
         evidence = _drivers(drivers, True, inputs.inverted, cfg.evidence_items)
         evidence += _quotes(red_quotes.get(row.account_id), max(0, cfg.evidence_items - len(evidence)))
         out.append(
@@ -320,7 +335,7 @@ def tier_signals(inputs: AlertInputs, cfg: AlertSettings, books: Playbooks, regi
                 "risk_tier",
                 row.risk_tier,
                 title,
-                _clip(1.0 - row.renewal_likelihood),
+                _clip(cfg.tier_severity.get(row.risk_tier, 0.0)),
                 _clip(at_risk.get(row.account_id, 0.0)),
                 evidence,
                 books.named(chosen.playbook),
@@ -355,10 +370,13 @@ def expansion_signals(inputs: AlertInputs, cfg: AlertSettings, books: Playbooks)
     return out
 
 
-def impact(scores: pd.DataFrame) -> pd.Series:
-    """Per account, its MRR percentile in the portfolio scored (largest = 1; missing MRR = 0)."""
-    mrr = pd.to_numeric(scores["mrr"], errors="coerce")
-    return mrr.rank(pct=True, method="max").fillna(0.0).set_axis(scores["account_id"].astype(str))
+def impact(scores: pd.DataFrame, column: str = "expected_mrr_loss") -> pd.Series:
+    """Per account, the percentile of `column` (expected MRR lost, or expansion potential) in
+    the portfolio scored (largest = 1; missing or nothing at stake = 0, and not ranked, so
+    that accounts without MRR do not lift the others)."""
+    values = pd.to_numeric(scores[column], errors="coerce")
+    values = values.where(values > 0)
+    return values.rank(pct=True, method="max").fillna(0.0).set_axis(scores["account_id"].astype(str))
 
 
 def _value(v):
@@ -367,52 +385,122 @@ def _value(v):
     return v.item() if isinstance(v, np.generic) else v
 
 
-def finish(signals: list[Signal], inputs: AlertInputs, cfg: AlertSettings) -> list[Alert]:
-    """Alerts from signals: impact, insight score, routing and owner; highest insight first."""
-    size = impact(inputs.scores)
-    context = inputs.scores.set_index(inputs.scores["account_id"].astype(str))
-    alerts = []
+def _group(signals: list[Signal]) -> list[list[Signal]]:
+    """An account's signals, one group for its risks and one for an expansion opportunity;
+    the strongest signal (severity + frequency, ties in the rules' order) first."""
+    groups: dict[tuple[str, bool], list[Signal]] = {}
     for s in signals:
-        row = context.loc[s.account_id]
-        score = insight_score(s.severity, s.frequency, size.get(s.account_id, 0.0), cfg.weights)
+        groups.setdefault((s.account_id, s.rule == "expansion"), []).append(s)
+    return [sorted(g, key=lambda s: -(s.severity + s.frequency)) for g in groups.values()]
+
+
+def _more(n: int) -> str:
+    return f" (+{n} more signal{'s' if n > 1 else ''})" if n else ""
+
+
+def finish(signals: list[Signal], inputs: AlertInputs, cfg: AlertSettings) -> list[Alert]:
+    """One alert per account (and one per expansion opportunity) from its signals, with impact,
+    insight score, routing and owner; in call-list order, capped per owner."""
+    scores = inputs.scores
+    potential = scores.assign(
+        _potential=pd.to_numeric(scores["upsell_likelihood"], errors="coerce")
+        * pd.to_numeric(scores["mrr"], errors="coerce")
+    )
+    size = {"risk": impact(scores), "expansion": impact(potential, "_potential")}
+    context = scores.set_index(scores["account_id"].astype(str))
+    alerts = []
+    for group in _group(signals):
+        top = group[0]
+        kind = "expansion" if top.rule == "expansion" else "risk"
+        row = context.loc[top.account_id]
+        tier = row["risk_tier"]
+        severity = max(s.severity for s in group)
+        if kind == "risk":
+            severity = (severity + cfg.tier_severity.get(tier, 0.0)) / 2
+        frequency = max(s.frequency for s in group)
+        money = float(size[kind].get(top.account_id, 0.0))
+        score = insight_score(severity, frequency, money, cfg.weights)
         routing = route(score, cfg)
-        escalated = s.escalated or routing == "meeting" or row["risk_tier"] == "red"
+        flagged = tier in ("red", "yellow") or any(s.rule == "escalation" for s in group) or kind == "expansion"
+        if routing == "meeting" and cfg.meeting_needs_flag and not flagged:
+            routing = "review"
+        escalated = any(s.escalated for s in group) or routing == "meeting" or tier == "red"
         mrr = _value(row.get("mrr"))
+        evidence: list[Evidence] = []
+        for s in group:
+            evidence += [e for e in s.evidence if e.text not in {x.text for x in evidence}]
+        titles = [s.title for s in group]
         alerts.append(
             Alert(
-                key=s.key,
-                account_id=s.account_id,
+                key=f"{top.account_id}:{kind}",
+                account_id=top.account_id,
                 account_name=_value(row.get("name")),
                 csm_owner=_value(row.get("csm_owner")),
-                rule=s.rule,
-                subject=s.subject,
-                title=s.title,
+                rule=top.rule,
+                subject=top.subject,
+                title=titles[0] + _more(len(titles) - 1),
                 as_of=inputs.as_of,
                 scores_as_of=inputs.current,
-                severity=round(s.severity, 6),
-                frequency=round(s.frequency, 6),
-                impact=round(float(size.get(s.account_id, 0.0)), 6),
+                severity=round(severity, 6),
+                frequency=round(frequency, 6),
+                impact=round(money, 6),
                 insight_score=score,
                 routing=routing,
-                playbook=s.playbook.name,
-                action=s.playbook.action,
-                owner=s.playbook.owner_for(escalated),
+                playbook=top.playbook.name,
+                action=top.playbook.action,
+                owner=top.playbook.owner_for(escalated),
                 escalated=escalated,
                 mrr=None if mrr is None else float(mrr),
-                renewal_likelihood=round(float(row["renewal_likelihood"]), 6),
+                churn_risk=round(float(row["churn_risk"]), 6),
+                churn_lift=round(float(row["churn_lift"]), 6),
+                expected_mrr_loss=round(float(row["expected_mrr_loss"]), 6),
                 upsell_likelihood=round(float(row["upsell_likelihood"]), 6),
-                risk_tier=row["risk_tier"],
-                evidence=s.evidence,
+                risk_tier=tier,
+                evidence=evidence[: cfg.evidence_items * 2],
+                signals=titles,
+                rules=[s.rule for s in group],
             )
         )
-    return sorted(alerts, key=lambda a: (-a.insight_score, a.key))
+    return cap_per_owner(in_call_order(alerts, scores), cfg.max_per_owner, inputs.held)
+
+
+def in_call_order(alerts: list[Alert], scores: pd.DataFrame) -> list[Alert]:
+    """Risk alerts in call-list order (expected MRR lost, the sooner renewal first), then the
+    expansion opportunities by insight."""
+    risks = [a for a in alerts if not a.key.endswith(":expansion")]
+    days = scores.set_index(scores["account_id"].astype(str)).get("days_to_next_renewal")
+    frame = pd.DataFrame(
+        {
+            "account_id": [a.account_id for a in risks],
+            "expected_mrr_loss": [a.expected_mrr_loss for a in risks],
+            "days_to_next_renewal": [None if days is None else days.get(a.account_id) for a in risks],
+        }
+    )
+    ordered = [risks[i] for i in call_order(frame).index] if risks else []
+    growth = sorted((a for a in alerts if a.key.endswith(":expansion")), key=lambda a: (-a.insight_score, a.key))
+    return ordered + growth
+
+
+def cap_per_owner(alerts: list[Alert], limit: int, held: frozenset[str] = frozenset()) -> list[Alert]:
+    """Past `limit` alerts of one CSM owner (in the given order), the rest wait in the review
+    queue, marked `capped`. Alerts `held` back (snoozed or closed) take no place under the cap."""
+    seen: dict[str | None, int] = {}
+    out = []
+    for a in alerts:
+        if a.key in held:
+            out.append(a)
+            continue
+        n = seen.get(a.csm_owner, 0)
+        seen[a.csm_owner] = n + 1
+        out.append(a if n < limit else a.model_copy(update={"routing": "review", "capped": True}))
+    return out
 
 
 def evaluate(inputs: AlertInputs, cfg: AlertSettings, books: Playbooks, registry: FeatureRegistry) -> list[Alert]:
-    """Every alert the configured rules raise on `inputs`, highest insight first."""
+    """Every alert the configured rules raise on `inputs`, grouped per account, in call-list order."""
     rules = {
         "indicator": lambda: indicator_signals(inputs, cfg, books, registry),
-        "renewal_drop": lambda: drop_signals(inputs, cfg, books, registry),
+        "risk_rise": lambda: rise_signals(inputs, cfg, books, registry),
         "escalation": lambda: escalation_signals(inputs, cfg, books),
         "risk_tier": lambda: tier_signals(inputs, cfg, books, registry),
         "expansion": lambda: expansion_signals(inputs, cfg, books),
@@ -422,8 +510,8 @@ def evaluate(inputs: AlertInputs, cfg: AlertSettings, books: Playbooks, registry
 
 
 def previous_date(dates: list[date], current: date, cfg: AlertSettings) -> date | None:
-    """The snapshot the renewal drop compares with: the latest between `drop_lookback_days`
-    and `drop_min_days` before `current`."""
-    low, high = current - timedelta(days=cfg.drop_lookback_days), current - timedelta(days=cfg.drop_min_days)
+    """The snapshot the churn risk rise compares with: the latest between `rise_lookback_days`
+    and `rise_min_days` before `current`."""
+    low, high = current - timedelta(days=cfg.rise_lookback_days), current - timedelta(days=cfg.rise_min_days)
     earlier = [d for d in dates if low <= d <= high]
     return max(earlier) if earlier else None

@@ -8,7 +8,7 @@ open, snoozed or closed (`serving.workflow.alert_state`) and writes them as JSON
 `<output_dir>/alerts/`. `deliver_alerts` POSTs them to a webhook (`serving.workflow.webhook`).
 
 Dates: `as_of` (default: the latest snapshot date) ends the evidence windows; the scores
-and indicators come from the latest snapshot on or before it; the renewal drop compares
+and indicators come from the latest snapshot on or before it; the churn risk rise compares
 it with an earlier snapshot (see `alert_rules.previous_date`), and says which.
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -30,7 +30,7 @@ from serving.scoring.explain import likelihood_of
 from serving.scoring.playbook import load_playbooks
 from serving.scoring.score import ScoringModels, score_frame
 from serving.workflow.alert_rules import Alert, AlertError, AlertInputs, evaluate, indicator_specs, previous_date
-from serving.workflow.alert_state import apply_state, set_status, stored
+from serving.workflow.alert_state import apply_state, held_keys, set_status, stored
 from serving.workflow.webhook import DeliveryReport, deliver
 
 SNAPSHOTS, EVIDENCE = "snapshots", "evidence"
@@ -64,10 +64,11 @@ def workspace(settings: Settings, read_only: bool):
 class AlertRun:
     as_of: date
     scores_as_of: date
-    previous: date | None  # the snapshot the renewal drop compared with
+    previous: date | None  # the snapshot the churn risk rise compared with
     dates: tuple[date, ...]  # snapshots the frequencies were measured on
     alerts: list[Alert]  # every alert triggered, with its status
     path: Path | None = None
+    max_per_owner: int | None = None  # the per-owner cap the alerts were held to
 
     def with_status(self, *statuses: str) -> list[Alert]:
         return [a for a in self.alerts if a.status in statuses]
@@ -76,15 +77,27 @@ class AlertRun:
         out = {s: len(self.with_status(s)) for s in ("new", "open", "snoozed", "closed")}
         for routing in ("meeting", "review", "tag"):
             out[f"new_{routing}"] = sum(a.routing == routing for a in self.with_status("new"))
+        out["capped"] = sum(a.capped for a in self.with_status("new", "open"))
         return out
+
+    def per_owner(self) -> dict[str, dict[str, int]]:
+        """Per CSM owner, the open alerts (new or from earlier runs) within the cap and those
+        past it (waiting in the review queue); the most alerts first."""
+        out: dict[str, dict[str, int]] = {}
+        for a in self.with_status("new", "open"):
+            counts = out.setdefault(a.csm_owner or "", {"alerts": 0, "capped": 0})
+            counts["capped" if a.capped else "alerts"] += 1
+        return dict(sorted(out.items(), key=lambda kv: (-kv[1]["alerts"] - kv[1]["capped"], kv[0])))
 
     def document(self) -> dict:
         return {
             "as_of": str(self.as_of),
             "scores_as_of": str(self.scores_as_of),
-            "renewal_drop_compared": [str(self.previous), str(self.scores_as_of)] if self.previous else None,
+            "risk_rise_compared": [str(self.previous), str(self.scores_as_of)] if self.previous else None,
             "frequency_snapshots": [str(d) for d in self.dates],
             "counts": self.counts(),
+            "max_per_owner": self.max_per_owner,
+            "per_owner": self.per_owner(),
             "alerts": [a.model_dump(mode="json") for a in self.alerts],
         }
 
@@ -137,12 +150,12 @@ def load_inputs(
     snaps["as_of"] = pd.to_datetime(snaps["as_of"]).dt.date
     stamp = scored_at or datetime.now(UTC)
     quick = score_frame(snaps, models, settings, explain=False, scored_at=stamp)
-    history = quick[["account_id", "as_of", "renewal_likelihood", "risk_tier", "opportunity"]]
+    history = quick[["account_id", "as_of", "churn_risk", "churn_lift", "risk_tier", "opportunity"]]
     now = quick["as_of"] == current
     needs = now & ((quick["risk_tier"] != "green") | quick["opportunity"].astype(bool))
     if previous is not None:
-        was = history[history["as_of"] == previous].set_index("account_id")["renewal_likelihood"]
-        needs |= now & ((quick["account_id"].map(was) - quick["renewal_likelihood"]) > cfg.drop_threshold)
+        was = history[history["as_of"] == previous].set_index("account_id")["churn_lift"]
+        needs |= now & ((quick["churn_lift"] - quick["account_id"].map(was)) > cfg.rise_threshold)
     explained = (
         score_frame(snaps[needs.to_numpy()], models, settings, explain=True, scored_at=stamp)
         if needs.any()
@@ -177,11 +190,14 @@ def run_alerts(
     registry = feature_registry(settings)
     indicator_specs(settings.alerts.indicator_levels, registry)  # settings mistakes before any work
     inputs = load_inputs(settings, models, as_of, scored_at=now)
-    alerts = evaluate(inputs, settings.alerts, books, registry)
-    evaluated = tuple(r for r in settings.alerts.rules if r != "renewal_drop" or inputs.previous is not None)
+    evaluated = tuple(r for r in settings.alerts.rules if r != "risk_rise" or inputs.previous is not None)
     with workspace(settings, read_only=False) as con:
+        inputs = replace(inputs, held=held_keys(con, inputs.as_of))  # snoozed and closed: not under the cap
+        alerts = evaluate(inputs, settings.alerts, books, registry)
         alerts = apply_state(con, alerts, inputs.as_of, evaluated, now)
-    run = AlertRun(inputs.as_of, inputs.current, inputs.previous, inputs.dates, alerts)
+    run = AlertRun(
+        inputs.as_of, inputs.current, inputs.previous, inputs.dates, alerts, max_per_owner=settings.alerts.max_per_owner
+    )
     if write:
         folder = settings.output_dir / "alerts"
         folder.mkdir(parents=True, exist_ok=True)

@@ -3,8 +3,11 @@
 `build_digests` gathers, for each CSM owner (`csm_owner` of the snapshots), the accounts
 flagged by the alerts of the week, each with its 2–3 top signals (model drivers with
 their reasons, then feedback quotes with date and channel), the recommended action and
-who acts, and its renewal likelihood over the recent snapshots; then the expansion
-opportunities and the accounts that improved. It returns data (dataclasses); rendering
+who acts, its churn risk over the recent snapshots and the honest one-line summary
+(churn risk next 90 days and its lift, the next renewal and the likelihood to renew
+there); then the expansion opportunities and the accounts that improved. Accounts at
+risk are in call-list order (`serving.scoring.decisions.call_order`), the same order as
+the portfolio, the at-risk API, the CRM table and the alert queue. It returns data (dataclasses); rendering
 is `serving.workflow.digest_render`.
 
 The week: `--week DATE` (default: the latest snapshot date) picks the latest snapshot on
@@ -12,13 +15,15 @@ or before DATE; the digest covers the week ending on the first `digest.week_ends
 or after that snapshot and is filed under that date. Its alerts are exactly those of
 `radar alerts --as-of <snapshot>` (`serving.workflow.alerts.load_inputs` + `alert_rules.evaluate`),
 with the status a run would give them from the stored alert state, read from a copy: the
-digest never changes the workspace. Snoozed and closed alerts, and alerts routed to a
-tag (`digest.routings`), are left out. With the alert rules switched off (empty
+digest never changes the workspace. Snoozed and closed alerts are left out; so are alerts
+of green accounts routed to a tag (`digest.routings`), while every red or yellow account
+with an open alert is listed: the accounts to call are the owner's call list (red and
+yellow in call-list order), then green accounts flagged by signals. With the alert rules switched off (empty
 `alerts.rules`) the flagged accounts are the red and yellow risk tiers and the
 opportunities of the scores.
 
-Improved: renewal likelihood rose by more than `digest.improved_threshold` since the
-snapshot the renewal drop rule compares with (`alert_rules.previous_date`).
+Improved: churn risk fell by more than `digest.improved_threshold` base rates since the
+snapshot the risk rise rule compares with (`alert_rules.previous_date`).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import pandas as pd
 
 from features.snapshot import feature_registry
 from radar.settings import DigestSettings, Settings
+from serving.scoring.decisions import call_order, risk_words
 from serving.scoring.playbook import load_playbooks
 from serving.scoring.score import ScoringModels, score_frame
 from serving.workflow.alert_rules import Alert, AlertError, AlertInputs, Evidence, evaluate
@@ -58,7 +64,10 @@ class FlaggedAccount:
     mrr: float | None
     kind: Literal["risk", "opportunity"]
     risk_tier: str
-    renewal_likelihood: float
+    churn_risk: float
+    churn_lift: float
+    risk_summary: str  # "churn risk next 90 days 8.4% (2.8x typical) · renews 2027-06-30, 86% likely ..."
+    expected_mrr_loss: float
     upsell_likelihood: float
     insight_score: float | None  # the highest of its alerts (None without alert rules)
     routing: str | None
@@ -68,23 +77,27 @@ class FlaggedAccount:
     action: str
     owner: str  # the role that acts
     playbook: str
-    trend: tuple[tuple[date, float], ...]  # renewal likelihood at the recent snapshots
+    trend: tuple[tuple[date, float], ...]  # churn risk at the recent snapshots
     alert_keys: tuple[str, ...] = ()
+    context: str | None = None  # contract facts, shown apart from the reasons
 
 
 @dataclass(frozen=True)
 class ImprovedAccount:
     account_id: str
     name: str | None
-    previous_likelihood: float
-    renewal_likelihood: float
+    previous_risk: float
+    churn_risk: float
+    previous_lift: float
+    churn_lift: float
     risk_tier: str
-    because: str | None  # the largest driver raising renewal likelihood now
+    because: str | None  # the largest driver lowering the churn risk now
     trend: tuple[tuple[date, float], ...]
 
     @property
     def change(self) -> float:
-        return self.renewal_likelihood - self.previous_likelihood
+        """How far the churn risk fell, in points (positive = better)."""
+        return self.previous_risk - self.churn_risk
 
 
 @dataclass(frozen=True)
@@ -116,12 +129,13 @@ class OwnerDigest:
 class Digests:
     week_end: date  # the digests are filed under this date
     as_of: date  # the snapshot scored
-    previous: date | None  # the snapshot compared with (renewal drop, improved)
+    previous: date | None  # the snapshot compared with (risk rise, improved)
     source: Literal["alerts", "scores"]
     owners: tuple[OwnerDigest, ...]
-    lineage: dict[str, str]
-    red_below: float
-    yellow_below: float
+    lineage: dict[str, str | None]
+    base_rate: float  # the churn base rate the tiers are relative to
+    red_lift: float
+    yellow_lift: float
 
 
 def digest_week(dates: Sequence[date], on: date | None, week_ends: str = "sunday") -> tuple[date, date]:
@@ -138,16 +152,23 @@ def digest_week(dates: Sequence[date], on: date | None, week_ends: str = "sunday
 
 
 def improved_accounts(history: pd.DataFrame, current: date, previous: date | None, threshold: float) -> pd.DataFrame:
-    """Accounts whose renewal likelihood rose by more than `threshold` from `previous` to
-    `current` (both scored): account_id, previous_likelihood, renewal_likelihood, change;
-    largest rise first."""
-    columns = ["account_id", "previous_likelihood", "renewal_likelihood", "change"]
+    """Accounts whose churn risk fell by more than `threshold` base rates (lift points) from
+    `previous` to `current` (both scored): account_id, previous_risk, churn_risk,
+    previous_lift, churn_lift, change (lift points fallen); largest fall first."""
+    columns = ["account_id", "previous_risk", "churn_risk", "previous_lift", "churn_lift", "change"]
     if previous is None:
         return pd.DataFrame(columns=columns)
-    now = history[history["as_of"] == current].set_index("account_id")["renewal_likelihood"]
-    was = history[history["as_of"] == previous].set_index("account_id")["renewal_likelihood"]
-    both = pd.DataFrame({"previous_likelihood": was, "renewal_likelihood": now}).dropna()
-    both["change"] = both["renewal_likelihood"] - both["previous_likelihood"]
+    now = history[history["as_of"] == current].set_index("account_id")
+    was = history[history["as_of"] == previous].set_index("account_id")
+    both = pd.DataFrame(
+        {
+            "previous_risk": was["churn_risk"],
+            "churn_risk": now["churn_risk"],
+            "previous_lift": was["churn_lift"],
+            "churn_lift": now["churn_lift"],
+        }
+    ).dropna()
+    both["change"] = both["previous_lift"] - both["churn_lift"]
     up = both[both["change"] > threshold].rename_axis("account_id").reset_index()
     return up.sort_values(["change", "account_id"], ascending=[False, True], kind="stable", ignore_index=True)[columns]
 
@@ -188,7 +209,13 @@ def alert_statuses(settings: Settings, alerts: list[Alert], as_of: date, now: da
 
 
 def _flags_from_alerts(alerts: list[Alert], routings: tuple[str, ...], as_of: date) -> pd.DataFrame:
-    kept = [a for a in alerts if a.status in ("new", "open") and a.routing in routings]
+    # a red or yellow account is on the call list whatever its alert's routing; signals on a
+    # green account show only when routed to a configured routing (a meeting or the review queue)
+    kept = [
+        a
+        for a in alerts
+        if a.status in ("new", "open") and (a.routing in routings or a.risk_tier in ("red", "yellow"))
+    ]
     return pd.DataFrame(
         [
             {
@@ -229,7 +256,7 @@ def _flags_from_scores(scores: pd.DataFrame) -> pd.DataFrame:
             "kind": "risk",
             "insight_score": None,
             "routing": None,
-            "title": f"{r.risk_tier.capitalize()} risk tier: renewal likelihood {r.renewal_likelihood:.0%}",
+            "title": f"{r.risk_tier.capitalize()} risk tier: {risk_words(r.churn_risk, r.churn_lift)}",
             "action": r.recommended_action,
             "owner": r.action_owner,
             "playbook": r.playbook,
@@ -271,21 +298,15 @@ def _flags_from_scores(scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def _rank(flags: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
-    """One row per (account, kind): its reasons, top alert's action, ordered by insight
-    (or, without alerts, by MRR at risk / expansion potential)."""
+    """One row per (account, kind): its reasons, top alert's action. Risks in call-list
+    order (expected MRR lost, the sooner renewal first); opportunities by insight, then by
+    expansion potential (upsell likelihood x MRR)."""
     if flags.empty:
         return flags.assign(reasons=[], keys=[], order=[])
     ctx = scores.set_index("account_id")
     mrr = pd.to_numeric(ctx["mrr"], errors="coerce").fillna(0.0)
-    value = flags["account_id"].map(mrr) * flags.apply(
-        lambda r: (
-            (1 - ctx.at[r.account_id, "renewal_likelihood"])
-            if r.kind == "risk"
-            else ctx.at[r.account_id, "upsell_likelihood"]
-        ),
-        axis=1,
-    )
-    flags = flags.assign(order=flags["insight_score"].fillna(-1.0), value=value)
+    potential = flags["account_id"].map(mrr * pd.to_numeric(ctx["upsell_likelihood"], errors="coerce"))
+    flags = flags.assign(order=flags["insight_score"].fillna(-1.0), value=potential)
     # an account with a risk alert is worked as a risk, even if it is also an opportunity
     risky = set(flags.loc[flags["kind"] == "risk", "account_id"])
     flags = flags.assign(group=flags.apply(lambda r: "risk" if r.account_id in risky else r.kind, axis=1))
@@ -296,9 +317,21 @@ def _rank(flags: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
     )
     out = top.drop(columns=["new"]).join(gathered, on="account_id")
     out["kind"] = out["group"]
-    return out.sort_values(
-        ["order", "value", "account_id"], ascending=[False, False, True], kind="stable", ignore_index=True
+    risks = out[out["kind"] == "risk"]
+    keyed = risks.assign(
+        expected_mrr_loss=risks["account_id"].map(ctx["expected_mrr_loss"]),
+        days_to_next_renewal=risks["account_id"].map(ctx["days_to_next_renewal"])
+        if "days_to_next_renewal" in ctx.columns
+        else None,
     )
+    # the call list (red and yellow, as on every screen) first, then green accounts flagged by signals
+    tier = keyed["account_id"].map(ctx["risk_tier"])
+    flagged = tier.isin(["red", "yellow"])
+    ordered_risks = pd.concat([call_order(keyed[flagged]), call_order(keyed[~flagged])])[out.columns]
+    chances = out[out["kind"] != "risk"].sort_values(
+        ["order", "value", "account_id"], ascending=[False, False, True], kind="stable"
+    )
+    return pd.concat([ordered_risks, chances], ignore_index=True)
 
 
 def _drivers(drivers, lowering: bool, inverted: bool, k: int) -> list[Evidence]:
@@ -329,11 +362,11 @@ def _trends(
     history: pd.DataFrame,
     scored_at: datetime,
 ) -> dict[str, tuple[tuple[date, float], ...]]:
-    """Renewal likelihood at `dates` for `accounts`: from the alert run's history where it
-    has the date, else scored (probabilities only) from the snapshots."""
+    """Churn risk at `dates` for `accounts`: from the alert run's history where it has the
+    date, else scored (probabilities only) from the snapshots."""
     known = history[history["account_id"].isin(accounts) & history["as_of"].isin(dates)]
     missing = [d for d in dates if d not in set(known["as_of"])]
-    parts = [known[["account_id", "as_of", "renewal_likelihood"]]]
+    parts = [known[["account_id", "as_of", "churn_risk"]]]
     if missing and accounts:
         with workspace(settings, read_only=True) as con:
             con.register("wanted_accounts", pd.DataFrame({"account_id": sorted(accounts)}))
@@ -345,10 +378,10 @@ def _trends(
         if not snaps.empty:
             snaps["as_of"] = pd.to_datetime(snaps["as_of"]).dt.date
             scored = score_frame(snaps, models, settings, explain=False, scored_at=scored_at)
-            parts.append(scored[["account_id", "as_of", "renewal_likelihood"]])
+            parts.append(scored[["account_id", "as_of", "churn_risk"]])
     rows = pd.concat(parts, ignore_index=True).sort_values(["account_id", "as_of"], kind="stable")
     return {
-        a: tuple((d, float(v)) for d, v in zip(g["as_of"], g["renewal_likelihood"], strict=True))
+        a: tuple((d, float(v)) for d, v in zip(g["as_of"], g["churn_risk"], strict=True))
         for a, g in rows.groupby("account_id", sort=False)
     }
 
@@ -439,8 +472,9 @@ def build_digests(
         source=source,
         owners=tuple(owners),
         lineage=models.lineage,
-        red_below=settings.serving.red_below,
-        yellow_below=settings.serving.yellow_below,
+        base_rate=models.base_rates["renewal"],
+        red_lift=settings.serving.red_lift,
+        yellow_lift=settings.serving.yellow_lift,
     )
 
 
@@ -518,7 +552,10 @@ def _flagged(r, explained: pd.DataFrame, inputs: AlertInputs, settings: Settings
         mrr=None if mrr is None else float(mrr),
         kind=r.kind,
         risk_tier=row["risk_tier"],
-        renewal_likelihood=float(row["renewal_likelihood"]),
+        churn_risk=float(row["churn_risk"]),
+        churn_lift=float(row["churn_lift"]),
+        risk_summary=str(row["risk_summary"]),
+        expected_mrr_loss=float(row["expected_mrr_loss"]),
         upsell_likelihood=float(row["upsell_likelihood"]),
         insight_score=None if pd.isna(r.insight_score) else float(r.insight_score),
         routing=r.routing,
@@ -530,6 +567,7 @@ def _flagged(r, explained: pd.DataFrame, inputs: AlertInputs, settings: Settings
         playbook=r.playbook,
         trend=trends.get(r.account_id, ()),
         alert_keys=tuple(r.keys),
+        context=_plain(row["context"]) if "context" in row.index else None,
     )
 
 
@@ -539,8 +577,10 @@ def _improved(r, explained: pd.DataFrame, inputs: AlertInputs, trends: dict) -> 
     return ImprovedAccount(
         account_id=r.account_id,
         name=_plain(row["name"]),
-        previous_likelihood=float(r.previous_likelihood),
-        renewal_likelihood=float(r.renewal_likelihood),
+        previous_risk=float(r.previous_risk),
+        churn_risk=float(r.churn_risk),
+        previous_lift=float(r.previous_lift),
+        churn_lift=float(r.churn_lift),
         risk_tier=row["risk_tier"],
         because=helped[0].text if helped else None,
         trend=trends.get(r.account_id, ()),

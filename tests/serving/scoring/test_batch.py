@@ -47,7 +47,8 @@ SCORED = pd.DataFrame(
     {
         "account_id": ["a", "b", "c", "d", "e"],
         "mrr": [1000.0, 5000.0, 200.0, np.nan, 3000.0],
-        "renewal_likelihood": [0.3, 0.6, 0.1, 0.2, 0.9],
+        "churn_risk": [0.7, 0.4, 0.9, 0.8, 0.1],
+        "days_to_next_renewal": [100, 20, 300, 10, 50],
         "risk_tier": ["red", "yellow", "red", "red", "green"],
         "upsell_likelihood": [0.6, 0.2, 0.9, 0.7, 0.55],
         "opportunity": [True, False, True, True, True],
@@ -58,9 +59,10 @@ SCORED = pd.DataFrame(
 )
 
 
-def test_at_risk_ranks_by_mrr_at_risk():
+def test_at_risk_is_the_call_list_by_expected_mrr_lost():
     ranked = at_risk(SCORED)
-    # b: 5000 * 0.4 = 2000, a: 1000 * 0.7 = 700, c: 200 * 0.9 = 180, d: no MRR = 0; e is green
+    # expected MRR lost = MRR x churn risk: b 5000 * 0.4 = 2000, a 1000 * 0.7 = 700,
+    # c 200 * 0.9 = 180, d no MRR = 0; e is green
     assert ranked.account_id.tolist() == ["b", "a", "c", "d"]
     assert ranked.mrr_at_risk.tolist() == pytest.approx([2000, 700, 180, 0])
     assert at_risk(SCORED, limit=1).account_id.tolist() == ["b"]
@@ -76,3 +78,9 @@ def test_opportunities_rank_by_expansion_potential():
     assert ranked.expansion_potential.tolist() == pytest.approx([1650, 600, 180, 0])
     assert opportunities(SCORED, owner="Growth manager").account_id.tolist() == ["e"]
     assert opportunities(SCORED, flagged_only=False, segment="enterprise").account_id.tolist() == ["e", "b"]
+
+
+def test_equal_expected_losses_are_ordered_by_the_sooner_renewal():
+    tied = SCORED.assign(mrr=[1000.0, 1000.0, 1000.0, 1000.0, 1000.0], churn_risk=0.5)
+    # all lose 500; renewals in 100, 20, 300, 10 days (e is green)
+    assert at_risk(tied).account_id.tolist() == ["d", "b", "a", "c"]

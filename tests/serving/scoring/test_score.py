@@ -9,31 +9,40 @@ from pydantic import ValidationError
 
 from radar.settings import ServingSettings, load_settings, serving_settings
 from serving.scoring.schemas import records_frame, request_models, response_from_frame
-from serving.scoring.score import disagreement, health_band, risk_tier, score_frame
+from serving.scoring.decisions import risk_tier
+from serving.scoring.score import disagreement, health_band, score_frame
 
 DEFAULTS = ServingSettings()
 
 
-def test_tier_boundaries_are_exact():
-    tiers = risk_tier(np.array([0.0, 0.3999999, 0.4, 0.6999999, 0.7, 1.0]), DEFAULTS)
-    assert tiers.tolist() == ["red", "red", "yellow", "yellow", "green", "green"]
+def test_tiers_are_exact_multiples_of_the_base_rate():
+    # base rate 4%: red from 12% (3x), yellow from 6% (1.5x), both above the 2% floor
+    tiers = risk_tier(np.array([0.0, 0.0599999, 0.06, 0.1199999, 0.12, 1.0]), 0.04, DEFAULTS)
+    assert tiers.tolist() == ["green", "green", "yellow", "yellow", "red", "red"]
 
 
-def test_tiers_and_opportunity_come_from_the_settings(models, latest, settings, scored_at):
-    strict = ServingSettings(red_below=0.9, yellow_below=0.95, opportunity_above=0.0)
+def test_tiers_and_opportunity_come_from_the_settings_and_the_models_base_rates(models, latest, settings, scored_at):
+    strict = ServingSettings(red_lift=1.0, yellow_lift=0.5, risk_floor=0.0, opportunity_lift=1e-9, opportunity_floor=0.0)
     out = score_frame(latest.iloc[:30], models, settings, serving=strict, explain=False, scored_at=scored_at)
-    assert ((out.risk_tier == "red") == (out.renewal_likelihood < 0.9)).all()
-    assert ((out.risk_tier == "green") == (out.renewal_likelihood >= 0.95)).all()
+    base = models.base_rates["renewal"]
+    np.testing.assert_allclose(out.churn_lift, out.churn_risk / base)
+    assert ((out.risk_tier == "red") == (out.churn_risk >= base - 1e-12)).all()
+    assert ((out.risk_tier == "green") == (out.churn_risk < 0.5 * base - 1e-12)).all()
     assert out.opportunity.all()
+    default = score_frame(latest, models, settings, explain=False, scored_at=scored_at)
+    up = models.base_rates["upsell"]
+    expected = (default.upsell_likelihood >= 2.0 * up - 1e-9) & (default.upsell_likelihood >= 0.1 - 1e-9)
+    assert (default.opportunity == expected).all()
+    assert 0 < (default.risk_tier != "green").mean() < 0.6  # relative tiers flag some accounts, not all
 
 
-def test_opportunity_is_strictly_above_the_threshold(models, latest, settings, scored_at):
-    out = score_frame(latest, models, settings, explain=False, scored_at=scored_at)
-    assert (out.opportunity == (out.upsell_likelihood > 0.5)).all()
-    at = out.upsell_likelihood.iloc[0]
-    exact = ServingSettings(opportunity_above=float(at))
-    again = score_frame(latest.iloc[:1], models, settings, serving=exact, explain=False, scored_at=scored_at)
-    assert not again.opportunity.iloc[0]  # == threshold is not above it
+def test_the_risk_is_worded_with_its_horizon_and_never_as_a_renewal_likelihood(models, latest, settings, scored_at):
+    out = score_frame(latest.iloc[:20], models, settings, explain=False, scored_at=scored_at)
+    assert out.risk_summary.str.startswith("churn risk next 90 days ").all()
+    assert out.risk_summary.str.contains("x typical").all()
+    # the served test models have no next-renewal model: no renewal likelihood is claimed
+    assert out.renewal_likelihood.isna().all() and not out.risk_summary.str.contains("likely to renew").any()
+    np.testing.assert_allclose(out.expected_mrr_loss, latest.mrr.iloc[:20].fillna(0) * out.churn_risk)
 
 
 def test_disagreement_flags_both_directions():
@@ -53,18 +62,18 @@ def test_health_band_uses_the_health_settings_and_falls_back_to_the_given_band(s
 
 
 def test_threshold_settings_are_validated():
-    with pytest.raises(ValidationError, match="red_below"):
-        ServingSettings(red_below=0.8, yellow_below=0.7)
+    with pytest.raises(ValidationError, match="red_lift"):
+        ServingSettings(red_lift=1.2, yellow_lift=1.5)
     with pytest.raises(ValidationError):
         ServingSettings(unknown=1)
     assert serving_settings(None) == ServingSettings()
-    assert serving_settings(load_settings(serving={"red_below": 0.3})).red_below == 0.3
+    assert serving_settings(load_settings(serving={"red_lift": 4.0})).red_lift == 4.0
 
 
 def test_scores_carry_everything_the_issue_lists(models, latest, settings, scored_at):
     out = score_frame(latest.iloc[:25], models, settings, scored_at=scored_at)
     model = models.renewal.model
-    np.testing.assert_allclose(out.renewal_likelihood, 1 - model.predict_proba(latest.iloc[:25]), atol=1e-12)
+    np.testing.assert_allclose(out.churn_risk, model.predict_proba(latest.iloc[:25]), atol=1e-12)
     np.testing.assert_allclose(out.upsell_likelihood, models.upsell.model.predict_proba(latest.iloc[:25]), atol=1e-12)
     assert out.account_id.tolist() == latest.account_id.iloc[:25].tolist()
     assert (out.renewal_model == "radar-renewal").all() and (out.renewal_model_version == "7").all()
@@ -79,7 +88,7 @@ def test_probabilities_only_skips_drivers(models, latest, settings, scored_at):
     out = score_frame(latest, models, settings, explain=False, scored_at=scored_at)
     assert out.renewal_drivers.isna().all() and out.explains.isna().all()
     full = score_frame(latest, models, settings, scored_at=scored_at)
-    np.testing.assert_array_equal(out.renewal_likelihood, full.renewal_likelihood)
+    np.testing.assert_array_equal(out.churn_risk, full.churn_risk)
 
 
 def test_missing_as_of_is_the_scoring_date(models, latest, settings, scored_at):
@@ -112,7 +121,7 @@ def test_api_and_batch_paths_give_identical_scores(models, latest, settings, sco
     response = response_from_frame(api)
 
     same = batch.set_index("account_id").loc[api.account_id]
-    for col in ("renewal_likelihood", "upsell_likelihood", "renewal_margin", "upsell_margin", "health_score"):
+    for col in ("churn_risk", "churn_lift", "upsell_likelihood", "renewal_margin", "upsell_margin", "health_score"):
         np.testing.assert_array_equal(api[col].to_numpy(), same[col].to_numpy())
     for col in (
         "risk_tier",
