@@ -29,6 +29,23 @@ snapshot at as_of + h has.
   the same for every account, so unknown rows are not a biased subset.
 * ``renewal_in_horizon`` (bool, never null) = a line in force at as_of ends in
   [as_of, as_of + h): known at as_of; selects the rows of renewal-window mode.
+
+By the next renewal, with L = ``max_lead_days``:
+
+* ``next_renewal`` (date) = the nearest contract end (``end_date``) of a line in force at
+  as_of, i.e. started before as_of (as ``days_to_next_renewal``: known at as_of); NULL when
+  every line in force is open-ended.
+* ``label_end_by_renewal`` (date, never null) = T = max(as_of + h, next_renewal + g),
+  capped at as_of + L; as_of + h when ``next_renewal`` is NULL. Known at as_of.
+* ``churned_by_renewal`` = 1 when a churn event falls in [as_of, T): the account is no
+  longer a customer after its next renewal (and its grace period). It is 1 whenever
+  ``churned`` is, since T >= as_of + h. NULL unless a churn on T - 1 could be confirmed:
+  known iff ``T + g - 1 <= data_end``, the rule above with as_of + h replaced by T. Since
+  T is known at as_of, which rows are unknown depends on their contract terms, never on
+  what happens after as_of.
+
+``next_renewal`` and ``label_end_by_renewal`` say which period the label covers; they
+are not model inputs (training takes its features from the registry).
 """
 
 from __future__ import annotations
@@ -47,25 +64,56 @@ from features.subscriptions import (
 )
 from radar.settings import DomainSettings
 
-LABEL_COLUMNS = ("churned", "expanded", "renewal_in_horizon")
+LABEL_COLUMNS = (
+    "churned",
+    "expanded",
+    "churned_by_renewal",
+    "renewal_in_horizon",
+    "next_renewal",
+    "label_end_by_renewal",
+)
 MONEY_TOLERANCE = 1e-6  # currency units; exactly +10% must count although 100 * 1.1 > 110
 
 
 def label_known(as_of: ibis.Value, settings: DomainSettings, data_end: date) -> ibis.Value:
     """Whether the labels of a snapshot at ``as_of`` are observable by ``data_end``."""
-    lag = settings.horizon_days + effective_grace(settings.grace_days) - 1
-    return as_of + ibis.interval(days=lag) <= ibis.date(data_end)
+    return window_known(as_of + ibis.interval(days=settings.horizon_days), settings, data_end)
+
+
+def window_known(end: ibis.Value, settings: DomainSettings, data_end: date) -> ibis.Value:
+    """Whether a label window ending at ``end`` (exclusive) is observable by ``data_end``:
+    a churn on ``end - 1`` needs zero MRR through ``end + g - 2``."""
+    lag = effective_grace(settings.grace_days) - 1
+    return end + ibis.interval(days=lag) <= ibis.date(data_end)
+
+
+def label_end_by_renewal(as_of: ibis.Value, next_renewal: ibis.Value, settings: DomainSettings) -> ibis.Value:
+    """T = max(as_of + h, next_renewal + g) capped at as_of + max_lead_days; as_of + h
+    when there is no next renewal (open-ended lines only)."""
+    horizon_end = as_of + ibis.interval(days=settings.horizon_days)
+    cap = as_of + ibis.interval(days=settings.max_lead_days)
+    after_grace = next_renewal + ibis.interval(days=effective_grace(settings.grace_days))
+    # comparisons rather than greatest/least: portable, and NULL handled explicitly
+    later = ibis.ifelse(after_grace > horizon_end, after_grace, horizon_end)
+    capped = ibis.ifelse(later > cap, cap, later)
+    return ibis.ifelse(next_renewal.isnull(), horizon_end, capped)
 
 
 def build_labels(subs: ibis.Table, calendar: ibis.Table, settings: DomainSettings, data_end: date) -> ibis.Table:
-    """(account_id, as_of, churned, expanded, renewal_in_horizon) for active accounts."""
+    """(account_id, as_of, churned, expanded, churned_by_renewal, renewal_in_horizon,
+    next_renewal, label_end_by_renewal) for active accounts."""
     h = ibis.interval(days=settings.horizon_days)
     keys = list(KEY)
     rev = revenue_lines(subs)
 
     now = lines_at(rev, calendar)
     # the same rows as active_accounts(subs, calendar), plus what the labels need
-    base = now.group_by(keys).agg(mrr=exact_sum(now.mrr), _renewal=(now.end_or_max < now.as_of + h).any())
+    base = now.group_by(keys).agg(
+        mrr=exact_sum(now.mrr),
+        _renewal=(now.end_or_max < now.as_of + h).any(),
+        next_renewal=now.end_date.min(),  # NULL end dates (open-ended lines) are skipped
+    )
+    base = base.mutate(label_end_by_renewal=label_end_by_renewal(base.as_of, base.next_renewal, settings))
 
     later = lines_at(rev, calendar, settings.horizon_days)
     mrr_end = later.group_by(keys).agg(_mrr_end=exact_sum(later.mrr))
@@ -74,25 +122,41 @@ def build_labels(subs: ibis.Table, calendar: ibis.Table, settings: DomainSetting
     hit = events.join(calendar, [events.churn_date >= calendar.as_of, events.churn_date < calendar.as_of + h])
     churns = hit.group_by(keys).agg(_churn=hit.count())
 
+    windows = base.select(*keys, _end=base.label_end_by_renewal)
+    by_renewal = events.join(
+        windows,
+        [
+            events.account_id == windows.account_id,
+            events.churn_date >= windows.as_of,
+            events.churn_date < windows._end,
+        ],
+    )
+    churns_by_renewal = by_renewal.group_by(keys).agg(_churn_by_renewal=by_renewal.count())
+
     new_products = _add_ons(rev, now, calendar, h)
 
     t = base
-    for part in (mrr_end, churns, new_products):
+    for part in (mrr_end, churns, churns_by_renewal, new_products):
         t = t.left_join(part, keys).drop("account_id_right", "as_of_right")
 
     churned = t._churn.fill_null(0) > 0
+    churned_by_renewal = t._churn_by_renewal.fill_null(0) > 0
     # growth >= mrr * pct rather than mrr_end >= mrr * (1 + pct): see MONEY_TOLERANCE
     growth = t._mrr_end.fill_null(0) - t.mrr
     grew = growth >= t.mrr * settings.expansion_min_pct - MONEY_TOLERANCE
     expanded = ~churned & (grew | (t._new_products.fill_null(0) > 0))
     known = label_known(t.as_of, settings, data_end)
+    known_by_renewal = window_known(t.label_end_by_renewal, settings, data_end)
     unknown = ibis.null("int8")
     # ifelse rather than a boolean cast, which PostgreSQL refuses for small integers
     return t.select(
         *keys,
         churned=ibis.ifelse(known, churned.ifelse(1, 0).cast("int8"), unknown),
         expanded=ibis.ifelse(known, expanded.ifelse(1, 0).cast("int8"), unknown),
+        churned_by_renewal=ibis.ifelse(known_by_renewal, churned_by_renewal.ifelse(1, 0).cast("int8"), unknown),
         renewal_in_horizon=t._renewal,
+        next_renewal=t.next_renewal,
+        label_end_by_renewal=t.label_end_by_renewal,
     )
 
 

@@ -30,7 +30,10 @@ from features.text.taxonomy import load_taxonomy
 from radar.settings import Settings
 
 KEY = ["account_id", "as_of"]
-LABELS = ["churned", "expanded"]
+LABELS = ["churned", "expanded", "churned_by_renewal"]
+# Known at as_of, but never model inputs: which rows renewal-window mode keeps, the next
+# contract end and the end of the churned_by_renewal window (training splits on it).
+LABEL_CONTEXT = ["renewal_in_horizon", "next_renewal", "label_end_by_renewal"]
 META = ["name", "csm_owner"]  # carried for people and serving, never model inputs
 CONTEXT_SPECS = [
     FeatureSpec("segment", "Segment", "context", "accounts", unit="category", categorical=True),
@@ -225,5 +228,5 @@ def snapshot_expr(
     out = health.with_health(out, settings.health)
     registry = feature_registry(settings)
     # labels are int8 everywhere; Spark reads its cached labels back as int (IF(c, 1, 0))
-    labels = {c: out[c].cast("int8") for c in LABELS}
-    return out.select(*KEY, *META, *registry.names, **labels, renewal_in_horizon=out.renewal_in_horizon).order_by(KEY)
+    labels = [out[c].cast("int8").name(c) for c in LABELS]
+    return out.select(*KEY, *META, *registry.names, *labels, *LABEL_CONTEXT).order_by(KEY)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from radar.settings.base import Section as _Section
 
@@ -33,6 +33,22 @@ class DomainSettings(_Section):
         False,
         description="Train only on snapshots with a renewal (end_date) inside the horizon.",
     )
+    max_lead_days: int = Field(
+        400,
+        gt=0,
+        description="Longest label window of `churned_by_renewal` (renewal likelihood at the next renewal): it "
+        "looks to the next renewal plus the grace period, at least horizon_days and at most this many days ahead. "
+        "Its training rows need this much more history before the test period; lower it for short histories.",
+    )
+
+    @model_validator(mode="after")
+    def _lead_covers_horizon(self) -> DomainSettings:
+        if self.max_lead_days < self.horizon_days:
+            raise ValueError(
+                f"max_lead_days ({self.max_lead_days}) must be at least horizon_days ({self.horizon_days}): "
+                "the label by the next renewal never looks less far ahead than the horizon"
+            )
+        return self
 
 
 class FeatureSettings(_Section):

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from features.snapshot import LABELS, META, build_evidence, feature_registry, snapshot_expr
+from features.snapshot import LABEL_CONTEXT, LABELS, META, build_evidence, feature_registry, snapshot_expr
 from radar.settings import load_settings
 
 AS_OF = date(2024, 6, 30)
@@ -226,7 +226,9 @@ def test_rows_dated_on_or_after_as_of_never_change_a_snapshot(workspace_factory,
     tables = merge(portfolio)
     before = build(workspace_factory, tables)
     after = build(workspace_factory, mutate_future(tables, np.random.default_rng(seed)))
+    # next_renewal and label_end_by_renewal are known at as_of: they are compared too
     features = [c for c in before.columns if c not in (*LABELS, "renewal_in_horizon")]
+    assert {"next_renewal", "label_end_by_renewal"} <= set(features)
     pd.testing.assert_frame_equal(before[features], after[features], check_exact=False, rtol=1e-9)
 
 
@@ -247,7 +249,7 @@ def test_labels_depend_only_on_subscriptions(workspace_factory, portfolio, other
     tables = merge(portfolio)
     mixed = merge(other) | {"subscriptions": tables["subscriptions"]}
     a, b = build(workspace_factory, tables), build(workspace_factory, mixed)
-    pd.testing.assert_frame_equal(a[LABELS + ["renewal_in_horizon"]], b[LABELS + ["renewal_in_horizon"]])
+    pd.testing.assert_frame_equal(a[LABELS + LABEL_CONTEXT], b[LABELS + LABEL_CONTEXT])
 
 
 def test_only_subscriptions_and_usage_gives_missing_not_zero(workspace_factory):
@@ -269,5 +271,11 @@ def test_one_row_per_active_account_with_every_registered_feature(workspace_fact
     snap = build(workspace_factory, base_tables(), date(2024, 9, 30))
     assert list(snap.index) == ["A1"]  # A2's contract ended 2024-08-01 and was not renewed
     registry = feature_registry(SETTINGS)
-    assert list(snap.columns) == ["as_of", *META, *registry.names, *LABELS, "renewal_in_horizon"]
+    assert list(snap.columns) == ["as_of", *META, *registry.names, *LABELS, *LABEL_CONTEXT]
+    assert LABELS == ["churned", "expanded", "churned_by_renewal"]
+    assert LABEL_CONTEXT == ["renewal_in_horizon", "next_renewal", "label_end_by_renewal"]
+    # A1's contract ends 2025-01-01, 93 days after as_of: T = renewal + 30 days
+    assert snap.loc["A1", "next_renewal"] == pd.Timestamp("2025-01-01")
+    assert snap.loc["A1", "label_end_by_renewal"] == pd.Timestamp("2025-01-31")
+    assert snap.loc["A1", "days_to_next_renewal"] == 93
     assert pd.isna(snap.loc["A1", "adoption_rate_28d"])  # no usage table: missing, not zero
