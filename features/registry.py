@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
 import ibis
 
@@ -89,7 +89,7 @@ class FeatureSpec:
             return "missing"
         return self.formatter()(value)
 
-    def formatter(self) -> Callable[[object], str]:
+    def formatter(self) -> Callable[[Any], str]:
         """How a present value of this feature is written (by its unit): callers writing
         many values of one feature (reason strings) ask once, not per value."""
         if self.unit in ("category", "flag"):

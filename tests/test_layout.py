@@ -1,11 +1,15 @@
-"""The layout's import rules stay true: no import cycle between modules, and the rooms
-of serving/ (and the stages) import only downwards (the import-linter contracts in
-pyproject.toml, which `make lint` also runs)."""
+"""The layout stays true: no import cycle between modules; the rooms of serving/ (and
+the stages) import only downwards (the import-linter contracts in pyproject.toml, which
+`make lint` also runs); the README's "Where things are" map lists every package; and
+every serving room's docstring says what it may import."""
 
 from __future__ import annotations
 
+import ast
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import grimp
@@ -85,3 +89,67 @@ def test_import_contracts_hold():
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "0 broken" in done.stdout
+
+
+def _readme_map() -> list[str]:
+    """The paths the README's "Where things are" map describes: the backquoted paths that
+    open each of its list items (`- `a/`, `b.py`: ...`)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "\n## Where things are\n" in readme, "the README has no 'Where things are' section"
+    section = readme.split("\n## Where things are\n", 1)[1].split("\n## ", 1)[0]
+    paths = []
+    for line in section.splitlines():
+        head = re.match(r"\s*- ((?:`[^`]+`(?:, )?)+):", line)
+        if head:
+            paths += re.findall(r"`([^`]+)`", head.group(1))
+    return paths
+
+
+def _tracked_top_folders() -> set[str]:
+    """Top-level folders holding committed files (hidden ones aside); empty outside a git checkout."""
+    try:
+        done = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    except OSError:
+        return set()
+    if done.returncode != 0:
+        return set()
+    return {
+        f"{line.split('/', 1)[0]}/" for line in done.stdout.splitlines() if "/" in line and not line.startswith(".")
+    }
+
+
+def test_the_readme_map_lists_every_package_and_nothing_that_is_gone():
+    listed = _readme_map()
+    assert listed, "the README's 'Where things are' section lists no paths"
+    gone = [p for p in listed if not (ROOT / p).exists()]
+    assert gone == [], f"the README map names paths that do not exist: {gone}"
+    packages = {
+        f"{init.parent.relative_to(ROOT).as_posix()}/" for pkg in PACKAGES for init in (ROOT / pkg).rglob("__init__.py")
+    }
+    assert {f"{pkg}/" for pkg in PACKAGES} <= packages
+    unlisted = sorted((packages | _tracked_top_folders()) - set(listed))
+    assert unlisted == [], f"add these to the README's 'Where things are' map: {unlisted}"
+
+
+def _serving_rooms() -> list[str]:
+    """The rooms of serving/, lowest first, from the layers contract in pyproject.toml."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    (layers,) = [c["layers"] for c in config["tool"]["importlinter"]["contracts"] if c["type"] == "layers"]
+    return [layer for layer in reversed(layers) if "|" not in layer]
+
+
+def test_every_serving_room_is_a_layer_and_its_docstring_says_what_it_may_import():
+    rooms = _serving_rooms()
+    folders = sorted(f"serving.{init.parent.name}" for init in (ROOT / "serving").glob("*/__init__.py"))
+    assert sorted(rooms) == folders, "every sub-package of serving/ is a room of the layers contract"
+    named = lambda text: set(re.findall(r"serving\.\w+", text))
+    for i, room in enumerate(rooms):
+        below, above = set(rooms[:i]), set(rooms[i + 1 :])
+        init = ROOT / room.replace(".", "/") / "__init__.py"
+        doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8")))
+        assert doc, f"{init.relative_to(ROOT)} has no docstring"
+        says = re.search(r"May\s+import\s+(.*?)(?:;\s+never\s+(.*?))?\.(?:\s|$)", doc, re.S)
+        assert says, f"{room}: its docstring should say 'May import ...; never ...'"
+        allowed, never = says.group(1), says.group(2) or ""
+        assert named(allowed) == below, f"{room} may import exactly the rooms below it: {sorted(below)}"
+        assert above <= named(never) and not named(never) & below, f"{room} names the rooms above it as never"

@@ -4,5 +4,6 @@ Owns the table's columns and projection (table), its writers (files: Parquet, CS
 DuckDB; sql: SQLAlchemy URLs such as PostgreSQL), the one entry that picks a writer
 (write) and the same rows computed on Spark (spark).
 
-May import `serving.scoring` (and below); never `serving.workflow` or `serving.web`.
+May import `serving.scoring`, `serving.render`, `features`, `training` and `radar`; never
+`serving.workflow` or `serving.web`.
 """

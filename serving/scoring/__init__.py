@@ -5,6 +5,6 @@ Owns `score_frame` (score), its TreeSHAP explanations (explain, treeshap), the P
 playbooks that turn drivers into a next step (playbook, playbooks.toml), workspace
 scoring and rankings (batch) and the service's in-memory portfolio (portfolio).
 
-May import `features`, `training` and `radar`; never `serving.crm`, `serving.workflow`
-or `serving.web`.
+May import `serving.render`, `features`, `training` and `radar`; never `serving.crm`,
+`serving.workflow` or `serving.web`.
 """

@@ -85,9 +85,11 @@ class Explainer:
             return self.inputs(model.prepare(frame))
         out = np.empty((len(frame), len(model.features)))
         out[:, self._numeric_idx] = block
+        levels = self._levels
+        assert levels is not None  # _fast_categories is true
         for j, f in zip(self._categorical_idx, model.categorical):
             values = frame[f].to_numpy(dtype=object)
-            code = self._levels[f]
+            code = levels[f]
             out[:, j] = [
                 code.get(v if isinstance(v, str) else (None if pd.isna(v) else str(v)), np.nan) for v in values
             ]  # unseen or missing: NaN
@@ -101,7 +103,7 @@ class Explainer:
             stored = list(model.booster.pandas_categorical or [])
             ours = [model.categories[f] for f in model.categorical]
             same = len(stored) == len(ours) and all(list(a) == list(b) for a, b in zip(stored, ours))
-            self._levels = (
+            self._levels: dict[str, dict[str | None, float]] | None = (
                 {f: {label: float(code) for code, label in enumerate(model.categories[f])} for f in model.categorical}
                 if same
                 else None
@@ -114,7 +116,7 @@ class Explainer:
         """The raw margin, equal to `model.raw_margin` of the same rows."""
         if self._tables is not None:
             return self._tables.margin(inputs, threads=threads)
-        return self.model.booster.predict(inputs, raw_score=True, num_threads=threads)
+        return np.asarray(self.model.booster.predict(inputs, raw_score=True, num_threads=threads))
 
     def contributions(self, inputs, *, threads: int = 2, chunk_rows: int = 4096) -> tuple[np.ndarray, np.ndarray]:
         """(rows x features contributions, base value per row) of the raw margin."""

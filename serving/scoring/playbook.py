@@ -143,13 +143,14 @@ class Playbooks(BaseModel):
                 f"exactly one 'at_risk' playbook needs fallback = true, found {len(fallbacks)}"
                 + (f" ({', '.join(fallbacks)})" if fallbacks else "")
             )
-        seen: dict = {}
+        seen: dict[int | str, str] = {}  # family number or QCF + bucket -> playbook name
         for p in self.playbook:
             if p.when == "at_risk" and not p.fallback and not (p.families or p.buckets):
                 raise ValueError(
                     f"playbook {p.name!r}: an 'at_risk' playbook needs families or buckets (or fallback = true)"
                 )
-            for key in (*p.families, *(QCF + b for b in p.buckets)):
+            keys: tuple[int | str, ...] = (*p.families, *(QCF + b for b in p.buckets))
+            for key in keys:
                 if key in seen:
                     raise ValueError(
                         f"{'family' if isinstance(key, int) else 'bucket'} "

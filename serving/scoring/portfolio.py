@@ -31,7 +31,7 @@ from serving.scoring.score import ScoringModels, score_frame
 
 @dataclass(frozen=True)
 class _Copy:
-    stamp: tuple  # (mtime_ns, size) of the database file it was read from
+    stamp: tuple | None  # (mtime_ns, size) of the database file it was read from (None: not stat-able)
     latest: pd.DataFrame  # one row per account: its latest snapshot, indexed by account_id
     as_of: date  # the latest snapshot date: accounts with this as_of are the active portfolio
 

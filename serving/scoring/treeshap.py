@@ -34,7 +34,8 @@ class TableTooLarge(ValueError):
 
 def _trees(model_text: str) -> list[dict[str, np.ndarray]]:
     """The `Tree=` blocks of a LightGBM text model, as arrays."""
-    blocks, current = [], None
+    blocks: list[dict[str, str]] = []
+    current: dict[str, str] | None = None
     for line in model_text.splitlines():
         if line.startswith("Tree="):
             current = {}
@@ -63,9 +64,11 @@ def _walk(tree: dict[str, np.ndarray]) -> tuple[list[int], list[tuple[int, bool]
     f, left, right = tree["split_feature"], tree["left_child"], tree["right_child"]
     internal, leaf_count = tree["internal_count"], tree["leaf_count"]
     count = lambda child: leaf_count[~child] if child < 0 else internal[child]
+    leaves: list[list[tuple[int, float]]]  # per leaf: (feature, cover fraction) on its path
     order, slots, leaves = [], [(0, False)] * len(f), [[] for _ in tree["leaf_value"]]
     depth = 0
-    queue = [(0, {}, 1)]  # node, {feature: cover fraction so far} on the path to it, depth of its children
+    # node, {feature: cover fraction so far} on the path to it, depth of its children
+    queue: list[tuple[int, dict[int, float], int]] = [(0, {}, 1)]
     while queue:
         node, path, level = queue.pop(0)
         order.append(node)
@@ -335,7 +338,7 @@ class TreeShap:
             "new": np.bool_,
             "cat_bits": np.uint32,
         }
-        a = {k: np.array(v, dtype=types.get(k, np.int64)) for k, v in cols.items()}
+        a: dict[str, np.ndarray] = {k: np.array(v, dtype=types.get(k, np.int64)) for k, v in cols.items()}
         table_offset = (np.cumsum(sizes) - sizes).astype(np.int64)
         table = np.zeros(int(sizes.sum()))
         weights = np.array(

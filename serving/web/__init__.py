@@ -2,5 +2,9 @@
 
 Owns the FastAPI app and sign-in (app), what each page shows (pages), the workspace
 reads behind them (reads), the Jinja2 templates (templates/) and the stylesheet
-(static/). The top room: may import every other serving room.
+(static/).
+
+The top room. May import `serving.workflow`, `serving.crm`, `serving.scoring`,
+`serving.render`, `features`, `training` and `radar`; never `serving.service` or
+`serving.cli`, which sit on top.
 """

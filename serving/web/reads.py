@@ -1,4 +1,4 @@
-"""Read-only queries of the workspace database behind the web pages (serving/ui.py).
+"""Read-only queries of the workspace database behind the web pages (serving/web/app.py).
 
 One account's snapshot history and feedback evidence, and the alert queue (open alerts
 as `radar alerts` stored them). Each read opens its own read-only connection and closes

@@ -6,5 +6,6 @@ delivery (webhook); the weekly digest (digest, digest_render), the leadership dr
 report (drivers, drivers_report), feedback quotes (quotes), the indicator scorecard
 (scorecard), and their commands (cli: `radar alerts`, `radar digest`, `radar drivers`).
 
-May import `serving.render`, `serving.scoring` and `serving.crm`; never `serving.web`.
+May import `serving.crm`, `serving.scoring`, `serving.render`, `features`, `training` and
+`radar`; never `serving.web`.
 """
