@@ -185,13 +185,18 @@ def build_features_cmd(
 
 @app.command("features")
 def list_features(ctx: typer.Context) -> None:
-    """List every snapshot feature: name, description, indicator family, source, healthy direction."""
+    """List every snapshot feature: name, description, indicator family, kind (driver or context), source,
+    healthy direction."""
     from features.snapshot import feature_registry
 
     registry = feature_registry(_settings(ctx))
-    table = Table(title=f"{len(registry)} snapshot features")
-    for col in ("feature", "description", "family", "source", "healthy"):
+    drivers = sum(f.is_driver for f in registry)
+    table = Table(
+        title=f"{len(registry)} snapshot features: {drivers} drivers (reasons, playbooks), "
+        f"{len(registry) - drivers} context (shown apart)"
+    )
+    for col in ("feature", "description", "family", "kind", "source", "healthy"):
         table.add_column(col)
     for f in registry:
-        table.add_row(f.name, f.description, f.family_name, f.source, f.healthy)
+        table.add_row(f.name, f.description, f.family_name, f.kind, f.source, f.healthy)
     console.print(table)

@@ -3,7 +3,15 @@
 Builders declare their features next to the code that computes them (a module-level
 list of `FeatureSpec`); windowed specs expand into one feature per configured window.
 Training reads the feature list from here, SHAP reason strings and reports read the
-labels, families and healthy directions, and `radar features` prints it.
+labels, families, kinds and healthy directions, and `radar features` prints it.
+
+Kind (DOMAIN 5, drivers and context): a `driver` is what the account does or experiences,
+which a CSM can discuss or change (usage, adoption, onboarding, support, feedback, NPS,
+engagement, contraction and expansion); `context` is what the account is (contract
+timing, tenure, MRR, plan, seats, segment, region, past renewals). Reasons, playbooks and
+the leadership ranking use drivers only; context is shown apart. A spec's kind follows
+its family ("context" family: context; any other: driver) unless declared; a feature
+the registry does not know is a driver.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from typing import Any, Literal
 import ibis
 
 Direction = Literal["higher", "lower", "neutral"]
+Kind = Literal["driver", "context"]
 Unit = Literal["ratio", "share", "count", "days", "hours", "score", "currency", "pct", "category", "flag"]
 
 INDICATORS: dict[int, tuple[str, str]] = {
@@ -46,12 +55,22 @@ QCF_BUCKETS = (
 )
 
 
+CONTEXT_FAMILIES = frozenset({"context"})
+
+
+def default_kind(family: int | str) -> Kind:
+    """The kind a spec of `family` has unless it declares one: context for the "context"
+    family (MRR, seats, plan, segment, ...), driver for indicators, feedback and health."""
+    return "context" if family in CONTEXT_FAMILIES else "driver"
+
+
 @dataclass(frozen=True)
 class FeatureSpec:
     """A feature (or, with `{w}` in its name, one feature per trailing window).
 
     family: an indicator number 1–15, "qcf:<bucket>", or "context" (MRR, segment, ...).
     label: what it measures, without the window ("Active users ÷ seats").
+    kind: "driver" or "context"; by default derived from the family (`default_kind`).
     """
 
     name: str
@@ -62,6 +81,17 @@ class FeatureSpec:
     unit: Unit = "count"
     window: int | None = None
     categorical: bool = False
+    kind: Kind | None = None  # None: derived from the family
+
+    def __post_init__(self):
+        if self.kind is None:
+            object.__setattr__(self, "kind", default_kind(self.family))
+        elif self.kind not in ("driver", "context"):
+            raise ValueError(f"feature {self.name}: kind must be 'driver' or 'context', not {self.kind!r}")
+
+    @property
+    def is_driver(self) -> bool:
+        return self.kind == "driver"
 
     @property
     def description(self) -> str:
@@ -134,6 +164,15 @@ class FeatureRegistry:
 
     def from_source(self, source: str) -> list[FeatureSpec]:
         return [f for f in self if f.source == source]
+
+    def kind(self, name: str) -> Kind:
+        """The feature's kind; a feature the registry does not know (a per-event-type
+        feature added later, a bring-your-own column) is a driver."""
+        spec = self._by_name.get(name)
+        return spec.kind if spec is not None else "driver"
+
+    def is_driver(self, name: str) -> bool:
+        return self.kind(name) == "driver"
 
 
 def feature_names(specs: list[FeatureSpec], windows: tuple[int, ...]) -> list[str]:

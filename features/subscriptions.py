@@ -59,16 +59,27 @@ def specs(windows: Sequence[int] = WINDOWS) -> list[FeatureSpec]:
     fixed = [
         FeatureSpec("mrr", "Monthly recurring revenue", "context", SRC, "higher", "currency"),
         FeatureSpec("seats", "Seats under contract", "context", SRC, "higher", "count"),
-        FeatureSpec("n_products", "Products in force", 10, SRC, "higher", "count"),
+        FeatureSpec("n_products", "Products in force", 10, SRC, "higher", "count", kind="context"),
         FeatureSpec("main_product", "Main plan (largest line)", "context", SRC, unit="category", categorical=True),
         FeatureSpec(
             "billing_period", "Billing period of the main plan", "context", SRC, unit="category", categorical=True
         ),
-        FeatureSpec("days_to_next_renewal", "Days to the next contract end", 8, SRC, "neutral", "days"),
-        FeatureSpec("tenure_days", "Days since the first subscription", 8, SRC, "higher", "days"),
-        FeatureSpec("relationship_tenure_days", "Days since the current relationship began", 8, SRC, "higher", "days"),
-        FeatureSpec("past_renewals", "Renewals so far", 8, SRC, "higher", "count"),
-        FeatureSpec("reactivations", "Earlier churns (returns after a lapse)", 8, SRC, "lower", "count"),
+        # contract facts of indicator 8: context, not drivers (a CSM cannot change them)
+        FeatureSpec("days_to_next_renewal", "Days to the next contract end", 8, SRC, "neutral", "days", kind="context"),
+        FeatureSpec("tenure_days", "Days since the first subscription", 8, SRC, "higher", "days", kind="context"),
+        FeatureSpec(
+            "relationship_tenure_days",
+            "Days since the current relationship began",
+            8,
+            SRC,
+            "higher",
+            "days",
+            kind="context",
+        ),
+        FeatureSpec("past_renewals", "Renewals so far", 8, SRC, "higher", "count", kind="context"),
+        FeatureSpec(
+            "reactivations", "Earlier churns (returns after a lapse)", 8, SRC, "lower", "count", kind="context"
+        ),
     ]
     per_window = [
         spec

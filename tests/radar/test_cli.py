@@ -58,6 +58,8 @@ def test_features_lists_the_registry_in_plain_language(env):
     assert result.exit_code == 0
     assert "Active users ÷ seats, last 28 days" in result.output
     assert "adoption_rate_90d" in result.output and "1. Adoption rate" in result.output
+    kinds = {line.split("│")[4].strip() for line in result.output.splitlines() if line.count("│") >= 6}
+    assert {"driver", "context"} <= kinds and "13 context (shown apart)" in result.output
 
 
 def test_help_lists_every_command():
