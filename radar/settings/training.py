@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from radar.settings.base import Section as _Section
@@ -29,6 +31,18 @@ class LightGBMSettings(_Section):
         True,
         description="Weight positives by negatives/positives while fitting; calibration on the "
         "unweighted calibration period maps the scores back to probabilities.",
+    )
+    monotone_drivers: bool = Field(
+        True,
+        description="Monotone constraints on driver features with a known healthy direction: for a churn target "
+        "(renewal) more of a healthy driver can only lower the churn risk; for upsell only usage drivers "
+        "(adoption, depth, engagement, ROI, breadth), healthy usage raising expansion. Context features "
+        "(contract timing, tenure, MRR, plan) are never constrained. Reasons then follow the healthy direction.",
+    )
+    monotone_method: Literal["basic", "intermediate", "advanced"] = Field(
+        "intermediate",
+        description="LightGBM's monotone_constraints_method: basic is fastest but constrains most; intermediate "
+        "and advanced constrain less (closer to the free model), advanced being the slowest.",
     )
 
 

@@ -80,3 +80,104 @@ def test_early_stopping_off_fits_exactly_n_estimators_rounds(table, settings):
     )
     fixed = fit_lightgbm(table, split, fixed_settings)
     assert fixed.booster.num_trees() == rounds and fixed.metadata["best_iteration"] == rounds
+
+
+# --- monotone drivers and the training reference ---
+
+
+def _registry():
+    from features.snapshot import feature_registry
+    from radar.settings import Settings
+
+    return feature_registry(Settings())
+
+
+def test_the_constraint_signs_follow_the_healthy_direction_and_the_target():
+    from training.model import monotone_constraints
+    from training.outcome import TARGETS, TargetSpec
+
+    registry = _registry()
+    features = [
+        "adoption_rate_28d",  # driver, higher is healthy
+        "tickets_28d",  # driver, lower is healthy
+        "days_since_last_activity",  # driver, lower is healthy (usage family 13)
+        "feedback_items_28d",  # driver, neutral
+        "days_to_next_renewal",  # context (contract timing)
+        "tenure_days",  # context, higher is healthy
+        "mrr",  # context
+        "segment",  # context, categorical
+        "health_band",  # categorical
+        "per_event_type_feature",  # unknown to the registry
+        "engagement_score_28d",  # driver, usage family 5
+    ]
+    churn = monotone_constraints(features, TARGETS["renewal"], registry, ["segment", "health_band"])
+    # positive = churn: a healthy-when-higher driver can only lower the churn margin
+    assert churn == [-1, +1, +1, 0, 0, 0, 0, 0, 0, 0, -1]
+    upsell = monotone_constraints(features, TARGETS["upsell"], registry, ["segment", "health_band"])
+    # expansion: only usage drivers, healthy usage raising it
+    assert upsell == [+1, 0, 0, 0, 0, 0, 0, 0, 0, 0, +1]
+    # the sign depends on whether the target's positive is a churn, not on its name
+    by_renewal = TargetSpec("next_renewal", "churned_by_renewal", "radar-next-renewal", "churns by its contract end")
+    assert monotone_constraints(features, by_renewal, registry) == churn
+    own = TargetSpec("lost", "lost", "radar-lost", "churns within the quarter")
+    assert monotone_constraints(features, own, registry) == churn
+
+
+def test_a_monotone_model_never_lets_a_healthier_driver_raise_churn(settings):
+    from scipy.special import expit
+
+    from training.dataset import TrainingTable
+    from training.model import lightgbm_params
+    from training.outcome import TARGETS
+    from training.split import Split
+
+    rng = np.random.default_rng(3)
+    n = 6000
+    adoption = rng.uniform(0, 1, n)
+    tickets = rng.poisson(2, n).astype(float)
+    tenure = rng.uniform(0, 2000, n)
+    # churn is U-shaped in adoption (a pattern a free model follows), falls with tenure
+    p = expit(-2.0 + 4.0 * (adoption - 0.5) ** 2 * np.where(adoption > 0.5, 3, 1) + 0.3 * tickets - tenure / 1000)
+    frame = pd.DataFrame(
+        {
+            "account_id": [f"a{i}" for i in range(n)],
+            "as_of": pd.Timestamp("2026-01-31"),
+            "adoption_rate_28d": adoption,
+            "tickets_28d": tickets,
+            "tenure_days": tenure,
+            "churned": rng.binomial(1, p),
+        }
+    )
+    features = ["adoption_rate_28d", "tickets_28d", "tenure_days"]
+    table = TrainingTable(frame, TARGETS["renewal"], "account_id", None, features, [], None, None, None, {})
+    rows = np.arange(n)
+    split = Split(train=rows[rows % 3 != 0], calibration=rows[rows % 3 == 0], test=rows[:0])
+    constrained = fit_lightgbm(table, split, settings)
+    free_settings = settings.model_copy(
+        update={
+            "training": settings.training.model_copy(
+                update={"lightgbm": settings.training.lightgbm.model_copy(update={"monotone_drivers": False})}
+            )
+        }
+    )
+    free = fit_lightgbm(table, split, free_settings)
+    assert constrained.metadata["monotone_features"] == 2 and free.metadata["monotone_features"] == 0
+    assert lightgbm_params(settings, None, [-1, 1, 0])["monotone_constraints"] == [-1, 1, 0]
+    assert "monotone_constraints" not in lightgbm_params(settings, None, [0, 0, 0])
+
+    grid = np.linspace(0, 1, 41)
+    probe = pd.DataFrame({"adoption_rate_28d": grid, "tickets_28d": 2.0, "tenure_days": 500.0})
+    assert np.all(np.diff(constrained.raw_margin(probe)) <= 1e-12)  # more adoption never raises churn
+    assert np.any(np.diff(free.raw_margin(probe)) > 1e-6)  # the free model follows the U
+    more_tickets = pd.DataFrame({"adoption_rate_28d": 0.5, "tickets_28d": np.arange(0, 10.0), "tenure_days": 500.0})
+    assert np.all(np.diff(constrained.raw_margin(more_tickets)) >= -1e-12)
+
+
+def test_the_training_medians_are_recorded_and_saved(fitted, table, settings, tmp_path):
+    model, _ = fitted
+    split = time_split(table.times, settings)
+    train = table.frame.iloc[split.train]
+    assert set(model.reference) == {"usage", "tickets", "nps", "mrr"}  # numeric features only
+    assert model.reference["usage"] == pytest.approx(train["usage"].median())
+    again = RadarModel.load(model.save(tmp_path / "with_reference"))
+    assert again.reference == model.reference
