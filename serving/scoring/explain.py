@@ -13,17 +13,28 @@ Contributions come from `serving.scoring.treeshap` (tables built once per model;
 faster than LightGBM's `pred_contrib`, same values) and fall back to LightGBM's own when
 the trees are too deep for tables. Top drivers are picked with numpy for all rows at
 once; reason strings are built only for the top k of each row.
+
+Reasons are drivers only (DOMAIN 5): a context feature (contract timing, tenure, MRR,
+plan; `FeatureSpec.kind`) is left out of the list, not hidden in it; the context line
+(serving.scoring.context) says those facts apart. A reason never points against its
+feature's healthy direction: where the direction is known for the target
+(`training.model.expected_directions`), a value on the unhealthy side of the training
+median (`RadarModel.reference`) that raises the likelihood, or one on the healthy side
+that lowers it, is not shown; nor is a missing value that raises it (no data is no
+reason for confidence). A missing value reads "No <label> recorded".
 """
 
 from __future__ import annotations
 
 import math
+import weakref
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from features.registry import FeatureRegistry, FeatureSpec
-from training.model import RadarModel
+from training.model import RadarModel, expected_directions, positive_is_churn
 
 EXPLAINS = "raw margin (log-odds) before calibration"
 
@@ -36,9 +47,14 @@ MINUS = "\N{MINUS SIGN}"
 
 
 def likelihood_of(model: RadarModel) -> tuple[str, bool]:
-    """(what the likelihood is called, whether it is 1 - P(positive)) for the model's target."""
+    """(what the likelihood is called, whether it is 1 - P(positive)) for the model's target;
+    a target not listed whose positive is a churn reads as renewal likelihood."""
     name = model.target.name
-    return LIKELIHOODS.get(name, (f"{name} likelihood", False))
+    if name in LIKELIHOODS:
+        return LIKELIHOODS[name]
+    if positive_is_churn(model.target):
+        return ("renewal likelihood", True)
+    return (f"{name} likelihood", False)
 
 
 class Explainer:
@@ -167,15 +183,99 @@ def _plain(value):
     return value
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What `drivers` needs of one model and registry, worked out once: the driver columns,
+    and those with a known direction (their expected sign and training median)."""
+
+    registry: FeatureRegistry
+    drivers: np.ndarray  # column indices (into model.features) of driver features
+    checked: np.ndarray  # positions in `drivers` of features with a direction and a reference
+    sign: np.ndarray  # per checked: +1 if more of it raises the margin, -1 if it lowers it
+    reference: np.ndarray  # per checked: the training median
+
+
+_PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _plan(model: RadarModel, registry: FeatureRegistry) -> _Plan:
+    cached = _PLANS.get(model)
+    if cached is not None and cached.registry is registry:
+        return cached
+    features = model.features
+    driver_idx = np.array([j for j, f in enumerate(features) if registry.is_driver(f)], dtype=np.int64)
+    names = [features[j] for j in driver_idx]
+    direction = expected_directions(names, model.target, registry, model.categorical)
+    reference = getattr(model, "reference", None) or {}
+    checked = [i for i, (f, d) in enumerate(zip(names, direction)) if d and f in reference]
+    plan = _Plan(
+        registry,
+        driver_idx,
+        np.array(checked, dtype=np.int64),
+        np.array([direction[i] for i in checked], dtype=float),
+        np.array([reference[names[i]] for i in checked], dtype=float),
+    )
+    _PLANS[model] = plan
+    return plan
+
+
+def _numbers(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """The columns as a float block (missing and non-numbers: NaN)."""
+    try:
+        return frame[columns].to_numpy(dtype=np.float64, na_value=np.nan)
+    except (ValueError, TypeError):
+        return np.column_stack([pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=np.float64) for c in columns])
+
+
+def against_direction(
+    contributions: np.ndarray, values: np.ndarray, sign: np.ndarray, reference: np.ndarray
+) -> np.ndarray:
+    """Cells whose contribution points against the healthy direction: the value is on one
+    side of the reference (training median) and the contribution moves the margin the way
+    the other side should (`sign`: +1 where more of the feature should raise the margin).
+    At the reference, or with a missing value, nothing is against."""
+    with np.errstate(invalid="ignore"):
+        expected = np.sign(values - reference) * sign  # NaN where missing
+        return expected * np.sign(contributions) < 0
+
+
+def shown_contributions(
+    frame: pd.DataFrame, model: RadarModel, contributions: np.ndarray, registry: FeatureRegistry
+) -> np.ndarray:
+    """Rows x driver features (in model order): the contributions that may be reasons;
+    0 where a reason would point against the healthy direction, or where a missing value
+    raises the likelihood (those are not shown)."""
+    plan = _plan(model, registry)
+    shown = np.array(contributions[:, plan.drivers], dtype=np.float64)
+    if not shown.size:
+        return shown
+    names = [model.features[j] for j in plan.drivers]
+    _, inverted = likelihood_of(model)
+    raises = shown < 0 if inverted else shown > 0
+    shown[frame[names].isna().to_numpy() & raises] = 0.0
+    if len(plan.checked):
+        block = shown[:, plan.checked]
+        values = _numbers(frame, [names[i] for i in plan.checked])
+        block[against_direction(block, values, plan.sign, plan.reference)] = 0.0
+        shown[:, plan.checked] = block
+    return shown
+
+
 def drivers(
     frame: pd.DataFrame, model: RadarModel, contributions: np.ndarray, registry: FeatureRegistry, k: int
 ) -> list[list[dict]]:
     """Per row of `frame` (the snapshot records as given), its top k drivers:
     {feature, value, contribution, reason}, largest |contribution| first.
 
-    Work is done per feature, not per cell: the values and reason strings of every cell
-    where a feature is a driver are gathered and written together."""
-    idx, contrib = top_k(contributions, k)
+    Only driver features are candidates (context is never a reason, see
+    serving.scoring.context), and reasons that would point against the healthy direction,
+    or a missing value that raises the likelihood, are left out (`shown_contributions`):
+    the k are the largest of the rest. Work is done per feature, not per cell: the values
+    and reason strings of every cell where a feature is a driver are gathered and written
+    together."""
+    plan = _plan(model, registry)
+    pos, contrib = top_k(shown_contributions(frame, model, contributions, registry), k)
+    idx = plan.drivers[pos]
     n = len(frame)
     values = np.empty(idx.shape, dtype=object)
     reasons = np.empty(idx.shape, dtype=object)
@@ -219,12 +319,12 @@ def _reasons(
     missing = [v is None or (isinstance(v, float) and math.isnan(v)) for v in values]
     if spec is None:
         return [
-            f"{feature} is {'missing' if gone else v}{raises if c > 0 else lowers}"
+            (f"No {feature} recorded" if gone else f"{feature} is {v}") + (raises if c > 0 else lowers)
             for v, c, gone in zip(values, contributions, missing)
         ]
     span = f" over the last {spec.window} days" if spec.window else ""
     raises, lowers = span + raises, span + lowers
-    plain, head, no_data = spec.formatter(), f"{spec.label} is ", f"{spec.label}: no data"
+    plain, head, no_data = spec.formatter(), f"{spec.label} is ", f"No {_lower_first(spec.label)} recorded"
 
     def shown(value) -> str:
         text = plain(value)
@@ -234,3 +334,11 @@ def _reasons(
         (no_data if gone else head + shown(v)) + (raises if c > 0 else lowers)
         for v, c, gone in zip(values, contributions, missing)
     ]
+
+
+def _lower_first(label: str) -> str:
+    """A label inside a sentence: "Active users" -> "active users"; "NPS ..." and "MRR
+    change" keep their capitals."""
+    if len(label) > 1 and label[0].isupper() and not label[1].isupper():
+        return label[0].lower() + label[1:]
+    return label

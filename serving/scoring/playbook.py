@@ -6,7 +6,9 @@ when it loads it and names the file, the playbook and the field of any mistake.
 
 An at-risk account (red or yellow tier) gets the first "at_risk" playbook (file order)
 whose indicator families or feedback buckets hold its largest renewal driver that lowers
-renewal likelihood; without such a driver it gets the fallback playbook. A green account
+renewal likelihood; without such a driver it gets the fallback playbook. Drivers only:
+a context feature (contract timing, tenure, MRR, plan) never picks a playbook nor
+becomes its "because", even when a caller passes one in. A green account
 flagged as an expansion opportunity gets the "opportunity" playbook, any other account
 the "otherwise" one. The owner is a role of DOMAIN 3: the usual one for a yellow
 account, the escalation for a red one (alerts escalate too, see `serving.workflow.alerts`).
@@ -247,7 +249,7 @@ def recommend(
         for driver in renewal_drivers:
             lowers = driver["contribution"] > 0 if inverted else driver["contribution"] < 0
             name = driver["feature"]
-            if not lowers or name not in registry:
+            if not lowers or name not in registry or not registry.is_driver(name):
                 continue
             chosen = books.for_family(registry[name].family)
             if chosen is not None:

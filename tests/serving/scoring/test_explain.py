@@ -6,10 +6,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.registry import FeatureSpec
+from features.registry import FeatureRegistry, FeatureSpec
 from features.snapshot import feature_registry
 from radar.settings import Settings
-from serving.scoring.explain import EXPLAINS, Explainer, drivers, reason, top_k
+from serving.scoring.explain import (
+    EXPLAINS,
+    Explainer,
+    drivers,
+    likelihood_of,
+    reason,
+    shown_contributions,
+    top_k,
+)
+from training.calibrate import Calibrator
+from training.model import RadarModel, expected_directions
+from training.outcome import TARGETS, TargetSpec
 
 
 @pytest.fixture(scope="module")
@@ -79,14 +90,16 @@ def test_drivers_are_the_largest_contributions_with_values_and_reasons(models, t
     model = models.renewal.model
     explainer = models.explainer("renewal")
     contrib, _ = explainer.contributions(explainer.inputs(model.prepare(thousand)))
-    found = drivers(thousand, model, contrib, feature_registry(settings), 5)
+    registry = feature_registry(settings)
+    found = drivers(thousand, model, contrib, registry, 5)
+    shown = shown_contributions(thousand, model, contrib, registry)
     assert len(found) == len(thousand)
     for r in (0, 17, 999):
         row = found[r]
         assert 1 <= len(row) <= 5
         sizes = [abs(d["contribution"]) for d in row]
         assert sizes == sorted(sizes, reverse=True)
-        assert sizes[0] == pytest.approx(np.abs(contrib[r]).max())
+        assert sizes[0] == pytest.approx(np.abs(shown[r]).max())  # the largest driver that may be shown
         for d in row:
             j = model.features.index(d["feature"])
             assert d["contribution"] == contrib[r, j]
@@ -115,14 +128,18 @@ def test_upsell_reasons_follow_the_expansion_margin():
     assert up.endswith("— raises upsell likelihood") and down.endswith("— lowers upsell likelihood")
 
 
-def test_trends_read_as_changes_and_missing_values_as_no_data():
+def test_trends_read_as_changes_and_missing_values_as_not_recorded():
     assert (
         reason(TREND, TREND.name, -0.4, 0.5, "renewal likelihood", True)
         == "Change in logins vs the window before is \u221240% over the last 28 days — lowers renewal likelihood"
     )
     assert (
         reason(LOW, LOW.name, None, 0.5, "renewal likelihood", True)
-        == "Active users ÷ seats: no data over the last 28 days — lowers renewal likelihood"
+        == "No active users ÷ seats recorded over the last 28 days — lowers renewal likelihood"
+    )
+    nps = FeatureSpec("nps_latest", "NPS answer (0–10)", 11, "feedback", "higher", "score")
+    assert reason(nps, nps.name, float("nan"), 0.5, "renewal likelihood", True).startswith(
+        "No NPS answer (0–10) recorded"
     )
     unregistered = reason(None, "custom_col", 3, 0.5, "upsell likelihood", False)
     assert unregistered == "custom_col is 3 — raises upsell likelihood"
@@ -159,3 +176,132 @@ def test_reasons_written_per_feature_equal_the_reason_of_each_value(unit):
         assert _reasons(spec, spec.name, values, contributions, likelihood, inverted) == [
             reason(spec, spec.name, v, c, likelihood, inverted) for v, c in zip(values, contributions)
         ]
+
+
+# --- drivers, not context; never against the healthy direction ---
+
+HAND = FeatureRegistry(
+    [
+        FeatureSpec("adoption_rate_{w}d", "Active users ÷ seats", 1, "usage_events", "higher", "ratio"),
+        FeatureSpec("tickets_{w}d", "Support tickets opened", 12, "support_tickets", "lower", "count"),
+        FeatureSpec("nps_latest", "NPS answer (0–10)", 11, "feedback", "higher", "score"),
+        FeatureSpec(
+            "days_to_next_renewal",
+            "Days to the next contract end",
+            8,
+            "subscriptions",
+            "neutral",
+            "days",
+            kind="context",
+        ),
+        FeatureSpec("tenure_days", "Days since the first subscription", 8, "subscriptions", "higher", kind="context"),
+        FeatureSpec("mrr", "Monthly recurring revenue", "context", "subscriptions", "higher", "currency"),
+    ],
+    windows=(28,),
+)
+HAND_FEATURES = ["adoption_rate_28d", "tickets_28d", "nps_latest", "days_to_next_renewal", "tenure_days", "mrr"]
+REFERENCE = {"adoption_rate_28d": 0.5, "tickets_28d": 3.0, "nps_latest": 8.0, "tenure_days": 700.0, "mrr": 1000.0}
+
+
+def hand_model(target: str = "renewal", reference: dict | None = REFERENCE) -> RadarModel:
+    """A model shell: drivers() reads its features, target and training medians, never its trees."""
+    return RadarModel(None, Calibrator("platt"), HAND_FEATURES, {}, TARGETS[target], reference=reference)
+
+
+HAND_ROWS = pd.DataFrame(
+    [
+        # adoption, tickets, nps, days to renewal, tenure, mrr
+        [0.2, 10.0, 9.0, 30.0, 100.0, 50.0],
+        [None, 1.0, None, None, 2000.0, 5000.0],
+        [0.5, 3.0, 8.0, 400.0, 700.0, 1000.0],
+    ],
+    columns=HAND_FEATURES,
+)
+HAND_CONTRIB = np.array(
+    [
+        # + raises the churn margin = lowers renewal likelihood
+        [-0.9, 0.5, 0.4, 3.0, 1.0, -2.0],  # low adoption "raises renewal": wrong way; NPS 9 "lowers": wrong way
+        [-0.8, -0.2, 0.3, 2.5, -1.0, 0.7],  # missing adoption raising renewal: no reason; missing NPS lowering: shown
+        [-0.6, 0.1, -0.05, 1.0, 0.0, 0.0],  # at the median: on neither side, shown either way
+    ]
+)
+
+
+def test_context_never_appears_among_the_drivers():
+    found = drivers(HAND_ROWS, hand_model(), HAND_CONTRIB, HAND, 5)
+    context = {"days_to_next_renewal", "tenure_days", "mrr"}
+    assert all(d["feature"] not in context for row in found for d in row)
+    # left out, not hidden: the top k are the largest driver contributions
+    assert [d["feature"] for d in found[2]] == ["adoption_rate_28d", "tickets_28d", "nps_latest"]
+
+
+def test_context_is_never_a_driver_of_the_served_models(models, thousand, settings):
+    registry = feature_registry(settings)
+    for target in ("renewal", "upsell"):
+        model = getattr(models, target).model
+        explainer = models.explainer(target)
+        contrib, _ = explainer.contributions(explainer.inputs(model.prepare(thousand)))
+        found = drivers(thousand, model, contrib, registry, 8)
+        features = {d["feature"] for row in found for d in row}
+        assert features and all(registry.kind(f) == "driver" for f in features)
+        assert not features & {"days_to_next_renewal", "tenure_days", "past_renewals", "mrr", "segment"}
+
+
+def test_no_reason_points_against_the_healthy_direction():
+    found = drivers(HAND_ROWS, hand_model(), HAND_CONTRIB, HAND, 5)
+    assert [d["feature"] for d in found[0]] == ["tickets_28d"]  # 10 tickets (median 3) lowers renewal: right way
+    assert found[0][0]["reason"] == "Support tickets opened is 10 over the last 28 days — lowers renewal likelihood"
+    assert [d["feature"] for d in found[1]] == ["nps_latest", "tickets_28d"]
+    assert found[1][1]["reason"].endswith("— raises renewal likelihood")  # 1 ticket, healthy side: right way
+    for row in found:
+        for d in row:
+            assert "— raises" not in d["reason"] or d["value"] is not None  # missing never raises
+            assert "no data" not in d["reason"]
+
+
+def test_missing_values_read_not_recorded_and_never_raise_the_likelihood():
+    found = drivers(HAND_ROWS, hand_model(), HAND_CONTRIB, HAND, 5)
+    nps = found[1][0]
+    assert nps["value"] is None and nps["reason"] == "No NPS answer (0–10) recorded — lowers renewal likelihood"
+    assert "adoption_rate_28d" not in [d["feature"] for d in found[1]]  # missing, raising renewal: not shown
+
+
+def test_upsell_reasons_are_checked_where_the_direction_is_known():
+    # expansion: usage (adoption) has a known direction, support tickets have none
+    contrib = np.array([[-0.9, 0.5, 0.0, 0.0, 0.0, 0.0], [0.9, 0.5, 0.0, 0.0, 0.0, 0.0]])
+    rows = pd.DataFrame([[0.9, 10.0, 8.0, 30.0, 10.0, 10.0], [0.1, 10.0, 8.0, 30.0, 10.0, 10.0]], columns=HAND_FEATURES)
+    found = drivers(rows, hand_model("upsell"), contrib, HAND, 5)
+    assert [d["feature"] for d in found[0]] == ["tickets_28d"]  # high adoption lowering upsell: against
+    assert [d["feature"] for d in found[1]] == ["tickets_28d"]  # low adoption raising upsell: against
+    assert found[0][0]["reason"].endswith("— raises upsell likelihood")  # no direction known for upsell
+
+
+def test_a_model_without_training_medians_still_drops_context():
+    found = drivers(HAND_ROWS, hand_model(reference=None), HAND_CONTRIB, HAND, 5)
+    assert [d["feature"] for d in found[0]] == ["adoption_rate_28d", "tickets_28d", "nps_latest"]
+
+
+def test_served_reasons_never_point_against_the_healthy_direction(models, thousand, settings):
+    registry = feature_registry(settings)
+    for target in ("renewal", "upsell"):
+        model = getattr(models, target).model
+        assert model.reference  # recorded at training
+        explainer = models.explainer(target)
+        contrib, _ = explainer.contributions(explainer.inputs(model.prepare(thousand)))
+        sign = dict(zip(model.features, expected_directions(model.features, model.target, registry)))
+        inverted = likelihood_of(model)[1]
+        for row in drivers(thousand, model, contrib, registry, 5):
+            for d in row:
+                raises = d["contribution"] < 0 if inverted else d["contribution"] > 0
+                if d["value"] is None:
+                    assert not raises
+                    continue
+                side = np.sign(float(d["value"]) - model.reference.get(d["feature"], float(d["value"])))
+                assert side * sign[d["feature"]] * np.sign(d["contribution"]) >= 0, d["reason"]
+
+
+def test_a_target_whose_positive_is_a_churn_reads_as_renewal_likelihood():
+    by_renewal = TargetSpec("next_renewal", "churned_by_renewal", "radar-next-renewal", "churns by its contract end")
+    shell = RadarModel(None, Calibrator("platt"), HAND_FEATURES, {}, by_renewal)
+    assert likelihood_of(shell) == ("renewal likelihood", True)
+    assert likelihood_of(hand_model("upsell")) == ("upsell likelihood", False)

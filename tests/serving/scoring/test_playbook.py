@@ -28,7 +28,8 @@ def raises(feature: str) -> dict:
         ("activation_rate", "onboarding_friction", INDICATORS[7][1], INDICATORS[1][1]),
         ("adoption_rate_28d", "underused_features", INDICATORS[15][1], INDICATORS[5][1]),
         ("logins_trend_28d", "renewal_risk", INDICATORS[8][1], INDICATORS[13][1]),
-        ("days_to_next_renewal", "renewal_risk", INDICATORS[8][1], INDICATORS[13][1]),
+        ("days_since_last_qbr", "renewal_risk", INDICATORS[8][1], INDICATORS[13][1]),
+        ("mrr_change_pct_90d", "renewal_risk", INDICATORS[8][1], INDICATORS[13][1]),
     ],
 )
 def test_the_driver_family_picks_the_playbook_and_the_tier_the_owner(feature, playbook, yellow_owner, red_owner):
@@ -50,6 +51,15 @@ def test_drivers_that_raise_renewal_or_have_no_playbook_are_skipped():
         "yellow", True, [raises("onboarding_completion"), lowers("mrr"), lowers("adoption_rate_28d")], REGISTRY
     )
     assert (chosen.playbook, chosen.because) == ("underused_features", "adoption_rate_28d")
+
+
+def test_context_never_picks_a_playbook_nor_its_because():
+    # contract timing, tenure, past renewals are context: even passed in as drivers they are skipped
+    context = [lowers("days_to_next_renewal", 2.0), lowers("tenure_days", 1.5), lowers("past_renewals", 1.0)]
+    chosen = recommend("red", False, context, REGISTRY)
+    assert (chosen.playbook, chosen.because) == ("renewal_risk", None)
+    chosen = recommend("yellow", False, [*context, lowers("onboarding_completion")], REGISTRY)
+    assert (chosen.playbook, chosen.because) == ("onboarding_friction", "onboarding_completion")
 
 
 def test_at_risk_without_a_matching_driver_gets_the_renewal_review():
