@@ -348,6 +348,7 @@ def _print_drivers(report) -> None:
                 str(int(r.rank)), escape(r.family_name), f"{r.share:.1%}", f"{r.lowers_share:.0%}", shares, change
             )
         console.print(table)
+        console.print(escape(report.context_line(target)) + ".", highlight=False)
     low = report.low_signal
     if len(low):
         table = Table(

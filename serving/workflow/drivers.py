@@ -6,13 +6,18 @@ of a snapshot date, with the champion models' exact TreeSHAP contributions (raw 
 
 - an account's family contribution is the SUM of its features' contributions (SHAP
   values add up, so this is the family's whole effect on that account's score);
+- every context feature (`FeatureSpec.kind`: contract timing, tenure, past renewals,
+  MRR, plan, seats, segment, region), whatever its indicator family, counts in one
+  "context" family: a leader cannot act on it, so it is never ranked as a driver;
 - importance = the mean over accounts of |family contribution|; share = importance /
-  the sum of all families' importances (context such as MRR and segment included);
+  the sum of all families' importances (context included, so its share says how much
+  of the signal is context);
 - direction = the share of accounts where the family lowers the likelihood (renewal:
   it raises the churn margin; upsell: it lowers the expansion margin).
 
-Top families rank the indicator families (context such as MRR, segment or tenure is not
-an indicator: it is reported apart). Movement: the same at the latest snapshot of each of the last N calendar
+Top families rank the indicator families of driver features; context is reported
+apart with its share ("Context (contract timing, tenure, MRR, plan): 58% of the renewal
+signal — not shown as drivers"), and so are the health score and unregistered features. Movement: the same at the latest snapshot of each of the last N calendar
 quarters, the current quarter's being as_of. Low signal: an indicator family whose share
 is below `leadership.low_signal_share` for both targets (or that no model reads).
 Advocates: latest NPS answer >= `promoter_min_nps`, green health band and renewal
@@ -39,6 +44,9 @@ from serving.workflow.quotes import latest_quotes, read_evidence
 TARGETS = ("renewal", "upsell")
 NPS_FEATURE = "nps_latest"  # latest NPS answer (0-10) of the last 365 days, indicator 11
 OTHER = "other"
+CONTEXT = "context"
+CONTEXT_WORDS = "contract timing, tenure, MRR, plan"
+SIGNAL_WORDS = {"renewal": "renewal", "upsell": "expansion"}
 
 
 class DriversError(AlertError):
@@ -46,11 +54,24 @@ class DriversError(AlertError):
 
 
 def family_key(feature: str, registry: FeatureRegistry) -> str:
-    """The feature's family as a string key: "1".."15", "qcf:<bucket>", "context" or "other"."""
-    return str(registry[feature].family) if feature in registry else OTHER
+    """The feature's family as a string key: "1".."15", "qcf:<bucket>", "health", "other",
+    or "context" for every context feature (whatever its indicator family)."""
+    if feature not in registry:
+        return OTHER
+    spec = registry[feature]
+    return CONTEXT if spec.kind == "context" else str(spec.family)
+
+
+def context_sentence(share: float | None, target: str) -> str:
+    """How much of a target's signal is context, said apart from the drivers."""
+    word = SIGNAL_WORDS.get(target, target)
+    shown = "0%" if share is None or pd.isna(share) else f"{share:.0%}"
+    return f"Context ({CONTEXT_WORDS}): {shown} of the {word} signal — not shown as drivers"
 
 
 def family_label(key: str, registry: FeatureRegistry) -> str:
+    if key == CONTEXT:
+        return f"Context ({CONTEXT_WORDS})"
     for spec in registry:
         if str(spec.family) == key:
             return spec.family_name
@@ -161,10 +182,27 @@ class DriversReport:
     threshold: float = 0.01
 
     def top(self, target: str, when: date | None = None) -> pd.DataFrame:
-        """The top indicator families of `target` at `when` (default as_of)."""
+        """The top indicator families of `target` at `when` (default as_of): drivers only."""
         imp = self.importance
         rows = imp[(imp["target"] == target) & (imp["as_of"] == (when or self.as_of))]
         return rows[rows["indicator"]].head(self.top_n).reset_index(drop=True)
+
+    def context_share(self, target: str, when: date | None = None) -> float:
+        """The share of `target`'s signal (mean |SHAP|) that is context, at `when` (default as_of)."""
+        imp = self.importance
+        rows = imp[(imp["target"] == target) & (imp["as_of"] == (when or self.as_of)) & (imp["family"] == CONTEXT)]
+        return float(rows["share"].sum())
+
+    def context_line(self, target: str) -> str:
+        """The context sentence of `target` at as_of (`context_sentence`)."""
+        return context_sentence(self.context_share(target), target)
+
+    def apart(self, target: str) -> pd.DataFrame:
+        """Families that are neither drivers ranked nor context (the health score, features
+        outside the registry) at as_of, reported apart with their share."""
+        imp = self.importance
+        rows = imp[(imp["target"] == target) & (imp["as_of"] == self.as_of)]
+        return rows[~rows["indicator"] & (rows["family"] != CONTEXT)].reset_index(drop=True)
 
     def movement(self, target: str) -> pd.DataFrame:
         """The top families of `target` now: share and rank at each quarter date (wide),

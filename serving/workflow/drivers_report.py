@@ -46,8 +46,8 @@ def _top_md(report: DriversReport, target: str) -> list[str]:
             + " | ".join(_pct(s) for s in shares)
             + f" | {'–' if pd.isna(change) else f'{change * 100:+.1f} pts'} |"
         )
-    now = report.importance[(report.importance["target"] == target) & (report.importance["as_of"] == report.as_of)]
-    apart = now[~now["indicator"]]
+    out += ["", report.context_line(target) + "."]
+    apart = report.apart(target)
     if len(apart):
         out += [
             "",
@@ -67,8 +67,9 @@ def drivers_markdown(report: DriversReport, chart: str | None = PNG) -> str:
         f"{lin.get('renewal_model', 'radar-renewal')} v{lin.get('renewal_model_version', '?')} and "
         f"{lin.get('upsell_model', 'radar-upsell')} v{lin.get('upsell_model_version', '?')}. "
         "Importance of an indicator family = the mean over accounts of |the sum of its features' SHAP "
-        "contributions| (raw margin); share = its part of all families' total. Movement: the latest snapshot of "
-        f"each quarter ({', '.join(str(d) for d in report.dates)}).",
+        "contributions| (raw margin); share = its part of all families' total. Drivers only: context (contract "
+        "timing, tenure, MRR, plan, seats, segment) is not something to act on and is reported apart with its "
+        f"share. Movement: the latest snapshot of each quarter ({', '.join(str(d) for d in report.dates)}).",
         "",
     ]
     out += _top_md(report, "renewal") + _top_md(report, "upsell")

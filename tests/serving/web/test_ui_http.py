@@ -217,6 +217,8 @@ def test_leadership_page_shows_the_drivers_report(ui_server, ui_project):
         assert f"Top {len(top)} drivers of {word}" in html
         section = html[html.index(f'id="top-{target}"') :]
         assert [n for n in top["family_name"] if n in section[: section.index("</table>")]] == list(top["family_name"])
+        assert "Context (" not in section[: section.index("</table>")]  # context is never ranked as a driver
+        assert report.context_line(target) + "." in section  # its share is said apart
     assert "Indicators that carry little signal" in html and "Advocates: referral and reference candidates" in html
     assert f"{report.advocates_found} accounts" in html
     images = re.findall(r'<img [^>]*src="([^"]*)"[^>]*alt="([^"]+)"', page.text)

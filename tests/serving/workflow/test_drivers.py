@@ -59,6 +59,75 @@ def test_a_family_contributes_the_sum_of_its_features_and_importance_is_the_mean
     assert upsell.loc["1", "lowers_share"] == 0.25 and upsell.loc["11", "lowers_share"] == 0.25  # negative lowers
 
 
+CONTRACT = FeatureRegistry(
+    [
+        FeatureSpec("adoption_rate_{w}d", "Active users ÷ seats", 1, "usage_events", "higher", "ratio"),
+        FeatureSpec(
+            "days_to_next_renewal",
+            "Days to the next contract end",
+            8,
+            "subscriptions",
+            "neutral",
+            "days",
+            kind="context",
+        ),
+        FeatureSpec("past_renewals", "Renewals so far", 8, "subscriptions", "higher", kind="context"),
+        FeatureSpec("days_since_last_qbr", "Days since the last business review", 8, "touchpoints", "lower", "days"),
+        FeatureSpec("mrr", "Monthly recurring revenue", "context", "subscriptions", "higher", "currency"),
+    ],
+    windows=(28,),
+)
+CONTRACT_FEATURES = ["adoption_rate_28d", "days_to_next_renewal", "past_renewals", "days_since_last_qbr", "mrr"]
+
+
+def test_context_features_of_any_family_count_as_context_never_as_an_indicator():
+    contrib = np.array([[0.2, 1.0, -0.5, 0.1, 0.1], [-0.2, 0.8, 0.3, 0.1, -0.1]])
+    found = family_importance(contrib, CONTRACT_FEATURES, CONTRACT, inverted=True).set_index("family")
+    # contract timing and past renewals (indicator 8) join MRR in "context": one family, not ranked
+    assert found.loc["context", "mean_abs_shap"] == pytest.approx((0.6 + 1.0) / 2)
+    assert found.loc["context", "features"] == 3 and not found.loc["context", "indicator"]
+    assert found.loc["8", "features"] == 1 and found.loc["8", "mean_abs_shap"] == pytest.approx(0.1)  # the QBR only
+    assert found["rank"].dropna().to_dict() == {"1": 1, "8": 2}
+    assert found.loc["context", "family_name"].startswith("Context (contract timing")
+
+
+def test_the_report_ranks_drivers_only_and_says_the_share_of_context():
+    from serving.workflow.drivers import DriversReport
+    from serving.workflow.drivers_report import drivers_markdown
+
+    day = date(2026, 10, 31)
+    parts = []
+    for target, contrib in (
+        ("renewal", np.array([[0.2, 1.0, -0.5, 0.1, 0.1], [-0.2, 0.8, 0.3, 0.1, -0.1]])),
+        ("upsell", np.array([[0.5, 0.1, 0.0, 0.1, 0.2], [-0.5, 0.1, 0.0, 0.1, 0.2]])),
+    ):
+        imp = family_importance(contrib, CONTRACT_FEATURES, CONTRACT, inverted=target == "renewal")
+        parts.append(imp.assign(target=target, as_of=day))
+    report = DriversReport(
+        as_of=day,
+        dates=(day,),
+        accounts=2,
+        importance=pd.concat(parts, ignore_index=True),
+        low_signal=pd.DataFrame(columns=["family", "family_name", "renewal_share", "upsell_share", "read_by_models"]),
+        advocates=pd.DataFrame(
+            columns=["account_id", "name", "csm_owner", "segment", "mrr", "nps_latest", "health_score"]
+            + ["health_band", "renewal_likelihood", "upsell_likelihood"]
+        ),
+    )
+    assert report.top("renewal")["family"].tolist() == ["1", "8"]  # context first by size, yet not ranked
+    assert report.context_share("renewal") == pytest.approx(0.8 / (0.8 + 0.2 + 0.1))
+    line = report.context_line("renewal")
+    assert line == "Context (contract timing, tenure, MRR, plan): 73% of the renewal signal — not shown as drivers"
+    assert report.context_line("upsell").startswith(
+        "Context (contract timing, tenure, MRR, plan): 33% of the expansion"
+    )
+    assert report.apart("renewal").empty
+    md = drivers_markdown(report, chart=None)
+    assert line + "." in md
+    ranked = [row for row in md.splitlines() if row.startswith(("| 1 |", "| 2 |", "| 3 |"))]
+    assert ranked and not any("Context" in row for row in ranked)
+
+
 def test_features_outside_the_registry_are_their_own_family():
     found = family_importance(np.array([[1.0, 1.0]]), ["adoption_rate_28d", "mystery"], REGISTRY, True)
     assert set(found["family"]) == {"1", "other"} and not found.set_index("family").loc["other", "indicator"]
@@ -166,6 +235,7 @@ def test_radar_drivers_reports_top_families_movement_low_signal_and_advocates(se
     png = tmp_path / "out" / "reports" / "drivers_quarters.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "](drivers_quarters.png)" in report
     assert report.count("## Top 5 drivers of") == 2 and "## Indicators that carry little signal" in report
+    assert "of the renewal signal — not shown as drivers" in report and "of the renewal signal" in result.output
     table = [line for line in report.splitlines() if line.startswith("| 1 |")]
     assert len(table) == 2 and all(line.count("%") >= 2 + 3 for line in table)  # share, direction, 3 quarters
     assert "## Advocates" in report
@@ -181,6 +251,7 @@ def test_radar_drivers_reports_top_families_movement_low_signal_and_advocates(se
         now = found.importance[(found.importance["target"] == target) & (found.importance["as_of"] == found.as_of)]
         assert now["share"].sum() == pytest.approx(1.0)
         assert found.top(target)["rank"].tolist() == [1, 2, 3, 4, 5]
+        assert "context" not in found.top(target)["family"].tolist() and 0 < found.context_share(target) < 1
         assert found.movement(target)["family"].tolist() == found.top(target)["family"].tolist()
     adv = found.advocates
     assert len(adv) and (adv["nps_latest"] >= 9).all() and (adv["health_band"] == "green").all()
