@@ -305,6 +305,7 @@ def fit_lightgbm(table: TrainingTable, split: Split, settings: Settings, overrid
         "calibration": calibrator.method,
         "train_rows": len(split.train),
         "monotone_features": sum(1 for c in constraints or () if c),
+        "monotone_method": settings.training.lightgbm.monotone_method if constraints and any(constraints) else "none",
         # the typical rate the served tiers are relative to ("2.8x the typical churn risk"):
         # the positive share of the calibration period, the most recent labelled rows
         "base_rate": float(np.mean(yc)) if len(yc) and float(np.mean(yc)) > 0 else float(np.mean(y)),

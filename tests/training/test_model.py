@@ -162,6 +162,7 @@ def test_a_monotone_model_never_lets_a_healthier_driver_raise_churn(settings):
     )
     free = fit_lightgbm(table, split, free_settings)
     assert constrained.metadata["monotone_features"] == 2 and free.metadata["monotone_features"] == 0
+    assert constrained.metadata["monotone_method"] == "intermediate" and free.metadata["monotone_method"] == "none"
     assert lightgbm_params(settings, None, [-1, 1, 0])["monotone_constraints"] == [-1, 1, 0]
     assert "monotone_constraints" not in lightgbm_params(settings, None, [0, 0, 0])
 
