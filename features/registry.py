@@ -169,7 +169,8 @@ class FeatureRegistry:
         """The feature's kind; a feature the registry does not know (a per-event-type
         feature added later, a bring-your-own column) is a driver."""
         spec = self._by_name.get(name)
-        return spec.kind if spec is not None else "driver"
+        # __post_init__ always sets kind; the `is not None` is for the type checker
+        return spec.kind if spec is not None and spec.kind is not None else "driver"
 
     def is_driver(self, name: str) -> bool:
         return self.kind(name) == "driver"
