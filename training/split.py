@@ -17,6 +17,15 @@ newest training label is already known. The gap comes from `settings.domain.hori
 a time column that is not a date (period numbers of a bring-your-own table) gets no gap,
 since its unit is unknown.
 
+Label windows of their own. A label whose window differs per row (`churned_by_renewal`
+looks to each account's next renewal: from horizon_days to `domain.max_lead_days` ahead)
+passes each row's window end (`label_end`, exclusive) instead: a row trains only when
+its window ends by the first calibration date, and calibrates only when it ends by the
+first test date. The gap is then up to max_lead_days: rows of a date are dropped one by
+one (an account renewing soon keeps its row, one renewing in ten months does not), and
+a date is dropped only when none of its rows qualifies. The split's `gap` says how many
+dates and rows each boundary dropped; `Split.dropped` holds the counts.
+
 Tables without a time column are split by stratified k-fold (`stratified_folds`).
 """
 
@@ -38,12 +47,17 @@ class Split:
 
     ranges: part -> human-readable span, e.g. {"train": "2024-01-31..2025-09-30 (21 dates)",
       "calibration": ..., "test": ..., "gap": "3 dates dropped before calibration, ..."}.
+    dropped: labelled rows and as-of dates left out by the gaps, e.g.
+      {"dates_before_calibration": 3, "rows_before_calibration": 2400, "dates_before_test": ...,
+      "rows_before_test": ...}; rows of a date left out one by one (per-row label windows)
+      count as rows, the date as dropped only when none of its rows is kept.
     """
 
     train: np.ndarray
     calibration: np.ndarray
     test: np.ndarray
     ranges: dict[str, str] = field(default_factory=dict)
+    dropped: dict[str, int] = field(default_factory=dict)
 
 
 def _as_times(times: pd.Series) -> pd.Series:
@@ -63,94 +77,192 @@ def _span(dates: list) -> str:
     return f"{_fmt(dates[0])}..{_fmt(dates[-1])} ({len(dates)} dates)"
 
 
-def _before(dates: list, boundary, horizon: pd.Timedelta | None) -> list:
-    """Dates whose label is already known at `boundary`."""
-    if horizon is None:
-        return [d for d in dates if d < boundary]
-    return [d for d in dates if d + horizon <= boundary]
+def _distinct(times: pd.Series) -> list:
+    dates = sorted(times.dropna().unique().tolist())
+    return [pd.Timestamp(d) for d in dates] if pd.api.types.is_datetime64_any_dtype(times) else dates
 
 
-def _parts(dates: list, settings: Settings) -> tuple[list, list, list, int, int]:
-    """(train, calibration, test) dates over sorted distinct `dates`, and the gap sizes."""
+def _window_ends(times: pd.Series, settings: Settings, label_end: pd.Series | None) -> np.ndarray | None:
+    """Where each row's label window ends (exclusive): its own end when given, else
+    as_of + horizon_days; None for numeric periods (no gap)."""
+    if not pd.api.types.is_datetime64_any_dtype(times):
+        return None
+    if label_end is None:
+        return (times + pd.Timedelta(days=settings.domain.horizon_days)).to_numpy()
+    ends = pd.Series(pd.to_datetime(label_end)).reset_index(drop=True)
+    if len(ends) != len(times):
+        raise ValueError(f"label_end has {len(ends)} rows, the times {len(times)}")
+    if ends.isna().any():
+        raise DatasetError(f"the label window end is missing in {int(ends.isna().sum())} labelled rows")
+    return ends.to_numpy(dtype=times.to_numpy().dtype)
+
+
+def _parts(
+    values: np.ndarray, ends: np.ndarray | None, dates: list, settings: Settings
+) -> tuple[list, dict[str, np.ndarray]] | None:
+    """Test dates and the row masks of each part over the sorted distinct `dates` (a row is
+    in a part when its date is, and its label window ends by the next part's first date);
+    None when a part would be empty."""
     cfg = settings.training
-    dated = bool(dates) and isinstance(dates[0], pd.Timestamp)
-    horizon = pd.Timedelta(days=settings.domain.horizon_days) if dated else None
-    test = dates[-cfg.test_periods :] if len(dates) >= cfg.test_periods else []
-    rest = _before(dates, test[0], horizon) if test else []
-    calibration = rest[-cfg.calibration_periods :] if len(rest) >= cfg.calibration_periods else []
-    train = _before(rest, calibration[0], horizon) if calibration else []
-    gap_cal = len(rest) - len(calibration) - len(train) if calibration else 0
-    gap_test = len(dates) - len(test) - len(rest)
-    return train, calibration, test, gap_cal, gap_test
+    if len(dates) < cfg.test_periods:
+        return None
+    test = dates[-cfg.test_periods :]
+    dtype = values.dtype
+    in_dates = np.isin(values, np.asarray(dates, dtype=dtype))
+
+    def ending_by(boundary) -> np.ndarray:
+        before = in_dates & (values < boundary)
+        return before if ends is None else before & (ends <= boundary)
+
+    kept_before_test = ending_by(np.asarray(test[0], dtype=dtype))
+    rest = _distinct(pd.Series(values[kept_before_test]))
+    if len(rest) < cfg.calibration_periods:
+        return None
+    calibration = rest[-cfg.calibration_periods :]
+    cal = kept_before_test & np.isin(values, np.asarray(calibration, dtype=dtype))
+    train = ending_by(np.asarray(calibration[0], dtype=dtype))
+    if not train.any():
+        return None
+    return test, {"train": train, "calibration": cal, "test": np.isin(values, np.asarray(test, dtype=dtype))}
 
 
-def _needed(dates: list, settings: Settings) -> int:
-    """How many distinct dates one split needs (one training date at least)."""
+def _dropped(values: np.ndarray, masks: dict[str, np.ndarray], dates: list) -> dict[str, int]:
+    """Rows and dates between the parts that no part keeps."""
+    dtype = values.dtype
+    first = {part: values[m].min() for part, m in masks.items()}
+    in_dates = np.isin(values, np.asarray(dates, dtype=dtype))
+    out = {}
+    for name, lo, hi, part in (
+        ("calibration", None, first["calibration"], "train"),
+        ("test", first["calibration"], first["test"], "calibration"),
+    ):
+        zone = in_dates & (values < hi) & (True if lo is None else values >= lo)
+        left = zone & ~masks[part]
+        kept_dates = set(values[zone & masks[part]].tolist())
+        zone_dates = set(values[zone].tolist())
+        out[f"dates_before_{name}"] = len(zone_dates - kept_dates)
+        out[f"partial_dates_before_{name}"] = len(set(values[left].tolist()) & kept_dates)
+        out[f"rows_before_{name}"] = int(left.sum())
+        out[f"rows_kept_before_{name}"] = int((zone & masks[part]).sum())
+    return out
+
+
+def _gap_text(dropped: dict[str, int], settings: Settings, per_row: bool) -> str:
+    d = dropped
+    if not per_row:
+        return (
+            f"{d['dates_before_calibration']} dates ({d['rows_before_calibration']:,} rows) dropped before "
+            f"calibration and {d['dates_before_test']} ({d['rows_before_test']:,} rows) before test "
+            f"(labels look {settings.domain.horizon_days} days ahead)"
+        )
+
+    def side(name: str) -> str:
+        rows, kept = d[f"rows_before_{name}"], d[f"rows_kept_before_{name}"]
+        return (
+            f"{d[f'dates_before_{name}']} dates and {rows:,} of {rows + kept:,} rows dropped before {name}"
+            f" ({d[f'partial_dates_before_{name}']} of the kept dates lose some rows)"
+        )
+
+    domain = settings.domain
+    return (
+        f"{side('calibration')}; {side('test')}. Label windows run to each account's next renewal "
+        f"+ grace ({domain.horizon_days} to {domain.max_lead_days} days ahead): a row trains only if its "
+        "window ends by the first calibration date and calibrates only if it ends by the first test date, "
+        f"so the gap between parts is up to {domain.max_lead_days} days"
+    )
+
+
+def _needed(dates: list, settings: Settings, per_row: bool = False) -> int:
+    """How many distinct dates one split needs (one training date at least); with per-row
+    label windows, enough for the longest window (max_lead_days) before each part."""
     cfg = settings.training
     if not dates or not isinstance(dates[0], pd.Timestamp):
         return cfg.test_periods + cfg.calibration_periods + 1
     step = pd.Series(dates).diff().median() if len(dates) > 1 else pd.Timedelta(days=30)
-    gap = int(np.ceil(settings.domain.horizon_days / max(step.days, 1)))
+    reach = settings.domain.max_lead_days if per_row else settings.domain.horizon_days
+    gap = int(np.ceil(reach / max(step.days, 1)))
     return cfg.test_periods + cfg.calibration_periods + 1 + 2 * gap
 
 
-def _split_for(times: pd.Series, dates: list, settings: Settings) -> Split | None:
-    train, calibration, test, gap_cal, gap_test = _parts(dates, settings)
-    if not train:
-        return None
+def _split_for(
+    times: pd.Series, ends: np.ndarray | None, dates: list, settings: Settings, per_row: bool
+) -> Split | None:
     values = times.to_numpy()
-    pos = {
-        part: np.flatnonzero(np.isin(values, np.asarray(ds, dtype=values.dtype)))
-        for part, ds in (("train", train), ("calibration", calibration), ("test", test))
-    }
+    found = _parts(values, ends, dates, settings)
+    if found is None:
+        return None
+    test, masks = found
+    pos = {part: np.flatnonzero(m) for part, m in masks.items()}
+    span = {part: _distinct(pd.Series(values[m])) for part, m in masks.items()}
+    dropped = _dropped(values, masks, dates)
     ranges = {
-        "train": _span(train),
-        "calibration": _span(calibration),
+        "train": _span(span["train"]),
+        "calibration": _span(span["calibration"]),
         "test": _span(test),
-        "gap": f"{gap_cal} dates dropped before calibration and {gap_test} before test "
-        f"(labels look {settings.domain.horizon_days} days ahead)",
+        "gap": _gap_text(dropped, settings, per_row) if ends is not None else "none (the time column is not a date)",
     }
-    return Split(pos["train"], pos["calibration"], pos["test"], ranges)
+    return Split(pos["train"], pos["calibration"], pos["test"], ranges, dropped)
 
 
-def _too_few(dates: list, settings: Settings, folds: int = 1) -> DatasetError:
+def _too_few(dates: list, settings: Settings, folds: int = 1, per_row: bool = False) -> DatasetError:
     cfg = settings.training
-    need = _needed(dates, settings) + (folds - 1) * cfg.test_periods
+    need = _needed(dates, settings, per_row) + (folds - 1) * cfg.test_periods
     what = "a time split" if folds == 1 else f"a {folds}-fold rolling backtest"
+    moved = "" if folds == 1 else f", with the cutoff moved back {folds - 1} times by {cfg.test_periods}"
+    if per_row:
+        domain = settings.domain
+        return DatasetError(
+            f"only {len(dates)} distinct labelled dates, too few to keep any training row whose label window "
+            f"(to the next renewal, up to {domain.max_lead_days} days ahead) ends before the calibration period; "
+            f"{what} needs up to about {need}: {cfg.test_periods} test + {cfg.calibration_periods} calibration "
+            f"dates, a gap of up to {domain.max_lead_days} days (domain.max_lead_days) before each, and training "
+            f"dates{moved}. Add history, lower domain.max_lead_days (shorter windows need less history; "
+            f"at least horizon_days = {domain.horizon_days}), or lower training.test_periods / "
+            "training.calibration_periods."
+        )
     return DatasetError(
         f"only {len(dates)} distinct labelled dates; {what} needs about {need}: "
         f"{cfg.test_periods} test + {cfg.calibration_periods} calibration dates, a gap of "
         f"{settings.domain.horizon_days} days (the label horizon) before each, and at least "
-        f"one training date{'' if folds == 1 else f', with the cutoff moved back {folds - 1} times by {cfg.test_periods}'}. "
+        f"one training date{moved}. "
         "Add history, or lower training.test_periods / training.calibration_periods."
     )
 
 
-def time_split(times: pd.Series, settings: Settings) -> Split:
-    """Train / calibration / test over the distinct dates of `times` (labelled rows only)."""
+def time_split(times: pd.Series, settings: Settings, label_end: pd.Series | None = None) -> Split:
+    """Train / calibration / test over the distinct dates of `times` (labelled rows only).
+
+    label_end: each row's label window end (exclusive), when windows differ per row;
+    default as_of + horizon_days.
+    """
     times = _as_times(times)
-    dates = sorted(times.dropna().unique().tolist())
-    dates = [pd.Timestamp(d) for d in dates] if pd.api.types.is_datetime64_any_dtype(times) else dates
-    split = _split_for(times, dates, settings)
+    dates = _distinct(times)
+    per_row = label_end is not None
+    split = _split_for(times, _window_ends(times, settings, label_end), dates, settings, per_row)
     if split is None:
-        raise _too_few(dates, settings)
+        raise _too_few(dates, settings, per_row=per_row)
     return split
 
 
-def rolling_folds(times: pd.Series, settings: Settings, folds: int | None = None) -> list[Split]:
+def rolling_folds(
+    times: pd.Series, settings: Settings, folds: int | None = None, label_end: pd.Series | None = None
+) -> list[Split]:
     """Rolling-origin backtest: fold 1 is the main split, each next fold moves the cutoff
     back by `test_periods` dates (and trains on less history). `folds` defaults to
-    `settings.training.backtest_folds`."""
+    `settings.training.backtest_folds`; `label_end` as in `time_split`."""
     times = _as_times(times)
-    dates = sorted(times.dropna().unique().tolist())
-    dates = [pd.Timestamp(d) for d in dates] if pd.api.types.is_datetime64_any_dtype(times) else dates
+    dates = _distinct(times)
+    ends = _window_ends(times, settings, label_end)
+    per_row = label_end is not None
     n = folds or settings.training.backtest_folds
     out = []
     for i in range(n):
-        split = _split_for(times, dates[: len(dates) - i * settings.training.test_periods], settings)
+        split = _split_for(times, ends, dates[: len(dates) - i * settings.training.test_periods], settings, per_row)
         if split is None:
-            raise _too_few(dates, settings, n)
-        out.append(Split(split.train, split.calibration, split.test, {**split.ranges, "fold": str(i + 1)}))
+            raise _too_few(dates, settings, n, per_row)
+        out.append(
+            Split(split.train, split.calibration, split.test, {**split.ranges, "fold": str(i + 1)}, split.dropped)
+        )
     return out
 
 

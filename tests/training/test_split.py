@@ -114,3 +114,69 @@ def test_stratified_folds_partition_rows_and_keep_the_positive_share():
 def test_stratified_folds_need_enough_of_each_class():
     with pytest.raises(DatasetError, match="3 positive and 97 negative labels; 5-fold"):
         stratified_folds(np.r_[np.ones(3), np.zeros(97)], Settings())
+
+
+# --- label windows of their own (churned_by_renewal: to each account's next renewal) ---
+
+
+def windows(times: pd.Series, leads: list[int]) -> pd.Series:
+    """Each row's label window end: as_of + the lead of its position within its date."""
+    per_date = len(leads)
+    return times + pd.to_timedelta(np.tile(leads, len(times) // per_date), unit="D")
+
+
+def test_per_row_windows_drop_rows_one_by_one_and_each_ends_before_the_next_part():
+    # given 20 month-ends, 3 accounts each: windows of 90, 200 and 400 days
+    times = month_ends(20)
+    ends = windows(times, [90, 200, 400])
+    settings = Settings()
+    # when
+    split = time_split(times, settings, ends)
+    # then the parts are the horizon split's dates: the 90-day rows keep them
+    plain = time_split(times, settings)
+    assert split.ranges["test"] == plain.ranges["test"] and split.ranges["calibration"] == plain.ranges["calibration"]
+    assert np.array_equal(split.test, plain.test)
+    # and every kept row's window ends by the first date of the next part
+    first_cal, first_test = times.iloc[split.calibration].min(), times.iloc[split.test].min()
+    assert (ends.iloc[split.train] <= first_cal).all() and (ends.iloc[split.calibration] <= first_test).all()
+    # the longer windows are dropped one by one: fewer rows, not fewer dates, near each part
+    assert len(split.train) < len(plain.train) and len(split.calibration) < len(plain.calibration)
+    assert dates_of(times, split.calibration) == dates_of(times, plain.calibration)
+    assert len(split.calibration) == 3  # only the 90-day rows end by the first test date
+    # and the split says what the gaps cost, in dates and rows
+    d = split.dropped
+    assert d["rows_kept_before_calibration"] == len(split.train)
+    assert d["rows_before_calibration"] + len(split.train) == (times < first_cal).sum()
+    assert d["rows_before_test"] == len(times[(times >= first_cal) & (times < first_test)]) - 3
+    assert d["dates_before_test"] == plain.dropped["dates_before_test"]
+    assert d["partial_dates_before_test"] == 3  # the calibration dates lose their 200- and 400-day rows
+    assert "up to 400 days" in split.ranges["gap"] and "rows dropped before test" in split.ranges["gap"]
+
+
+def test_windows_of_exactly_the_horizon_split_as_the_horizon_does():
+    times, settings = month_ends(20), Settings()
+    same = time_split(times, settings, windows(times, [90, 90, 90]))
+    plain = time_split(times, settings)
+    for part in ("train", "calibration", "test"):
+        assert np.array_equal(getattr(same, part), getattr(plain, part))
+    assert same.dropped == plain.dropped
+    folds = rolling_folds(times, settings, label_end=windows(times, [90, 90, 90]))
+    assert [f.ranges["test"] for f in folds] == [f.ranges["test"] for f in rolling_folds(times, settings)]
+
+
+def test_too_little_history_for_the_longest_windows_suggests_a_shorter_lead():
+    # given every account's window 400 days long: no training row ends before calibration
+    times = month_ends(20)
+    with pytest.raises(DatasetError, match=r"lower domain\.max_lead_days") as err:
+        time_split(times, Settings(), windows(times, [400, 400, 400]))
+    assert "up to 400 days" in str(err.value)
+    # with shorter windows the same history is enough
+    settings = Settings(domain={"max_lead_days": 200})
+    split = time_split(times, settings, windows(times, [200, 200, 200]))
+    assert len(split.train) > 0
+
+
+def test_plain_gap_counts_rows_too():
+    split = time_split(month_ends(20, per_date=4), Settings())
+    assert split.dropped["dates_before_test"] == 2 and split.dropped["rows_before_test"] == 8
+    assert split.ranges["gap"].startswith("2 dates (8 rows) dropped before calibration and 2 (8 rows) before test")
