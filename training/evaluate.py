@@ -5,6 +5,11 @@ error over 10 equal-frequency bins), and what a team with limited time gets: pre
 and lift among the top 10% / 20% of accounts, and the share of at-risk MRR that falls in
 the k highest-scored rows (revenue-weighted recall).
 
+For churn targets the model's test rows are also scored per band of days to the next
+renewal (`band_table`: 0-90, 91-180, 181-365, >365 or none), since a churn label by the
+next renewal means something else for an account renewing next month than for one
+renewing in ten months.
+
 One engine computes every metric for rows carrying *frequency weights*: all ones for the
 point estimate, bootstrap counts for a resample — so the bootstrap never copies data and
 runs many resamples at once. Rows are sorted by score once; tied scores (isotonic
@@ -225,3 +230,64 @@ def size_warnings(table, split, settings: Settings, test_metrics: dict[str, floa
             "use them to rank accounts, not to promise a rate."
         )
     return out
+
+
+# Bands of days to the next renewal (the contract end of a line in force at as_of); rows
+# without one (only open-ended lines) join the last band.
+RENEWAL_BANDS = (("0-90", 0, 90), ("91-180", 91, 180), ("181-365", 181, 365), (">365/none", 366, None))
+BAND_COLUMNS = [
+    "band",
+    "rows",
+    "positives",
+    "observed_rate",
+    "predicted_rate",
+    "roc_auc",
+    "roc_auc_ci_low",
+    "roc_auc_ci_high",
+    "pr_auc",
+    "pr_auc_ci_low",
+    "pr_auc_ci_high",
+    "ece",
+    "ece_ci_low",
+    "ece_ci_high",
+]
+
+
+def renewal_band(days) -> np.ndarray:
+    """The RENEWAL_BANDS label of each value of days to the next renewal (missing: the last band)."""
+    d = pd.to_numeric(pd.Series(days), errors="coerce").to_numpy(float)
+    out = np.full(len(d), RENEWAL_BANDS[-1][0], dtype=object)
+    for name, _, high in reversed(RENEWAL_BANDS[:-1]):  # by upper bound: 90.5 days is in 91-180
+        out[d <= high] = name
+    return out
+
+
+def band_table(y, p, days, settings: Settings, *, groups=None) -> pd.DataFrame:
+    """Ranking and calibration per band of days to the next renewal: one row per band of
+    RENEWAL_BANDS (empty bands included, with 0 rows), with the observed and mean predicted
+    rate, ROC-AUC, PR-AUC and ECE, and their 95% bootstrap intervals (resampling `groups`,
+    the accounts, as `scorecard` does). Undefined values (a band with one class) are NaN."""
+    cfg = settings.training
+    y, p = np.asarray(y), np.asarray(p, float)
+    bands = renewal_band(days)
+    rows = []
+    for name, _, _ in RENEWAL_BANDS:
+        mask = bands == name
+        row: dict = {"band": name, "rows": int(mask.sum()), "positives": int(y[mask].sum())}
+        if mask.any():
+            row["observed_rate"] = float(y[mask].mean())
+            row["predicted_rate"] = float(p[mask].mean())
+            point = metrics(y[mask], p[mask], None, cfg.top_k_accounts)
+            ci = bootstrap_ci(
+                y[mask],
+                p[mask],
+                groups=None if groups is None else np.asarray(groups)[mask],
+                k=cfg.top_k_accounts,
+                samples=cfg.bootstrap_samples,
+                seed=cfg.seed,
+            )
+            for m in ("roc_auc", "pr_auc", "ece"):
+                row[m] = point[m]
+                row[f"{m}_ci_low"], row[f"{m}_ci_high"] = ci[m] if np.isfinite(point[m]) else (np.nan, np.nan)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=BAND_COLUMNS)

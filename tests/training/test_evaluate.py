@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
-from training.evaluate import bootstrap_ci, metrics, scorecard, size_warnings
+from radar.settings import Settings
+from training.evaluate import band_table, bootstrap_ci, metrics, renewal_band, scorecard, size_warnings
 from training.split import time_split
 
 
@@ -112,3 +113,42 @@ def test_size_warnings_speak_for_a_tiny_table_and_stay_quiet_for_a_large_one(mak
     half = (card["roc_auc_ci_high"] - card["roc_auc_ci_low"]) / 2
     assert f"ROC-AUC by about ±{half:.2f}" in test_warning and "not to promise a rate" in test_warning
     assert size_warnings(large, time_split(large.times, settings), settings) == []
+
+
+def test_renewal_bands_by_days_to_the_next_renewal():
+    days = [0, 90, 91, 180, 181, 365, 366, np.nan]
+    assert list(renewal_band(days)) == [
+        "0-90",
+        "0-90",
+        "91-180",
+        "91-180",
+        "181-365",
+        "181-365",
+        ">365/none",
+        ">365/none",  # no renewal: open-ended lines only
+    ]
+
+
+def test_band_table_scores_each_band_on_its_own_rows():
+    # given rows renewing soon (well ranked) and in 200 days (ranked at random), none later
+    rng = np.random.default_rng(0)
+    n = 400
+    days = np.r_[rng.integers(0, 91, n), rng.integers(181, 366, n)]
+    y = rng.binomial(1, 0.3, 2 * n)
+    p = np.r_[np.clip(0.2 + 0.5 * y[:n] + rng.normal(0, 0.1, n), 0.01, 0.99), rng.random(n)]
+    groups = np.arange(2 * n) // 2
+    # when
+    table = band_table(y, p, days, Settings(training={"bootstrap_samples": 50}), groups=groups)
+    # then one row per band, in order, with the figures of that band's rows alone
+    assert list(table.band) == ["0-90", "91-180", "181-365", ">365/none"]
+    soon = table.set_index("band").loc["0-90"]
+    assert soon.rows == n and soon.positives == y[:n].sum()
+    assert soon.observed_rate == pytest.approx(y[:n].mean()) and soon.predicted_rate == pytest.approx(p[:n].mean())
+    assert soon.roc_auc == pytest.approx(metrics(y[:n], p[:n])["roc_auc"]) and soon.roc_auc > 0.9
+    assert soon.roc_auc_ci_low <= soon.roc_auc <= soon.roc_auc_ci_high
+    assert soon.ece == pytest.approx(metrics(y[:n], p[:n])["ece"])
+    late = table.set_index("band").loc["181-365"]
+    assert 0.4 < late.roc_auc < 0.6
+    # and an empty band is there, with no figures
+    empty = table.set_index("band").loc["91-180"]
+    assert empty.rows == 0 and np.isnan(empty.roc_auc) and np.isnan(empty.observed_rate)
