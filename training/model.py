@@ -17,7 +17,8 @@ healthy direction (features.registry) is a LightGBM monotone constraint: for a t
 whose positive is a churn, more of a healthy-when-higher driver can only lower the
 margin; for expansion, only the usage families (`UPSELL_MONOTONE_FAMILIES`) are
 constrained, the healthy way up. Context features (contract timing, tenure, MRR, plan)
-and neutral or categorical features are free. Reasons then follow the healthy direction.
+and neutral or categorical features are free. Reasons then mostly follow the healthy
+direction (the few that do not are not shown, see serving.scoring.explain).
 
 Reference. The model records each numeric feature's median over its training rows
 (`RadarModel.reference`, saved with it): the line between a feature's healthy and
@@ -57,13 +58,13 @@ def positive_is_churn(target: TargetSpec) -> bool:
     return target.label in CHURN_LABELS or target.positive.strip().lower().startswith("churn")
 
 
-def expected_directions(features: list[str], target: TargetSpec, registry, categorical=()) -> list[int]:
-    """Per feature, which way its healthy side moves `target`'s margin where that is known:
-    +1 (more of it raises the margin), -1 (lowers it) or 0 (unknown). Known: for a churn
-    target, every numeric driver with a healthy direction (the healthy side lowers the
-    churn margin); for other targets (expansion), the drivers of the usage families
-    (`UPSELL_MONOTONE_FAMILIES`), the healthy side raising the margin. Context, neutral,
-    categorical and unregistered features: 0."""
+def healthy_directions(features: list[str], target: TargetSpec, registry, categorical=()) -> list[int]:
+    """Per feature, which way its healthy side moves `target`'s margin: +1 (more of it
+    raises the margin), -1 (lowers it) or 0 (no healthy direction). Every numeric driver
+    with a healthy direction counts: for a churn target the healthy side lowers the churn
+    margin; for any other target (expansion: a good outcome) it raises the margin.
+    Context, neutral, categorical and unregistered features: 0. Reason strings are checked
+    against these (serving.scoring.explain)."""
     churn = positive_is_churn(target)
     out = []
     for f in features:
@@ -72,17 +73,22 @@ def expected_directions(features: list[str], target: TargetSpec, registry, categ
             out.append(0)
             continue
         healthy = {"higher": 1, "lower": -1}.get(spec.healthy, 0)
-        if churn:
-            out.append(-healthy)
-        else:
-            out.append(healthy if spec.family in UPSELL_MONOTONE_FAMILIES else 0)
+        out.append(-healthy if churn else healthy)
     return out
 
 
 def monotone_constraints(features: list[str], target: TargetSpec, registry, categorical=()) -> list[int]:
     """LightGBM's `monotone_constraints` for `features` (-1, 0 or +1 each, in order): the
-    expected direction of each driver (`expected_directions`); context is never constrained."""
-    return expected_directions(features, target, registry, categorical)
+    healthy direction of each driver (`healthy_directions`) for a churn target; for other
+    targets (expansion) only the usage families (`UPSELL_MONOTONE_FAMILIES`), where healthy
+    usage plausibly means more expansion. Context is never constrained."""
+    directions = healthy_directions(features, target, registry, categorical)
+    if positive_is_churn(target):
+        return directions
+    return [
+        d if d and f in registry and registry[f].family in UPSELL_MONOTONE_FAMILIES else 0
+        for f, d in zip(features, directions)
+    ]
 
 
 def training_reference(X: pd.DataFrame, categorical=()) -> dict[str, float]:

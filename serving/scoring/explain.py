@@ -17,10 +17,10 @@ once; reason strings are built only for the top k of each row.
 Reasons are drivers only (DOMAIN 5): a context feature (contract timing, tenure, MRR,
 plan; `FeatureSpec.kind`) is left out of the list, not hidden in it; the context line
 (serving.scoring.context) says those facts apart. A reason never points against its
-feature's healthy direction: where the direction is known for the target
-(`training.model.expected_directions`), a value on the unhealthy side of the training
-median (`RadarModel.reference`) that raises the likelihood, or one on the healthy side
-that lowers it, is not shown; nor is a missing value that raises it (no data is no
+feature's healthy direction (`training.model.healthy_directions`; renewal and expansion
+are both good outcomes): a value on the unhealthy side of the training median
+(`RadarModel.reference`) that raises the likelihood, or one on the healthy side that
+lowers it, is not shown; nor is a missing value that raises it (no data is no
 reason for confidence). A missing value reads "No <label> recorded".
 """
 
@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from features.registry import FeatureRegistry, FeatureSpec
-from training.model import RadarModel, expected_directions, positive_is_churn
+from training.model import RadarModel, healthy_directions, positive_is_churn
 
 EXPLAINS = "raw margin (log-odds) before calibration"
 
@@ -186,7 +186,7 @@ def _plain(value):
 @dataclass(frozen=True)
 class _Plan:
     """What `drivers` needs of one model and registry, worked out once: the driver columns,
-    and those with a known direction (their expected sign and training median)."""
+    and those with a healthy direction (its sign on the margin and the training median)."""
 
     registry: FeatureRegistry
     drivers: np.ndarray  # column indices (into model.features) of driver features
@@ -205,7 +205,7 @@ def _plan(model: RadarModel, registry: FeatureRegistry) -> _Plan:
     features = model.features
     driver_idx = np.array([j for j, f in enumerate(features) if registry.is_driver(f)], dtype=np.int64)
     names = [features[j] for j in driver_idx]
-    direction = expected_directions(names, model.target, registry, model.categorical)
+    direction = healthy_directions(names, model.target, registry, model.categorical)
     reference = getattr(model, "reference", None) or {}
     checked = [i for i, (f, d) in enumerate(zip(names, direction)) if d and f in reference]
     plan = _Plan(

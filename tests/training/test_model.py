@@ -93,7 +93,7 @@ def _registry():
 
 
 def test_the_constraint_signs_follow_the_healthy_direction_and_the_target():
-    from training.model import monotone_constraints
+    from training.model import healthy_directions, monotone_constraints
     from training.outcome import TARGETS, TargetSpec
 
     registry = _registry()
@@ -121,6 +121,8 @@ def test_the_constraint_signs_follow_the_healthy_direction_and_the_target():
     assert monotone_constraints(features, by_renewal, registry) == churn
     own = TargetSpec("lost", "lost", "radar-lost", "churns within the quarter")
     assert monotone_constraints(features, own, registry) == churn
+    # reasons are checked against the healthy direction of every driver, for expansion too
+    assert healthy_directions(features, TARGETS["upsell"], registry, ["segment", "health_band"]) == [-d for d in churn]
 
 
 def test_a_monotone_model_never_lets_a_healthier_driver_raise_churn(settings):

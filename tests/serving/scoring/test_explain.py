@@ -19,7 +19,7 @@ from serving.scoring.explain import (
     top_k,
 )
 from training.calibrate import Calibrator
-from training.model import RadarModel, expected_directions
+from training.model import RadarModel, healthy_directions
 from training.outcome import TARGETS, TargetSpec
 
 
@@ -266,14 +266,16 @@ def test_missing_values_read_not_recorded_and_never_raise_the_likelihood():
     assert "adoption_rate_28d" not in [d["feature"] for d in found[1]]  # missing, raising renewal: not shown
 
 
-def test_upsell_reasons_are_checked_where_the_direction_is_known():
-    # expansion: usage (adoption) has a known direction, support tickets have none
-    contrib = np.array([[-0.9, 0.5, 0.0, 0.0, 0.0, 0.0], [0.9, 0.5, 0.0, 0.0, 0.0, 0.0]])
-    rows = pd.DataFrame([[0.9, 10.0, 8.0, 30.0, 10.0, 10.0], [0.1, 10.0, 8.0, 30.0, 10.0, 10.0]], columns=HAND_FEATURES)
+def test_upsell_reasons_follow_the_healthy_direction_too():
+    # expansion is a good outcome: an unhealthy value never raises it, a healthy one never lowers it
+    contrib = np.array([[-0.9, 0.5, 0.2, 0.0, 0.0, 0.0], [0.9, -0.5, 0.2, 0.0, 0.0, 0.0]])
+    rows = pd.DataFrame([[0.9, 10.0, 9.0, 30.0, 10.0, 10.0], [0.1, 1.0, 9.0, 30.0, 10.0, 10.0]], columns=HAND_FEATURES)
     found = drivers(rows, hand_model("upsell"), contrib, HAND, 5)
-    assert [d["feature"] for d in found[0]] == ["tickets_28d"]  # high adoption lowering upsell: against
-    assert [d["feature"] for d in found[1]] == ["tickets_28d"]  # low adoption raising upsell: against
-    assert found[0][0]["reason"].endswith("— raises upsell likelihood")  # no direction known for upsell
+    # row 0: high adoption lowering upsell, 10 tickets (median 3) raising it: both against; NPS 9 raising it: shown
+    assert [d["feature"] for d in found[0]] == ["nps_latest"]
+    assert found[0][0]["reason"] == "NPS answer (0–10) is 9.00 — raises upsell likelihood"
+    # row 1: low adoption raising upsell: against; 1 ticket lowering upsell: against
+    assert [d["feature"] for d in found[1]] == ["nps_latest"]
 
 
 def test_a_model_without_training_medians_still_drops_context():
@@ -288,7 +290,7 @@ def test_served_reasons_never_point_against_the_healthy_direction(models, thousa
         assert model.reference  # recorded at training
         explainer = models.explainer(target)
         contrib, _ = explainer.contributions(explainer.inputs(model.prepare(thousand)))
-        sign = dict(zip(model.features, expected_directions(model.features, model.target, registry)))
+        sign = dict(zip(model.features, healthy_directions(model.features, model.target, registry)))
         inverted = likelihood_of(model)[1]
         for row in drivers(thousand, model, contrib, registry, 5):
             for d in row:
