@@ -76,6 +76,10 @@ def spark_session(settings: Settings, staging: Path):
             "spark.pyspark.python": sys.executable,
             "spark.pyspark.driver.python": sys.executable,
         }
+    if cfg.master.startswith("local"):
+        # the workers are started from PYSPARK_PYTHON (else `python3` on PATH, which outside the
+        # project's environment lacks its packages); the conf key alone did not reach them
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder
     for key, value in (conf | cfg.conf).items():
         builder = builder.config(key, value)

@@ -192,8 +192,9 @@ class AlertSettings(_Section):
     max_per_owner: int = Field(
         10,
         ge=1,
-        description="Most alerts per CSM owner per run (a week), in call-list order; the rest wait in the "
-        "review queue, marked capped and counted, so no CSM gets 100 alerts at once.",
+        description="Most risk alerts (and, apart, most expansion alerts) per CSM owner per run (a week), in "
+        "call-list order; the rest wait in the review queue, marked capped and counted, so no CSM gets 100 "
+        "alerts at once.",
     )
     meeting_above: float = Field(
         0.6, ge=0, le=1, description="Insight score above this: schedule a meeting with the product owner and support."

@@ -25,7 +25,8 @@ Routing: an insight above `meeting_above` goes to a meeting only for a red or ye
 account or an escalation (`meeting_needs_flag`), else to the review queue. An alert's
 owner is its playbook's escalation owner when the rule escalates, the account is red or
 the alert goes to a meeting; otherwise the usual owner. Past `max_per_owner` alerts of one
-CSM owner (in call-list order) the rest wait in the review queue, marked `capped`.
+CSM owner (in call-list order) the rest wait in the review queue, marked `capped`; alerts
+snoozed or closed (`AlertInputs.held`) and alerts tagged for later take no place under the cap.
 """
 
 from __future__ import annotations
@@ -482,16 +483,19 @@ def in_call_order(alerts: list[Alert], scores: pd.DataFrame) -> list[Alert]:
 
 
 def cap_per_owner(alerts: list[Alert], limit: int, held: frozenset[str] = frozenset()) -> list[Alert]:
-    """Past `limit` alerts of one CSM owner (in the given order), the rest wait in the review
-    queue, marked `capped`. Alerts `held` back (snoozed or closed) take no place under the cap."""
-    seen: dict[str | None, int] = {}
+    """Past `limit` risk alerts of one CSM owner (in the given order), the rest wait in the
+    review queue, marked `capped`; expansion opportunities have a cap of their own, so a book
+    full of risks still shows its best openings. Alerts `held` back (snoozed or closed) and
+    alerts tagged for later take no place under the cap (a tag is never raised to review)."""
+    seen: dict[tuple[str | None, bool], int] = {}
     out = []
     for a in alerts:
-        if a.key in held:
+        if a.key in held or a.routing == "tag":
             out.append(a)
             continue
-        n = seen.get(a.csm_owner, 0)
-        seen[a.csm_owner] = n + 1
+        slot = (a.csm_owner, a.key.endswith(":expansion"))
+        n = seen.get(slot, 0)
+        seen[slot] = n + 1
         out.append(a if n < limit else a.model_copy(update={"routing": "review", "capped": True}))
     return out
 

@@ -75,6 +75,18 @@ def _as_date(v) -> date | None:
     return None if v is None or pd.isna(v) else pd.Timestamp(v).date()
 
 
+def held_keys(con: duckdb.DuckDBPyConnection, as_of: date) -> frozenset[str]:
+    """Keys of the alerts a run at `as_of` holds back if raised: closed, or snoozed past as_of.
+    They take no place under the per-owner cap (`alert_rules.cap_per_owner`)."""
+    ensure_tables(con)
+    rows = con.execute(
+        f"SELECT key FROM {STATE} WHERE status = 'closed' OR (status = 'snoozed' AND "
+        "(snoozed_until IS NULL OR snoozed_until > ?))",
+        [as_of],
+    ).fetchall()
+    return frozenset(r[0] for r in rows)
+
+
 def apply_state(
     con: duckdb.DuckDBPyConnection, alerts: list[Alert], as_of: date, evaluated: tuple[str, ...], now: datetime
 ) -> list[Alert]:
@@ -83,6 +95,7 @@ def apply_state(
     known = {r["key"]: r for r in con.execute(f"SELECT * FROM {STATE}").df().to_dict("records")}
     rows, log, out = {}, [], []
     stamp = utc_naive(now)
+    opened: date | None
     for a in alerts:
         s = known.get(a.key)
         until = _as_date(s["snoozed_until"]) if s else None
@@ -94,7 +107,7 @@ def apply_state(
             status = state = s["status"]
             opened, reason = _as_date(s["opened_as_of"]), s["reason"]
         last = max(as_of, _as_date(s["last_seen_as_of"]) or as_of) if s and status != "new" else as_of
-        changed = stamp if status == "new" else s["changed_at"]
+        changed = stamp if status == "new" or s is None else s["changed_at"]
         rows[a.key] = (
             a.key,
             a.account_id,

@@ -81,13 +81,15 @@ class AlertRun:
         return out
 
     def per_owner(self) -> dict[str, dict[str, int]]:
-        """Per CSM owner, the open alerts (new or from earlier runs) within the cap and those
-        past it (waiting in the review queue); the most alerts first."""
+        """Per CSM owner ("" for none), its open alerts (new or from earlier runs): risk alerts
+        within the cap, expansion opportunities within theirs, those past a cap (waiting in the
+        review queue) and those tagged for later (not capped); the most alerts first."""
         out: dict[str, dict[str, int]] = {}
         for a in self.with_status("new", "open"):
-            counts = out.setdefault(a.csm_owner or "", {"alerts": 0, "capped": 0})
-            counts["capped" if a.capped else "alerts"] += 1
-        return dict(sorted(out.items(), key=lambda kv: (-kv[1]["alerts"] - kv[1]["capped"], kv[0])))
+            counts = out.setdefault(a.csm_owner or "", {"alerts": 0, "opportunities": 0, "capped": 0, "tagged": 0})
+            within = "opportunities" if a.key.endswith(":expansion") else "alerts"
+            counts["capped" if a.capped else "tagged" if a.routing == "tag" else within] += 1
+        return dict(sorted(out.items(), key=lambda kv: (-sum(kv[1].values()), kv[0])))
 
     def document(self) -> dict:
         return {

@@ -1,4 +1,4 @@
-"""`radar` commands for the CS team's workflow: alerts, the weekly digest and the leadership drivers report."""
+"""`radar` commands for the CS team's workflow: alerts, the weekly digest, the leadership drivers report and the backtest."""
 
 from __future__ import annotations
 
@@ -55,8 +55,9 @@ def alerts_cmd(
     until: Annotated[str | None, typer.Option(help="snooze: hold the alert back until this date (YYYY-MM-DD).")] = None,
     reason: Annotated[str | None, typer.Option(help="snooze, close, reopen: why (kept with the alert).")] = None,
 ) -> None:
-    """Alerts: indicators below their expected level, renewal drops, red feedback escalations, risk tiers and
-    expansion opportunities, each with its insight score, routing, owner and evidence."""
+    """Alerts: indicators below their expected level, churn risk rises, red feedback escalations, risk tiers and
+    expansion opportunities, grouped into one alert per account, in call-list order, at most
+    alerts.max_per_owner per CSM owner; each with its insight score, routing, owner and evidence."""
     from datetime import datetime
 
     from serving.scoring.playbook import PlaybookError
@@ -140,6 +141,7 @@ def _print_alerts(run, show_all: bool, limit: int) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from serving.scoring.decisions import pct, times_typical
     from serving.workflow.insight import ROUTES
 
     shown = run.with_status("new", "open") if show_all else run.with_status("new")
@@ -150,19 +152,23 @@ def _print_alerts(run, show_all: bool, limit: int) -> None:
         box=box.SIMPLE_HEAD,
     )
     widest = max((len(a.key) for a in shown[:limit]), default=3)
-    for col in ("insight", "route", "account", "alert", "owner", "key"):
+    for col in ("insight", "route", "account", "churn risk", "alert", "owner", "key"):
         table.add_column(
             col,
-            justify="right" if col == "insight" else "left",
+            justify="right" if col in ("insight", "churn risk") else "left",
             no_wrap=col in ("insight", "route", "key"),
             min_width=widest if col == "key" else None,
         )
     for a in shown[:limit]:
         style = ROUTE_STYLE[a.routing]
+        risk = "" if a.churn_risk is None else f"{pct(a.churn_risk)} ({times_typical(a.churn_lift)})"
+        if a.expected_mrr_loss:
+            risk += f"\n[dim]{a.expected_mrr_loss:,.0f} expected MRR lost[/dim]"
         table.add_row(
             f"{a.insight_score:.2f}",
-            f"[{style}]{a.routing}[/{style}]",
+            f"[{style}]{a.routing}[/{style}]" + ("\n[dim]capped[/dim]" if a.capped else ""),
             escape(a.account_name or a.account_id),
+            risk,
             escape(a.title),
             escape(a.owner) + (f"\n[dim]{escape(a.csm_owner)}[/dim]" if a.csm_owner else ""),
             f"[dim]{escape(a.key)}[/dim]",
@@ -180,12 +186,37 @@ def _print_alerts(run, show_all: bool, limit: int) -> None:
         f"snoozed, {counts['closed']:,} closed.",
         highlight=False,
     )
+    owners = run.per_owner()
+    if owners:
+        console.print(
+            "Open alerts per CSM owner: "
+            + ", ".join(f"{name or '(no CSM owner)'} {_owner_counts(n)}" for name, n in owners.items())
+            + ".",
+            highlight=False,
+            markup=False,
+        )
+    if counts["capped"]:
+        console.print(
+            f"{counts['capped']:,} alerts past the cap"
+            + (f" of {run.max_per_owner:,}" if run.max_per_owner else "")
+            + " per CSM owner wait in the review queue (marked capped; alerts.max_per_owner).",
+            highlight=False,
+        )
     if run.previous is not None:
-        console.print(f"Renewal drop: scores of {run.scores_as_of} compared with {run.previous}.", highlight=False)
+        console.print(f"Churn risk rise: scores of {run.scores_as_of} compared with {run.previous}.", highlight=False)
     else:
-        console.print("Renewal drop: no earlier snapshot in the lookback window, not evaluated.", highlight=False)
+        console.print("Churn risk rise: no earlier snapshot in the lookback window, not evaluated.", highlight=False)
     if run.path is not None:
         console.print(f"JSON with evidence, actions and owners: {run.path}", highlight=False)
+
+
+def _owner_counts(n: dict[str, int]) -> str:
+    """ "10 (+5 capped, 2 tagged for later, 3 opportunities)": one CSM owner's open risk alerts
+    within and past the cap, and its expansion opportunities."""
+    more = [f"+{n['capped']:,} capped"] if n["capped"] else []
+    more += [f"{n['tagged']:,} tagged for later"] if n["tagged"] else []
+    more += [f"{n['opportunities']:,} opportunities"] if n.get("opportunities") else []
+    return f"{n['alerts']:,}" + (f" ({', '.join(more)})" if more else "")
 
 
 def _print_delivery(report, to_stderr: bool) -> None:
@@ -194,6 +225,8 @@ def _print_delivery(report, to_stderr: bool) -> None:
         f"earlier, {report.requests:,} requests"
     ]
     lines += [f"  not delivered: {key} ({why})" for key, why in report.rejected[:10]]
+    if report.capped:
+        lines.append(f"  held back: {report.capped:,} alerts past their CSM owner's cap (sent once within it)")
     if report.not_sent:
         lines.append(f"  gave up the endpoint for this run: {report.not_sent:,} alerts wait for the next run")
     for line in lines:
@@ -383,3 +416,285 @@ def _print_drivers(report) -> None:
             escape(f"“{quote.text}” ({quote.channel}, {quote.date})") if quote else "",
         )
     console.print(table)
+
+
+@app.command("backtest")
+def backtest_cmd(
+    ctx: typer.Context,
+    dates: Annotated[int, typer.Option("--dates", min=1, max=60, help="Last labelled as-of dates replayed.")] = 6,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the result as JSON on stdout instead of tables.")
+    ] = False,
+    sweep: Annotated[
+        bool, typer.Option("--sweep", help="Also print flagged share and recall for a grid of (red_lift, yellow_lift).")
+    ] = False,
+    log: Annotated[
+        bool, typer.Option("--log/--no-log", help="Log the run to MLflow (experiment radar-backtest).")
+    ] = True,
+) -> None:
+    """Backtest: the tiers, alerts and call list replayed on the last labelled as-of dates, against who churned
+    within 90 days; beside the health score and the previous fixed cut-offs."""
+    import json
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from serving.scoring.decisions import NoBaseRate
+    from serving.scoring.playbook import PlaybookError
+    from serving.workflow.alert_rules import AlertError
+    from serving.workflow.backtest import BacktestError, log_backtest, run_backtest, save_latest
+    from training.quiet import quiet_mlflow
+
+    settings = _settings(ctx)
+    models = _champions_for(settings)
+    try:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} dates"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            disable=json_out,
+        ) as bar:
+            task = bar.add_task("reading the workspace", total=None)
+            result = run_backtest(
+                settings,
+                models,
+                dates,
+                progress=lambda done, total, text: bar.update(task, completed=done, total=total, description=text),
+            )
+        if log:
+            with quiet_mlflow():
+                log_backtest(result, settings)
+        document = result.document()
+        path = save_latest(document, settings.output_dir)
+    except (BacktestError, AlertError, PlaybookError, NoBaseRate, ValueError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from exc
+    if json_out:
+        typer.echo(json.dumps(document, indent=2, ensure_ascii=False, default=str))
+        return
+    _print_backtest(document, sweep)
+    console.print(
+        f"Saved: {path}" + (f"; MLflow run {result.mlflow_run} ({result.run_name})" if result.mlflow_run else ""),
+        highlight=False,
+        markup=False,
+    )
+
+
+SAMPLE_SHORT = {"in-sample": "in", "out-of-sample": "out", "label overlap": "overlap", "before training": "before"}
+
+
+def _pct(v, digits: int = 0) -> str:
+    return "–" if v is None else f"{100 * v:.{digits}f}%"
+
+
+def _days(v) -> str:
+    return "–" if v is None else f"{v:.0f} d"
+
+
+def _print_backtest(doc: dict, with_sweep: bool) -> None:
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    s = doc["settings"]
+    renewal = doc["models"]["renewal"]
+    console.print(
+        f"[bold]Backtest {doc['span']}[/bold]: {renewal['name']} v{renewal['version']} (base rate "
+        f"{_pct(renewal['base_rate'], 1)}); red at {s['red_lift']:g}x, yellow at {s['yellow_lift']:g}x the base rate "
+        f"(floor {_pct(s['risk_floor'], 0)}). Churned = churned within {s['horizon_days']} days of the date.",
+        highlight=False,
+    )
+    table = Table(title="Per date", title_justify="left", box=box.SIMPLE_HEAD)
+    for col in (
+        "as of",
+        "sample",
+        "accts",
+        "churn",
+        "red",
+        "yellow",
+        "caught r/y",
+        "recall",
+        "prec r/y",
+        "top10",
+        "health",
+        "fixed",
+    ):
+        table.add_column(col, justify="left" if col in ("as of", "sample") else "right", no_wrap=True)
+    for d in doc["dates"]:
+        f, m = d["figures"], d["figures"]["model"]
+        table.add_row(
+            d["as_of"],
+            SAMPLE_SHORT.get(d["sample"], d["sample"]),
+            f"{f['accounts']:,}",
+            f"{f['churners']:,}",
+            f"{m['red']['accounts']:,} {_pct(m['red']['share'], 1)}",
+            f"{m['yellow']['accounts']:,} {_pct(m['yellow']['share'], 1)}",
+            f"{m['red']['churned']:,}/{m['yellow']['churned']:,}",
+            _pct(m["flagged"]["recall"]),
+            f"{_pct(m['red']['precision'])}/{_pct(m['yellow']['precision'])}",
+            _pct(f["top10"]["model"]["share"]),
+            _pct(f["health"]["flagged"]["recall"]),
+            _pct(f["fixed"]["flagged"]["recall"]),
+        )
+    console.print(table)
+    console.print(
+        "sample (for the churn model): in = fitted or calibrated on, out = after all its labels, overlap = in "
+        "between; churn: accounts that churned within the horizon; caught r/y: churners flagged red/yellow; "
+        "recall: by red + yellow; prec: the share of red/yellow accounts that churned; top10: churned MRR in each "
+        "CSM's top 10 of the call list; health, fixed: the recall of the health score (as many flagged) and of "
+        "the previous fixed cut-offs.",
+        highlight=False,
+    )
+    scopes = [("all", "all dates"), ("out_of_sample", "out-of-sample dates only")]
+    for key, words in scopes:
+        if key not in doc["overall"]:
+            continue
+        o = doc["overall"][key]
+        table = Table(
+            title=f"Overall, {words} ({len(o['dates'])} dates, {o['accounts']:,} account-dates, "
+            f"{o['churners']:,} churners, {_pct(o['churn_rate'], 1)})",
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+        )
+        table.add_column("")
+        for col in ("model (lifts)", "health score", "fixed cut-offs"):
+            table.add_column(col, justify="right")
+        model, health, fixed = o["model"], o["health"], o["fixed"]
+        lead = o["lead_days"]
+
+        def cell(v: dict) -> str:
+            return f"{v['accounts']:,} ({_pct(v['share'], 1)})"
+
+        rows = [
+            ("flagged red", cell(model["red"]), "", cell(fixed["red"])),
+            ("flagged yellow", cell(model["yellow"]), "", cell(fixed["yellow"])),
+            ("flagged red + yellow", cell(model["flagged"]), cell(health["flagged"]), cell(fixed["flagged"])),
+            (
+                "churners caught (recall)",
+                f"{model['flagged']['churned']:,} ({_pct(model['flagged']['recall'])})",
+                f"{health['flagged']['churned']:,} ({_pct(health['flagged']['recall'])})",
+                f"{fixed['flagged']['churned']:,} ({_pct(fixed['flagged']['recall'])})",
+            ),
+            (
+                "  caught by red",
+                f"{model['red']['churned']:,} ({_pct(model['red']['recall'])})",
+                "",
+                f"{fixed['red']['churned']:,}",
+            ),
+            (
+                "  caught by yellow",
+                f"{model['yellow']['churned']:,} ({_pct(model['yellow']['recall'])})",
+                "",
+                f"{fixed['yellow']['churned']:,}",
+            ),
+            (
+                "precision red / yellow",
+                f"{_pct(model['red']['precision'])} / {_pct(model['yellow']['precision'])}",
+                "",
+                f"{_pct(fixed['red']['precision'])} / {_pct(fixed['yellow']['precision'])}",
+            ),
+            (
+                "precision red + yellow",
+                _pct(model["flagged"]["precision"]),
+                _pct(health["flagged"]["precision"]),
+                _pct(fixed["flagged"]["precision"]),
+            ),
+            (
+                "churned MRR in each CSM's top 10",
+                _pct(o["top10"]["model"]["share"]),
+                _pct(o["top10"]["health"]["share"]),
+                "",
+            ),
+        ]
+        for kind in ("all", "monthly", "annual"):
+            values = [lead[r].get(kind) for r in ("model", "health", "fixed")]
+            if values[0] is None:
+                continue
+            rows.append(
+                (
+                    f"median lead, {kind} contracts" if kind != "all" else "median lead (first flag → churn)",
+                    *(f"{_days(v['median_days'])} ({v['flagged']}/{v['churns']})" for v in values),
+                )
+            )
+        opp = o["opportunities"]
+        rows.append(
+            (
+                "opportunities (expanded)",
+                f"{opp['model']['accounts']:,} ({_pct(opp['model']['precision'])})",
+                "",
+                f"{opp['fixed']['accounts']:,} ({_pct(opp['fixed']['precision'])})",
+            )
+        )
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+        if "alerts" in o:
+            a = o["alerts"]
+            t = Table(
+                title=f"Alerts ({words}): share of alerted accounts that churned within 90 days",
+                title_justify="left",
+                box=box.SIMPLE_HEAD,
+            )
+            for col in ("routing", "alerts", "accounts", "churned", "precision"):
+                t.add_column(col, justify="left" if col == "routing" else "right")
+            for r in ("meeting", "review", "review_capped", "tag", "any"):
+                v = a.get(r)
+                if v is None:
+                    continue
+                t.add_row(
+                    {"any": "any risk alert", "review_capped": "  of which past the owner's cap"}.get(r, r),
+                    f"{v['alerts']:,}",
+                    f"{v['accounts']:,}",
+                    f"{v['churned']:,}",
+                    _pct(v["precision"]),
+                )
+            e = a["expansion"]
+            t.add_row("expansion (expanded)", "", f"{e['accounts']:,}", f"{e['expanded']:,}", _pct(e["precision"]))
+            console.print(t)
+            if a.get("capped"):
+                console.print(
+                    f"{a['capped']:,} alerts (risk and expansion) past the per-owner cap waited in the review queue.",
+                    highlight=False,
+                )
+    table = Table(
+        title="Churned MRR caught by each CSM's top 10 (all dates)", title_justify="left", box=box.SIMPLE_HEAD
+    )
+    for col in ("CSM owner", "churned MRR", "model top 10", "health top 10"):
+        table.add_column(col, justify="left" if col == "CSM owner" else "right")
+    for owner, v in doc["owners"].items():
+        total = v["churned_mrr"]
+        table.add_row(
+            escape(owner),
+            f"{total:,.0f}",
+            f"{v['model']:,.0f} ({_pct(v['model'] / total if total else None)})",
+            f"{v['health']:,.0f} ({_pct(v['health'] / total if total else None)})",
+        )
+    console.print(table)
+    console.print(
+        f"Lead times: every snapshot date from {s['lookback_days']} days before the first date to the last churn "
+        f"was scored ({len(doc['scored_dates'])} dates); churn dates from {doc['churn_source']}.",
+        highlight=False,
+    )
+    if with_sweep and doc.get("sweep"):
+        rows = doc["sweep"]
+        oos = "oos_recall" in rows[0]
+        t = Table(title="Sweep over all dates (the floor applies)", title_justify="left", box=box.SIMPLE_HEAD)
+        cols = ["red lift", "yellow lift", "red share", "flagged share", "red recall", "recall", "precision"]
+        cols += ["oos flagged", "oos recall"] if oos else []
+        for col in cols:
+            t.add_column(col, justify="right")
+        for r in rows:
+            current = r["red_lift"] == s["red_lift"] and r["yellow_lift"] == s["yellow_lift"]
+            cells = [
+                f"{r['red_lift']:g}x",
+                f"{r['yellow_lift']:g}x",
+                _pct(r["red_share"], 1),
+                _pct(r["flagged_share"], 1),
+                _pct(r["red_recall"]),
+                _pct(r["recall"]),
+                _pct(r["precision"]),
+            ]
+            cells += [_pct(r["oos_flagged_share"], 1), _pct(r["oos_recall"])] if oos else []
+            t.add_row(*cells, style="bold" if current else None)
+        console.print(t)

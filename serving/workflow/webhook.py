@@ -9,6 +9,10 @@ as soon as the receiver accepts them. Connection errors, timeouts, 408, 425, 429
 are retried up to `webhook_attempts` times, waiting `webhook_backoff_seconds` doubled at
 each try; when an alert still fails the endpoint is given up for this run (the rest wait
 for the next run). Another 4xx rejects that alert only.
+
+Alerts past their CSM owner's weekly cap (`capped`, see `alert_rules.cap_per_owner`) are
+not posted: they wait in the review queue and are counted; an alert is posted in the first
+run in which it comes within the cap (posting it capped would spend its idempotency key).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ class DeliveryReport:
     already: int = 0  # alerts delivered by an earlier run
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (alert key, why)
     not_sent: int = 0  # alerts left for the next run after the endpoint was given up
+    capped: int = 0  # alerts past their owner's cap, held back until they come within it
     requests: int = 0
 
     @property
@@ -103,15 +108,17 @@ def deliver(
     client: httpx.Client | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> DeliveryReport:
-    """POST the open alerts (new or still open) routed to the webhook that this endpoint
-    has not accepted yet; record each delivery."""
+    """POST the open alerts (new or still open) routed to the webhook, within their owner's
+    cap, that this endpoint has not accepted yet; record each delivery."""
     ensure_table(con)
     endpoint = _endpoint_id(url)
     done = {
         r[0] for r in con.execute(f"SELECT idempotency_key FROM {DELIVERIES} WHERE endpoint = ?", [endpoint]).fetchall()
     }
     report = DeliveryReport(_shown(url))
-    pending = [a for a in alerts if a.status in ("new", "open") and a.routing in cfg.webhook_routing]
+    wanted = [a for a in alerts if a.status in ("new", "open") and a.routing in cfg.webhook_routing]
+    pending = [a for a in wanted if not a.capped or idempotency_key(a) in done]  # delivered: counted as such
+    report.capped = len(wanted) - len(pending)
     stamp = utc_naive(now)
     own = client is None
     client = client or httpx.Client(timeout=cfg.webhook_timeout_seconds, follow_redirects=False)

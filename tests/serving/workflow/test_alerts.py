@@ -1,61 +1,73 @@
 """Alert rules of DOMAIN 5 on hand-built accounts, the insight score's routing at its
-boundaries, and the alert state (open, snoozed, closed, resolved) across runs."""
+boundaries, the grouping per account, the call-list order and the per-owner cap, and the
+alert state (open, snoozed, closed, resolved) across runs."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 
 from features.snapshot import feature_registry
-from radar.settings import AlertSettings, InsightWeights, Settings
+from radar.settings import AlertSettings, InsightWeights, ServingSettings, Settings
+from serving.scoring.decisions import expected_loss, opportunity, risk_tier
 from serving.scoring.playbook import load_playbooks
 from serving.workflow.alert_rules import (
     AlertError,
     AlertInputs,
     Signal,
-    drop_signals,
     escalation_signals,
     evaluate,
     expansion_signals,
     finish,
+    impact,
     indicator_signals,
     previous_date,
+    rise_signals,
     tier_signals,
 )
-from serving.workflow.alert_state import apply_state, set_status, stored
+from serving.workflow.alert_state import apply_state, held_keys, set_status, stored
+from serving.workflow.alerts import AlertRun
 from serving.workflow.insight import insight_score, route
 
 REGISTRY = feature_registry(Settings())
 BOOKS = load_playbooks()
 CFG = AlertSettings()
+SERVING = ServingSettings()  # red at 3x the base rate, yellow at 1.5x, both from a 2% churn risk
+BASE, UPSELL_BASE = 0.04, 0.2  # the churn and expansion base rates recorded with the models
 DATES = (date(2026, 1, 31), date(2026, 2, 28), date(2026, 3, 31))
 AS_OF = DATES[-1]
 NOW = datetime(2026, 4, 1, 7, 0, tzinfo=UTC)
+GREEN, YELLOW, RED = 0.02, 0.08, 0.16  # churn risks of 0.5x, 2x and 4x the base rate
 
 
-def tier_of(renewal: float) -> str:
-    return "red" if renewal < 0.4 else "yellow" if renewal < 0.7 else "green"
+def tier_of(risk: float) -> str:
+    return str(risk_tier(np.array([risk]), BASE, SERVING)[0])
 
 
 def scores(*accounts: dict) -> pd.DataFrame:
-    """Scored accounts at AS_OF: id, mrr, renewal (likelihood), upsell, drivers."""
+    """Scored accounts at AS_OF as score_frame gives them: id, risk (90-day churn risk), upsell,
+    mrr, owner, days (to the next renewal), drivers; lift, tier and opportunity from the base rates."""
     rows = []
     for a in accounts:
-        renewal, upsell = a.get("renewal", 0.9), a.get("upsell", 0.1)
+        risk, upsell, mrr = a.get("risk", GREEN), a.get("upsell", 0.1), a.get("mrr", 100.0)
         rows.append(
             {
                 "account_id": a["id"],
                 "as_of": AS_OF,
                 "name": f"Account {a['id']}",
-                "csm_owner": "Ana",
-                "mrr": a.get("mrr", 100.0),
-                "renewal_likelihood": renewal,
+                "csm_owner": a.get("owner", "Ana"),
+                "mrr": mrr,
+                "days_to_next_renewal": a.get("days", 200),
+                "churn_risk": risk,
+                "churn_lift": risk / BASE,
+                "risk_tier": tier_of(risk),
+                "expected_mrr_loss": float(expected_loss(pd.Series([mrr]), np.array([risk]))[0]),
                 "upsell_likelihood": upsell,
-                "risk_tier": tier_of(renewal),
-                "opportunity": upsell > 0.5,
+                "opportunity": bool(opportunity(np.array([upsell]), UPSELL_BASE, SERVING)[0]),
                 "renewal_drivers": a.get("renewal_drivers", []),
                 "upsell_drivers": a.get("upsell_drivers", []),
             }
@@ -64,17 +76,18 @@ def scores(*accounts: dict) -> pd.DataFrame:
 
 
 def history(current: pd.DataFrame, earlier: dict | None = None) -> pd.DataFrame:
-    """The scores at every date: as now, unless `earlier` gives {(account, date): renewal}."""
+    """The scores at every date: as now, unless `earlier` gives {(account, date): churn risk}."""
     rows = []
     for d in DATES:
         for r in current.itertuples():
-            renewal = (earlier or {}).get((r.account_id, d), r.renewal_likelihood)
+            risk = (earlier or {}).get((r.account_id, d), r.churn_risk)
             rows.append(
                 {
                     "account_id": r.account_id,
                     "as_of": d,
-                    "renewal_likelihood": renewal,
-                    "risk_tier": tier_of(renewal),
+                    "churn_risk": risk,
+                    "churn_lift": risk / BASE,
+                    "risk_tier": tier_of(risk),
                     "opportunity": r.opportunity,
                 }
             )
@@ -110,6 +123,7 @@ def inputs(
     hist: pd.DataFrame | None = None,
     evidence: list[dict] | None = None,
     previous: date | None = DATES[1],
+    held: frozenset[str] = frozenset(),
 ) -> AlertInputs:
     return AlertInputs(
         as_of=AS_OF,
@@ -120,11 +134,12 @@ def inputs(
         history=hist if hist is not None else history(current),
         previous=previous,
         evidence=pd.DataFrame(evidence or [], columns=list(quote("a", NOW, "c"))),
+        held=held,
     )
 
 
-def lowers(feature: str) -> dict:  # a renewal driver: + raises the churn margin, so lowers renewal
-    return {"feature": feature, "value": 0.1, "contribution": 0.8, "reason": f"{feature} — lowers renewal likelihood"}
+def lowers(feature: str) -> dict:  # a renewal-model driver: + raises the churn margin (and the churn risk)
+    return {"feature": feature, "value": 0.1, "contribution": 0.8, "reason": f"{feature} — raises churn risk"}
 
 
 # --- insight score and routing -------------------------------------------------------------
@@ -162,21 +177,57 @@ def test_the_insight_score_is_the_weighted_mean_and_lands_exactly_on_the_boundar
 
 
 def test_alerts_at_exactly_0_3_and_0_6_are_reviewed_and_the_owner_escalates_with_a_meeting():
-    # ten accounts with MRR 100..1000: impact (MRR percentile) of a3 is 0.3, of a6 is 0.6
-    current = scores(*({"id": f"a{i}", "mrr": 100.0 * i} for i in range(1, 11)))
+    # ten accounts whose expected MRR lost is 2, 4, .., 20: impact of a3 is 0.3, of a6 is 0.6;
+    # a6 is yellow (tier severity 0.6) with the same expected loss as MRR 600 at 2%
+    current = scores(
+        *({"id": f"a{i}", "mrr": 100.0 * i} for i in range(1, 11) if i != 6), {"id": "a6", "mrr": 150, "risk": YELLOW}
+    )
     book = BOOKS.named("underused_features")
-    signals = [
-        Signal("a6", "indicator", "x", "at 0.6", 0.6, 0.6, [], book),
-        Signal("a6", "indicator", "y", "above 0.6", 0.62, 0.6, [], book),
-        Signal("a3", "indicator", "x", "at 0.3", 0.3, 0.3, [], book),
-        Signal("a3", "indicator", "y", "below 0.3", 0.3, 0.29, [], book),
-    ]
-    got = {a.title: a for a in finish(signals, inputs(current), CFG)}
-    assert (got["at 0.6"].impact, got["at 0.6"].insight_score, got["at 0.6"].routing) == (0.6, 0.6, "review")
-    assert (got["above 0.6"].routing, got["at 0.3"].routing, got["below 0.3"].routing) == ("meeting", "review", "tag")
-    assert got["at 0.3"].insight_score == 0.3
-    assert got["at 0.6"].owner == "Product trainer" and not got["at 0.6"].escalated
-    assert got["above 0.6"].owner == "CS manager" and got["above 0.6"].escalated  # the playbook's escalation
+
+    def alert(account: str, severity: float, frequency: float):
+        [one] = finish([Signal(account, "indicator", "x", "t", severity, frequency, [], book)], inputs(current), CFG)
+        return one
+
+    at_06, above_06 = alert("a6", 0.6, 0.6), alert("a6", 0.62, 0.6)  # yellow: severity (0.6 + 0.6) / 2
+    at_03, below_03 = alert("a3", 0.6, 0.3), alert("a3", 0.6, 0.29)  # green: severity (0.6 + 0) / 2
+    assert (at_06.impact, at_06.severity, at_06.insight_score, at_06.routing) == (0.6, 0.6, 0.6, "review")
+    assert (above_06.routing, at_03.routing, below_03.routing) == ("meeting", "review", "tag")
+    assert (at_03.impact, at_03.severity, at_03.insight_score) == (0.3, 0.3, 0.3)
+    assert at_06.owner == "Product trainer" and not at_06.escalated
+    assert above_06.owner == "CS manager" and above_06.escalated  # the playbook's escalation
+
+
+def test_impact_is_the_percentile_of_expected_mrr_lost_not_of_mrr():
+    current = scores(
+        {"id": "big", "mrr": 10_000, "risk": 0.01, "upsell": 0.0},  # expected loss 100
+        {"id": "risky", "mrr": 1_000, "risk": 0.2, "upsell": 0.0},  # 200
+        {"id": "small", "mrr": 500, "risk": 0.02, "upsell": 0.0},  # 10
+        {"id": "unknown", "mrr": None, "risk": 0.3, "upsell": 0.0},  # no MRR: nothing known at stake
+        {"id": "grow", "mrr": 1_000, "upsell": 0.5},  # expansion potential 500
+        {"id": "grow2", "mrr": 100, "upsell": 0.9},  # 90
+    )
+    assert impact(current).round(6).to_dict() == {
+        "big": 0.8,
+        "risky": 1.0,
+        "small": 0.4,
+        "unknown": 0.0,
+        "grow": 0.6,
+        "grow2": 0.2,
+    }
+    book = BOOKS.named("underused_features")
+    signals = [Signal(a, "indicator", "x", a, 0.5, 0.5, [], book) for a in ("big", "risky", "small", "unknown")]
+    signals += expansion_signals(inputs(current), CFG, BOOKS)
+    got = {a.key: a for a in finish(signals, inputs(current), CFG)}
+    assert {k: a.impact for k, a in got.items()} == {
+        "risky:risk": 1.0,
+        "big:risk": 0.8,
+        "small:risk": 0.4,
+        "unknown:risk": 0.0,
+        "grow:expansion": 1.0,  # expansion: of upsell likelihood x MRR
+        "grow2:expansion": 0.5,
+    }
+    assert (got["risky:risk"].expected_mrr_loss, got["risky:risk"].churn_risk) == (200.0, 0.2)
+    assert (got["risky:risk"].churn_lift, got["risky:risk"].risk_tier) == (5.0, "red")
 
 
 # --- indicator below its expected level ----------------------------------------------------
@@ -221,10 +272,10 @@ def test_an_indicator_level_on_an_unknown_feature_is_named():
         AlertSettings(indicator_levels={"adoption_rate_28d": (0.2, 0.2)})
 
 
-# --- week-over-week renewal drop -----------------------------------------------------------
+# --- a rise in churn risk (lift points) since the previous snapshot ---------------------------
 
 
-def test_the_drop_is_measured_against_the_previous_snapshot_in_the_lookback():
+def test_the_rise_is_measured_against_the_previous_snapshot_in_the_lookback():
     monthly = list(DATES)
     assert previous_date(monthly, AS_OF, CFG) == date(2026, 2, 28)
     weekly = [AS_OF - timedelta(days=d) for d in (21, 14, 7, 0)]
@@ -235,33 +286,56 @@ def test_the_drop_is_measured_against_the_previous_snapshot_in_the_lookback():
     assert previous_date([AS_OF - timedelta(days=40), AS_OF], AS_OF, CFG) is None  # beyond the 35-day lookback
 
 
-def test_a_drop_beyond_the_threshold_alerts_and_says_which_dates_were_compared():
+def test_a_lift_rise_beyond_the_threshold_alerts_and_says_which_dates_were_compared():
     current = scores(
-        {"id": "a", "renewal": 0.7, "renewal_drivers": [lowers("onboarding_completion")]},
-        {"id": "b", "renewal": 0.75},
-        {"id": "c", "renewal": 0.5},
-        {"id": "new", "renewal": 0.2},
+        {"id": "a", "risk": 0.14, "renewal_drivers": [lowers("onboarding_completion")]},  # 3.5x now
+        {"id": "b", "risk": 0.08},  # 2x now
+        {"id": "c", "risk": 0.06},  # 1.5x now
+        {"id": "fell", "risk": 0.02},
+        {"id": "new", "risk": 0.2},
     )
     hist = history(
         current,
         {
-            ("a", DATES[0]): 0.95,
-            ("a", DATES[1]): 0.9,  # fell twice, by 0.2 now
-            ("b", DATES[1]): 0.85,  # exactly the 0.10 threshold: not beyond it
-            ("c", DATES[0]): 0.4,
-            ("c", DATES[1]): 0.65,
+            ("a", DATES[0]): 0.02,
+            ("a", DATES[1]): 0.04,  # rose twice, by 2.5 lift points now
+            ("b", DATES[1]): 0.04,  # 1x -> 2x: exactly the 1.0 threshold, not beyond it
+            ("c", DATES[0]): 0.02,
+            ("c", DATES[1]): 0.01,  # fell, then rose 1.25 points
+            ("fell", DATES[1]): 0.16,  # a fall is no alert
         },
-    )  # rose, then fell 0.15
-    hist = hist[~((hist.account_id == "new") & (hist.as_of < AS_OF))]  # no earlier score: no drop
-    got = {s.account_id: s for s in drop_signals(inputs(current, hist=hist), CFG, BOOKS, REGISTRY)}
+    )
+    hist = hist[~((hist.account_id == "new") & (hist.as_of < AS_OF))]  # no earlier score: no rise
+    got = {s.account_id: s for s in rise_signals(inputs(current, hist=hist), CFG, BOOKS, REGISTRY)}
     assert sorted(got) == ["a", "c"]
     a = got["a"]
-    assert a.key == "a:renewal_drop" and a.severity == pytest.approx(0.2 / 0.3) and a.frequency == 1.0
-    assert a.title == "Renewal likelihood fell 20 points, from 90% on 2026-02-28 to 70% on 2026-03-31"
-    assert a.evidence[0].kind == "score" and a.evidence[1].feature == "onboarding_completion"
-    assert a.playbook.name == "onboarding_friction"  # the driver that lowers renewal picks the playbook
-    assert got["c"].frequency == 0.5 and got["c"].escalated is False
-    assert drop_signals(inputs(current, previous=None), CFG, BOOKS, REGISTRY) == []
+    assert a.key == "a:risk_rise" and a.severity == pytest.approx(2.5 / 3) and a.frequency == 1.0
+    assert a.title == (
+        "Churn risk next 90 days rose from 4.0% (1.0x typical) on 2026-02-28 to 14% (3.5x typical) on 2026-03-31"
+    )
+    assert a.evidence[0].kind == "score" and a.evidence[0].value == pytest.approx(0.10)
+    assert a.evidence[1].feature == "onboarding_completion"
+    assert a.playbook.name == "onboarding_friction"  # the driver that raises churn risk picks the playbook
+    assert a.escalated  # a red account
+    assert got["c"].severity == pytest.approx(1.25 / 3) and got["c"].frequency == 0.5
+    assert got["c"].escalated is False  # yellow
+    assert rise_signals(inputs(current, previous=None), CFG, BOOKS, REGISTRY) == []
+    # a lower threshold takes b's exact 1.0-point rise; the rise counts in lift points, not in risk
+    lower = AlertSettings(rise_threshold=0.99)
+    assert sorted(s.account_id for s in rise_signals(inputs(current, hist=hist), lower, BOOKS, REGISTRY)) == [
+        "a",
+        "b",
+        "c",
+    ]
+
+
+def test_the_rise_rule_joins_the_account_alert_and_is_not_evaluated_without_a_previous_snapshot():
+    current = scores({"id": "a", "risk": 0.14})
+    hist = history(current, {("a", DATES[1]): 0.04})
+    [alert] = evaluate(inputs(current, hist=hist), AlertSettings(indicator_levels={}), BOOKS, REGISTRY)
+    assert alert.key == "a:risk" and sorted(alert.rules) == ["risk_rise", "risk_tier"]
+    [alone] = evaluate(inputs(current, hist=hist, previous=None), AlertSettings(indicator_levels={}), BOOKS, REGISTRY)
+    assert alone.rules == ["risk_tier"]
 
 
 # --- escalation: red cues in one bucket in two or more distinct conversations ---------------
@@ -292,6 +366,7 @@ def test_two_distinct_conversations_within_30_days_escalate_to_the_escalation_ow
         ("support_tickets:9", day(25).date(), "email"),
     ]
     [alert] = finish([s], inputs(scores({"id": "a"})), CFG)
+    assert alert.key == "a:risk" and alert.rules == ["escalation"] and alert.subject == "renewal_likelihood"
     assert alert.owner == "Retention lead"  # escalation owner, whatever the routing
 
 
@@ -320,11 +395,11 @@ def test_conversations_31_days_apart_other_buckets_gray_cues_and_today_do_not_es
 
 def test_red_and_yellow_tiers_alert_with_drivers_and_red_quotes_green_opportunities_expand():
     current = scores(
-        {"id": "red", "renewal": 0.3, "mrr": 300, "renewal_drivers": [lowers("adoption_rate_28d")]},
-        {"id": "yellow", "renewal": 0.6, "upsell": 0.8, "mrr": 200},
+        {"id": "red", "risk": RED, "mrr": 300, "renewal_drivers": [lowers("adoption_rate_28d")]},
+        {"id": "yellow", "risk": YELLOW, "upsell": 0.8, "mrr": 200},
         {
             "id": "green",
-            "renewal": 0.9,
+            "risk": GREEN,
             "upsell": 0.7,
             "mrr": 100,
             "upsell_drivers": [
@@ -337,7 +412,7 @@ def test_red_and_yellow_tiers_alert_with_drivers_and_red_quotes_green_opportunit
             ],
         },
     )
-    hist = history(current, {("red", DATES[0]): 0.9})
+    hist = history(current, {("red", DATES[0]): GREEN})
     ev = [
         quote("red", day(40), "c:1", sentence="Too expensive.", bucket="pricing_perception"),
         quote("green", day(10), "c:2", polarity="green", bucket="upsell_readiness", sentence="We need more seats."),
@@ -345,10 +420,13 @@ def test_red_and_yellow_tiers_alert_with_drivers_and_red_quotes_green_opportunit
     got = {s.key: s for s in tier_signals(inputs(current, hist=hist, evidence=ev), CFG, BOOKS, REGISTRY)}
     assert sorted(got) == ["red:risk_tier:red", "yellow:risk_tier:yellow"]
     red = got["red:risk_tier:red"]
-    assert red.severity == pytest.approx(0.7) and red.frequency == pytest.approx(2 / 3) and red.escalated
+    assert red.severity == 1.0 and red.frequency == pytest.approx(2 / 3) and red.escalated  # tier_severity.red
+    assert red.title == "Red risk tier: churn risk next 90 days 16% (4.0x typical)"
     assert red.playbook.name == "underused_features"
     assert [e.kind for e in red.evidence] == ["driver", "quote"] and red.evidence[1].text == "Too expensive."
-    assert got["yellow:risk_tier:yellow"].playbook.name == "renewal_risk"  # no driver: the fallback
+    yellow = got["yellow:risk_tier:yellow"]
+    assert yellow.severity == 0.6 and yellow.title == "Yellow risk tier: churn risk next 90 days 8.0% (2.0x typical)"
+    assert yellow.playbook.name == "renewal_risk"  # no driver: the fallback
     [expand] = expansion_signals(inputs(current, hist=hist, evidence=ev), CFG, BOOKS)  # not the yellow one
     assert (expand.key, expand.severity, expand.playbook.name) == ("green:expansion", 0.7, "expansion_opportunity")
     assert [e.text for e in expand.evidence] == [
@@ -356,22 +434,158 @@ def test_red_and_yellow_tiers_alert_with_drivers_and_red_quotes_green_opportunit
         "We need more seats.",
     ]
     alerts = {a.key: a for a in finish([*got.values(), expand], inputs(current, hist=hist), CFG)}
-    assert alerts["red:risk_tier:red"].owner == "CS manager"  # red: the escalation owner of underused features
+    assert sorted(alerts) == ["green:expansion", "red:risk", "yellow:risk"]
+    assert alerts["red:risk"].owner == "CS manager"  # red: the escalation owner of underused features
+    assert alerts["red:risk"].severity == 1.0  # mean of the signal's 1.0 and the red tier's 1.0
+    assert alerts["yellow:risk"].severity == 0.6
     assert alerts["green:expansion"].owner == "Growth manager"
+    assert alerts["green:expansion"].severity == 0.7  # an opportunity: its upsell likelihood, no tier
 
 
-def test_evaluate_runs_the_configured_rules_only_and_ranks_by_insight():
-    current = scores({"id": "a", "renewal": 0.3, "mrr": 500}, {"id": "b", "renewal": 0.6, "mrr": 100})
+def test_evaluate_runs_the_configured_rules_only_groups_per_account_and_follows_the_call_list():
+    current = scores({"id": "a", "risk": RED, "mrr": 500}, {"id": "b", "risk": YELLOW, "mrr": 100})
     ev = [quote("b", day(1), "c:1"), quote("b", day(2), "c:2")]
     everything = evaluate(inputs(current, evidence=ev), AlertSettings(indicator_levels={}), BOOKS, REGISTRY)
-    # a: (0.7 + 1 + 1) / 3; b yellow: (0.4 + 1 + 0.5) / 3; b escalation: (0.8 + 0.5 + 0.5) / 3
-    assert [(a.key, a.insight_score) for a in everything] == [
-        ("a:risk_tier:red", 0.9),
-        ("b:risk_tier:yellow", 0.633333),
-        ("b:escalation:renewal_likelihood", 0.6),
+    # a: red (1 + 1) / 2, frequency 1, impact 1; b: yellow 0.6 and escalation (1 + 0.6) / 2 = 0.8, so
+    # (0.8 + 0.6) / 2 = 0.7, frequency 1 (the tier's), impact 0.5
+    assert [(a.key, a.rules, a.insight_score) for a in everything] == [
+        ("a:risk", ["risk_tier"], 1.0),
+        ("b:risk", ["risk_tier", "escalation"], 0.733333),
     ]
+    b = everything[1]
+    assert b.title == "Yellow risk tier: churn risk next 90 days 8.0% (2.0x typical) (+1 more signal)"
+    assert b.escalated and b.owner == "Retention lead"  # the escalation escalates the renewal risk playbook
     only = evaluate(inputs(current, evidence=ev), AlertSettings(rules=("escalation",)), BOOKS, REGISTRY)
-    assert [a.rule for a in only] == ["escalation"]
+    assert [(a.key, a.rule, a.rules) for a in only] == [("b:risk", "escalation", ["escalation"])]
+
+
+# --- one alert per account, meetings only for flagged accounts -------------------------------
+
+
+def test_an_account_s_signals_become_one_alert_listing_them_all_and_an_opportunity_stays_apart():
+    current = scores(
+        {"id": "a", "risk": YELLOW, "mrr": 500},
+        {"id": "g", "risk": GREEN, "upsell": 0.7, "mrr": 300},
+    )
+    snaps = pd.DataFrame(
+        {
+            "account_id": ["a"] * 3 + ["g"] * 3,
+            "as_of": [*DATES, *DATES],
+            "adoption_rate_28d": [0.05, 0.05, 0.05, 0.3, 0.3, 0.1],
+        }
+    )
+    ev = [
+        quote("a", day(1), "c:1", bucket="pricing_perception", sentence="Too expensive."),
+        quote("a", day(5), "c:2", bucket="pricing_perception", sentence="The price went up."),
+    ]
+    cfg = AlertSettings(indicator_levels={"adoption_rate_28d": (0.2, 0.0)})
+    alerts = evaluate(inputs(current, snapshots=snaps, evidence=ev), cfg, BOOKS, REGISTRY)
+    assert [a.key for a in alerts] == ["a:risk", "g:risk", "g:expansion"]  # risks in call-list order, then growth
+    a = alerts[0]
+    # strongest first: indicator 0.75 + 1, tier 0.6 + 1, escalation 0.8 + 0.5
+    assert a.rules == ["indicator", "risk_tier", "escalation"]
+    assert (a.rule, a.subject) == ("indicator", "adoption_rate_28d")
+    assert a.signals == [
+        "Active users ÷ seats is 0.05 over the last 28 days; expected at least 0.20",
+        "Yellow risk tier: churn risk next 90 days 8.0% (2.0x typical)",
+        "Red pricing perception cues in 2 distinct conversations in the last 30 days",
+    ]
+    assert a.title == a.signals[0] + " (+2 more signals)"
+    assert a.severity == pytest.approx((0.8 + 0.6) / 2) and a.frequency == 1.0  # strongest severity with the tier
+    assert a.escalated and a.playbook == "underused_features" and a.owner == "CS manager"
+    texts = [e.text for e in a.evidence]
+    assert len(texts) == len(set(texts)) and {"indicator", "quote"} <= {e.kind for e in a.evidence}
+    g_risk, g_growth = alerts[1], alerts[2]
+    assert (g_risk.rules, g_growth.rules) == (["indicator"], ["expansion"])
+    assert g_growth.title == "Expansion opportunity: upsell likelihood 70%"
+    assert g_growth.playbook == "expansion_opportunity"
+
+
+def test_a_green_low_risk_account_with_one_strong_indicator_never_goes_to_a_meeting():
+    current = scores({"id": "g", "risk": GREEN, "mrr": 10_000}, {"id": "s", "mrr": 10})  # g: the largest loss
+    book = BOOKS.named("underused_features")
+    strong = Signal("g", "indicator", "adoption_rate_28d", "Adoption is 0", 1.0, 1.0, [], book)
+    [alert] = finish([strong], inputs(current), CFG)
+    # severity (1 + green 0) / 2 = 0.5; (0.5 + 1 + 1) / 3 = 0.83 would be a meeting: a review instead
+    assert (alert.severity, alert.insight_score, alert.routing) == (0.5, 0.833333, "review")
+    assert not alert.escalated and alert.owner == "Product trainer"
+    [unflagged] = finish([strong], inputs(current), AlertSettings(meeting_needs_flag=False))
+    assert unflagged.routing == "meeting"
+    # an escalation of red cues in several conversations is a flag of its own: it can meet
+    ev = [quote("g", day(n), f"c:{n}", sentiment=-1.0) for n in (1, 3, 5, 7)]
+    [escalation] = escalation_signals(inputs(current, evidence=ev), CFG, BOOKS)
+    [met] = finish([escalation], inputs(current), CFG)
+    assert (met.severity, met.insight_score, met.routing) == (0.5, 0.833333, "meeting")
+    assert met.escalated and met.owner == "Retention lead"
+
+
+# --- call-list order and the per-owner cap -------------------------------------------------
+
+
+def test_alerts_come_in_call_list_order_not_by_insight():
+    current = scores(
+        {"id": "z", "risk": YELLOW, "mrr": 1_000},  # loss 80
+        {"id": "x", "risk": YELLOW, "mrr": 625, "days": 100},  # loss 50, renews later
+        {"id": "y", "risk": YELLOW, "mrr": 625, "days": 20},  # loss 50, renews sooner
+        {"id": "w", "risk": RED, "mrr": 400},  # loss 64, the highest insight (red)
+        {"id": "v", "risk": YELLOW, "mrr": 625, "days": 20},  # as y: the account id breaks the tie
+        {"id": "o", "upsell": 0.9, "mrr": 10_000},  # an opportunity: after the risks
+    )
+    alerts = evaluate(inputs(current), AlertSettings(indicator_levels={}), BOOKS, REGISTRY)
+    assert [a.account_id for a in alerts] == ["z", "w", "v", "y", "x", "o"]
+    assert max(alerts[:-1], key=lambda a: a.insight_score).account_id == "w"  # the highest-insight risk is 2nd
+    assert alerts[-1].insight_score > alerts[0].insight_score  # the opportunity comes last all the same
+
+
+def test_an_owner_with_15_flagged_accounts_gets_10_in_call_list_order_and_5_capped_in_review():
+    ana = [{"id": f"a{i:02d}", "risk": RED, "mrr": 100.0 * i} for i in range(1, 16)]
+    ben = [{"id": f"b{i}", "risk": RED, "mrr": 50.0 * i, "owner": "Ben"} for i in range(1, 4)]
+    current = scores(*ana, *ben)
+    cfg = AlertSettings(rules=("risk_tier",))
+    alerts = evaluate(inputs(current), cfg, BOOKS, REGISTRY)
+    mine = [a for a in alerts if a.csm_owner == "Ana"]
+    losses = [a.expected_mrr_loss for a in mine]
+    assert len(mine) == 15 and losses == sorted(losses, reverse=True)  # the call list
+    assert [a.capped for a in mine] == [False] * 10 + [True] * 5
+    assert {a.routing for a in mine[10:]} == {"review"}  # they wait in the review queue
+    assert {a.routing for a in mine[:10]} == {"meeting"}
+    assert not any(a.capped for a in alerts if a.csm_owner == "Ben")  # each owner has their own cap
+    assert {a.account_id for a in mine[10:]} == {"a01", "a02", "a03", "a04", "a05"}  # the smallest losses wait
+    run = AlertRun(AS_OF, AS_OF, DATES[1], DATES, alerts, max_per_owner=cfg.max_per_owner)
+    assert run.counts()["capped"] == 5
+    assert run.per_owner() == {
+        "Ana": {"alerts": 10, "opportunities": 0, "capped": 5, "tagged": 0},
+        "Ben": {"alerts": 3, "opportunities": 0, "capped": 0, "tagged": 0},
+    }
+    document = run.document()
+    assert document["per_owner"]["Ana"]["capped"] == 5 and document["max_per_owner"] == 10
+    assert sum(a["capped"] for a in document["alerts"]) == 5
+    # snoozed or closed alerts take no place under the cap: two held back let two more through
+    held = frozenset({"a15:risk", "a14:risk"})
+    again = [a for a in evaluate(inputs(current, held=held), cfg, BOOKS, REGISTRY) if a.csm_owner == "Ana"]
+    assert {a.account_id for a in again if a.capped} == {"a01", "a02", "a03"}
+    assert [a.account_id for a in again] == [a.account_id for a in mine]  # the order does not change
+    five = evaluate(inputs(current), cfg.model_copy(update={"max_per_owner": 5}), BOOKS, REGISTRY)
+    assert sum(a.capped for a in five) == 10
+
+
+def test_alerts_tagged_for_later_take_no_place_under_the_cap_and_stay_tags():
+    current = scores(*({"id": f"g{i:02d}", "mrr": 100.0 * i} for i in range(1, 13)))  # green: severity halved
+    book = BOOKS.named("underused_features")
+    weak = [Signal(f"g{i:02d}", "indicator", "x", "weak", 0.0, 0.0, [], book) for i in range(1, 13)]
+    alerts = finish(weak, inputs(current), CFG.model_copy(update={"max_per_owner": 1}))
+    # impact alone: 1 and 11/12 reach the review queue (>= 0.3), the other ten are tags
+    assert [(a.account_id, a.routing, a.capped) for a in alerts[:3]] == [
+        ("g12", "review", False),
+        ("g11", "review", True),
+        ("g10", "tag", False),
+    ]
+    assert {(a.routing, a.capped) for a in alerts[2:]} == {("tag", False)}
+    run = AlertRun(AS_OF, AS_OF, DATES[1], DATES, alerts, max_per_owner=1)
+    assert (
+        run.per_owner() == {"Ana": {"alerts": 1, "opportunities": 0, "capped": 1, "tagged": 10}}
+        and run.counts()["capped"] == 1
+    )
 
 
 # --- state across runs ---------------------------------------------------------------------
@@ -385,7 +599,7 @@ def con(tmp_path):
 
 
 def alerts_for(*accounts: str):
-    current = scores(*({"id": a, "renewal": 0.3} for a in accounts))
+    current = scores(*({"id": a, "risk": RED} for a in accounts))
     return finish(tier_signals(inputs(current), CFG, BOOKS, REGISTRY), inputs(current), CFG)
 
 
@@ -398,53 +612,68 @@ def statuses(alerts) -> dict[str, str]:
 
 def test_an_open_alert_is_not_raised_again(con):
     first = apply_state(con, alerts_for("a", "b"), AS_OF, RULES, NOW)
-    assert statuses(first) == {"a:risk_tier:red": "new", "b:risk_tier:red": "new"}
+    assert statuses(first) == {"a:risk": "new", "b:risk": "new"}
     again = apply_state(con, alerts_for("a", "b"), AS_OF, RULES, NOW)  # the same run twice
-    assert statuses(again) == {"a:risk_tier:red": "open", "b:risk_tier:red": "open"}
+    assert statuses(again) == {"a:risk": "open", "b:risk": "open"}
     later = apply_state(con, alerts_for("a", "b", "c"), AS_OF + timedelta(days=7), RULES, NOW)
-    assert statuses(later) == {"a:risk_tier:red": "open", "b:risk_tier:red": "open", "c:risk_tier:red": "new"}
+    assert statuses(later) == {"a:risk": "open", "b:risk": "open", "c:risk": "new"}
     assert {a.opened_as_of for a in later if a.status == "open"} == {AS_OF}
 
 
 def test_snooze_and_close_are_respected_by_the_next_runs(con):
     apply_state(con, alerts_for("a", "b"), AS_OF, RULES, NOW)
     until = AS_OF + timedelta(days=14)
-    set_status(con, "a:risk_tier:red", "snoozed", until=until, reason="renewal call booked", now=NOW)
-    set_status(con, "b:risk_tier:red", "closed", reason="known: budget approved", now=NOW)
+    set_status(con, "a:risk", "snoozed", until=until, reason="renewal call booked", now=NOW)
+    set_status(con, "b:risk", "closed", reason="known: budget approved", now=NOW)
     week = apply_state(con, alerts_for("a", "b"), AS_OF + timedelta(days=7), RULES, NOW)
-    assert statuses(week) == {"a:risk_tier:red": "snoozed", "b:risk_tier:red": "closed"}
+    assert statuses(week) == {"a:risk": "snoozed", "b:risk": "closed"}
     ended = apply_state(con, alerts_for("a", "b"), until, RULES, NOW)  # the snooze ends on its date
-    assert statuses(ended) == {"a:risk_tier:red": "new", "b:risk_tier:red": "closed"}
+    assert statuses(ended) == {"a:risk": "new", "b:risk": "closed"}
     kept = stored(con).set_index("key")
-    assert kept.loc["b:risk_tier:red", "reason"] == "known: budget approved"
+    assert kept.loc["b:risk", "reason"] == "known: budget approved"
     history_rows = con.execute(
-        "SELECT status, reason FROM alert_history WHERE key = 'a:risk_tier:red' ORDER BY changed_at, status"
+        "SELECT status, reason FROM alert_history WHERE key = 'a:risk' ORDER BY changed_at, status"
     ).fetchall()
     assert ("snoozed", "renewal call booked") in history_rows
 
 
 def test_a_closed_alert_comes_back_only_after_its_condition_cleared(con):
     apply_state(con, alerts_for("a"), AS_OF, RULES, NOW)
-    set_status(con, "a:risk_tier:red", "closed", reason="handled", now=NOW)
-    assert statuses(apply_state(con, alerts_for("a"), AS_OF + timedelta(days=7), RULES, NOW)) == {
-        "a:risk_tier:red": "closed"
-    }
+    set_status(con, "a:risk", "closed", reason="handled", now=NOW)
+    assert statuses(apply_state(con, alerts_for("a"), AS_OF + timedelta(days=7), RULES, NOW)) == {"a:risk": "closed"}
     apply_state(con, [], AS_OF + timedelta(days=14), ("indicator",), NOW)  # another rule: no verdict on it
-    assert stored(con).set_index("key").loc["a:risk_tier:red", "status"] == "closed"
+    assert stored(con).set_index("key").loc["a:risk", "status"] == "closed"
     apply_state(con, [], AS_OF + timedelta(days=14), RULES, NOW)  # evaluated and clear: resolved
-    assert stored(con).set_index("key").loc["a:risk_tier:red", "status"] == "resolved"
+    assert stored(con).set_index("key").loc["a:risk", "status"] == "resolved"
     back = apply_state(con, alerts_for("a"), AS_OF + timedelta(days=21), RULES, NOW)
-    assert statuses(back) == {"a:risk_tier:red": "new"} and back[0].opened_as_of == AS_OF + timedelta(days=21)
+    assert statuses(back) == {"a:risk": "new"} and back[0].opened_as_of == AS_OF + timedelta(days=21)
 
 
 def test_state_changes_need_a_known_key_a_date_and_a_reason(con):
     apply_state(con, alerts_for("a"), AS_OF, RULES, NOW)
-    with pytest.raises(AlertError, match="no alert 'zz:risk_tier:red'"):
-        set_status(con, "zz:risk_tier:red", "closed", reason="x", now=NOW)
+    with pytest.raises(AlertError, match="no alert 'zz:risk'"):
+        set_status(con, "zz:risk", "closed", reason="x", now=NOW)
     with pytest.raises(AlertError, match="needs a date"):
-        set_status(con, "a:risk_tier:red", "snoozed", reason="x", now=NOW)
+        set_status(con, "a:risk", "snoozed", reason="x", now=NOW)
     with pytest.raises(AlertError, match="say why"):
-        set_status(con, "a:risk_tier:red", "closed", reason=" ", now=NOW)
-    set_status(con, "a:risk_tier:red", "closed", reason="done", now=NOW)
-    set_status(con, "a:risk_tier:red", "open", reason=None, now=NOW)  # reopened
-    assert statuses(apply_state(con, alerts_for("a"), AS_OF, RULES, NOW)) == {"a:risk_tier:red": "open"}
+        set_status(con, "a:risk", "closed", reason=" ", now=NOW)
+    set_status(con, "a:risk", "closed", reason="done", now=NOW)
+    set_status(con, "a:risk", "open", reason=None, now=NOW)  # reopened
+    assert statuses(apply_state(con, alerts_for("a"), AS_OF, RULES, NOW)) == {"a:risk": "open"}
+
+
+def test_snoozed_and_closed_alerts_are_held_back_from_the_cap_until_the_snooze_ends(con):
+    apply_state(con, alerts_for("a", "b", "c"), AS_OF, RULES, NOW)
+    assert held_keys(con, AS_OF) == frozenset()  # open alerts count towards the cap
+    until = AS_OF + timedelta(days=14)
+    set_status(con, "a:risk", "snoozed", until=until, reason="call booked", now=NOW)
+    set_status(con, "b:risk", "closed", reason="handled", now=NOW)
+    assert held_keys(con, AS_OF + timedelta(days=7)) == {"a:risk", "b:risk"}
+    assert held_keys(con, until) == {"b:risk"}  # the snooze ends on its date: the alert is new again
+    current = scores(*({"id": a, "risk": RED} for a in ("a", "b", "c")))
+    capped = finish(
+        tier_signals(inputs(current), CFG, BOOKS, REGISTRY),
+        inputs(current, held=held_keys(con, AS_OF + timedelta(days=7))),
+        CFG.model_copy(update={"max_per_owner": 1}),
+    )
+    assert [(a.key, a.capped) for a in capped] == [("a:risk", False), ("b:risk", False), ("c:risk", False)]

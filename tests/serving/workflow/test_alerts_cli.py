@@ -1,5 +1,6 @@
 """`radar alerts` end to end on a served project (champion models in MLflow, a workspace with
-snapshots and feedback evidence): rules, JSON, state kept across runs, snooze, close, webhook."""
+snapshots and feedback evidence): rules grouped into one alert per account, the call-list order,
+the per-owner cap, JSON, state kept across runs, snooze, close, list, webhook."""
 
 from __future__ import annotations
 
@@ -69,47 +70,112 @@ def test_alerts_run_keep_their_state_and_are_posted_once(project, receiver):
     assert first.exit_code == 0, first.output
     run = json.loads(first.stdout)
     assert run["as_of"] == run["scores_as_of"] == str(latest)
-    previous = run["renewal_drop_compared"][0]
+    previous = run["risk_rise_compared"][0]
     assert 28 <= (latest - datetime.fromisoformat(previous).date()).days <= 31  # monthly: the month before
     alerts = {a["key"]: a for a in run["alerts"]}
     assert run["counts"]["new"] == len(alerts) > 0 and {a["status"] for a in alerts.values()} == {"new"}
-    assert {a["rule"] for a in alerts.values()} >= {"escalation", "risk_tier", "indicator"}
-    escalation = alerts[f"{ESCALATED}:escalation:pricing_perception"]
+    assert {r for a in alerts.values() for r in a["rules"]} >= {"escalation", "risk_tier", "indicator", "risk_rise"}
+    # one alert per account and kind, its signals listed, strongest first
+    assert all(k.endswith((":risk", ":expansion")) for k in alerts)
+    assert len({(a["account_id"], a["key"].endswith(":expansion")) for a in alerts.values()}) == len(alerts)
+    for a in alerts.values():
+        assert (
+            a["rule"] == a["rules"][0]
+            and len(a["signals"]) == len(a["rules"])
+            and a["title"].startswith(a["signals"][0])
+        )
+        assert a["churn_risk"] is not None and "renewal_likelihood" not in a
+        mrr = a["mrr"] or 0.0  # churn_risk is rounded to 6 decimals
+        assert a["expected_mrr_loss"] == pytest.approx(a["churn_risk"] * mrr, abs=1e-6 * (mrr + 1))
+    escalation = alerts[f"{ESCALATED}:risk"]
+    assert escalation["rule"] == "escalation" and escalation["subject"] == "pricing_perception"
     assert escalation["owner"] == "Retention lead" and escalation["playbook"] == "renewal_risk"
-    assert [(q["channel"], q["conversation"]) for q in escalation["evidence"]] == [
+    assert [(q["channel"], q["conversation"]) for q in escalation["evidence"] if q["kind"] == "quote"] == [
         ("call", "feedback:f1"),
         ("email", "support_tickets:t9"),
     ]
+    # risks in call-list order (expected MRR lost, largest first), then the opportunities
+    kinds = [a["key"].endswith(":expansion") for a in run["alerts"]]
+    assert kinds == sorted(kinds)
+    losses = [a["expected_mrr_loss"] for a in run["alerts"] if not a["key"].endswith(":expansion")]
+    assert losses == sorted(losses, reverse=True)
+    # at most max_per_owner (10) per CSM owner, in that order; the rest wait in the review queue, counted
+    assert run["max_per_owner"] == 10
+    # (risks and expansion opportunities are capped apart)
+    for owner, counts in run["per_owner"].items():
+        capped = 0
+        for expansion in (False, True):
+            queue = [
+                a
+                for a in run["alerts"]
+                if a["csm_owner"] == owner and a["routing"] != "tag" and a["key"].endswith(":expansion") == expansion
+            ]
+            flags = [a["capped"] for a in queue]
+            kept = min(len(flags), 10)
+            assert flags == [False] * kept + [True] * (len(flags) - kept)
+            capped += len(flags) - kept
+        assert capped == counts["capped"]
+    assert run["counts"]["capped"] == sum(a["capped"] for a in alerts.values()) > 0
+    assert {a["routing"] for a in alerts.values() if a["capped"]} == {"review"}
     for a in alerts.values():
         expected = "meeting" if a["insight_score"] > 0.6 else "review" if a["insight_score"] >= 0.3 else "tag"
+        flagged = a["risk_tier"] != "green" or "escalation" in a["rules"] or a["key"].endswith(":expansion")
+        if expected == "meeting" and (a["capped"] or not flagged):
+            expected = "review"  # past the cap, or a green account without an escalation
         assert a["routing"] == expected and a["owner"] and a["action"]
     saved = json.loads((tmp / "out" / "alerts" / f"alerts-{latest}.json").read_text())
-    assert saved["counts"] == run["counts"]
+    assert saved["counts"] == run["counts"] and saved["per_owner"] == run["per_owner"]
 
     table = radar(project)  # the same run again: nothing new, everything still open
     assert table.exit_code == 0, table.output
     assert "0 new alerts" in table.output and f"{len(alerts):,} still open from earlier runs" in table.output
-    assert f"compared with {previous}" in table.output
+    assert f"Churn risk rise: scores of {latest} compared with {previous}" in table.output
+    owners = run["per_owner"]
+    assert len(owners) == 3 and all(n["alerts"] == 10 and n["capped"] > 0 for n in owners.values())
+    per_owner = ", ".join(
+        f"{owner} 10 (+{n['capped']} capped"
+        + (f", {n['tagged']} tagged for later" if n["tagged"] else "")
+        + (f", {n['opportunities']} opportunities" if n["opportunities"] else "")
+        + ")"
+        for owner, n in owners.items()
+    )
+    assert f"Open alerts per CSM owner: {per_owner}." in table.output
+    assert f"{run['counts']['capped']:,} alerts past the cap of 10 per CSM owner wait in the review queue" in (
+        table.output
+    )
+    shown = radar(project, "--all", "--limit", "5")  # the table: churn risk in words, capped marked
+    assert shown.exit_code == 0, shown.output
+    top = run["alerts"][0]
+    assert top["key"] in shown.output and f"({top['churn_lift']:.1f}x)" in shown.output
+    assert "5 of" in shown.output and "renewal likelihood" not in shown.output.lower()
 
-    tier = next(k for k, a in alerts.items() if a["rule"] == "risk_tier")
+    tier = next(k for k, a in alerts.items() if a["rule"] == "risk_tier" and k != escalation["key"])
     key = escalation["key"]
     snoozed = radar(project, "snooze", key, "--until", "2099-01-01", "--reason", "pricing call booked")
     closed = radar(project, "close", tier, "--reason", "handled by the account manager")
     assert snoozed.exit_code == 0 and closed.exit_code == 0, snoozed.output + closed.output
-    assert radar(project, "close", "nobody:risk_tier:red", "--reason", "x").exit_code == 1
-    listed = radar(project, "list")
-    assert key in listed.output and "pricing call booked" in listed.output
+    assert radar(project, "close", "nobody:risk", "--reason", "x").exit_code == 1
+    listed = radar(project, "list", "--limit", "500")
+    assert listed.exit_code == 0, listed.output
+    assert key in listed.output and "pricing call booked" in listed.output and tier in listed.output
+    assert f"{len(alerts) - 2:,} open" in listed.output and "1 snoozed" in listed.output and "1 closed" in listed.output
 
     url, got = receiver
     posted = radar(project, "--json", "--webhook", url)
     assert posted.exit_code == 0, posted.output
-    after = {a["key"]: a["status"] for a in json.loads(posted.stdout)["alerts"]}
+    third = json.loads(posted.stdout)
+    after = {a["key"]: a["status"] for a in third["alerts"]}
     assert (after[key], after[tier]) == ("snoozed", "closed")
-    assert {g["alert"]["key"] for g in got} == {k for k, s in after.items() if s == "open"}
-    assert len({g["key"] for g in got}) == len(got)
+    # the alerts within their owner's cap are posted; the capped ones wait (and the snoozed and the
+    # closed one no longer take a place under the cap)
+    capped = {a["key"] for a in third["alerts"] if a["capped"]}
+    assert {g["alert"]["key"] for g in got} == {k for k, s in after.items() if s == "open" and k not in capped}
+    assert len({g["key"] for g in got}) == len(got) and capped
+    assert third["counts"]["capped"] == len(capped)
+    assert f"held back: {len(capped):,} alerts past their CSM owner's cap" in posted.stderr
+    for g in got:
+        assert g["alert"]["capped"] is False and "churn_risk" in g["alert"] and "signals" in g["alert"]
 
     rerun = radar(project, "--webhook", url)
     assert rerun.exit_code == 0, rerun.output
-    assert f"0 sent, {len(got):,} already delivered" in rerun.output and len(got) == sum(
-        s == "open" for s in after.values()
-    )
+    assert f"0 sent, {len(got):,} already delivered" in rerun.output
