@@ -65,7 +65,12 @@ def _tables(
 @app.command()
 def train(
     ctx: typer.Context,
-    target: Annotated[str, typer.Option(help="renewal, upsell or all.")] = "all",
+    target: Annotated[
+        str,
+        typer.Option(
+            help="renewal (churn within the horizon), upsell, next_renewal (churn by the next renewal) or all."
+        ),
+    ] = "all",
     tune: Annotated[
         int, typer.Option(min=0, help="Optuna trials before the final fit (0 = the configured parameters).")
     ] = 0,
@@ -141,6 +146,14 @@ def _print_outcome(outcome, summary: pd.DataFrame, tracked, settings: Settings) 
     for metric, row in summary.iterrows():
         table.add_row(str(metric), *[str(v) for v in row])
     console.print(table)
+    if outcome.bands is not None:
+        console.print(_bands_table(outcome))
+    if outcome.base_rate is not None:
+        console.print(
+            f"base rate (typical risk, the reference of the tiers): {outcome.base_rate:.1%} "
+            f"({outcome.model.metadata.get('base_rate_from', '')})",
+            highlight=False,
+        )
     for warning in outcome.warnings:
         console.print(f"[yellow]warning: {warning}[/yellow]", highlight=False)
     console.print(
@@ -149,6 +162,34 @@ def _print_outcome(outcome, summary: pd.DataFrame, tracked, settings: Settings) 
         f"as challenger",
         highlight=False,
     )
+
+
+def _bands_table(outcome) -> Table:
+    """The model's test figures per band of days to the next renewal."""
+
+    def cell(row, m: str) -> str:
+        value, low, high = row[m], row[f"{m}_ci_low"], row[f"{m}_ci_high"]
+        if pd.isna(value):
+            return "n/a"
+        return f"{value:.3f}" + ("" if pd.isna(low) else f" [{low:.3f}, {high:.3f}]")
+
+    rate = lambda v: "" if pd.isna(v) else f"{v:.1%}"
+    table = Table(
+        title=f"{outcome.target.name}: test by days to the next renewal (LightGBM)",
+        caption="value [95% bootstrap interval]; n/a: one class only",
+    )
+    for col in ("days", "rows", "positives", "observed", "predicted", "roc_auc", "pr_auc", "ece"):
+        table.add_column(col, justify="left" if col == "days" else "right")
+    for _, r in outcome.bands.iterrows():
+        table.add_row(
+            r.band,
+            f"{r.rows:,}",
+            f"{r.positives:,}",
+            rate(r.observed_rate),
+            rate(r.predicted_rate),
+            *(cell(r, m) for m in ("roc_auc", "pr_auc", "ece")),
+        )
+    return table
 
 
 def _print_decision(decision) -> None:
@@ -161,7 +202,10 @@ def _print_decision(decision) -> None:
 @app.command("promote")
 def promote_cmd(
     ctx: typer.Context,
-    target: Annotated[str, typer.Argument(help="renewal, upsell, your own table's NAME, or a registered model name.")],
+    target: Annotated[
+        str,
+        typer.Argument(help="renewal, upsell, next_renewal, your own table's NAME, or a registered model name."),
+    ],
     version: Annotated[str | None, typer.Option(help="Version to promote (default: the challenger).")] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Promote even if it does not beat the champion (recorded).")
@@ -183,7 +227,12 @@ def promote_cmd(
 
 
 def model_name(target: str) -> str:
-    """The registered model of a target: renewal -> radar-renewal; radar-x stays radar-x."""
+    """The registered model of a target: renewal -> radar-renewal, next_renewal ->
+    radar-next-renewal (TARGETS), NAME -> radar-NAME; radar-x stays radar-x."""
+    from training.outcome import TARGETS
+
+    if target in TARGETS:
+        return TARGETS[target].model_name
     return target if target.startswith("radar-") else f"radar-{target}"
 
 
@@ -209,11 +258,11 @@ def models_cmd(
     console.print(f"tracking store: {settings.training.tracking_uri}", highlight=False)
     for name, versions in rows.groupby("model", sort=True):
         table = Table(title=name, title_justify="left", box=box.SIMPLE_HEAD)
-        for col in ("v", "aliases", "created (UTC)", "test period", *SHOWN, "promotion", "run"):
+        for col in ("v", "aliases", "created (UTC)", "test period", *SHOWN, "base rate", "promotion", "run"):
             # narrow terminals shorten the created time, test period and run id first
             table.add_column(
                 col,
-                justify="right" if col in SHOWN or col == "v" else "left",
+                justify="right" if col in SHOWN or col in ("v", "base rate") else "left",
                 no_wrap=col != "test period",
                 min_width=MIN_WIDTH.get(col),
             )
@@ -225,6 +274,7 @@ def models_cmd(
                 r.created,
                 r.test,
                 *["" if pd.isna(getattr(r, m)) else f"{getattr(r, m):.3f}" for m in SHOWN],
+                "" if pd.isna(r.base_rate) else f"{r.base_rate:.1%}",
                 r.promotion,
                 r.run_id[:8],
             )
@@ -232,4 +282,4 @@ def models_cmd(
 
 
 SHOWN = ("pr_auc", "roc_auc", "brier")  # the key test metrics `radar models` prints
-MIN_WIDTH = {"v": 2, "aliases": 10, "pr_auc": 6, "roc_auc": 7, "brier": 5, "promotion": 8}
+MIN_WIDTH = {"v": 2, "aliases": 10, "pr_auc": 6, "roc_auc": 7, "brier": 5, "base rate": 5, "promotion": 8}

@@ -21,6 +21,13 @@ from features.snapshot import KEY, feature_registry
 from radar.settings import Settings
 from training.outcome import TargetSpec
 
+# Labels whose window differs per row: the snapshot column holding each row's window end
+# (exclusive). The time split keeps a row before a part only when its window ends in time.
+LABEL_WINDOW_END = {"churned_by_renewal": "label_end_by_renewal"}
+# Churn labels are also evaluated per band of days to the next renewal (this feature).
+RENEWAL_BAND_FEATURE = "days_to_next_renewal"
+BANDED_LABELS = ("churned", "churned_by_renewal")
+
 # The health score is the baseline the model must beat (DOMAIN 5). It is a fixed formula
 # of features the model already sees, so the model gains nothing real from it; leaving it
 # (and its band) out keeps the comparison fair: the model has to beat the score, not
@@ -39,6 +46,9 @@ class TrainingTable:
     weight_col: money at stake per row (MRR), for revenue-weighted metrics, not a sample weight.
     segment_col: metrics are also reported per value of this column.
     baseline_col: the score the model is compared with (the health score).
+    label_end_col: each row's label window end (exclusive), when the window differs per row
+      (churned_by_renewal); None: as_of + horizon_days for every row.
+    band_col: days to the next renewal, when the test metrics are also reported per band of it.
     """
 
     frame: pd.DataFrame
@@ -51,6 +61,8 @@ class TrainingTable:
     segment_col: str | None
     baseline_col: str | None
     descriptions: dict[str, str]
+    label_end_col: str | None = None
+    band_col: str | None = None
 
     @property
     def y(self) -> np.ndarray:
@@ -63,6 +75,10 @@ class TrainingTable:
     @property
     def times(self) -> pd.Series | None:
         return self.frame[self.time_col] if self.time_col else None
+
+    @property
+    def label_ends(self) -> pd.Series | None:
+        return self.frame[self.label_end_col] if self.label_end_col else None
 
     @property
     def weight(self) -> np.ndarray | None:
@@ -128,21 +144,34 @@ def _check_unique(frame: pd.DataFrame, id_col: str, time_col: str | None) -> Non
 def from_snapshots(frame: pd.DataFrame, target: TargetSpec, settings: Settings) -> TrainingTable:
     """A training table from the snapshot table (`radar build-features`).
 
-    Features are the registry's minus the health score and band (see BASELINE_FEATURES).
+    Features are the registry's minus the health score and band (see BASELINE_FEATURES);
+    nothing else of the snapshot is a feature: not the labels, nor the columns that say
+    which period a label covers (renewal_in_horizon, next_renewal, label_end_by_renewal).
     In renewal-window mode only snapshots with a renewal inside the horizon are kept,
     for every target: the mode says which moments the team wants predictions for.
     """
     registry = feature_registry(settings)
     features = [f.name for f in registry if f.name not in BASELINE_FEATURES]
+    label_end = LABEL_WINDOW_END.get(target.label)
     extra = ["renewal_in_horizon"] if settings.domain.renewal_window_mode else []
-    _missing(frame, [*KEY, target.label, *features, *extra], "not a snapshot table")
+    _missing(frame, [*KEY, *features, *extra], "not a snapshot table")
+    absent = [c for c in (target.label, label_end) if c is not None and c not in frame.columns]
+    if absent:
+        raise DatasetError(
+            f"the snapshot table has no {' or '.join(absent)} column (the {target.name} target's label): "
+            "it was built before that label existed; run `radar build-features` again"
+        )
     rows = frame
     if settings.domain.renewal_window_mode:
         rows = rows[rows["renewal_in_horizon"].fillna(False).astype(bool)]
     keep = [*KEY, *features, target.label] + [c for c in BASELINE_FEATURES if c in frame.columns]
+    keep += [label_end] if label_end else []
     rows = _binary_label(rows[keep], target.label)
     rows["as_of"] = pd.to_datetime(rows["as_of"])
+    if label_end:
+        rows[label_end] = pd.to_datetime(rows[label_end])
     _check_unique(rows, "account_id", "as_of")
+    banded = target.label in BANDED_LABELS and RENEWAL_BAND_FEATURE in features
     return TrainingTable(
         frame=rows,
         target=target,
@@ -154,6 +183,8 @@ def from_snapshots(frame: pd.DataFrame, target: TargetSpec, settings: Settings) 
         segment_col="segment",
         baseline_col="health_score" if "health_score" in rows.columns else None,
         descriptions={f: registry[f].description for f in features},
+        label_end_col=label_end,
+        band_col=RENEWAL_BAND_FEATURE if banded else None,
     )
 
 

@@ -3,12 +3,19 @@
 `train_and_evaluate` is a pure function of a `TrainingTable` and the settings (it writes
 only the plots, and only when asked); `training.track` logs what it returns.
 
-With a time column: the main time split (see `training.split`) trains the served model
-and tests it, beside both baselines, on the latest labelled period; a rolling-origin
-backtest refits the model at earlier cutoffs. Without one: `cv_folds`-fold stratified
-cross-validation, where "test" means the out-of-fold predictions of every row (each
-from a model that did not see it) and the served model is refit on all rows but one
-fold, which early-stops and calibrates it.
+With a time column: the main time split (see `training.split`; for a label whose window
+differs per row, such as churned_by_renewal, on each row's own window end) trains the
+served model and tests it, beside both baselines, on the latest labelled period; a
+rolling-origin backtest refits the model at earlier cutoffs. Without one: `cv_folds`-fold
+stratified cross-validation, where "test" means the out-of-fold predictions of every row
+(each from a model that did not see it) and the served model is refit on all rows but
+one fold, which early-stops and calibrates it.
+
+Every run records the base rate (the positive rate of the calibration rows: the typical
+risk tiers compare with) in the outcome, the model's metadata and the metrics. Churn
+targets are also scored on the test rows per band of days to the next renewal
+(`training.evaluate.band_table`); when per-row label windows leave a band out of the
+calibration or test period, a warning says so.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import pandas as pd
 from radar.settings import Settings
 from training.baselines import HealthScoreBaseline, LogisticBaseline
 from training.dataset import DatasetError, TrainingTable
-from training.evaluate import METRICS, metrics, scorecard, size_warnings
+from training.evaluate import METRICS, RENEWAL_BANDS, band_table, metrics, renewal_band, scorecard, size_warnings
 from training.model import RadarModel, fit_lightgbm, lightgbm_params
 from training.outcome import TrainOutcome
 from training.split import Split, rolling_folds, stratified_folds, time_split
@@ -42,6 +49,7 @@ def dataset_digest(table: TrainingTable) -> str:
                 table.target.label,
                 *table.features,
                 *([table.baseline_col] if table.baseline_col else []),
+                *([table.label_end_col] if table.label_end_col else []),
             ]
         )
     )
@@ -121,10 +129,10 @@ def _plan(table: TrainingTable, settings: Settings, warns: list[str]) -> tuple[S
     """The main split and the evaluation folds (backtest folds, or CV folds without time)."""
     n = len(table.frame)
     if table.time_col:
-        split = time_split(table.times, settings)
+        split = time_split(table.times, settings, table.label_ends)
         _check_parts(table, split)
         try:
-            folds = rolling_folds(table.times, settings)
+            folds = rolling_folds(table.times, settings, label_end=table.label_ends)
             for fold in folds[1:]:
                 _check_parts(table, fold)
         except DatasetError as exc:
@@ -183,6 +191,43 @@ def _fit_and_predict(
     return fit_lightgbm(table, split, settings, overrides), preds, fold_scores
 
 
+def base_rate(table: TrainingTable, split: Split) -> tuple[float, str]:
+    """The positive rate of the calibration rows (of the training rows when there are
+    none), and where it comes from: the typical risk tiers are read against."""
+    for part in ("calibration", "train"):
+        rows = getattr(split, part)
+        if len(rows):
+            span = split.ranges.get(part, "")
+            return float(table.y[rows].mean()), f"{part} rows: {len(rows):,}" + (f", {span}" if span else "")
+    raise DatasetError("no calibration or training rows to take the base rate from")
+
+
+def _band_coverage(table: TrainingTable, split: Split) -> list[str]:
+    """For labels with per-row windows: a warning naming the days-to-renewal bands that
+    the training data hold but the calibration or test period does not (their windows
+    reach past the period's end), so those accounts' figures are unvalidated."""
+    if not (table.label_end_col and table.band_col):
+        return []
+    bands = renewal_band(table.frame[table.band_col])
+    trained = set(bands[split.train])
+    missing = {
+        part: [b for b, _, _ in RENEWAL_BANDS if b in trained and b not in set(bands[getattr(split, part)])]
+        for part in ("calibration", "test")
+    }
+    if not any(missing.values()):
+        return []
+    parts = " and ".join(
+        f"the {part} period has no rows {' or '.join(names)} days before their next renewal"
+        for part, names in missing.items()
+        if names
+    )
+    return [
+        f"{table.target.name}: {parts} (their label windows, to the renewal, end too late for that period): "
+        "its figures and calibration rest on accounts renewing sooner; treat predictions for accounts "
+        "renewing later as unvalidated until the data cover their renewals."
+    ]
+
+
 def _flat(scores: dict[str, dict[str, float]], fold_scores: list[dict[str, float]]) -> dict[str, float]:
     flat = {f"test.{key}.{m}": v for key, s in scores.items() for m, v in s.items()}
     for i, fs in enumerate(fold_scores):
@@ -235,6 +280,8 @@ def train_and_evaluate(
         say(f"{name}: tuning LightGBM ({tune_trials} trials)")
         overrides = tune(table, split, settings, tune_trials)
     model, preds, fold_scores = _fit_and_predict(table, split, folds, settings, overrides, warns, say)
+    rate, rate_from = base_rate(table, split)
+    model.metadata.update(base_rate=rate, base_rate_from=rate_from)
 
     say(
         f"{name}: metrics with bootstrap intervals ({settings.training.bootstrap_samples} resamples of "
@@ -249,15 +296,24 @@ def train_and_evaluate(
         )
         for key, p in preds.items()
     }
+    bands = None
+    if table.band_col:
+        say(f"{name}: metrics per band of days to the next renewal")
+        bands = band_table(
+            table.y[split.test], preds["model"], test[table.band_col], settings, groups=test[table.id_col].to_numpy()
+        )
     keep = [
         c
-        for c in dict.fromkeys([table.id_col, table.time_col, table.target.label, table.weight_col, table.segment_col])
+        for c in dict.fromkeys(
+            [table.id_col, table.time_col, table.target.label, table.weight_col, table.segment_col, table.band_col]
+        )
         if c
     ]
+    flat = _flat(scores, fold_scores) | {"base_rate": rate} | {f"split.{k}": float(v) for k, v in split.dropped.items()}
     outcome = TrainOutcome(
         target=table.target,
         model=model,
-        metrics=_flat(scores, fold_scores),
+        metrics=flat,
         summary=_summary(scores),
         test_predictions=test[keep].reset_index(drop=True).assign(**{f"p_{k}": p for k, p in preds.items()}),
         params=_params(table, model, settings, overrides, tune_trials, len(fold_scores)),
@@ -267,8 +323,10 @@ def train_and_evaluate(
         split=dict(split.ranges),
         dataset_digest=dataset_digest(table),
         dataset_rows=len(table.frame),
-        warnings=size_warnings(table, split, settings, scores["model"]) + warns,
+        warnings=size_warnings(table, split, settings, scores["model"]) + _band_coverage(table, split) + warns,
         input_example=model.prepare(test.head(5)).reset_index(drop=True),
+        base_rate=rate,
+        bands=bands,
     )
     if plot_dir is not None:
         from training.plots import make_plots

@@ -8,6 +8,11 @@ the input example's columns, every one required: a scoring frame that lacks a fe
 model was trained on fails at the door instead of being scored on NaNs (train/serve skew).
 Values may still be missing. Column types are the training table's; serving builds its
 frames with the same feature code, so a count stays an integer on both sides.
+
+The base rate (the positive rate of the calibration period: the typical risk that tiers
+compare with) travels in the saved model's metadata: `base_rate(model)` reads it, and
+the wrapper exposes it as `base_rate`. The version's MLmodel metadata (`radar_base_rate`)
+and tag (`radar.base_rate`) hold it too, for readers that do not load the model.
 """
 
 from __future__ import annotations
@@ -38,6 +43,10 @@ class RadarPyfunc(PythonModel):
     def load_context(self, context) -> None:
         self.radar_model = RadarModel.load(Path(context.artifacts[ARTIFACT_KEY]))
 
+    @property
+    def base_rate(self) -> float | None:
+        return None if self.radar_model is None else base_rate(self.radar_model)
+
     def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         return pd.DataFrame({OUTPUT_COLUMN: self.radar_model.predict_proba(model_input)}, index=model_input.index)
 
@@ -58,3 +67,10 @@ def load_radar_model(model_uri: str) -> RadarModel:
     """The underlying model (with `contributions`, `raw_margin`, ...) behind a pyfunc URI,
     e.g. ``models:/radar-renewal@champion``."""
     return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().radar_model
+
+
+def base_rate(model: RadarModel) -> float | None:
+    """The positive rate of the model's calibration period (its training rows when it had
+    none), recorded when it was trained; None for a model trained before it was recorded."""
+    value = model.metadata.get("base_rate")
+    return None if value is None else float(value)

@@ -12,15 +12,15 @@ import pandas as pd
 from mlflow import MlflowClient
 
 from radar.settings import Settings
-from training.track import TAG_TARGET, TAG_TEST_RANGE, configure
+from training.track import TAG_BASE_RATE, TAG_TARGET, TAG_TEST_RANGE, configure
 
 KEY_METRICS = ("pr_auc", "roc_auc", "brier", "ece", "lift_top10")
-COLUMNS = ["model", "version", "aliases", "created", "target", "test", *KEY_METRICS, "promotion", "run_id"]
+COLUMNS = ["model", "version", "aliases", "created", "target", "test", *KEY_METRICS, "base_rate", "promotion", "run_id"]
 
 
 def model_versions(settings: Settings, names: list[str] | None = None) -> pd.DataFrame:
     """One row per registered version (newest first within each model) of `names`
-    (default: every registered model), with its aliases and key test metrics."""
+    (default: every registered model), with its aliases, key test metrics and base rate."""
     client = configure(settings.training)
     models = sorted(names if names is not None else [m.name for m in _all_models(client)])
     rows = []
@@ -43,6 +43,8 @@ def model_versions(settings: Settings, names: list[str] | None = None) -> pd.Dat
             for m in KEY_METRICS:
                 value = tags.get(f"test.model.{m}")
                 row[m] = float(value) if value not in (None, "") else float("nan")
+            rate = tags.get(TAG_BASE_RATE)  # absent for versions trained before it was recorded
+            row["base_rate"] = float(rate) if rate not in (None, "") else float("nan")
             rows.append(row)
     return pd.DataFrame(rows, columns=COLUMNS)
 

@@ -1,10 +1,12 @@
 """MLflow tracking: one experiment per target, one run per training, one registered version.
 
 `log_training_run` records a `TrainOutcome` — parameters, metrics (overall, per backtest
-fold, per segment), the dataset it came from (digest, source, as-of range), the feature
-list with the registry's descriptions, plots, the summary table, warnings and the test
-rows — then logs the model as a pyfunc with signature and input example, registers it
-under the target's model name and points the `challenger` alias at the new version.
+fold, per segment), the base rate (param, metric, version tag and model metadata), the
+dataset it came from (digest, source, as-of range), the feature list with the registry's
+descriptions, plots, the summary table, the per-band table of churn targets
+(`evaluation/renewal_bands.csv`), warnings and the test rows — then logs the model as a
+pyfunc with signature and input example, registers it under the target's model name and
+points the `challenger` alias at the new version.
 Promotion (`training.promote`) later compares that challenger with the champion.
 
 Nothing here runs at import: the tracking URI is set by `configure`, from the settings.
@@ -53,6 +55,8 @@ TAG_TARGET, TAG_LABEL, TAG_ID, TAG_TIME, TAG_WEIGHT = (
     "radar.weight_col",
 )
 TAG_TEST_RANGE, TAG_DIGEST, TAG_ASOF = "radar.test_range", "radar.dataset_digest", "radar.as_of_range"
+TAG_BASE_RATE = "radar.base_rate"  # positive rate of the calibration period: the typical risk
+BANDS_TABLE = "evaluation/renewal_bands.csv"  # test metrics per band of days to the next renewal
 _RUNTIME = ("mlflow", "lightgbm", "scikit-learn", "scipy", "numpy", "pandas", "pyarrow", "shap")
 _BAD_KEY = re.compile(r"[^\w\-. /:]")
 _SCHEMA_SAMPLE = 1000
@@ -236,12 +240,17 @@ def _params(outcome: TrainOutcome, table: TrainingTable, settings: Settings, as_
             "weight_col": table.weight_col,
             "segment_col": table.segment_col,
             "baseline_col": table.baseline_col,
+            "label_end_col": table.label_end_col,
+            "band_col": table.band_col,
+            "base_rate": outcome.base_rate,
             "n_features": len(outcome.features),
             "n_categorical": len(outcome.categorical),
             "dataset.rows": outcome.dataset_rows,
             "dataset.digest": outcome.dataset_digest,
             "dataset.as_of_range": as_of,
             "domain.horizon_days": settings.domain.horizon_days,
+            "domain.max_lead_days": settings.domain.max_lead_days,
+            "domain.grace_days": settings.domain.grace_days,
             "domain.renewal_window_mode": settings.domain.renewal_window_mode,
             "features.windows": ",".join(map(str, settings.features.windows)),
             "features.freq": settings.features.freq,
@@ -315,6 +324,9 @@ def _write_reports(
     (out / "warnings.txt").write_text("".join(f"{w}\n" for w in outcome.warnings))
     (out / "split.json").write_text(json.dumps(outcome.split, indent=2))
     (out / "settings.json").write_text(settings.model_dump_json(indent=2))
+    if outcome.bands is not None:
+        (out / BANDS_TABLE).parent.mkdir(parents=True, exist_ok=True)
+        outcome.bands.to_csv(out / BANDS_TABLE, index=False)
     (out / "test").mkdir()
     test_set.to_parquet(out / TEST_SET, index=False)
     outcome.test_predictions.to_parquet(out / TEST_PREDICTIONS, index=False)
@@ -334,8 +346,18 @@ def _log_model(outcome: TrainOutcome, table: TrainingTable, test_set: pd.DataFra
             signature=signature_for(example, outcome.model),
             input_example=example,
             pip_requirements=_requirements(),
+            metadata=model_metadata(outcome),
         )
     return info
+
+
+def model_metadata(outcome: TrainOutcome) -> dict:
+    """What the registered model says about itself without being loaded (the MLmodel
+    file's metadata): its target, label and base rate."""
+    meta = {"radar_target": outcome.target.name, "radar_label": outcome.target.label}
+    if outcome.base_rate is not None:
+        meta["radar_base_rate"] = outcome.base_rate
+    return meta
 
 
 def _requirements() -> list[str]:
@@ -361,6 +383,8 @@ def _version_tags(outcome: TrainOutcome, table: TrainingTable, run_id: str, as_o
         TAG_ASOF: as_of,
         "radar.run_id": run_id,
     }
+    if outcome.base_rate is not None:
+        tags[TAG_BASE_RATE] = f"{outcome.base_rate:.6g}"
     tags.update(
         {
             metric_key(k): f"{v:.6g}"

@@ -116,9 +116,18 @@ def snapshot_frame(n_accounts: int = 30, n_dates: int = 4, seed: int = 0) -> pd.
         columns[spec.name] = (
             rng.choice(np.array(["a", "b", None], dtype=object), n) if spec.categorical else rng.normal(size=n)
         )
+    days = np.where(rng.random(n) < 0.15, np.nan, rng.integers(0, 500, n))
+    columns["days_to_next_renewal"] = days
     columns["churned"] = np.where(rng.random(n) < 0.2, np.nan, rng.binomial(1, 0.3, n))
     columns["expanded"] = rng.binomial(1, 0.2, n).astype(float)
+    columns["churned_by_renewal"] = np.where(rng.random(n) < 0.25, np.nan, rng.binomial(1, 0.4, n))
     columns["renewal_in_horizon"] = rng.random(n) < 0.4
+    as_of = pd.to_datetime(pd.Series(columns["as_of"]))
+    renewal = as_of + pd.to_timedelta(days, unit="D")
+    # T = max(as_of + 90, renewal + 30) capped at as_of + 400; as_of + 90 without a renewal
+    lead = np.where(np.isnan(days), 90, np.clip(np.nan_to_num(days) + 30, 90, 400))
+    columns["next_renewal"] = renewal.dt.date.to_numpy()
+    columns["label_end_by_renewal"] = (as_of + pd.to_timedelta(lead, unit="D")).dt.date.to_numpy()
     frame = pd.DataFrame(columns)
     return frame
 

@@ -104,16 +104,31 @@ def test_own_table_train_refuse_force_and_list(env, make_snapshots):
     assert nothing.exit_code == 1 and "no 'challenger' version" in nothing.output
 
 
-def test_train_both_targets_on_the_workspace_snapshots(env, make_snapshot_frame):
-    """Given the workspace's snapshots.parquet, `radar train` registers radar-renewal and
-    radar-upsell, each as challenger, and `radar models` lists them."""
+def test_train_all_three_targets_on_the_workspace_snapshots(env, make_snapshot_frame):
+    """Given the workspace's snapshots.parquet, `radar train` registers radar-renewal,
+    radar-upsell and radar-next-renewal, each as challenger, and `radar models` lists them."""
     (env / "out").mkdir()
     make_snapshot_frame(n_accounts=60, n_dates=16, seed=5).to_parquet(env / "out" / "snapshots.parquet")
     result = run("train")
     assert result.exit_code == 0, result.output
     assert "registered radar-renewal v1 as challenger" in result.output
     assert "registered radar-upsell v1 as challenger" in result.output
+    assert "registered radar-next-renewal v1 as challenger" in result.output
     assert "health_score" in result.output  # the baseline column of the summary table
+    # the churn targets print their figures per band of days to the next renewal; all print the base rate
+    assert result.output.count("by days to the next renewal") == 2
+    assert "next_renewal: test by days to the next renewal" in result.output and "181-365" in result.output
+    assert result.output.count("base rate (typical risk") == 3
     listed = run("models")
-    assert "radar-renewal" in listed.output and "radar-upsell" in listed.output
+    assert all(name in listed.output for name in ("radar-renewal", "radar-upsell", "radar-next-renewal"))
     assert "challenger" in listed.output
+    one = run("models", "next_renewal")  # a target's name finds its registered model
+    assert one.exit_code == 0 and "radar-next-renewal" in one.output and "radar-upsell" not in one.output
+
+
+def test_target_names_map_to_their_registered_models():
+    from training.cli import model_name
+
+    assert model_name("renewal") == "radar-renewal"
+    assert model_name("next_renewal") == "radar-next-renewal"
+    assert model_name("mine") == "radar-mine" and model_name("radar-x") == "radar-x"

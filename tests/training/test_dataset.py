@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.snapshot import LABEL_CONTEXT, LABELS
 from radar.settings import Settings
 from training.dataset import DatasetError, from_file, from_snapshots
 from training.outcome import TARGETS
@@ -27,6 +28,35 @@ def test_from_snapshots_keeps_known_labels_and_leaves_the_health_score_to_the_ba
     assert (table.weight_col, table.segment_col, table.time_col) == ("mrr", "segment", "as_of")
     assert pd.api.types.is_datetime64_any_dtype(table.frame.as_of)
     assert table.descriptions["adoption_rate_28d"] == "Active users ÷ seats, last 28 days"
+
+
+def test_the_three_targets_read_their_label_and_none_of_the_label_columns_is_a_feature(make_snapshot_frame):
+    # given snapshots with every label and the columns saying which period a label covers
+    frame = make_snapshot_frame()
+    label_columns = set(LABELS) | set(LABEL_CONTEXT)
+    tables = {name: from_snapshots(frame, target, Settings()) for name, target in TARGETS.items()}
+    assert set(tables) == {"renewal", "upsell", "next_renewal"}
+    for table in tables.values():
+        assert not label_columns & set(table.features)  # features come from the registry only
+        assert "days_to_next_renewal" in table.features  # a feature, and the band of the band table
+    # then next_renewal trains on churned_by_renewal with each row's own label window end
+    nxt = tables["next_renewal"]
+    assert nxt.target.label == "churned_by_renewal" and nxt.target.model_name == "radar-next-renewal"
+    assert len(nxt.frame) == frame.churned_by_renewal.notna().sum()
+    assert nxt.label_end_col == "label_end_by_renewal"
+    assert pd.api.types.is_datetime64_any_dtype(nxt.label_ends)
+    assert (nxt.label_ends >= nxt.frame.as_of + pd.Timedelta(days=90)).all()
+    # the churn targets are reported per band of days to the next renewal; upsell is not
+    assert nxt.band_col == tables["renewal"].band_col == "days_to_next_renewal"
+    assert tables["upsell"].band_col is None
+    assert tables["renewal"].label_end_col is None and tables["renewal"].label_ends is None
+
+
+def test_snapshots_built_before_the_label_existed_ask_for_a_rebuild(make_snapshot_frame):
+    frame = make_snapshot_frame().drop(columns=["churned_by_renewal", "next_renewal", "label_end_by_renewal"])
+    with pytest.raises(DatasetError, match=r"no churned_by_renewal or label_end_by_renewal column.*build-features"):
+        from_snapshots(frame, TARGETS["next_renewal"], Settings())
+    assert len(from_snapshots(frame, TARGETS["renewal"], Settings()).frame) > 0  # the others still train
 
 
 def test_renewal_window_mode_keeps_only_snapshots_with_a_renewal_in_the_horizon(make_snapshot_frame):

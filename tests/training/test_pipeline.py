@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 
 import numpy as np
@@ -14,6 +15,7 @@ from training.evaluate import METRICS
 from training.model import RadarModel
 from training.outcome import TARGETS
 from training.pipeline import summary_table, train_and_evaluate
+from training.split import stratified_folds, time_split
 from training.tune import tune
 
 
@@ -50,6 +52,47 @@ def test_a_run_fills_every_part_of_the_outcome(outcome, table):
 def test_the_model_learns_the_known_signal(outcome):
     assert outcome.metrics["test.model.roc_auc"] > 0.75
     assert outcome.metrics["test.model.pr_auc"] > outcome.test_predictions.churned.mean() * 1.8
+
+
+def test_the_base_rate_is_the_calibration_periods_positive_rate(outcome, table, settings):
+    split = time_split(table.times, settings)
+    rate = table.y[split.calibration].mean()
+    assert outcome.base_rate == pytest.approx(rate)
+    assert outcome.model.metadata["base_rate"] == outcome.base_rate == outcome.metrics["base_rate"]
+    assert outcome.model.metadata["base_rate_from"] == (
+        f"calibration rows: {len(split.calibration):,}, {split.ranges['calibration']}"
+    )
+    assert outcome.params["base_rate"] == outcome.base_rate  # logged as a parameter too
+    assert outcome.bands is None  # no band column in this table
+    assert outcome.metrics["split.dates_before_test"] == split.dropped["dates_before_test"]
+
+
+def test_per_row_label_windows_keep_only_rows_whose_window_ends_before_the_next_part(
+    make_snapshots, make_table, settings
+):
+    # given windows to each account's next renewal (90 to 400 days) and days to renewal
+    frame = make_snapshots(150, 24, seed=8)
+    rng = np.random.default_rng(8)
+    frame["days"] = np.where(rng.random(len(frame)) < 0.1, np.nan, rng.integers(0, 400, len(frame)))
+    lead = np.where(frame.days.isna(), 90, np.clip(frame.days.fillna(0) + 30, 90, 400))
+    frame["label_end"] = frame.as_of + pd.to_timedelta(lead, unit="D")
+    table = dataclasses.replace(make_table(frame), label_end_col="label_end", band_col="days")
+    # when
+    outcome = train_and_evaluate(table, settings)
+    # then the model trained and calibrated on the per-row split, which says what it dropped
+    split = time_split(table.times, settings, table.label_ends)
+    assert outcome.split == split.ranges and "up to 400 days" in outcome.split["gap"]
+    assert outcome.model.metadata["train_rows"] == len(split.train) < len(time_split(table.times, settings).train)
+    assert outcome.base_rate == pytest.approx(table.y[split.calibration].mean())
+    assert outcome.metrics["split.rows_before_test"] == split.dropped["rows_before_test"] > 0
+    # and the test rows are scored per band of days to the renewal
+    bands = outcome.bands.set_index("band")
+    assert bands.rows.sum() == len(split.test) and (bands.rows > 0).all()
+    assert bands.loc["0-90", "roc_auc_ci_low"] <= bands.loc["0-90", "roc_auc"] <= bands.loc["0-90", "roc_auc_ci_high"]
+    assert "days" in outcome.test_predictions.columns
+    # the calibration period lacks the far renewals (their windows end after the test starts): said plainly
+    (warning,) = [w for w in outcome.warnings if "before their next renewal" in w]
+    assert "the calibration period has no rows 181-365" in warning and "unvalidated" in warning
 
 
 def test_summary_table_puts_models_side_by_side(outcome):
@@ -106,6 +149,8 @@ def test_bring_your_own_parquet_without_time_uses_stratified_cross_validation(ma
     assert "stratified 5-fold" in outcome.split["scheme"]
     assert {f"fold{i}.model.roc_auc" for i in range(1, 6)} <= set(outcome.metrics)
     assert outcome.metrics["test.model.roc_auc"] > 0.7
+    held = stratified_folds(table.y, settings)[0].test  # the fold that calibrates the served model
+    assert outcome.base_rate == pytest.approx(table.y[held].mean())
 
 
 def test_a_table_too_small_to_split_says_how_many_dates_it_has(make_snapshots, settings, tmp_path):
@@ -143,8 +188,6 @@ def test_a_small_portfolio_is_warned_in_plain_words(make_snapshots, make_table, 
 
 def test_tuning_searches_inside_the_training_period(make_snapshots, make_table, settings):
     table = make_table(make_snapshots(80, 30, seed=7))
-    from training.split import time_split
-
     best = tune(table, time_split(table.times, settings), settings, trials=2)
     assert set(best) == {
         "learning_rate",

@@ -14,7 +14,7 @@ import pytest
 
 from training.model import RadarModel
 from training.outcome import TargetSpec
-from training.pyfunc import load_radar_model
+from training.pyfunc import base_rate, load_radar_model
 from training.track import CHALLENGER, configure, metric_key, tracking_uri, train_and_log
 
 TARGET = TargetSpec("track", "churned", "radar-track", "churns within the horizon")
@@ -45,9 +45,10 @@ def settings(store, make_settings):
 def trained(store, settings, make_snapshots, make_table):
     """Given a small snapshot table on disk, when it is trained and logged once."""
     frame = make_snapshots(n_accounts=120, n_dates=16, seed=1)
+    frame["days"] = np.random.default_rng(1).integers(0, 500, len(frame))  # days to the next renewal
     source = store / "snapshots.parquet"
     frame.to_parquet(source)
-    table = dataclasses.replace(make_table(frame), target=TARGET)
+    table = dataclasses.replace(make_table(frame), target=TARGET, band_col="days")
     outcome, tracked = train_and_log(table, settings, source=source)
     client = configure(settings.training)
     return table, outcome, tracked, client, source
@@ -92,6 +93,12 @@ def test_artifacts_hold_features_plots_summary_warnings_and_test_rows(trained, t
     assert {p.name for p in (local / "plots").iterdir()} == PLOTS
     assert len(pd.read_csv(local / "summary.csv")) == len(outcome.summary)
     assert (local / "warnings.txt").read_text().splitlines() == outcome.warnings
+    # the per-band table is one artifact, not a metric per band and figure
+    bands = pd.read_csv(local / "evaluation" / "renewal_bands.csv")
+    assert list(bands.band) == ["0-90", "91-180", "181-365", ">365/none"]
+    assert bands.roc_auc.to_numpy() == pytest.approx(outcome.bands.roc_auc.to_numpy(), nan_ok=True)
+    metrics = client.get_run(tracked.run_id).data.metrics
+    assert not any("0-90" in k or "181-365" in k for k in metrics)
     test_set = pd.read_parquet(local / "test" / "test_set.parquet")
     preds = pd.read_parquet(local / "test" / "test_predictions.parquet")
     assert len(test_set) == len(preds) == len(outcome.test_predictions)
@@ -107,7 +114,14 @@ def test_the_registered_version_is_the_challenger_and_serves_calibrated_probabil
     assert float(tags["test.model.pr_auc"]) == pytest.approx(outcome.metrics["test.model.pr_auc"], rel=1e-5)
     assert tags["radar.run_id"] == tracked.run_id and tags["radar.label"] == "churned"
 
+    # the base rate, everywhere a reader may look: tag, param, metric, MLmodel metadata, the model
+    rate = outcome.base_rate
+    assert 0 < rate < 1 and float(tags["radar.base_rate"]) == pytest.approx(rate, rel=1e-5)
+    run = client.get_run(tracked.run_id)
+    assert float(run.data.params["base_rate"]) == pytest.approx(rate)
+    assert run.data.metrics["base_rate"] == pytest.approx(rate)
     info = mlflow.models.get_model_info(f"models:/radar-track@{CHALLENGER}")
+    assert info.metadata["radar_base_rate"] == pytest.approx(rate) and info.metadata["radar_target"] == "track"
     assert [c.name for c in info.signature.inputs.inputs] == outcome.features
     assert all(c.required for c in info.signature.inputs.inputs)
     assert info.saved_input_example_info is not None
@@ -121,6 +135,9 @@ def test_the_registered_version_is_the_challenger_and_serves_calibrated_probabil
     assert np.allclose(served["probability"].to_numpy(), outcome.test_predictions["p_model"].to_numpy())
     model = load_radar_model(tracked.model_uri)
     assert isinstance(model, RadarModel) and model.features == outcome.features
+    assert base_rate(model) == pytest.approx(rate)
+    wrapper = mlflow.pyfunc.load_model(tracked.model_uri).unwrap_python_model()
+    assert wrapper.base_rate == pytest.approx(rate)
 
 
 def test_a_missing_feature_is_refused_at_the_signature(trained):
