@@ -304,12 +304,11 @@ class LeadershipSettings(_Section):
     promoter_min_nps: int = Field(
         9, ge=0, le=10, description="Latest NPS answer from which an account is a promoter (9-10)."
     )
-    advocate_min_renewal: float = Field(
-        0.9,
-        ge=0,
-        le=1,
-        description="Renewal likelihood from which a promoter with a green health band is a "
-        "referral and reference candidate.",
+    advocate_max_lift: float = Field(
+        0.5,
+        gt=0,
+        description="Churn risk (next 90 days) at most this many times the typical risk for a promoter with a "
+        "green health band to be a referral and reference candidate.",
     )
     advocate_quotes: int = Field(2, ge=0, le=10, description="Latest positive (green) quotes shown per advocate.")
     advocate_quote_days: int = Field(365, ge=1, description="How far back advocates' quotes are taken.")

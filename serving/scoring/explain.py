@@ -163,7 +163,7 @@ def top_k(contributions: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 def reason(spec: FeatureSpec | None, feature: str, value, contribution: float, likelihood: str, inverted: bool) -> str:
     """A sentence a CS manager can read, e.g. "Active users ÷ seats is 0.31 over the last
-    28 days — lowers renewal likelihood". `inverted`: the likelihood is 1 - P(positive),
+    28 days — raises churn risk". `inverted`: the likelihood is 1 - P(positive),
     so a positive contribution lowers it."""
     return _reasons(spec, feature, [value], [contribution], likelihood, inverted)[0]
 
@@ -313,9 +313,13 @@ def _reasons(
 ) -> list[str]:
     """`reason` for many values of one feature, with the label, window, wording and
     number format worked out once."""
-    raises, lowers = f" — raises {likelihood}", f" — lowers {likelihood}"
-    if inverted:
-        raises, lowers = lowers, raises
+    # a churn model's drivers speak of what it predicts, the churn risk (never of a "renewal
+    # likelihood" over a 90-day horizon); `raises` goes with a positive contribution
+    raises, lowers = (
+        (" — raises churn risk", " — lowers churn risk")
+        if inverted
+        else (f" — raises {likelihood}", f" — lowers {likelihood}")
+    )
     missing = [v is None or (isinstance(v, float) and math.isnan(v)) for v in values]
     if spec is None:
         return [

@@ -10,6 +10,7 @@ import typer
 from radar.console import console, date_option
 from radar.console import fail as _fail
 from radar.settings import Settings
+from serving.scoring.decisions import pct, times_typical
 
 app = typer.Typer()
 
@@ -403,8 +404,8 @@ def _print_drivers(report) -> None:
         title_justify="left",
         box=box.SIMPLE_HEAD,
     )
-    for col in ("account", "owner", "MRR", "NPS", "renewal", "latest positive quote"):
-        table.add_column(col, justify="right" if col in ("MRR", "NPS", "renewal") else "left")
+    for col in ("account", "owner", "MRR", "NPS", "churn risk", "latest positive quote"):
+        table.add_column(col, justify="right" if col in ("MRR", "NPS", "churn risk") else "left")
     for r in adv.head(10).itertuples():
         quote = next(iter(report.quotes.get(r.account_id, [])), None)
         table.add_row(
@@ -412,7 +413,7 @@ def _print_drivers(report) -> None:
             escape(str(r.csm_owner or "")),
             f"{float(r.mrr):,.0f}",
             f"{r.nps_latest:.0f}",
-            f"{r.renewal_likelihood:.0%}",
+            f"{pct(r.churn_risk)} ({times_typical(r.churn_lift)})",
             escape(f"“{quote.text}” ({quote.channel}, {quote.date})") if quote else "",
         )
     console.print(table)

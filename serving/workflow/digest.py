@@ -212,9 +212,7 @@ def _flags_from_alerts(alerts: list[Alert], routings: tuple[str, ...], as_of: da
     # a red or yellow account is on the call list whatever its alert's routing; signals on a
     # green account show only when routed to a configured routing (a meeting or the review queue)
     kept = [
-        a
-        for a in alerts
-        if a.status in ("new", "open") and (a.routing in routings or a.risk_tier in ("red", "yellow"))
+        a for a in alerts if a.status in ("new", "open") and (a.routing in routings or a.risk_tier in ("red", "yellow"))
     ]
     return pd.DataFrame(
         [
@@ -336,7 +334,7 @@ def _rank(flags: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
 
 def _drivers(drivers, lowering: bool, inverted: bool, k: int) -> list[Evidence]:
     """Drivers that lower (`lowering`) or raise the likelihood; `inverted`: contributions
-    are to P(churn), so a positive one lowers renewal likelihood."""
+    are to P(churn), so a positive one raises the churn risk."""
     out = []
     for d in drivers if isinstance(drivers, list) else []:
         if len(out) == k:

@@ -21,7 +21,7 @@ signal — not shown as drivers"), and so are the health score and unregistered 
 quarters, the current quarter's being as_of. Low signal: an indicator family whose share
 is below `leadership.low_signal_share` for both targets (or that no model reads).
 Advocates: latest NPS answer >= `promoter_min_nps`, green health band and renewal
-likelihood >= `advocate_min_renewal`, largest MRR first, with their latest green quotes.
+churn risk at most `advocate_max_lift` x the typical risk, largest MRR first, with their latest green quotes.
 """
 
 from __future__ import annotations
@@ -152,13 +152,13 @@ def quarter_dates(dates: Sequence[date], as_of: date, quarters: int) -> list[dat
 
 def advocates(scored: pd.DataFrame, cfg: LeadershipSettings) -> pd.DataFrame:
     """Promoters (latest NPS >= promoter_min_nps) with a green health band and renewal
-    likelihood >= advocate_min_renewal, largest MRR first. `scored` has nps_latest,
-    health_band, renewal_likelihood and mrr."""
+    churn risk at most advocate_max_lift x typical, largest MRR first. `scored` has
+    nps_latest, health_band, churn_lift and mrr."""
     nps = pd.to_numeric(scored[NPS_FEATURE], errors="coerce")
     keep = (
         (nps >= cfg.promoter_min_nps)
         & (scored["health_band"] == "green")
-        & (scored["renewal_likelihood"] >= cfg.advocate_min_renewal)
+        & (pd.to_numeric(scored["churn_lift"], errors="coerce") <= cfg.advocate_max_lift)
     )
     out = scored[keep.fillna(False).to_numpy(dtype=bool)]
     out = out.assign(_mrr=pd.to_numeric(out["mrr"], errors="coerce").fillna(0.0))
@@ -174,7 +174,7 @@ class DriversReport:
     accounts: int  # accounts scored at as_of
     importance: pd.DataFrame  # target, as_of, family_importance columns, at every date
     low_signal: pd.DataFrame  # at as_of
-    advocates: pd.DataFrame  # account_id, name, csm_owner, segment, mrr, nps_latest, health_score, renewal_likelihood
+    advocates: pd.DataFrame  # account_id, name, csm_owner, segment, mrr, nps_latest, health_score, churn_risk, ...
     quotes: dict[str, list[Evidence]] = field(default_factory=dict)  # per advocate, latest green quotes
     advocates_found: int = 0  # before the leadership.max_advocates cut
     lineage: dict[str, str] = field(default_factory=dict)
@@ -303,7 +303,8 @@ def drivers_report(
         NPS_FEATURE,
         "health_score",
         "health_band",
-        "renewal_likelihood",
+        "churn_risk",
+        "churn_lift",
         "upsell_likelihood",
     ]
     chosen_advocates = chosen_advocates[columns].reset_index(drop=True)

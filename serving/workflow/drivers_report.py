@@ -8,11 +8,12 @@ from pathlib import Path
 import pandas as pd
 
 from serving.render.charts import family_trend_png
+from serving.scoring.decisions import pct, times_typical
 from serving.workflow.drivers import DriversReport
 
 PNG = "drivers_quarters.png"
 WORDS = {
-    "renewal": ("renewal", "accounts where it lowers renewal likelihood"),
+    "renewal": ("renewal", "accounts where it raises churn risk"),
     "upsell": ("expansion", "accounts where it lowers upsell likelihood"),
 }
 
@@ -102,7 +103,7 @@ def drivers_markdown(report: DriversReport, chart: str | None = PNG) -> str:
     ]
     if len(adv):
         out += [
-            "| account | CSM owner | segment | MRR | NPS | health | renewal | latest positive quotes |",
+            "| account | CSM owner | segment | MRR | NPS | health | churn risk next 90 days | latest positive quotes |",
             "|---|---|---|---|---|---|---|---|",
         ]
         for r in adv.itertuples():
@@ -113,7 +114,7 @@ def drivers_markdown(report: DriversReport, chart: str | None = PNG) -> str:
             out.append(
                 f"| {_cell(r.name or r.account_id)} ({r.account_id}) | {_cell(r.csm_owner or '')} | "
                 f"{_cell(r.segment or '')} | {mrr} | {r.nps_latest:.0f} | {r.health_score:.0f} | "
-                f"{r.renewal_likelihood:.0%} | {quotes} |"
+                f"{pct(r.churn_risk)} ({times_typical(r.churn_lift)} typical) | {quotes} |"
             )
     else:
         out.append("None at this snapshot.")

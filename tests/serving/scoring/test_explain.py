@@ -117,9 +117,9 @@ def test_renewal_reasons_invert_the_churn_margin():
     # renewal models predict churn: a positive contribution lowers renewal likelihood
     assert (
         reason(LOW, LOW.name, 0.31, +0.8, "renewal likelihood", inverted=True)
-        == "Active users ÷ seats is 0.31 over the last 28 days — lowers renewal likelihood"
+        == "Active users ÷ seats is 0.31 over the last 28 days — raises churn risk"
     )
-    assert reason(LOW, LOW.name, 0.9, -0.8, "renewal likelihood", inverted=True).endswith("— raises renewal likelihood")
+    assert reason(LOW, LOW.name, 0.9, -0.8, "renewal likelihood", inverted=True).endswith("— lowers churn risk")
 
 
 def test_upsell_reasons_follow_the_expansion_margin():
@@ -131,11 +131,11 @@ def test_upsell_reasons_follow_the_expansion_margin():
 def test_trends_read_as_changes_and_missing_values_as_not_recorded():
     assert (
         reason(TREND, TREND.name, -0.4, 0.5, "renewal likelihood", True)
-        == "Change in logins vs the window before is \u221240% over the last 28 days — lowers renewal likelihood"
+        == "Change in logins vs the window before is \u221240% over the last 28 days — raises churn risk"
     )
     assert (
         reason(LOW, LOW.name, None, 0.5, "renewal likelihood", True)
-        == "No active users ÷ seats recorded over the last 28 days — lowers renewal likelihood"
+        == "No active users ÷ seats recorded over the last 28 days — raises churn risk"
     )
     nps = FeatureSpec("nps_latest", "NPS answer (0–10)", 11, "feedback", "higher", "score")
     assert reason(nps, nps.name, float("nan"), 0.5, "renewal likelihood", True).startswith(
@@ -153,8 +153,8 @@ def test_score_output_says_what_is_explained(models, latest, settings, scored_at
     np.testing.assert_allclose(out.renewal_margin, models.renewal.model.raw_margin(latest.iloc[:20]), atol=1e-9)
     for row in out.itertuples():
         for d in row.renewal_drivers:
-            assert d["reason"].endswith("renewal likelihood")
-            assert ("lowers" in d["reason"]) == (d["contribution"] > 0)
+            assert d["reason"].endswith("churn risk")  # the 90-day model's reasons never claim a renewal likelihood
+            assert ("raises" in d["reason"]) == (d["contribution"] > 0)
         for d in row.upsell_drivers:
             assert ("raises" in d["reason"]) == (d["contribution"] > 0)
 
@@ -250,19 +250,19 @@ def test_context_is_never_a_driver_of_the_served_models(models, thousand, settin
 def test_no_reason_points_against_the_healthy_direction():
     found = drivers(HAND_ROWS, hand_model(), HAND_CONTRIB, HAND, 5)
     assert [d["feature"] for d in found[0]] == ["tickets_28d"]  # 10 tickets (median 3) lowers renewal: right way
-    assert found[0][0]["reason"] == "Support tickets opened is 10 over the last 28 days — lowers renewal likelihood"
+    assert found[0][0]["reason"] == "Support tickets opened is 10 over the last 28 days — raises churn risk"
     assert [d["feature"] for d in found[1]] == ["nps_latest", "tickets_28d"]
-    assert found[1][1]["reason"].endswith("— raises renewal likelihood")  # 1 ticket, healthy side: right way
+    assert found[1][1]["reason"].endswith("— lowers churn risk")  # 1 ticket, healthy side: right way
     for row in found:
         for d in row:
-            assert "— raises" not in d["reason"] or d["value"] is not None  # missing never raises
+            assert "— lowers churn risk" not in d["reason"] or d["value"] is not None  # missing never reassures
             assert "no data" not in d["reason"]
 
 
 def test_missing_values_read_not_recorded_and_never_raise_the_likelihood():
     found = drivers(HAND_ROWS, hand_model(), HAND_CONTRIB, HAND, 5)
     nps = found[1][0]
-    assert nps["value"] is None and nps["reason"] == "No NPS answer (0–10) recorded — lowers renewal likelihood"
+    assert nps["value"] is None and nps["reason"] == "No NPS answer (0–10) recorded — raises churn risk"
     assert "adoption_rate_28d" not in [d["feature"] for d in found[1]]  # missing, raising renewal: not shown
 
 

@@ -182,24 +182,24 @@ def test_each_quarter_is_its_latest_snapshot_and_the_current_quarter_ends_at_as_
 # --- advocacy ---
 
 
-def test_advocates_are_promoters_with_green_health_and_high_renewal_likelihood():
+def test_advocates_are_promoters_with_green_health_and_a_low_churn_risk():
     scored = pd.DataFrame(
         [
-            ("nps8", 8.0, "green", 0.99, 900.0),  # a passive, not a promoter
-            ("nps9", 9.0, "green", 0.95, 100.0),
-            ("nps10_big", 10.0, "green", 0.97, 5000.0),
-            ("amber", 10.0, "amber", 0.99, 800.0),
-            ("red_health", 10.0, "red", 0.99, 800.0),
-            ("unsure", 10.0, "green", 0.85, 700.0),  # renewal likelihood under 0.9
-            ("at_level", 9.0, "green", 0.9, None),  # exactly the level counts; no MRR sorts last
-            ("no_answer", None, "green", 0.99, 600.0),
-            ("no_band", 10.0, None, 0.99, 600.0),
+            ("nps8", 8.0, "green", 0.1, 900.0),  # a passive, not a promoter
+            ("nps9", 9.0, "green", 0.3, 100.0),
+            ("nps10_big", 10.0, "green", 0.2, 5000.0),
+            ("amber", 10.0, "amber", 0.1, 800.0),
+            ("red_health", 10.0, "red", 0.1, 800.0),
+            ("unsure", 10.0, "green", 0.7, 700.0),  # churn risk over half the typical risk
+            ("at_level", 9.0, "green", 0.5, None),  # exactly the level counts; no MRR sorts last
+            ("no_answer", None, "green", 0.1, 600.0),
+            ("no_band", 10.0, None, 0.1, 600.0),
         ],
-        columns=["account_id", "nps_latest", "health_band", "renewal_likelihood", "mrr"],
+        columns=["account_id", "nps_latest", "health_band", "churn_lift", "mrr"],
     )
     found = advocates(scored, LeadershipSettings())
     assert found["account_id"].tolist() == ["nps10_big", "nps9", "at_level"]
-    stricter = advocates(scored, LeadershipSettings(promoter_min_nps=10, advocate_min_renewal=0.8))
+    stricter = advocates(scored, LeadershipSettings(promoter_min_nps=10, advocate_max_lift=0.8))
     assert stricter["account_id"].tolist() == ["nps10_big", "unsure"]
     nobody = advocates(scored[scored["account_id"] == "nps8"], LeadershipSettings())
     assert nobody.empty and list(nobody.columns) == list(scored.columns)
@@ -226,7 +226,7 @@ def test_radar_drivers_reports_top_families_movement_low_signal_and_advocates(se
         "RADAR_CONFIG_FILE": None,
         "RADAR_OUTPUT_DIR": str(tmp_path / "out"),
         "COLUMNS": "200",
-        "RADAR_LEADERSHIP__ADVOCATE_MIN_RENEWAL": "0.5",
+        "RADAR_LEADERSHIP__ADVOCATE_MAX_LIFT": "2.0",
     }
     result = CliRunner().invoke(app, ["--config", str(root / "radar.toml"), "drivers", "--quarters", "3"], env=env)
     assert result.exit_code == 0, result.output
@@ -244,7 +244,7 @@ def test_radar_drivers_reports_top_families_movement_low_signal_and_advocates(se
     from serving.scoring.champions import load_champions
     from serving.workflow.drivers import drivers_report
 
-    mine = load_settings(root / "radar.toml", output_dir=tmp_path / "out", leadership={"advocate_min_renewal": 0.5})
+    mine = load_settings(root / "radar.toml", output_dir=tmp_path / "out", leadership={"advocate_max_lift": 2.0})
     found = drivers_report(mine, load_champions(mine), quarters=3)
     assert len(found.dates) == 3 and found.dates[-1] == latest.date()
     for target in ("renewal", "upsell"):
@@ -255,7 +255,7 @@ def test_radar_drivers_reports_top_families_movement_low_signal_and_advocates(se
         assert found.movement(target)["family"].tolist() == found.top(target)["family"].tolist()
     adv = found.advocates
     assert len(adv) and (adv["nps_latest"] >= 9).all() and (adv["health_band"] == "green").all()
-    assert (adv["renewal_likelihood"] >= 0.5).all()
+    assert (adv["churn_lift"] <= 2.0).all()
     first = adv["account_id"].iloc[0]
     assert [q.text for q in found.quotes[first]] == ["We definitely want to renew."]
     assert f"“We definitely want to renew.” (qbr, {(latest - pd.Timedelta(days=20)).date()})" in report
