@@ -81,6 +81,10 @@ def test_spark_and_duckdb_build_identical_snapshots(builds):
     snaps = duck["snapshots"]
     assert len(snaps) > 50 and snaps.as_of.nunique() == 3
     assert snaps.churned.notna().any() and snaps.churned.isna().any()  # known and unknown labels both checked
+    # churn by the next renewal: known for the accounts renewing soon, unknown for the others
+    assert snaps.churned_by_renewal.notna().any() and snaps.churned_by_renewal.isna().any()
+    assert snaps.next_renewal.notna().any() and snaps.next_renewal.isna().any()  # open-ended lines: none
+    assert snaps.label_end_by_renewal.notna().all()
     assert spark_result.rows == duck_result.rows
     _assert_same_frames(snaps, spark["snapshots"], "snapshots")
 
