@@ -33,6 +33,7 @@ def serve(
 
     from serving.scoring.champions import NoChampion, champion_versions
     from serving.scoring.playbook import PlaybookError, load_playbooks
+    from training.outcome import TARGETS
     from training.quiet import quiet_mlflow
     from training.track import TrackingUnavailable
 
@@ -55,7 +56,7 @@ def serve(
             highlight=False,
         )
     console.print(
-        f"serving radar-renewal v{versions['renewal']} and radar-upsell v{versions['upsell']} on "
+        f"serving {' and '.join(f'{TARGETS[t].model_name} v{v}' for t, v in versions.items())} on "
         f"http://{host}:{port} (web pages: http://{host}:{port}/ui/; OpenAPI: /docs.json; Ctrl+C stops)",
         highlight=False,
     )
@@ -107,7 +108,7 @@ def score(
     from serving.crm.write import write_scores
     from serving.scoring.batch import at_risk, load_snapshots, opportunities
     from serving.scoring.champions import NoChampion, load_champions
-    from serving.scoring.score import score_frame
+    from serving.scoring.score import lineage_words, score_frame
     from training.quiet import quiet_mlflow
     from training.track import TrackingUnavailable
 
@@ -132,9 +133,7 @@ def score(
         raise _fail(str(exc)) from exc
     lineage = models.lineage
     console.print(
-        f"scored {len(scored):,} accounts at {day} with {lineage['renewal_model']} "
-        f"v{lineage['renewal_model_version']} and {lineage['upsell_model']} "
-        f"v{lineage['upsell_model_version']}",
+        f"scored {len(scored):,} accounts at {day} with {lineage_words(lineage)}",
         highlight=False,
     )
     console.print(
@@ -163,6 +162,7 @@ def _score_on_spark(settings: Settings, day, target: str, master: str | None) ->
     from serving.crm.spark import score_on_spark
     from serving.crm.write import write_scores
     from serving.scoring.champions import NoChampion
+    from serving.scoring.score import lineage_words
     from training.quiet import quiet_mlflow
     from training.track import TrackingUnavailable
 
@@ -178,8 +178,7 @@ def _score_on_spark(settings: Settings, day, target: str, master: str | None) ->
     lineage = run.lineage
     console.print(
         f"scored {len(run.crm):,} accounts at {run.as_of} on Spark ({settings.spark.master}) with "
-        f"{lineage['renewal_model']} v{lineage['renewal_model_version']} and {lineage['upsell_model']} "
-        f"v{lineage['upsell_model_version']}",
+        f"{lineage_words(lineage)}",
         highlight=False,
     )
     console.print(

@@ -43,7 +43,7 @@ from radar.settings import Settings, load_settings
 from serving.scoring.champions import load_champions
 from serving.scoring.portfolio import Portfolio, WorkspaceUnavailable
 from serving.scoring.schemas import Driver, ScoreResponse, records_frame, request_models, response_json
-from serving.scoring.score import score_frame
+from serving.scoring.score import lineage_words, score_frame
 from serving.web.app import UI_PATH, ui_refusal, web_app
 
 log = logging.getLogger("radar.service")
@@ -265,13 +265,7 @@ class RadarService:
         self.portfolio = Portfolio(self.settings, self.models)
         problem = self.portfolio.load()
         lineage = self.models.lineage
-        log.info(
-            "serving %s v%s and %s v%s",
-            lineage["renewal_model"],
-            lineage["renewal_model_version"],
-            lineage["upsell_model"],
-            lineage["upsell_model_version"],
-        )
+        log.info("serving %s", lineage_words(lineage))
         if problem:
             log.warning("workspace endpoints unavailable until the workspace is built: %s", problem)
 

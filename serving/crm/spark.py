@@ -124,6 +124,8 @@ def score_on_spark(
         "renewal_model_version": names["renewal"][1],
         "upsell_model": names["upsell"][0],
         "upsell_model_version": names["upsell"][1],
+        "next_renewal_model": names["next_renewal"][0] if "next_renewal" in names else None,
+        "next_renewal_model_version": names["next_renewal"][1] if "next_renewal" in names else None,
     }
     staging = (staging_dir(settings) / f"score-{uuid.uuid4().hex[:12]}").absolute()
     spark = session

@@ -24,9 +24,9 @@ import pandas as pd
 
 from features.snapshot import feature_registry
 from radar.settings import ServingSettings, Settings, serving_settings
+from serving.scoring.context import context_lines
 from serving.scoring.decisions import base_rate_of, expected_loss, lift, risk_tier, summary
 from serving.scoring.decisions import opportunity as is_opportunity
-from serving.scoring.context import context_lines
 from serving.scoring.explain import EXPLAINS, Explainer, drivers, likelihood_of
 from serving.scoring.playbook import Recommendation, load_playbooks, recommend
 from training.model import RadarModel
@@ -90,6 +90,16 @@ class ScoringModels:
     def base_rates(self) -> dict[str, float]:
         """The churn and expansion base rates recorded with the models (tiers are relative to them)."""
         return {t: base_rate_of(getattr(self, t).model, t) for t in ("renewal", "upsell")}
+
+
+def lineage_words(lineage: dict) -> str:
+    """The served models in words: "radar-renewal v3, radar-upsell v2 and radar-next-renewal v1"."""
+    parts = [
+        f"{lineage[f'{t}_model']} v{lineage[f'{t}_model_version']}"
+        for t in ("renewal", "upsell", "next_renewal")
+        if lineage.get(f"{t}_model")
+    ]
+    return ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else "".join(parts)
 
 
 def next_renewal_dates(frame: pd.DataFrame, as_of: pd.Series) -> np.ndarray:
