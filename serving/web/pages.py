@@ -364,29 +364,30 @@ def account_view(
 ) -> AccountView:
     """The account page from its snapshots (oldest first), their scores (`history`,
     probabilities only), its latest score with drivers (`current`) and its quotes."""
-    from serving.render.charts import Series, likelihood_png, png_data_uri, summary
+    from serving.render.charts import Series, likelihood_png, percent, png_data_uri, scale_top, summary
     from serving.workflow.scorecard import scorecard
 
     last = snapshots.iloc[-1]
     before = snapshots.iloc[-2] if len(snapshots) > 1 else None
     dates = list(history["as_of"])
+    risk = pd.to_numeric(history["churn_risk"], errors="coerce")
+    upsell = pd.to_numeric(history["upsell_likelihood"], errors="coerce")
     lines = [
-        Series("Renewal likelihood", [float(v) for v in history["renewal_likelihood"]], "#1d4ed8"),
-        Series("Upsell likelihood", [float(v) for v in history["upsell_likelihood"]], "#7e22ce", (7, 4)),
+        Series("Churn risk next 90 days", [float(v) for v in risk], "#1d4ed8"),
+        Series("Upsell likelihood", [float(v) for v in upsell], "#7e22ce", (7, 4)),
     ]
-    png = likelihood_png(
-        dates,
-        lines,
-        bands=[
-            (0, serving.red_below, "#fde2e1", f"red tier: renewal likelihood below {serving.red_below:.0%}"),
-            (
-                serving.red_below,
-                serving.yellow_below,
-                "#fef3c7",
-                f"yellow tier: renewal likelihood below {serving.yellow_below:.0%}",
-            ),
-        ],
-    )
+    lifts = pd.to_numeric(history["churn_lift"], errors="coerce")
+    base_rates = (risk / lifts)[lifts > 0]  # the typical churn risk the tiers are relative to
+    bands, red_at = [], 0.0
+    if len(base_rates):
+        red_at = max(serving.red_lift * float(base_rates.iloc[-1]), serving.risk_floor)
+        yellow_at = max(serving.yellow_lift * float(base_rates.iloc[-1]), serving.risk_floor)
+        bands = [
+            (red_at, 1.0, "#fde2e1", f"red tier: {percent(red_at)} or more ({serving.red_lift:g}x typical)"),
+            (yellow_at, red_at, "#fef3c7", f"yellow tier: {percent(yellow_at)} or more ({serving.yellow_lift:g}x)"),
+        ]
+    top = scale_top([*risk, *upsell], at_least=1.2 * red_at)
+    png = likelihood_png(dates, lines, bands=bands, top=top)
     chart = {"src": png_data_uri(png), "alt": summary(dates, lines)}
     seats = _float(last.get("seats"))
     days = _float(last.get("days_to_next_renewal"))

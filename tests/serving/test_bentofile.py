@@ -60,6 +60,7 @@ def test_bentoml_build_packages_the_service_and_its_data_files(tmp_path):
         "radar/cli.py",
         "radar/settings/__init__.py",
         "serving/web/templates/account.html",
+        "serving/workflow/templates/digest.md",
         "serving/web/static/radar.css",
         "serving/scoring/playbooks.toml",
     ):

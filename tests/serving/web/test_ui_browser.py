@@ -134,7 +134,9 @@ def test_portfolio_to_account_and_back_in_chromium(browser, ui_server):
     assert drivers and all(" renewal likelihood" in d.text for d in drivers)
     assert b.find_elements(By.CSS_SELECTOR, "#upsell-drivers li")
     assert "Owner:" in b.find_element(By.ID, "playbook").text
-    assert b.find_element(By.CSS_SELECTOR, "svg.chart").is_displayed()
+    trend = b.find_element(By.CSS_SELECTOR, "#trend-h ~ img.chart")
+    assert trend.is_displayed() and "Churn risk next 90 days" in trend.get_attribute("alt")
+    assert b.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0;", trend)
     red = b.find_elements(By.CSS_SELECTOR, "#bucket-renewal_likelihood ~ ul.quotes li.red")
     assert red and "looking at other vendors" in red[0].text and "Risk" in red[0].text
     colour = red[0].value_of_css_property("border-left-color")

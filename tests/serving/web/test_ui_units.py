@@ -1,5 +1,5 @@
-"""The web pages' pure parts on hand-built rows: scorecard colours and trends, the chart,
-portfolio filters and pages, quotes by bucket, the sign-in cookie and redirects."""
+"""The web pages' pure parts on hand-built rows: scorecard colours and trends, the chart
+and its summary, portfolio filters and pages, quotes by bucket, the sign-in cookie and redirects."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from features.registry import INDICATORS, QCF_BUCKETS
 from features.snapshot import feature_registry
 from radar.settings import Settings
-from serving.render.trend_chart import Series, trend_svg
+from serving.render.charts import Series, likelihood_png, scale_top, summary
 from serving.web.app import _safe_next, session_cookie, valid_session
 from serving.web.pages import PortfolioQuery, portfolio_view, query_from, quote_groups
 from serving.workflow.scorecard import measures_of, portfolio_levels, scorecard
@@ -91,26 +91,48 @@ def test_trends_say_up_or_down_and_whether_that_is_better(registry):
     assert _measure(scorecard(now, None, registry, LEVELS, {}), "adoption_rate_28d").trend is None
 
 
-def test_chart_has_a_point_per_snapshot_and_a_text_summary():
+def _png_size(png: bytes) -> tuple[int, int]:
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+
+
+def test_chart_is_a_png_with_a_text_summary():
     dates = [date(2025, m, 28) for m in range(1, 7)]
-    svg = trend_svg(
-        dates,
-        [
-            Series("Renewal likelihood", [0.9, 0.8, 0.7, 0.6, 0.5, 0.35], "#1d4ed8"),
-            Series("Upsell likelihood", [0.1, None, 0.2, 0.3, 0.4, 0.6], "#7e22ce", "7 4"),
-        ],
-        bands=[(0, 0.4, "#fde2e1", "red tier")],
+    lines = [
+        Series("Renewal likelihood", [0.9, 0.8, 0.7, 0.6, 0.5, 0.35], "#1d4ed8"),
+        Series("Upsell likelihood", [0.1, None, 0.2, 0.3, 0.4, 0.6], "#7e22ce", (7, 4)),
+    ]
+    png = likelihood_png(dates, lines, bands=[(0, 0.4, "#fde2e1", "red tier")], size=(6.4, 2.6), dpi=100)
+    assert _png_size(png) == (640, 260)
+    assert summary(dates, lines) == (
+        "Renewal likelihood 90% on 2025-01-28 and 35% on 2025-06-28; Upsell likelihood 10% on 2025-01-28 and 60% on 2025-06-28"
     )
-    assert svg.startswith("<svg") and svg.endswith("</svg>") and 'role="img"' in svg
-    assert svg.count("<circle") == 11  # a missing value is no point
-    assert "Renewal likelihood 90% on 2025-01-28 and 35% on 2025-06-28" in svg
-    assert 'stroke-dasharray="7 4"' in svg  # the lines differ by more than colour
-    assert "<script" not in svg and "href" not in svg
 
 
-def test_chart_escapes_text():
-    svg = trend_svg([date(2025, 1, 31)], [Series("<b>&", [0.5], "#000")], title="a<b")
-    assert "<b>&" not in svg and "&lt;b&gt;&amp;" in svg and "a&lt;b" in svg
+def test_summary_gives_small_risks_their_precision_and_skips_missing_values():
+    dates = [date(2025, 1, 31), date(2025, 2, 28), date(2025, 3, 31)]
+    lines = [
+        Series("Churn risk next 90 days", [0.004, 0.2, 0.084], "#000"),
+        Series("Upsell", [None, 0.3, float("nan")], "#111"),
+    ]
+    assert (
+        summary(dates, lines)
+        == "Churn risk next 90 days 0.4% on 2025-01-31 and 8.4% on 2025-03-31; Upsell 30% on 2025-02-28"
+    )
+
+
+def test_the_scale_rises_a_little_above_the_largest_value():
+    assert scale_top([0.02, 0.05]) == 0.06 and scale_top([0.02], at_least=0.08) == 0.1  # 1% steps to 10%, then 5%
+    assert scale_top([0.3, None, float("nan")]) == 0.35 and scale_top([0.95]) == 1.0 and scale_top([]) == 1.0
+
+
+def test_chart_and_summary_of_one_snapshot_or_none():
+    one = [date(2025, 1, 31)]
+    lines = [Series("Renewal likelihood", [0.5], "#000"), Series("Upsell likelihood", [None], "#111", (2, 2))]
+    assert summary(one, lines) == "Renewal likelihood 50% on 2025-01-31"
+    assert summary([], [Series("Renewal likelihood", [], "#000")]) == "no scores"
+    assert _png_size(likelihood_png(one, lines, dpi=100)) == (640, 280)
+    assert _png_size(likelihood_png([], [], dpi=100)) == (640, 280)
 
 
 def _scored(n: int = 12) -> pd.DataFrame:
@@ -134,7 +156,7 @@ def _scored(n: int = 12) -> pd.DataFrame:
                         "feature": "adoption_rate_28d",
                         "value": 0.1,
                         "contribution": 0.4,
-                        "reason": "Active users ÷ seats is 0.10 — lowers renewal likelihood",
+                        "reason": "Active users ÷ seats is 0.10 — raises churn risk",
                     }
                 ]
             ]
