@@ -110,7 +110,7 @@ def _safe_next(target: str | None) -> str:
 
 
 def _pct(v) -> str:
-    return "–" if v is None else f"{float(v):.0%}"
+    return "–" if v is None or v != v else f"{float(v):.0%}"
 
 
 def _money(v) -> str:
@@ -254,6 +254,7 @@ def web_app(service_of: Callable[[], Any]) -> FastAPI:
             view=view,
             back=quote(query.params(), safe=""),
             serving=service.settings.serving,
+            alerts_cap=service.settings.alerts.max_per_owner,
             **common(request, st),
         )
 

@@ -117,7 +117,7 @@ def _owned(frame: pd.DataFrame, owner: str | None, segment: str | None, owner_co
 
 
 def first_lowering(drivers, inverted: bool) -> dict | None:
-    """The largest renewal driver that lowers renewal likelihood, if any."""
+    """The largest churn-model driver that raises the churn risk, if any."""
     for d in drivers or []:
         if (d["contribution"] > 0) == inverted:
             return d
@@ -402,7 +402,12 @@ def account_view(
     }
     previous_health = _float(before.get("health_score")) if before is not None else None
     now = {
-        "renewal": float(current["renewal_likelihood"]),
+        "churn_risk": float(current["churn_risk"]),
+        "churn_lift": float(current["churn_lift"]),
+        "risk_summary": current["risk_summary"],
+        "context": _text(current.get("context")),
+        "next_renewal": current.get("next_renewal"),
+        "renewal": _float(current.get("renewal_likelihood")),
         "upsell": float(current["upsell_likelihood"]),
         "tier": current["risk_tier"],
         "opportunity": bool(current["opportunity"]),
@@ -419,12 +424,17 @@ def account_view(
     if because:
         now["because"] = registry[because].description if because in registry else because
     if len(history) > 1:
-        now["renewal_previous"] = float(history["renewal_likelihood"].iloc[-2])
+        now["churn_risk_previous"] = float(history["churn_risk"].iloc[-2])
+        now["churn_lift_previous"] = float(history["churn_lift"].iloc[-2])
         now["upsell_previous"] = float(history["upsell_likelihood"].iloc[-2])
     rows = [
-        {"as_of": d, "renewal": float(r), "upsell": float(u), "tier": t}
-        for d, r, u, t in zip(
-            history["as_of"], history["renewal_likelihood"], history["upsell_likelihood"], history["risk_tier"]
+        {"as_of": d, "churn_risk": float(r), "churn_lift": float(x), "upsell": float(u), "tier": t}
+        for d, r, x, u, t in zip(
+            history["as_of"],
+            history["churn_risk"],
+            history["churn_lift"],
+            history["upsell_likelihood"],
+            history["risk_tier"],
         )
     ]
     mine = [] if alerts is None else _alert_rows(alerts[alerts["account_id"] == str(last["account_id"])])
@@ -496,7 +506,8 @@ def leadership_view(report) -> dict:
             "mrr": num(r["mrr"]),
             "nps": num(r["nps_latest"]),
             "health": num(r["health_score"]),
-            "renewal": num(r["renewal_likelihood"]),
+            "churn_risk": num(r["churn_risk"]),
+            "churn_lift": num(r["churn_lift"]),
             "quotes": [
                 {"text": q.text, "channel": q.channel, "date": q.date} for q in report.quotes.get(r["account_id"], [])
             ],

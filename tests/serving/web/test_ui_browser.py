@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "ui"
+ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "ui"
 WIDTH, HEIGHT = 1366, 768  # a laptop screen
 
 
@@ -131,7 +131,7 @@ def test_portfolio_to_account_and_back_in_chromium(browser, ui_server):
     timings["account"] = _load_ms(b)
     assert name in b.find_element(By.TAG_NAME, "h1").text
     drivers = b.find_elements(By.CSS_SELECTOR, "#renewal-drivers li")
-    assert drivers and all(" renewal likelihood" in d.text for d in drivers)
+    assert drivers and all(" churn risk" in d.text for d in drivers)
     assert b.find_elements(By.CSS_SELECTOR, "#upsell-drivers li")
     assert "Owner:" in b.find_element(By.ID, "playbook").text
     trend = b.find_element(By.CSS_SELECTOR, "#trend-h ~ img.chart")

@@ -12,6 +12,7 @@ from html import unescape
 from urllib.parse import quote
 
 import httpx
+import pandas as pd
 import pytest
 
 from serving.scoring.batch import at_risk, load_snapshots
@@ -82,7 +83,7 @@ def test_pages_need_the_token_or_a_sign_in(server):
     assert out.status_code == 303 and f'{COOKIE}=""' in out.headers["set-cookie"]
 
 
-def test_portfolio_ranks_every_account_by_mrr_at_risk_in_pages_of_50(server, expected):
+def test_portfolio_is_the_call_list_in_pages_of_50(server, expected):
     first = _get(server, "/ui/")
     assert first.status_code == 200 and first.headers["content-type"].startswith("text/html")
     rows = _rows(first.text)
@@ -94,7 +95,7 @@ def test_portfolio_ranks_every_account_by_mrr_at_risk_in_pages_of_50(server, exp
     assert seen == expected["account_id"].tolist() and len(set(seen)) == 250
     assert "Page 5 of 5" in _get(server, "/ui/?page=77").text  # past the end: the last page
     top = expected.iloc[0]
-    assert unescape(first.text).count(f"{top['mrr'] * (1 - top['renewal_likelihood']):,.0f}") >= 1
+    assert unescape(first.text).count(f"{top['mrr'] * top['churn_risk']:,.0f}") >= 1
 
 
 def test_portfolio_filters_by_owner_segment_tier_and_name(server, expected):
@@ -124,22 +125,31 @@ def test_opportunities_tab_and_the_alert_queue_before_any_alert_run(server):
     assert queue.status_code == 200 and "run <code>radar alerts</code>" in queue.text
 
 
-def test_alert_queue_lists_open_alerts_with_routing_and_owner(ui_server, ui_project):
+def test_alert_queue_lists_open_alerts_in_call_list_order_with_routing_and_owner(ui_server, ui_project, expected):
     import duckdb
 
     _, settings = ui_project
     con = duckdb.connect(str(settings.database_path), read_only=True)
     stored = con.execute(
-        "SELECT key, insight_score, routing, owner FROM alert_state WHERE status = 'open' "
-        "ORDER BY insight_score DESC, key"
+        "SELECT key, account_id, insight_score, routing, owner FROM alert_state WHERE status = 'open'"
     ).df()
     con.close()
     assert len(stored) > 0
+    # risks by the account's expected MRR lost (largest first, the sooner renewal first), then opportunities
+    money = expected.set_index("account_id")
+    stored["loss"] = -stored["account_id"].map(money["expected_mrr_loss"])
+    stored["days"] = stored["account_id"].map(money["days_to_next_renewal"]).fillna(float("inf"))
+    growth = stored["key"].str.endswith(":expansion")
+    stored = pd.concat(
+        [
+            stored[~growth].sort_values(["loss", "days", "account_id"], kind="stable"),
+            stored[growth].sort_values(["insight_score", "key"], ascending=[False, True], kind="stable"),
+        ]
+    )
     page = _get(ui_server, "/ui/?tab=alerts")
     rows = _rows(page.text)
-    assert f"{len(stored)} open alerts by insight score" in page.text
+    assert f"{len(stored)} open alerts in call-list order" in page.text
     assert len(rows) == min(50, len(stored))
-    assert [r["insight"] for r in rows] == sorted((r["insight"] for r in rows), reverse=True)
     assert {r["routing"] for r in rows} <= {"meeting", "review", "tag"}
     assert [(r["routing"], r["action_owner"]) for r in rows] == list(zip(stored["routing"], stored["owner"]))[:50]
     assert "Review queue" in page.text or "Meeting" in page.text
@@ -153,7 +163,12 @@ def test_account_page_without_evidence(server, expected):
     html = page.text
     assert 'href="/ui/?owner=Ana&amp;page=2" id="back"' in html  # the way back keeps the filters
     assert html.count('<th scope="row"') == 15  # the 15 indicators
-    assert "Why this renewal likelihood" in html and "Why this upsell likelihood" in html
+    assert "Why this churn risk" in html and "Why this upsell likelihood" in html
+    # the 90-day model is a churn risk: never shown as a renewal likelihood (the feedback bucket of
+    # that name is a different thing)
+    assert "churn risk next 90 days" in html
+    assert "raises renewal likelihood" not in html and "lowers renewal likelihood" not in html
+    assert ">Renewal likelihood<" not in html
     for driver in account["renewal_drivers"]:
         assert unescape(driver["reason"]) in unescape(html)
     assert account["recommended_action"] in unescape(html) and account["action_owner"] in html

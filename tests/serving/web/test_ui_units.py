@@ -137,6 +137,7 @@ def test_chart_and_summary_of_one_snapshot_or_none():
 
 def _scored(n: int = 12) -> pd.DataFrame:
     owners = ["Ana", "Ben", "Chloe"]
+    risk = [0.7 if i % 4 == 0 else 0.4 if i % 4 == 1 else 0.1 for i in range(n)]
     return pd.DataFrame(
         {
             "account_id": [f"a{i:02d}" for i in range(n)],
@@ -144,7 +145,13 @@ def _scored(n: int = 12) -> pd.DataFrame:
             "segment": ["smb" if i % 2 else "enterprise" for i in range(n)],
             "csm_owner": [owners[i % 3] for i in range(n)],
             "mrr": [100.0 * (i + 1) for i in range(n)],
-            "renewal_likelihood": [0.3 if i % 4 == 0 else 0.6 if i % 4 == 1 else 0.9 for i in range(n)],
+            "churn_risk": risk,
+            "churn_lift": [r / 0.1 for r in risk],
+            "expected_mrr_loss": [100.0 * (i + 1) * risk[i] for i in range(n)],
+            "days_to_next_renewal": [30 + i for i in range(n)],
+            "next_renewal": [None] * n,
+            "renewal_likelihood": [float("nan")] * n,
+            "risk_summary": [f"churn risk next 90 days {r:.0%}" for r in risk],
             "risk_tier": ["red" if i % 4 == 0 else "yellow" if i % 4 == 1 else "green" for i in range(n)],
             "upsell_likelihood": [0.7 if i % 3 == 0 else 0.1 for i in range(n)],
             "opportunity": [i % 3 == 0 for i in range(n)],
@@ -168,10 +175,10 @@ def _scored(n: int = 12) -> pd.DataFrame:
     )
 
 
-def test_portfolio_ranks_everyone_by_mrr_at_risk_and_pages():
+def test_portfolio_ranks_everyone_by_expected_mrr_lost_and_pages():
     scored = _scored()
     view = portfolio_view(scored, date(2025, 5, 31), None, PortfolioQuery(), page_size=5, inverted=True)
-    risk = [r["mrr"] * (1 - r["renewal"]) for r in view.rows]
+    risk = [r["mrr"] * r["churn_risk"] for r in view.rows]
     assert risk == sorted(risk, reverse=True) and view.total == 12 and view.pages == 3 and len(view.rows) == 5
     assert {"green", "red"} <= {r["tier"] for r in view.rows}
     assert view.rows[0]["driver"].startswith("Active users")
