@@ -53,7 +53,7 @@ class SparkScores:
 
     crm: pd.DataFrame
     as_of: date
-    lineage: dict[str, str]
+    lineage: dict[str, str | None]
 
 
 def _served(uri: str, name: str, version: str):

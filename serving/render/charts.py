@@ -114,7 +114,7 @@ def summary(dates: Sequence[date], series: Sequence[Series]) -> str:
     """What the chart shows in words, for its alt text: each series' first and last value."""
     parts = []
     for s in series:
-        points = [(d, v) for d, v in zip(dates, s.values) if _known(v)]
+        points = [(d, float(v)) for d, v in zip(dates, s.values) if v is not None and _known(v)]
         if not points:
             continue
         (d0, v0), (d1, v1) = points[0], points[-1]
@@ -174,7 +174,7 @@ def _likelihood_png(
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 * v:.3g}%"))
     ax.grid(axis="y", color="#d0d5dd", linewidth=0.8, zorder=1)
     for s in series:
-        points = [(i, float(v)) for i, v in enumerate(s.values) if _known(v)]
+        points = [(i, float(v)) for i, v in enumerate(s.values) if v is not None and _known(v)]
         ax.plot(
             [i for i, _ in points],
             [v for _, v in points],

@@ -8,8 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from radar.settings import ServingSettings, load_settings, serving_settings
-from serving.scoring.schemas import records_frame, request_models, response_from_frame
 from serving.scoring.decisions import risk_tier
+from serving.scoring.schemas import records_frame, request_models, response_from_frame
 from serving.scoring.score import disagreement, health_band, score_frame
 
 DEFAULTS = ServingSettings()
@@ -22,7 +22,9 @@ def test_tiers_are_exact_multiples_of_the_base_rate():
 
 
 def test_tiers_and_opportunity_come_from_the_settings_and_the_models_base_rates(models, latest, settings, scored_at):
-    strict = ServingSettings(red_lift=1.0, yellow_lift=0.5, risk_floor=0.0, opportunity_lift=1e-9, opportunity_floor=0.0)
+    strict = ServingSettings(
+        red_lift=1.0, yellow_lift=0.5, risk_floor=0.0, opportunity_lift=1e-9, opportunity_floor=0.0
+    )
     out = score_frame(latest.iloc[:30], models, settings, serving=strict, explain=False, scored_at=scored_at)
     base = models.base_rates["renewal"]
     np.testing.assert_allclose(out.churn_lift, out.churn_risk / base)
