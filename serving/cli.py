@@ -218,7 +218,8 @@ def _print_ranking(title: str, rows, value_col: str, target: str) -> None:
             f"{escape(r['risk_summary'])} · upsell {pct(r['upsell_likelihood'])}",
             highlight=False,
         )
-        for d in (r[f"{target}_drivers"] or [])[:3]:
+        # what puts the account on this list first: drivers raising its churn risk (or upsell likelihood)
+        for d in [d for d in (r[f"{target}_drivers"] or []) if d["contribution"] > 0][:3]:
             console.print(f"      - {escape(d['reason'])}", highlight=False)
         console.print(
             f"      → {escape(r['recommended_action'])} [dim]({escape(r['action_owner'])})[/dim]", highlight=False

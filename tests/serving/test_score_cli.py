@@ -40,14 +40,16 @@ def test_score_writes_the_crm_table_and_a_rerun_changes_nothing(project):
     frame, as_of = load_snapshots(settings)
     assert f"scored {len(frame):,} accounts at {as_of}" in first.output
     assert f"{len(frame):,} inserted, 0 updated, 0 unchanged" in first.output
-    assert "Top accounts at risk" in first.output and "Top expansion opportunities" in first.output
+    assert "Call list: red and yellow accounts by expected MRR lost" in first.output
+    assert "Top expansion opportunities" in first.output
     table = pd.read_parquet(target)
     assert list(table.columns) == NAMES and len(table) == len(frame)
     assert table[["account_id", "as_of"]].duplicated().sum() == 0
     # the CRM rows are the scoring function's, for the same accounts
     expected = score_frame(frame, load_champions(settings), settings).set_index("account_id")
     got = table.set_index("account_id").loc[expected.index]
-    assert (got["renewal_likelihood"] - expected["renewal_likelihood"]).abs().max() < 1e-12
+    assert (got["churn_risk"] - expected["churn_risk"]).abs().max() < 1e-12
+    assert (got["call_rank"].sort_values().to_numpy() == range(1, len(got) + 1)).all()
     assert (got["risk_tier"] == expected["risk_tier"]).all()
     assert got["top_reasons"].str.len().gt(0).all()
 

@@ -67,7 +67,8 @@ def test_score_equals_the_in_process_scoring_function(server, served_project, ch
     local = score_frame(rows, champions, settings)
     assert [a["account_id"] for a in body["accounts"]] == local["account_id"].tolist()
     for got, (_, want) in zip(body["accounts"], local.iterrows()):
-        assert got["renewal_likelihood"] == pytest.approx(want["renewal_likelihood"], abs=1e-12)
+        assert got["churn_risk"] == pytest.approx(want["churn_risk"], abs=1e-12)
+        assert got["risk_summary"] == want["risk_summary"]
         assert got["upsell_likelihood"] == pytest.approx(want["upsell_likelihood"], abs=1e-12)
         assert got["risk_tier"] == want["risk_tier"] and got["opportunity"] == bool(want["opportunity"])
         assert got["recommended_action"] == want["recommended_action"]
@@ -90,7 +91,8 @@ def test_score_accounts_equals_batch_scoring_and_lists_unknown_ids(server, serve
     assert [a["account_id"] for a in body["accounts"]] == ids  # repeated ids are scored once
     batch = score_frame(latest_rows, champions, settings).set_index("account_id").loc[ids]
     for got, (_, want) in zip(body["accounts"], batch.iterrows()):
-        assert got["renewal_likelihood"] == pytest.approx(want["renewal_likelihood"], abs=1e-12)
+        assert got["churn_risk"] == pytest.approx(want["churn_risk"], abs=1e-12)
+        assert got["risk_summary"] == want["risk_summary"]
         assert got["upsell_likelihood"] == pytest.approx(want["upsell_likelihood"], abs=1e-12)
         assert got["as_of"] == str(want["as_of"])
         assert got["renewal_drivers"] == [
@@ -98,7 +100,7 @@ def test_score_accounts_equals_batch_scoring_and_lists_unknown_ids(server, serve
         ]
 
 
-def test_at_risk_is_ranked_by_mrr_at_risk_and_filters(server, latest_rows):
+def test_at_risk_is_the_call_list_and_filters(server, latest_rows):
     response = httpx.get(f"{server.base}/accounts/at-risk", params={"limit": 10}, headers=server.headers, timeout=60)
     assert response.status_code == 200, response.text
     body = response.json()
@@ -108,7 +110,7 @@ def test_at_risk_is_ranked_by_mrr_at_risk_and_filters(server, latest_rows):
     assert values == sorted(values, reverse=True)
     for a in accounts:
         assert a["risk_tier"] != "green"
-        assert a["value"] == pytest.approx(a["mrr"] * (1 - a["renewal_likelihood"]))
+        assert a["value"] == pytest.approx(a["mrr"] * a["churn_risk"])
     owner = accounts[0]["csm_owner"]
     mine = httpx.get(
         f"{server.base}/accounts/at-risk", params={"owner": owner, "limit": 1000}, headers=server.headers, timeout=60
