@@ -486,12 +486,13 @@ def cap_per_owner(alerts: list[Alert], limit: int, held: frozenset[str] = frozen
     """Past `limit` risk alerts of one CSM owner (in the given order), the rest wait in the
     review queue, marked `capped`; expansion opportunities have a cap of their own, so a book
     full of risks still shows its best openings. Alerts `held` back (snoozed or closed) and
-    alerts tagged for later take no place under the cap (a tag is never raised to review)."""
+    alerts tagged for later take no place under the cap (a tag is never raised to review), and an
+    escalation (red cues in several conversations) is never capped: it always reaches its owner."""
     seen: dict[tuple[str | None, bool], int] = {}
     out = []
     for a in alerts:
-        if a.key in held or a.routing == "tag":
-            out.append(a)
+        if a.key in held or a.routing == "tag" or "escalation" in a.rules:
+            out.append(a)  # repeated red cues always reach the owner; held and tagged alerts wait anyway
             continue
         slot = (a.csm_owner, a.key.endswith(":expansion"))
         n = seen.get(slot, 0)

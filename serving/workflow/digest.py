@@ -211,8 +211,12 @@ def alert_statuses(settings: Settings, alerts: list[Alert], as_of: date, now: da
 def _flags_from_alerts(alerts: list[Alert], routings: tuple[str, ...], as_of: date) -> pd.DataFrame:
     # a red or yellow account is on the call list whatever its alert's routing; signals on a
     # green account show only when routed to a configured routing (a meeting or the review queue)
+    # and within the owner's weekly cap (the capped ones wait in the review queue)
     kept = [
-        a for a in alerts if a.status in ("new", "open") and (a.routing in routings or a.risk_tier in ("red", "yellow"))
+        a
+        for a in alerts
+        if a.status in ("new", "open")
+        and (a.risk_tier in ("red", "yellow") or (a.routing in routings and not a.capped))
     ]
     return pd.DataFrame(
         [
