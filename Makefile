@@ -24,6 +24,7 @@ demo: setup
 	$(RADAR) train --target all --promote
 	$(RADAR) score --to workspace
 	$(RADAR) digest
+	$(RADAR) backtest
 	@echo "Next: 'make serve', then open http://127.0.0.1:3000/ui/ (portfolio, accounts, alert queue, leadership)"
 
 # the HTTP service on the champion models (after `make demo`): http://127.0.0.1:3000
