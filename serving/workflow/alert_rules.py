@@ -138,12 +138,15 @@ def _clip(x: float) -> float:
     return float(min(1.0, max(0.0, x)))
 
 
-def _drivers(drivers, lowering: bool, inverted: bool, k: int) -> list[Evidence]:
-    """Evidence from model drivers that lower (renewal) or raise (upsell) the likelihood."""
-    out = []
+def driver_evidence(drivers, lowering: bool, inverted: bool, k: int) -> list[Evidence]:
+    """At most k model drivers as evidence: those that lower (`lowering`) or raise the
+    likelihood; `inverted`: contributions are to P(churn), so a positive one raises the
+    churn risk (lowers the likelihood to stay)."""
+    out: list[Evidence] = []
     for d in drivers if isinstance(drivers, list) else []:
-        c = d["contribution"]
-        if (c > 0) == (inverted == lowering):  # renewal: churn-positive lowers; upsell: positive raises
+        if len(out) == k:
+            break
+        if (d["contribution"] > 0) == (inverted == lowering):
             value = d.get("value")
             out.append(
                 Evidence(
@@ -153,8 +156,6 @@ def _drivers(drivers, lowering: bool, inverted: bool, k: int) -> list[Evidence]:
                     value=value if isinstance(value, (int, float, str)) else None,
                 )
             )
-        if len(out) == k:
-            break
     return out
 
 
@@ -272,7 +273,7 @@ def rise_signals(inputs: AlertInputs, cfg: AlertSettings, books: Playbooks, regi
         drivers = row["renewal_drivers"] if isinstance(row["renewal_drivers"], list) else []
         chosen = recommend("yellow", False, drivers, registry, inputs.inverted, books)
         evidence = [Evidence(kind="score", text=text, feature="churn_risk", value=round(now - was, 6))]
-        evidence += _drivers(drivers, True, inputs.inverted, cfg.evidence_items - 1)
+        evidence += driver_evidence(drivers, True, inputs.inverted, cfg.evidence_items - 1)
         out.append(
             Signal(
                 account,
@@ -328,7 +329,7 @@ def tier_signals(inputs: AlertInputs, cfg: AlertSettings, books: Playbooks, regi
         drivers = row.renewal_drivers if isinstance(row.renewal_drivers, list) else []
         chosen = recommend(row.risk_tier, False, drivers, registry, inputs.inverted, books)
         title = f"{row.risk_tier.capitalize()} risk tier: {risk_words(row.churn_risk, row.churn_lift)}"
-        evidence = _drivers(drivers, True, inputs.inverted, cfg.evidence_items)
+        evidence = driver_evidence(drivers, True, inputs.inverted, cfg.evidence_items)
         evidence += _quotes(red_quotes.get(row.account_id), max(0, cfg.evidence_items - len(evidence)))
         out.append(
             Signal(
@@ -354,7 +355,7 @@ def expansion_signals(inputs: AlertInputs, cfg: AlertSettings, books: Playbooks)
     out = []
     for row in rows.itertuples(index=False):
         title = f"Expansion opportunity: upsell likelihood {row.upsell_likelihood:.0%}"
-        evidence = _drivers(row.upsell_drivers, False, False, cfg.evidence_items)
+        evidence = driver_evidence(row.upsell_drivers, False, False, cfg.evidence_items)
         evidence += _quotes(green_quotes.get(row.account_id), max(0, cfg.evidence_items - len(evidence)))
         out.append(
             Signal(

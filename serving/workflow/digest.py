@@ -43,7 +43,7 @@ from radar.settings import DigestSettings, Settings
 from serving.scoring.decisions import call_order, risk_words
 from serving.scoring.playbook import load_playbooks
 from serving.scoring.score import ScoringModels, score_frame
-from serving.workflow.alert_rules import Alert, AlertError, AlertInputs, Evidence, evaluate
+from serving.workflow.alert_rules import Alert, AlertError, AlertInputs, Evidence, driver_evidence, evaluate
 from serving.workflow.alert_state import COLUMNS, STATE, apply_state, ensure_tables
 from serving.workflow.alerts import SNAPSHOTS, load_inputs, workspace
 from serving.workflow.quotes import latest_quotes
@@ -336,26 +336,6 @@ def _rank(flags: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([ordered_risks, chances], ignore_index=True)
 
 
-def _drivers(drivers, lowering: bool, inverted: bool, k: int) -> list[Evidence]:
-    """Drivers that lower (`lowering`) or raise the likelihood; `inverted`: contributions
-    are to P(churn), so a positive one raises the churn risk."""
-    out = []
-    for d in drivers if isinstance(drivers, list) else []:
-        if len(out) == k:
-            break
-        if (d["contribution"] > 0) == (inverted == lowering):
-            value = d.get("value")
-            out.append(
-                Evidence(
-                    kind="driver",
-                    text=d["reason"],
-                    feature=d["feature"],
-                    value=value if isinstance(value, (int, float, str)) else None,
-                )
-            )
-    return out
-
-
 def _trends(
     settings: Settings,
     models: ScoringModels,
@@ -531,12 +511,12 @@ def _flagged(r, explained: pd.DataFrame, inputs: AlertInputs, settings: Settings
     row = explained.loc[r.account_id]
     risk = r.kind == "risk"
     if risk:
-        drivers = _drivers(row["renewal_drivers"], True, inputs.inverted, cfg.drivers)
+        drivers = driver_evidence(row["renewal_drivers"], True, inputs.inverted, cfg.drivers)
         quotes = latest_quotes(
             inputs.evidence, r.account_id, "red", cfg.quotes, inputs.as_of, settings.alerts.quote_days
         )
     else:
-        drivers = _drivers(row["upsell_drivers"], False, False, cfg.drivers)
+        drivers = driver_evidence(row["upsell_drivers"], False, False, cfg.drivers)
         quotes = latest_quotes(
             inputs.evidence,
             r.account_id,
@@ -575,7 +555,7 @@ def _flagged(r, explained: pd.DataFrame, inputs: AlertInputs, settings: Settings
 
 def _improved(r, explained: pd.DataFrame, inputs: AlertInputs, trends: dict) -> ImprovedAccount:
     row = explained.loc[r.account_id]
-    helped = _drivers(row["renewal_drivers"], False, inputs.inverted, 1)
+    helped = driver_evidence(row["renewal_drivers"], False, inputs.inverted, 1)
     return ImprovedAccount(
         account_id=r.account_id,
         name=_plain(row["name"]),
