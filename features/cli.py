@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from features.ingest import IngestError, IngestReport, ingest_workspace
+from features.ingest import IngestError, IngestReport, WorkspaceBusy, ingest_workspace, workspace_lock
 from radar.console import console
 from radar.settings import Settings, settings_toml
 
@@ -49,15 +49,31 @@ def print_ingest_report(report: IngestReport) -> None:
 def ingest(
     ctx: typer.Context,
     workspace: Annotated[Path, typer.Argument(help="Folder of contract tables (CSV or Parquet).")],
+    accept_shrink: Annotated[
+        bool,
+        typer.Option(
+            "--accept-shrink",
+            help="Load even if a table lost more than ingest.max_shrink_share of its rows, a required table is "
+            "empty or too many rows name unknown accounts (by default such a run is refused as a truncated export).",
+        ),
+    ] = False,
 ) -> None:
-    """Validate a workspace folder and load it into the workspace database."""
+    """Validate a workspace folder and load it into the workspace database, all or nothing."""
     settings = _settings(ctx)
-    with console.status("ingesting") as status:
-        try:
-            report = ingest_workspace(workspace, settings, progress=lambda t: status.update(f"ingesting {t}"))
-        except IngestError as exc:
-            console.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(1) from exc
+    try:
+        with (
+            workspace_lock(settings.database_path, "ingest", settings.ingest.lock_wait_seconds),
+            console.status("ingesting") as status,
+        ):
+            report = ingest_workspace(
+                workspace,
+                settings,
+                progress=lambda t: status.update(f"ingesting {t}"),
+                accept_shrink=accept_shrink,
+            )
+    except (IngestError, WorkspaceBusy) as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(1) from exc
     print_ingest_report(report)
 
 
@@ -154,15 +170,16 @@ def build_features_cmd(
     ) as progress:
         task = progress.add_task("starting", total=None)
         try:
-            result = build_features(
-                settings,
-                start.date() if start else None,
-                end.date() if end else None,
-                freq,
-                step=lambda s: progress.update(task, description=s),
-                texts=lambda n: progress.advance(task, n),
-            )
-        except (FileNotFoundError, ValueError, SparkUnavailable) as exc:
+            with workspace_lock(settings.database_path, "build-features", settings.ingest.lock_wait_seconds):
+                result = build_features(
+                    settings,
+                    start.date() if start else None,
+                    end.date() if end else None,
+                    freq,
+                    step=lambda s: progress.update(task, description=s),
+                    texts=lambda n: progress.advance(task, n),
+                )
+        except (FileNotFoundError, ValueError, SparkUnavailable, WorkspaceBusy) as exc:
             console.print(f"[red]error:[/red] {escape(str(exc))}")  # messages may hold [extras]
             raise typer.Exit(1) from exc
     d = result.as_of_dates

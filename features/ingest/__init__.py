@@ -1,6 +1,16 @@
 """Validated ingest of a workspace folder into the workspace DuckDB database."""
 
-from features.ingest.load import IngestError, IngestReport, TableReport, ingest_workspace
+from features.ingest.load import IngestError, IngestRefused, IngestReport, TableReport, ingest_workspace
+from features.ingest.lock import WorkspaceBusy, workspace_lock
 from features.ingest.read import TableReadError
 
-__all__ = ["IngestError", "IngestReport", "TableReadError", "TableReport", "ingest_workspace"]
+__all__ = [
+    "IngestError",
+    "IngestRefused",
+    "IngestReport",
+    "TableReadError",
+    "TableReport",
+    "WorkspaceBusy",
+    "ingest_workspace",
+    "workspace_lock",
+]

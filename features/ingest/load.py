@@ -3,6 +3,10 @@
 Every input row ends either in its contract table or in `rejects` (with source file,
 row number, column, check and reason, and the raw values), and the counts reconcile.
 Re-running replaces each table and its rejects; it never appends.
+
+All or nothing: one DuckDB transaction on the live database holds every write, so a
+failure, a refused run (truncated export) or a killed process leaves the previous
+ingest in place, and the tables other stages wrote stay as they were.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from features.ingest.read import (
     TableReadError,
     file_columns,
     find_table_files,
+    is_empty,
     stream_rows,
 )
 from radar.settings import Settings
@@ -38,7 +43,11 @@ CREATE TABLE IF NOT EXISTS rejects (
 
 
 class IngestError(RuntimeError):
-    """A required table is missing or unusable; nothing was written."""
+    """A required table is missing or unusable, or a file cannot be read; nothing was written."""
+
+
+class IngestRefused(IngestError):
+    """The new data looks like a truncated export; nothing was written (see --accept-shrink)."""
 
 
 @dataclass
@@ -76,8 +85,11 @@ def _plan_table(workspace: Path, table: Table, mapping: dict[str, str]) -> _Plan
     files = find_table_files(workspace, table.name)
     if files is None:
         return _Plan(table, None, [], [])
+    nonempty = [p for p in files.files if not is_empty(p)]
+    if not nonempty:  # 0-byte file(s): a table with no rows
+        return _Plan(table, files, table.column_names, [])
     seen: list[str] = []
-    for path in files.files:
+    for path in nonempty:
         for name in file_columns(path, mapping):
             if name not in seen:
                 seen.append(name)
@@ -199,13 +211,19 @@ def _cross_row_problems(con, table: Table, known_accounts: str | None) -> None:
 def _load_table(con, plan: _Plan, settings: Settings, known_accounts: str | None) -> TableReport:
     table, name = plan.table, plan.table.name
     mapping = settings.ingest.column_mapping.get(name, {})
-    reader = stream_rows(plan.files, plan.columns, mapping, settings.ingest.batch_rows)
+    failures: list[TableReadError] = []
+    reader = stream_rows(plan.files, plan.columns, mapping, settings.ingest.batch_rows, failures)
     raw = ", ".join(f"{quote(c)} AS {quote('_raw_' + c)}" for c in plan.columns)
     con.register("_incoming", reader)
-    con.execute(
-        f"CREATE OR REPLACE TABLE _typed AS SELECT {SOURCE_FILE}, {ROW_NUMBER}, {raw}, "
-        f"{typed_select(table, set(plan.columns))} FROM _incoming"
-    )
+    try:
+        con.execute(
+            f"CREATE OR REPLACE TABLE _typed AS SELECT {SOURCE_FILE}, {ROW_NUMBER}, {raw}, "
+            f"{typed_select(table, set(plan.columns))} FROM _incoming"
+        )
+    except duckdb.Error as exc:
+        if failures:
+            raise failures[0] from exc
+        raise
     con.unregister("_incoming")
     _cross_row_problems(con, table, known_accounts)
 
@@ -300,23 +318,98 @@ def _record(con, reports: list[TableReport]) -> None:
     )
 
 
+def _previous_counts(con) -> dict[str, int]:
+    """Rows accepted per loaded table at the previous ingest (empty on the first one)."""
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'ingest_summary' AND schema_name = 'main'"
+    ).fetchone()[0]
+    if not exists:
+        return {}
+    rows = con.execute("SELECT table_name, rows_accepted FROM ingest_summary WHERE status = 'loaded'").fetchall()
+    return {name: n for name, n in rows}
+
+
+def _shrink_problem(report: TableReport, table: Table, previous: dict[str, int], settings: Settings) -> str | None:
+    """Why a freshly loaded table looks like a truncated export, or None."""
+    if table.required and report.accepted == 0:
+        return (
+            f"required table {report.table} ({report.source}) has no valid rows "
+            f"({report.read:,} read, {report.rejected:,} rejected)"
+        )
+    before = previous.get(report.table)
+    share = settings.ingest.max_shrink_share
+    if before and report.accepted < before * (1 - share):
+        return (
+            f"{report.table} ({report.source}) has {report.accepted:,} rows, {before:,} at the previous ingest: "
+            f"it lost {1 - report.accepted / before:.0%}, more than ingest.max_shrink_share ({share:.0%})"
+        )
+    return None
+
+
+def _unknown_account_problem(con, reports: list[TableReport], settings: Settings) -> str | None:
+    """Too many rows rejected as unknown accounts: the accounts export is likely truncated."""
+    with_accounts = [
+        r.table
+        for r in reports
+        if r.status == "loaded" and r.table != "accounts" and "account_id" in TABLES[r.table].column_names
+    ]
+    total = sum(r.read for r in reports if r.table in with_accounts)
+    if not total:
+        return None
+    unknown = con.execute("SELECT count(*) FROM rejects WHERE check_name = 'unknown_account'").fetchone()[0]
+    share = settings.ingest.max_unknown_account_share
+    if unknown / total <= share:
+        return None
+    worst = con.execute(
+        "SELECT table_name, count(*) FROM rejects WHERE check_name = 'unknown_account' "
+        "GROUP BY 1 ORDER BY 2 DESC LIMIT 1"
+    ).fetchone()
+    return (
+        f"{unknown:,} of {total:,} rows ({unknown / total:.0%}) name an account_id that is not in the accounts "
+        f"table (most in {worst[0]}: {worst[1]:,}), more than ingest.max_unknown_account_share ({share:.0%})"
+    )
+
+
+def _refuse(problems: list[str], database: Path) -> IngestRefused:
+    return IngestRefused(
+        "ingest refused, the new files look like a truncated export:\n  - "
+        + "\n  - ".join(problems)
+        + f"\nNothing was changed: {database} still holds the previous ingest. "
+        "If this is intended, run again with --accept-shrink."
+    )
+
+
 def ingest_workspace(
     workspace: Path,
     settings: Settings,
     progress: Callable[[str], None] | None = None,
+    accept_shrink: bool = False,
 ) -> IngestReport:
     """Validate and load every contract table of `workspace` into the workspace database.
 
-    Raises IngestError, before writing anything, when a required table is missing or
-    unusable. Missing optional tables are reported (and any earlier copy dropped).
+    All or nothing: every table, the rejects, the summary and the metadata are written in
+    one DuckDB transaction, committed only once every table loaded, every count reconciled
+    and no guard against truncated exports fired (see IngestSettings; `accept_shrink`
+    turns the guards off). On any failure, or if the process is killed, the database stays
+    as the previous ingest left it; the tables other stages wrote are never touched.
+
+    Raises IngestError (IngestRefused for the guards), saying which file stopped it, when
+    a required table is missing or unusable, a file cannot be read or a guard fires.
+    Missing optional tables are reported (and any earlier copy dropped).
     """
     plans, problems = plan_ingest(workspace, settings)
     if problems:
         raise IngestError("\n".join(p.message for p in problems))
-    con = _connect(settings.database_path, settings)
     try:
+        con = _connect(settings.database_path, settings)
+    except duckdb.IOException as exc:
+        raise IngestError(f"cannot open {settings.database_path}, is another program using it? {exc}") from exc
+    try:
+        con.execute("BEGIN TRANSACTION")
+        previous = _previous_counts(con)
         con.execute(REJECTS_DDL)
         reports: list[TableReport] = []
+        refusals: list[str] = []
         known: str | None = None
         for plan in plans:
             name = plan.table.name
@@ -325,15 +418,39 @@ def ingest_workspace(
             if plan.files is None:
                 con.execute(f"DROP TABLE IF EXISTS {quote(name)}")
                 con.execute("DELETE FROM rejects WHERE table_name = ?", [name])
-                _write_rejects_file(con, name, settings.rejects_dir, 0)
                 reports.append(TableReport(name, "missing", message="optional table not found"))
                 continue
-            report = _load_table(con, plan, settings, known)
-            _write_rejects_file(con, name, settings.rejects_dir, report.rejected)
+            try:
+                report = _load_table(con, plan, settings, known)
+            except TableReadError as exc:
+                raise IngestError(
+                    f"{exc}\nNothing was changed: {settings.database_path} still holds the previous ingest."
+                ) from exc
+            except duckdb.Error as exc:
+                raise IngestError(
+                    f"{name} ({plan.files.describe()}): {exc}\n"
+                    f"Nothing was changed: {settings.database_path} still holds the previous ingest."
+                ) from exc
             reports.append(report)
             if name in ("accounts", "subscriptions") and known is None:
                 known = name
+            if not accept_shrink and (problem := _shrink_problem(report, plan.table, previous, settings)):
+                refusals.append(problem)
+        if not accept_shrink and (problem := _unknown_account_problem(con, reports, settings)):
+            refusals.append(problem)
+        if refusals:
+            raise _refuse(refusals, settings.database_path)
         _record(con, reports)
+        con.execute("COMMIT")
+        # the rejects files mirror the committed `rejects` table
+        for r in reports:
+            _write_rejects_file(con, r.table, settings.rejects_dir, r.rejected)
+    except BaseException:
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass  # no transaction open (it committed, or never began)
+        raise
     finally:
         con.close()
     return IngestReport(settings.database_path, settings.rejects_dir, reports)

@@ -53,13 +53,24 @@ def find_table_files(workspace: Path, table: str) -> TableFiles | None:
     return TableFiles(table, tuple(single)) if single else None
 
 
+def is_empty(path: Path) -> bool:
+    """A file of 0 bytes: a table with no rows (and no header to check)."""
+    return path.stat().st_size == 0
+
+
 def _source_columns(path: Path) -> list[str]:
+    if is_empty(path):
+        return []
     if path.suffix == ".parquet":
         return list(pq.ParquetFile(path).schema_arrow.names)
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        header = next(csv.reader(fh), None)
+    with path.open("rb") as fh:  # decode the header line only: a bad byte further down is the reader's to report
+        first = fh.readline()
+    try:
+        header = next(csv.reader([first.decode("utf-8-sig")]), None)
+    except UnicodeDecodeError as exc:
+        raise TableReadError(f"{path.name}: the header row is not UTF-8 text ({exc})") from exc
     if not header:
-        raise TableReadError(f"{path.name}: empty file, no header row")
+        raise TableReadError(f"{path.name}: no header row")
     return header
 
 
@@ -76,11 +87,17 @@ def file_columns(path: Path, mapping: dict[str, str]) -> list[str]:
 
 
 def _text_batches(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    if is_empty(path):
+        return
     if path.suffix == ".parquet":
         for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
             yield pa.RecordBatch.from_arrays([col.cast(pa.string()) for col in batch.columns], names=batch.schema.names)
         return
     names = _source_columns(path)
+    with path.open("rb") as fh:
+        fh.readline()
+        if not fh.read(1):
+            return  # the header only (perhaps without its line end): no rows
     reader = pacsv.open_csv(
         path,
         read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=16 << 20, encoding="utf8"),
@@ -95,12 +112,36 @@ def _text_batches(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
         yield batch
 
 
+def _first_bad_utf8_line(path: Path) -> int | None:
+    """The 1-based line of a CSV file holding its first byte that is not UTF-8, if any."""
+    with path.open("rb") as fh:
+        for number, line in enumerate(fh, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return number
+    return None
+
+
+def _read_error(path: Path, source: str, row: int, exc: Exception) -> TableReadError:
+    where = f"after data row {row:,}"
+    if path.suffix == ".csv" and "UTF8" in str(exc) and (line := _first_bad_utf8_line(path)):
+        where = f"at line {line:,} (data row {line - 1:,}, if no value spans lines): a byte that is not UTF-8 text"
+    return TableReadError(f"{source}: unreadable {where}: {exc}")
+
+
 def stream_rows(
-    files: TableFiles, columns: list[str], mapping: dict[str, str], batch_rows: int
+    files: TableFiles,
+    columns: list[str],
+    mapping: dict[str, str],
+    batch_rows: int,
+    failures: list[TableReadError] | None = None,
 ) -> pa.RecordBatchReader:
     """One stream of text batches over all of a table's files, in the given column order.
 
-    Columns a file lacks come out null; columns outside `columns` are dropped.
+    Columns a file lacks come out null; columns outside `columns` are dropped. A file
+    that cannot be read raises TableReadError naming it and the row; it is also appended
+    to `failures`, as whoever consumes the stream (DuckDB) may wrap it in its own error.
     """
     schema = pa.schema(
         [pa.field(SOURCE_FILE, pa.string()), pa.field(ROW_NUMBER, pa.int64())]
@@ -112,7 +153,17 @@ def stream_rows(
             names = file_columns(path, mapping)
             source = str(path.relative_to(files.files[0].parent.parent)) if len(files.files) > 1 else path.name
             row = 0
-            for batch in _text_batches(path, batch_rows):
+            batches = _text_batches(path, batch_rows)
+            while True:
+                try:
+                    batch = next(batches)
+                except StopIteration:
+                    break
+                except (pa.ArrowException, OSError, UnicodeError, ValueError) as exc:
+                    error = _read_error(path, source, row, exc)
+                    if failures is not None:
+                        failures.append(error)
+                    raise error from exc
                 n = batch.num_rows
                 by_name = dict(zip(names, batch.columns, strict=True))
                 arrays = [

@@ -21,6 +21,26 @@ class IngestSettings(_Section):
     batch_rows: int = Field(500_000, gt=0, description="Rows read per batch; bounds ingest memory.")
     memory_limit: str = Field("1GB", description="DuckDB memory limit during ingest (it spills to disk beyond).")
     threads: int = Field(2, gt=0, description="DuckDB worker threads.")
+    max_shrink_share: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Refuse an ingest in which a table has lost more than this share of its rows against the "
+        "previous ingest (a truncated export?); `radar ingest --accept-shrink` accepts it.",
+    )
+    max_unknown_account_share: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="Refuse an ingest in which more than this share of the rows naming an account_id are "
+        "rejected as unknown accounts (a truncated accounts export?); `--accept-shrink` accepts it.",
+    )
+    lock_wait_seconds: float = Field(
+        30,
+        ge=0,
+        description="How long a command that writes the workspace (ingest, build-features) waits for another "
+        "one to finish before it gives up with a message naming it.",
+    )
 
 
 class DomainSettings(_Section):

@@ -150,7 +150,8 @@ S1,A1,base,2024-01-01,,-5,x,weekly
 """,
     )
     settings = settings_for(tmp_path)
-    ingest_workspace(good_ws, settings)
+    # its only subscription is rejected: an empty required table, loaded only when accepted
+    ingest_workspace(good_ws, settings, accept_shrink=True)
     problems = query(settings, "SELECT problems FROM rejects").problems[0]
     for part in ("mrr:", "seats:", "billing_period:"):
         assert part in problems
