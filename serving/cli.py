@@ -104,6 +104,9 @@ def score(
     ] = None,
 ) -> None:
     """Score every active account of the workspace and upsert the CRM table (idempotent)."""
+    import contextlib
+
+    from features.ingest import WorkspaceBusy, workspace_lock
     from serving.crm.table import crm_frame
     from serving.crm.write import write_scores
     from serving.scoring.batch import at_risk, load_snapshots, opportunities
@@ -120,6 +123,7 @@ def score(
     if engine == "spark":
         _score_on_spark(settings, day, target, spark_master)
         return
+    writes_workspace = to == "workspace"
     try:
         with quiet_mlflow(), console.status("loading the champion models"):
             models = load_champions(settings)
@@ -127,9 +131,16 @@ def score(
             frame, day = load_snapshots(settings, day)
         with console.status(f"scoring {len(frame):,} accounts with their drivers"):
             scored = score_frame(frame, models, settings)
-        with console.status(f"writing the CRM table to {_shown_target(target)}"):
+        with (
+            (
+                workspace_lock(settings.database_path, "score --to workspace", settings.ingest.lock_wait_seconds)
+                if writes_workspace
+                else contextlib.nullcontext()
+            ),
+            console.status(f"writing the CRM table to {_shown_target(target)}"),
+        ):
             report = write_scores(crm_frame(scored, settings.serving), target)
-    except (NoChampion, TrackingUnavailable, FileNotFoundError, ValueError) as exc:
+    except (NoChampion, TrackingUnavailable, FileNotFoundError, ValueError, WorkspaceBusy) as exc:
         raise _fail(str(exc)) from exc
     lineage = models.lineage
     console.print(

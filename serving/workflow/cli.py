@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from features.ingest import WorkspaceBusy, workspace_lock
 from radar.console import console, date_option
 from radar.console import fail as _fail
 from radar.settings import Settings
@@ -91,8 +92,9 @@ def alerts_cmd(
         if action == "list":
             _print_alert_states(alert_states(settings, None if show_all else ("open", "snoozed", "closed")), limit)
             return
-        run, delivery = _run_alerts(settings, date_option(as_of, "--as-of"), webhook, quiet=json_out)
-    except (AlertError, PlaybookError, ValueError, FileNotFoundError) as exc:
+        with workspace_lock(settings.database_path, "alerts run", settings.ingest.lock_wait_seconds):
+            run, delivery = _run_alerts(settings, date_option(as_of, "--as-of"), webhook, quiet=json_out)
+    except (AlertError, PlaybookError, ValueError, FileNotFoundError, WorkspaceBusy) as exc:
         raise _fail(str(exc)) from exc
     if json_out:
         import json

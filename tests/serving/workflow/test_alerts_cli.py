@@ -5,6 +5,7 @@ the per-owner cap, JSON, state kept across runs, snooze, close, list, webhook.""
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -189,3 +190,29 @@ def test_alerts_run_keep_their_state_and_are_posted_once(project, receiver):
     rerun = radar(project, "--webhook", url)
     assert rerun.exit_code == 0, rerun.output
     assert f"0 sent, {len(got):,} already delivered" in rerun.output
+
+
+def test_alerts_and_score_wait_for_the_workspace_writer_and_name_it(served_project, tmp_path):
+    """One writer at a time: while another command holds the workspace, `radar alerts run` and
+    `radar score --to workspace` exit 1 naming the holder, without a traceback or a change."""
+    import duckdb
+
+    from features.ingest import workspace_lock
+
+    root, _ = served_project
+    out = tmp_path / "out"
+    out.mkdir()
+    db = out / "radar.duckdb"
+    shutil.copy(root / "out" / "radar.duckdb", db)
+    env = {"RADAR_CONFIG_FILE": None, "RADAR_OUTPUT_DIR": str(out), "RADAR_INGEST__LOCK_WAIT_SECONDS": "0"}
+    with workspace_lock(db, "ingest", 0):
+        alerts = CliRunner().invoke(app, ["--config", str(root / "radar.toml"), "alerts", "run"], env=env)
+        score = CliRunner().invoke(
+            app, ["--config", str(root / "radar.toml"), "score", "--to", "workspace", "--top", "0"], env=env
+        )
+    for result in (alerts, score):
+        assert result.exit_code == 1, result.output
+        assert "radar ingest" in result.output and "Traceback" not in result.output
+    with duckdb.connect(str(db), read_only=True) as con:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    assert "alert_state" not in tables and "crm_scores" not in tables
