@@ -23,7 +23,28 @@ def read_file(path: Path) -> pd.DataFrame:
     return normalise(pd.read_parquet(path))
 
 
+def remove_stale_tmp(path: Path) -> None:
+    """Remove temporary files an earlier, killed write of this target left beside it.
+
+    They are named `.{name}.{32 hex}.tmp`; the workspace lock keeps one writer at a time,
+    so none of them belongs to a write still under way."""
+    prefix, suffix = f".{path.name}.", ".tmp"
+    if not path.parent.is_dir():
+        return
+    for leftover in path.parent.iterdir():
+        middle = leftover.name[len(prefix) : -len(suffix)]
+        if (
+            leftover.name.startswith(prefix)
+            and leftover.name.endswith(suffix)
+            and len(middle) == 32
+            and all(ch in "0123456789abcdef" for ch in middle)
+            and leftover.is_file()
+        ):
+            leftover.unlink(missing_ok=True)
+
+
 def write_file(rows: pd.DataFrame, path: Path) -> WriteReport:
+    remove_stale_tmp(path)
     existing = read_file(path) if path.exists() else rows.iloc[:0]
     report, write = compare(existing, rows)
     if not write.any():
