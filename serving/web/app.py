@@ -258,7 +258,7 @@ def web_app(service_of: Callable[[], Any]) -> FastAPI:
             **common(request, st),
         )
 
-    @app.get("/account/{account_id}", response_class=HTMLResponse)
+    @app.get("/account/{account_id:path}", response_class=HTMLResponse)  # ids may hold "/"
     def account(
         request: Request,
         st: State,
