@@ -8,6 +8,7 @@ inside DuckDB over the staged text rows, so memory stays bounded at any size.
 from __future__ import annotations
 
 from features.contract import Column, Table
+from features.ingest.read import READ_COLUMN, READ_REASON
 
 SQL_TYPES = {
     "string": "VARCHAR",
@@ -24,6 +25,10 @@ TYPE_WORDS = {
     "int": "a whole number",
     "bool": "true/false",
 }
+
+
+INT_LIMIT = 9e18  # whole numbers beyond this do not fit a BIGINT: rejected, never an overflow error
+CONTROL = "[\\x00-\\x1f\\x7f]"  # (RE2) NUL and the other non-printable control characters
 
 
 def quote(name: str) -> str:
@@ -53,7 +58,7 @@ def typed_value(col: Column) -> str:
         return ts if col.type == "timestamp" else f"CAST({ts} AS DATE)"
     if col.type == "int":
         num = f"TRY_CAST({raw} AS DOUBLE)"
-        return f"CASE WHEN {num} = ROUND({num}) AND isfinite({num}) THEN CAST({num} AS BIGINT) END"
+        return f"CASE WHEN {num} = ROUND({num}) AND abs({num}) < {INT_LIMIT:g} THEN CAST({num} AS BIGINT) END"
     return f"TRY_CAST({raw} AS {SQL_TYPES[col.type]})"
 
 
@@ -73,6 +78,27 @@ def column_problems(col: Column) -> list[str]:
     checks: list[str] = []
     if col.required:
         checks.append(_problem(col.name, "missing", f"{raw} IS NULL", _lit("missing required value")))
+    if col.type == "string" and col.name.endswith("_id"):
+        visible = f"regexp_replace({raw}, '{CONTROL}', '?', 'g')"
+        checks.append(
+            _problem(
+                col.name,
+                "control_character",
+                f"regexp_matches({raw}, '{CONTROL}')",
+                f"'non-printable control character ' || printf('0x%02x', unicode(regexp_extract({raw}, '{CONTROL}'))) "
+                f"|| ' in an id: ' || {_shown(visible)}",
+            )
+        )
+    if col.type in ("float", "int") and col.max is not None:  # first: an implausible number is its own reason
+        number = f"TRY_CAST({raw} AS DOUBLE)"
+        checks.append(
+            _problem(
+                col.name,
+                "max",
+                f"isfinite({number}) AND {number} > {col.max}",
+                f"{_shown(raw)} || ' is above the maximum {col.max:g}'",
+            )
+        )
     if col.type != "string":
         checks.append(
             _problem(
@@ -100,7 +126,7 @@ def column_problems(col: Column) -> list[str]:
         checks.append(
             _problem(col.name, "min", f"{typed} < {col.min}", f"{_shown(raw)} || ' is below the minimum {col.min:g}'")
         )
-    if col.max is not None:
+    if col.max is not None and col.type not in ("float", "int"):
         checks.append(
             _problem(col.name, "max", f"{typed} > {col.max}", f"{_shown(raw)} || ' is above the maximum {col.max:g}'")
         )
@@ -127,7 +153,8 @@ def order_problems(table: Table, present: set[str]) -> list[str]:
 def typed_select(table: Table, present: set[str]) -> str:
     """SELECT list of typed contract columns plus `_problems`, over the staged text table.
 
-    Columns absent from every file are NULL (so optional columns may be left out).
+    Columns absent from every file are NULL (so optional columns may be left out). A row
+    the reader could not read (`_read_reason` set) has that as its only problem.
     """
     parts = []
     problems: list[str] = []
@@ -144,4 +171,6 @@ def typed_select(table: Table, present: set[str]) -> str:
         parts.append(f"CAST({value} AS {SQL_TYPES[col.type]}) AS {quote(col.name)}")
     problems.extend(order_problems(table, present))
     problem_list = "list_filter([" + ", ".join(problems) + "], lambda x: x IS NOT NULL)" if problems else "[]"
+    unread = f"{{'column': {READ_COLUMN}, 'check': 'unreadable', 'reason': {READ_REASON}}}"
+    problem_list = f"CASE WHEN {READ_REASON} IS NOT NULL THEN [{unread}] ELSE {problem_list} END"
     return ", ".join(parts) + f", {problem_list} AS _problems"

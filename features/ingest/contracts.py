@@ -7,6 +7,8 @@ check runs inside DuckDB through Ibis, so it costs no memory at any table size.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import ibis
 import ibis.expr.datatypes as dt
 import pandera.ibis as pa
@@ -21,6 +23,24 @@ IBIS_TYPES = {
     "int": dt.Int64,
     "bool": dt.Boolean,
 }
+
+
+# Plausibility bounds for money and counts: a value above them is a broken export (1e300 would
+# top every ranking), so its row is rejected with the reason. Overridable in radar.toml under
+# [ingest.plausible_max.<table>], e.g. subscriptions = {mrr = 5e7}.
+PLAUSIBLE_MAX: dict[str, dict[str, float]] = {
+    "subscriptions": {"mrr": 10_000_000.0, "seats": 1_000_000.0},
+}
+
+
+def with_bounds(table: Table, overrides: dict[str, dict[str, float]] | None = None) -> Table:
+    """`table` with the plausibility maxima (PLAUSIBLE_MAX, then `overrides`) set on its columns."""
+    bounds = {**PLAUSIBLE_MAX.get(table.name, {}), **(overrides or {}).get(table.name, {})}
+    unknown = sorted(set(bounds) - set(table.column_names))
+    if unknown:
+        raise ValueError(f"ingest.plausible_max.{table.name}: no column(s) {', '.join(unknown)}")
+    columns = tuple(replace(c, max=bounds[c.name]) if c.name in bounds else c for c in table.columns)
+    return replace(table, columns=columns)
 
 
 class ContractViolation(AssertionError):

@@ -19,7 +19,7 @@ import duckdb
 
 from features.contract import TABLES, Table
 from features.ingest.checks import quote, typed_select
-from features.ingest.contracts import check_loaded_table
+from features.ingest.contracts import check_loaded_table, with_bounds
 from features.ingest.read import (
     ROW_NUMBER,
     SOURCE_FILE,
@@ -81,7 +81,7 @@ class _Plan:
     ignored: list[str]
 
 
-def _plan_table(workspace: Path, table: Table, mapping: dict[str, str]) -> _Plan:
+def _plan_table(workspace: Path, table: Table, mapping: dict[str, str], encoding: str = "utf-8") -> _Plan:
     files = find_table_files(workspace, table.name)
     if files is None:
         return _Plan(table, None, [], [])
@@ -90,7 +90,7 @@ def _plan_table(workspace: Path, table: Table, mapping: dict[str, str]) -> _Plan
         return _Plan(table, files, table.column_names, [])
     seen: list[str] = []
     for path in nonempty:
-        for name in file_columns(path, mapping):
+        for name in file_columns(path, mapping, encoding):
             if name not in seen:
                 seen.append(name)
     missing = [c for c in table.required_columns if c not in seen]
@@ -112,7 +112,7 @@ def plan_ingest(workspace: Path, settings: Settings) -> tuple[list[_Plan], list[
     for name in LOAD_ORDER:
         table = TABLES[name]
         try:
-            plan = _plan_table(workspace, table, settings.ingest.column_mapping.get(name, {}))
+            plan = _plan_table(workspace, table, settings.ingest.column_mapping.get(name, {}), settings.ingest.encoding)
         except TableReadError as exc:
             problems.append(TableReport(name, "unusable", message=str(exc)))
             continue
@@ -209,10 +209,12 @@ def _cross_row_problems(con, table: Table, known_accounts: str | None) -> None:
 
 
 def _load_table(con, plan: _Plan, settings: Settings, known_accounts: str | None) -> TableReport:
-    table, name = plan.table, plan.table.name
+    table, name = with_bounds(plan.table, settings.ingest.plausible_max), plan.table.name
     mapping = settings.ingest.column_mapping.get(name, {})
     failures: list[TableReadError] = []
-    reader = stream_rows(plan.files, plan.columns, mapping, settings.ingest.batch_rows, failures)
+    reader = stream_rows(
+        plan.files, plan.columns, mapping, settings.ingest.batch_rows, failures, settings.ingest.encoding
+    )
     raw = ", ".join(f"{quote(c)} AS {quote('_raw_' + c)}" for c in plan.columns)
     con.register("_incoming", reader)
     try:
@@ -308,8 +310,8 @@ def _record(con, reports: list[TableReport]) -> None:
         if t.time_column and any(r.table == t.name and r.status == "loaded" for r in reports)
     ]
     spans.append(
-        "SELECT 'subscriptions', CAST(min(start_date) AS TIMESTAMP), CAST(max(start_date) AS TIMESTAMP) "
-        "FROM subscriptions"
+        "SELECT 'subscriptions' AS table_name, CAST(min(start_date) AS TIMESTAMP) AS first_at, "
+        "CAST(max(start_date) AS TIMESTAMP) AS last_at FROM subscriptions"
     )
     con.execute(f"CREATE OR REPLACE TABLE workspace_spans AS {' UNION ALL '.join(spans)}")
     con.execute(

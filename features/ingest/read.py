@@ -3,10 +3,17 @@
 Each table is `<name>.csv`, `<name>.parquet` or a folder `<name>/` of part files.
 Rows are read as text (types are checked later, row by row) and tagged with their
 source file and 1-based data-row number, so every rejected row can be traced back.
+
+Row-level read problems stay row-level: a CSV row with too many or too few fields (an
+unterminated quote shows up as one) or a value that is not valid text in the file's
+encoding comes out as a row with `_read_column` / `_read_reason` set, which the checks
+turn into a reject; the rest of the file loads. A file that cannot be read at all (not
+the declared format, a broken Parquet part) raises TableReadError naming it.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +27,8 @@ import pyarrow.parquet as pq
 SUFFIXES = (".csv", ".parquet")
 SOURCE_FILE = "_source_file"
 ROW_NUMBER = "_row"
+READ_COLUMN = "_read_column"
+READ_REASON = "_read_reason"
 
 
 class TableReadError(ValueError):
@@ -58,25 +67,39 @@ def is_empty(path: Path) -> bool:
     return path.stat().st_size == 0
 
 
-def _source_columns(path: Path) -> list[str]:
+def _is_utf8(encoding: str) -> bool:
+    return codecs.lookup(encoding).name == "utf-8"
+
+
+def _parquet(path: Path) -> pq.ParquetFile:
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise TableReadError(f"{path.name}: not a readable Parquet file ({exc})") from exc
+
+
+def _source_columns(path: Path, encoding: str = "utf-8") -> list[str]:
     if is_empty(path):
         return []
     if path.suffix == ".parquet":
-        return list(pq.ParquetFile(path).schema_arrow.names)
+        return list(_parquet(path).schema_arrow.names)
     with path.open("rb") as fh:  # decode the header line only: a bad byte further down is the reader's to report
         first = fh.readline()
-    try:
-        header = next(csv.reader([first.decode("utf-8-sig")]), None)
+    try:  # a UTF-8 byte order mark is dropped
+        header = next(csv.reader([first.decode("utf-8-sig" if _is_utf8(encoding) else encoding)]), None)
     except UnicodeDecodeError as exc:
-        raise TableReadError(f"{path.name}: the header row is not UTF-8 text ({exc})") from exc
+        raise TableReadError(
+            f"{path.name}: the header row is not {encoding} text ({exc}); is it a CSV file? "
+            "(set ingest.encoding for another encoding)"
+        ) from exc
     if not header:
         raise TableReadError(f"{path.name}: no header row")
     return header
 
 
-def file_columns(path: Path, mapping: dict[str, str]) -> list[str]:
+def file_columns(path: Path, mapping: dict[str, str], encoding: str = "utf-8") -> list[str]:
     """Column names of a file after renaming with the user's mapping."""
-    names = [c.strip() for c in _source_columns(path)]
+    names = [c.strip() for c in _source_columns(path, encoding)]
     renamed = [mapping.get(n, n) for n in names]
     dupes = sorted({n for n in renamed if renamed.count(n) > 1})
     if dupes:
@@ -86,30 +109,116 @@ def file_columns(path: Path, mapping: dict[str, str]) -> list[str]:
     return renamed
 
 
-def _text_batches(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
+@dataclass(frozen=True)
+class _BadRow:
+    """A CSV row the parser could not split into the header's fields."""
+
+    row: int  # 1-based data row
+    expected: int
+    actual: int
+    text: str
+
+    @property
+    def reason(self) -> str:
+        shown = self.text[:60].replace("\n", "\\n")
+        if self.text.count('"') % 2:
+            return f"unterminated quoted value ({self.actual} fields, expected {self.expected}): '{shown}'"
+        return f"{self.actual} fields, expected {self.expected}: '{shown}'"
+
+
+def _decode(column: pa.Array, name: str, first_row: np.ndarray, problems: dict[int, tuple[str, str]]) -> pa.Array:
+    """Binary CSV values as UTF-8 text; a value that is not UTF-8 becomes null and a problem of its row."""
+    try:
+        return column.cast(pa.string())
+    except pa.ArrowInvalid:
+        pass
+    values = column.to_pylist()
+    text: list[str | None] = []
+    for i, value in enumerate(values):
+        try:
+            text.append(None if value is None else value.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            text.append(None)
+            bad = value[exc.start : exc.start + 1].hex()
+            problems.setdefault(
+                int(first_row[i]),
+                (name, f"not UTF-8 text: byte 0x{bad} at position {exc.start + 1} (set ingest.encoding?)"),
+            )
+    return pa.array(text, pa.string())
+
+
+def _text_batches(
+    path: Path, batch_rows: int, encoding: str = "utf-8"
+) -> Iterator[tuple[pa.RecordBatch, np.ndarray, dict[int, tuple[str, str]]]]:
+    """(text batch, data-row numbers, {row: (column, reason)} of rows that could not be read)."""
     if is_empty(path):
         return
     if path.suffix == ".parquet":
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
-            yield pa.RecordBatch.from_arrays([col.cast(pa.string()) for col in batch.columns], names=batch.schema.names)
+        row = 0
+        for batch in _parquet(path).iter_batches(batch_size=batch_rows):
+            n = batch.num_rows
+            yield (
+                pa.RecordBatch.from_arrays([col.cast(pa.string()) for col in batch.columns], names=batch.schema.names),
+                np.arange(row + 1, row + n + 1, dtype=np.int64),
+                {},
+            )
+            row += n
         return
-    names = _source_columns(path)
+    names = _source_columns(path, encoding)
     with path.open("rb") as fh:
         fh.readline()
         if not fh.read(1):
             return  # the header only (perhaps without its line end): no rows
+    bad_rows: dict[int, _BadRow] = {}
+
+    def on_bad_row(row) -> str:
+        number = (row.number or 0) - 1  # the parser counts the header line
+        bad_rows[number] = _BadRow(number, row.expected_columns, row.actual_columns, row.text or "")
+        return "skip"
+
+    utf8 = _is_utf8(encoding)
     reader = pacsv.open_csv(
         path,
-        read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=16 << 20, encoding="utf8"),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        read_options=pacsv.ReadOptions(
+            column_names=names,
+            skip_rows=1,
+            block_size=16 << 20,
+            encoding="utf8" if utf8 else encoding,
+            use_threads=False,  # so that the parser knows the number of each row it skips
+        ),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_bad_row),
         convert_options=pacsv.ConvertOptions(
-            column_types={n: pa.string() for n in names},
+            column_types={n: pa.binary() if utf8 else pa.string() for n in names},
             strings_can_be_null=True,
             null_values=[""],
         ),
     )
+    last, emitted = 0, set()
+
+    def skipped_up_to(row: int) -> Iterator[tuple[pa.RecordBatch, np.ndarray, dict[int, tuple[str, str]]]]:
+        rows = sorted(r for r in bad_rows if r <= row and r not in emitted)
+        if rows:
+            emitted.update(rows)
+            yield (
+                pa.RecordBatch.from_arrays([pa.nulls(len(rows), pa.string()) for _ in names], names=names),
+                np.array(rows, dtype=np.int64),
+                {r: ("*", bad_rows[r].reason) for r in rows},
+            )
+
     for batch in reader:
-        yield batch
+        n = batch.num_rows
+        skipped = np.array(sorted(r for r in bad_rows if r > last), dtype=np.int64)
+        numbers = np.arange(last + 1, last + n + len(skipped) + 1, dtype=np.int64)
+        if len(skipped):
+            numbers = numbers[~np.isin(numbers, skipped)]
+        numbers = numbers[:n]
+        problems: dict[int, tuple[str, str]] = {}
+        columns = [_decode(c, name, numbers, problems) if utf8 else c for c, name in zip(batch.columns, names)]
+        if n:
+            last = int(numbers[-1])
+            yield pa.RecordBatch.from_arrays(columns, names=names), numbers, problems
+        yield from skipped_up_to(last)
+    yield from skipped_up_to(max(bad_rows, default=0))
 
 
 def _first_bad_utf8_line(path: Path) -> int | None:
@@ -136,41 +245,48 @@ def stream_rows(
     mapping: dict[str, str],
     batch_rows: int,
     failures: list[TableReadError] | None = None,
+    encoding: str = "utf-8",
 ) -> pa.RecordBatchReader:
     """One stream of text batches over all of a table's files, in the given column order.
 
-    Columns a file lacks come out null; columns outside `columns` are dropped. A file
-    that cannot be read raises TableReadError naming it and the row; it is also appended
-    to `failures`, as whoever consumes the stream (DuckDB) may wrap it in its own error.
+    Columns a file lacks come out null; columns outside `columns` are dropped. A row that
+    could not be read has `_read_column` and `_read_reason` set (and its values null). A
+    file that cannot be read raises TableReadError naming it and the row; it is also
+    appended to `failures`, as whoever consumes the stream (DuckDB) may wrap it in its own error.
     """
     schema = pa.schema(
         [pa.field(SOURCE_FILE, pa.string()), pa.field(ROW_NUMBER, pa.int64())]
+        + [pa.field(READ_COLUMN, pa.string()), pa.field(READ_REASON, pa.string())]
         + [pa.field(c, pa.string()) for c in columns]
     )
 
     def batches() -> Iterator[pa.RecordBatch]:
         for path in files.files:
-            names = file_columns(path, mapping)
+            names = file_columns(path, mapping, encoding)
             source = str(path.relative_to(files.files[0].parent.parent)) if len(files.files) > 1 else path.name
             row = 0
-            batches = _text_batches(path, batch_rows)
+            batches = _text_batches(path, batch_rows, encoding)
             while True:
                 try:
-                    batch = next(batches)
+                    batch, numbers, problems = next(batches)
                 except StopIteration:
                     break
                 except (pa.ArrowException, OSError, UnicodeError, ValueError) as exc:
-                    error = _read_error(path, source, row, exc)
+                    error = exc if isinstance(exc, TableReadError) else _read_error(path, source, row, exc)
                     if failures is not None:
                         failures.append(error)
                     raise error from exc
                 n = batch.num_rows
+                if n:
+                    row = max(row, int(numbers.max()))
                 by_name = dict(zip(names, batch.columns, strict=True))
+                found = [problems.get(int(r)) for r in numbers] if problems else None
                 arrays = [
                     pa.repeat(pa.scalar(source, pa.string()), n),
-                    pa.array(np.arange(row + 1, row + n + 1, dtype=np.int64)),
+                    pa.array(numbers, pa.int64()),
+                    pa.array([p and p[0] for p in found], pa.string()) if found else pa.nulls(n, pa.string()),
+                    pa.array([p and p[1] for p in found], pa.string()) if found else pa.nulls(n, pa.string()),
                 ] + [by_name.get(c, pa.nulls(n, pa.string())) for c in columns]
-                row += n
                 yield pa.RecordBatch.from_arrays(arrays, schema=schema)
 
     return pa.RecordBatchReader.from_batches(schema, batches())

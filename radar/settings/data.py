@@ -3,6 +3,7 @@ the health score and the Spark engine."""
 
 from __future__ import annotations
 
+import codecs
 from pathlib import Path
 from typing import Literal
 
@@ -35,12 +36,31 @@ class IngestSettings(_Section):
         description="Refuse an ingest in which more than this share of the rows naming an account_id are "
         "rejected as unknown accounts (a truncated accounts export?); `--accept-shrink` accepts it.",
     )
+    encoding: str = Field(
+        "utf-8",
+        description="Text encoding of the CSV files (an ASCII-compatible one: utf-8, latin-1, cp1252, ...); "
+        "a UTF-8 byte order mark is ignored. A value that is not valid in it rejects its row.",
+    )
+    plausible_max: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="Per table, column -> the largest plausible value, overriding the contract's bounds "
+        "(subscriptions: mrr 1e7, seats 1e6), e.g. {subscriptions = {mrr = 5e7}}; rows above are rejected.",
+    )
     lock_wait_seconds: float = Field(
         30,
         ge=0,
         description="How long a command that writes the workspace (ingest, build-features) waits for another "
         "one to finish before it gives up with a message naming it.",
     )
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        try:
+            codecs.lookup(value)
+        except LookupError as exc:
+            raise ValueError(f"unknown encoding {value!r}") from exc
+        return value
 
 
 class DomainSettings(_Section):

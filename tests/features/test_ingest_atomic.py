@@ -218,16 +218,16 @@ def test_an_empty_optional_file_is_a_table_with_no_rows(old, tmp_path: Path):
     assert got["touchpoints"] == [] and got["feedback"] == []
 
 
-def test_an_unreadable_file_names_file_and_row_and_changes_nothing(old, tmp_path: Path):
+def test_an_unreadable_file_names_the_file_and_changes_nothing(old, tmp_path: Path):
     settings, before = old
     ws = workspace(tmp_path, 6)
-    with (ws / "usage_events.csv").open("ab") as fh:
-        fh.write(b"A1,2024-01-07 10:00:00,log\xff\xfein,u1,\n")
+    (ws / "usage_events").mkdir()
+    (ws / "usage_events.csv").rename(ws / "usage_events" / "part-0.csv")
+    (ws / "usage_events" / "part-1.parquet").write_bytes(b"PAR1 this is not parquet")
     with pytest.raises(IngestError) as err:
         ingest_workspace(ws, settings)
     msg = str(err.value)
-    assert "usage_events.csv: unreadable at line 14 (data row 13" in msg and "not UTF-8" in msg
-    assert "Nothing was changed" in msg and "Traceback" not in msg
+    assert "part-1.parquet: not a readable Parquet file" in msg and "Traceback" not in msg
     assert state(settings.database_path) == before
 
 
