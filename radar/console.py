@@ -11,6 +11,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 console = Console()
 
@@ -28,8 +29,8 @@ def fit_console_to_output() -> None:
 
 
 def fail(message: str) -> typer.Exit:
-    """Print `error: message` and return the exit (code 1) for the command to raise."""
-    console.print(f"[red]error:[/red] {message}", highlight=False)
+    """Print `error: message` (plain text, never markup) and return the exit (code 1) for the command to raise."""
+    console.print(f"[red]error:[/red] {escape(message)}", highlight=False)  # messages hold user data
     return typer.Exit(1)
 
 

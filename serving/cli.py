@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from radar.console import console, date_option
 from radar.console import fail as _fail
@@ -137,34 +138,50 @@ def score(
                 if writes_workspace
                 else contextlib.nullcontext()
             ),
-            console.status(f"writing the CRM table to {_shown_target(target)}"),
+            console.status(f"writing the CRM table to {escape(_shown_target(target))}"),
         ):
             report = write_scores(crm_frame(scored, settings.serving), target)
     except (NoChampion, TrackingUnavailable, FileNotFoundError, ValueError, WorkspaceBusy) as exc:
         raise _fail(str(exc)) from exc
     lineage = models.lineage
-    console.print(
-        f"scored {len(scored):,} accounts at {day} with {lineage_words(lineage)}",
-        highlight=False,
-    )
-    console.print(
-        f"CRM table {_shown_target(target)}: {report.inserted:,} inserted, {report.updated:,} updated, "
-        f"{report.unchanged:,} unchanged",
-        highlight=False,
-    )
-    if top:
-        _print_ranking(
-            "Call list: red and yellow accounts by expected MRR lost in 90 days (MRR x churn risk)",
-            at_risk(scored, limit=top),
-            "mrr_at_risk",
-            "renewal",
+    try:  # the CRM table is written: a report that cannot be printed never fails the run
+        console.print(
+            f"scored {len(scored):,} accounts at {day} with {lineage_words(lineage)}",
+            highlight=False,
+            markup=False,
         )
-        _print_ranking(
-            "Top expansion opportunities (by expansion potential)",
-            opportunities(scored, limit=top),
-            "expansion_potential",
-            "upsell",
+        console.print(
+            f"CRM table {_shown_target(target)}: {report.inserted:,} inserted, {report.updated:,} updated, "
+            f"{report.unchanged:,} unchanged",
+            highlight=False,
+            markup=False,
         )
+        if top:
+            _print_ranking(
+                "Call list: red and yellow accounts by expected MRR lost in 90 days (MRR x churn risk)",
+                at_risk(scored, limit=top),
+                "mrr_at_risk",
+                "renewal",
+            )
+            _print_ranking(
+                "Top expansion opportunities (by expansion potential)",
+                opportunities(scored, limit=top),
+                "expansion_potential",
+                "upsell",
+            )
+    except Exception as exc:
+        _warn_unprinted(exc)
+
+
+def _warn_unprinted(exc: Exception) -> None:
+    """After a completed write: the rest of the report could not be printed (a warning, exit 0)."""
+    import sys
+
+    message = f"warning: the CRM table was written, but printing the report failed: {type(exc).__name__}: {exc}"
+    try:
+        console.print(message, highlight=False, markup=False)
+    except Exception:
+        print(message, file=sys.stderr)
 
 
 def _score_on_spark(settings: Settings, day, target: str, master: str | None) -> None:
@@ -182,21 +199,26 @@ def _score_on_spark(settings: Settings, day, target: str, master: str | None) ->
     try:
         with quiet_mlflow(), console.status(f"scoring on Spark ({settings.spark.master})"):
             run = score_on_spark(settings, day)
-        with console.status(f"writing the CRM table to {_shown_target(target)}"):
+        with console.status(f"writing the CRM table to {escape(_shown_target(target))}"):
             report = write_scores(run.crm, target)
     except (NoChampion, TrackingUnavailable, SparkUnavailable, FileNotFoundError, ValueError) as exc:
         raise _fail(str(exc)) from exc
     lineage = run.lineage
-    console.print(
-        f"scored {len(run.crm):,} accounts at {run.as_of} on Spark ({settings.spark.master}) with "
-        f"{lineage_words(lineage)}",
-        highlight=False,
-    )
-    console.print(
-        f"CRM table {_shown_target(target)}: {report.inserted:,} inserted, {report.updated:,} updated, "
-        f"{report.unchanged:,} unchanged (rankings: run without --engine spark)",
-        highlight=False,
-    )
+    try:  # the CRM table is written: a report that cannot be printed never fails the run
+        console.print(
+            f"scored {len(run.crm):,} accounts at {run.as_of} on Spark ({settings.spark.master}) with "
+            f"{lineage_words(lineage)}",
+            highlight=False,
+            markup=False,
+        )
+        console.print(
+            f"CRM table {_shown_target(target)}: {report.inserted:,} inserted, {report.updated:,} updated, "
+            f"{report.unchanged:,} unchanged (rankings: run without --engine spark)",
+            highlight=False,
+            markup=False,
+        )
+    except Exception as exc:
+        _warn_unprinted(exc)
 
 
 def _shown_target(target: str) -> str:
@@ -213,8 +235,6 @@ def _shown_target(target: str) -> str:
 
 def _print_ranking(title: str, rows, value_col: str, target: str) -> None:
     """One short card per account: who, how much, the top 3 reasons, the next step."""
-    from rich.markup import escape
-
     console.print(f"\n[bold]{title}[/bold]" + ("" if len(rows) else ": none"))
     from serving.scoring.decisions import pct
 

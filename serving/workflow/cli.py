@@ -86,6 +86,7 @@ def alerts_cmd(
             + (f" until {until}" if until and status == "snoozed" else "")
             + (f" ({reason})" if reason else ""),
             highlight=False,
+            markup=False,
         )
         return
     try:
@@ -210,7 +211,7 @@ def _print_alerts(run, show_all: bool, limit: int) -> None:
     else:
         console.print("Churn risk rise: no earlier snapshot in the lookback window, not evaluated.", highlight=False)
     if run.path is not None:
-        console.print(f"JSON with evidence, actions and owners: {run.path}", highlight=False)
+        console.print(f"JSON with evidence, actions and owners: {run.path}", highlight=False, markup=False)
 
 
 def _owner_counts(n: dict[str, int]) -> str:

@@ -94,3 +94,46 @@ def test_score_at_an_earlier_date_and_bad_dates(project):
     assert bad.exit_code == 2 and "not a date" in bad.output
     missing = _score(project, "--to", str(target), "--as-of", "1999-01-31")
     assert missing.exit_code == 1 and "no snapshots at as_of 1999-01-31" in missing.output
+
+
+def test_ids_and_names_with_markup_are_printed_literally_after_the_write(project):
+    """An id like `[/bold]A00424` or a name like `[red]x[/red]` is data, never Rich markup:
+    `radar score` prints it as it is and exits 0 after its write."""
+    _, _, settings, tmp = project
+    frame, _ = load_snapshots(settings)
+    from serving.scoring.batch import at_risk
+
+    account = str(at_risk(score_frame(frame, load_champions(settings), settings), limit=1).iloc[0]["account_id"])
+    with duckdb.connect(str(settings.database_path)) as con:
+        con.execute(
+            "UPDATE snapshots SET account_id = '[/bold]A00424', name = '[red]x[/red]' WHERE account_id = ?", [account]
+        )
+    target = tmp / "scores.parquet"
+    result = _score(project, "--to", str(target), "--top", "3")
+    assert result.exit_code == 0, result.output
+    assert "[/bold]A00424" in result.output and "[red]x[/red]" in result.output
+    assert "[/bold]A00424" in set(pd.read_parquet(target)["account_id"])
+
+
+def test_a_failure_to_print_after_the_write_is_a_warning(project, monkeypatch):
+    """The CRM table is written: a ranking that cannot be printed warns and exits 0."""
+    import serving.cli
+
+    _, _, settings, tmp = project
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the terminal went away")
+
+    monkeypatch.setattr(serving.cli, "_print_ranking", broken)
+    target = tmp / "scores.parquet"
+    result = _score(project, "--to", str(target))
+    assert result.exit_code == 0, result.output
+    assert "warning" in result.output and "the terminal went away" in result.output
+    assert len(pd.read_parquet(target)) == len(load_snapshots(settings)[0])
+
+
+def test_an_error_naming_user_data_is_printed_literally(project):
+    _, _, _, tmp = project
+    result = _score(project, "--to", str(tmp / "[/bold]scores[red].xlsx"))
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert "unknown CRM target" in result.output and "[/bold]scores[red].xlsx" in result.output
