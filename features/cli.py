@@ -37,12 +37,14 @@ def print_ingest_report(report: IngestReport) -> None:
     for t in report.tables:
         if t.ignored_columns:
             console.print(
-                f"[yellow]{t.table}: ignored columns not in the contract: {', '.join(t.ignored_columns)}[/yellow]"
+                f"[yellow]{t.table}: ignored columns not in the contract: {escape(', '.join(t.ignored_columns))}[/yellow]"
             )
     total = sum(t.rejected for t in report.tables)
-    console.print(f"database: {report.database}")
+    console.print(f"database: {report.database}", markup=False)
     if total:
-        console.print(f"[red]{total:,} rejected rows[/red] written to the `rejects` table and {report.rejects_dir}/")
+        console.print(
+            f"[red]{total:,} rejected rows[/red] written to the `rejects` table and {escape(str(report.rejects_dir))}/"
+        )
 
 
 @app.command()
@@ -197,7 +199,7 @@ def build_features_cmd(
     for f, lab, auc in result.findings.leakage:
         console.print(f"[red]leakage alarm:[/red] {f} separates {lab} with AUC {auc:.3f}")
     timing = ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
-    console.print(f"wrote {result.parquet} and {result.report} ({timing})")
+    console.print(f"wrote {result.parquet} and {result.report} ({timing})", markup=False)
 
 
 @app.command("features")
