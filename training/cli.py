@@ -8,6 +8,7 @@ from typing import Annotated
 import pandas as pd
 import typer
 from rich import box
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -117,22 +118,31 @@ def train(
             ) as progress,
         ):
             task = progress.add_task("starting", total=len(tables))
+            failed = []
             for table, source in tables:
-                outcome, tracked = train_and_log(
-                    table,
-                    settings,
-                    source=source,
-                    tune_trials=tune,
-                    progress=lambda msg: progress.update(task, description=msg),
-                )
-                # each target's report as soon as it is done (above the progress bar)
-                _print_outcome(outcome, summary_table(outcome), tracked, settings)
-                if promote:
-                    progress.update(task, description=f"{table.target.name}: comparing with the champion")
-                    _print_decision(promote_version(tracked.model_name, settings, version=tracked.version))
+                try:  # one target failing does not stop the others
+                    outcome, tracked = train_and_log(
+                        table,
+                        settings,
+                        source=source,
+                        tune_trials=tune,
+                        progress=lambda msg: progress.update(task, description=msg),
+                    )
+                    # each target's report as soon as it is done (above the progress bar)
+                    _print_outcome(outcome, summary_table(outcome), tracked, settings)
+                    if promote and tracked.version is not None:
+                        progress.update(task, description=f"{table.target.name}: comparing with the champion")
+                        _print_decision(promote_version(tracked.model_name, settings, version=tracked.version))
+                except errors as exc:
+                    if len(tables) == 1:
+                        raise
+                    failed.append(table.target.name)
+                    console.print(f"[red]error:[/red] {escape(table.target.name)}: {escape(str(exc))}", highlight=False)
                 progress.advance(task)
     except errors as exc:
         raise _fail(str(exc)) from exc
+    if failed:
+        raise _fail(f"{', '.join(failed)} failed (see above); the other targets were trained")
 
 
 def _print_outcome(outcome, summary: pd.DataFrame, tracked, settings: Settings) -> None:
@@ -156,6 +166,14 @@ def _print_outcome(outcome, summary: pd.DataFrame, tracked, settings: Settings) 
         )
     for warning in outcome.warnings:
         console.print(f"[yellow]warning: {warning}[/yellow]", highlight=False)
+    if tracked.version is None:
+        console.print(
+            f"logged run {tracked.run_id} in experiment '{tracked.experiment}' "
+            f"({settings.training.tracking_uri}); [yellow]{tracked.model_name} {escape(tracked.not_registered or '')}"
+            "[/yellow]",
+            highlight=False,
+        )
+        return
     console.print(
         f"logged run {tracked.run_id} in experiment '{tracked.experiment}' "
         f"({settings.training.tracking_uri}); registered {tracked.model_name} v{tracked.version} "

@@ -70,7 +70,8 @@ class TrackedRun:
     experiment: str
     run_id: str
     model_name: str
-    version: str
+    version: str | None  # None: logged but not registered (see `not_registered`)
+    not_registered: str | None = None
 
     @property
     def model_uri(self) -> str:
@@ -176,6 +177,10 @@ def log_training_run(
         # afterwards with the model's id, they belong to both in one request.
         model = _log_model(outcome, table, test_set)
         _log_metrics(client, run.info.run_id, outcome.metrics, model.model_id)
+        refused = not_registrable(outcome, cfg.register_min_test_positives)
+        if refused is not None:
+            mlflow.set_tag("radar.not_registered", refused)
+            return TrackedRun(target.model_name, run.info.run_id, target.model_name, None, refused)
         # registered with its tags in one request (one per tag costs two round trips to a server)
         version = str(
             mlflow.register_model(
@@ -185,6 +190,21 @@ def log_training_run(
     _describe_version(client, outcome, version)
     client.set_registered_model_alias(target.model_name, CHALLENGER, version)
     return TrackedRun(target.model_name, run.info.run_id, target.model_name, version)
+
+
+def not_registrable(outcome: TrainOutcome, minimum: int) -> str | None:
+    """Why a trained model must not be registered, or None: its test period holds fewer than
+    `minimum` positives, so its figures (and any promotion on them) would rest on noise."""
+    label = outcome.target.label
+    frame = outcome.test_predictions
+    positives = int(pd.to_numeric(frame[label], errors="coerce").fillna(0).sum()) if label in frame.columns else 0
+    if positives >= minimum:
+        return None
+    return (
+        f"not registered: its test period has {positives} positive label(s) ({outcome.target.positive}), fewer "
+        f"than training.register_min_test_positives = {minimum}, so its test figures are noise. Add history or "
+        "accounts, use weekly snapshots (features.freq = week), or lower the setting if you accept that"
+    )
 
 
 def train_and_log(

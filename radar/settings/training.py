@@ -65,6 +65,13 @@ class TrainingSettings(_Section):
     top_k_accounts: int = Field(50, gt=0, description="k of 'share of at-risk MRR captured in the top k accounts'.")
     min_accounts: int = Field(200, gt=0, description="Warn below this many distinct accounts in training.")
     min_positives: int = Field(50, gt=0, description="Warn below this many positive labels in training or test.")
+    register_min_test_positives: int = Field(
+        20,
+        ge=0,
+        description="Register a model only when its test period holds at least this many positives: below it "
+        "the figures are noise (a ROC-AUC from one churn), so the run is trained, printed and logged, and says "
+        "why it was not registered.",
+    )
     tracking_uri: str = Field(
         "sqlite:///mlruns/mlflow.db",
         description="MLflow tracking and registry URI: a sqlite file, a tracking server (http://host:5000, "

@@ -106,7 +106,7 @@ def served_project(tmp_path_factory):
         f'tracking_uri = "sqlite:///{root / "mlruns" / "mlflow.db"}"\n'
         f'artifact_location = "{root / "mlruns" / "artifacts"}"\n'
         "bootstrap_samples = 0\ntest_periods = 2\ncalibration_periods = 2\nbacktest_folds = 1\n"
-        "min_accounts = 10\nmin_positives = 5\n"
+        "min_accounts = 10\nmin_positives = 5\nregister_min_test_positives = 1\n"
         "[training.lightgbm]\nn_estimators = 60\nmin_child_samples = 10\n\n"
         "[serving]\nmax_batch = 50\n"
     )

@@ -20,6 +20,7 @@ NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "walkthrough.py"
 FAST = """[training]
 bootstrap_samples = 30
 backtest_folds = 1
+register_min_test_positives = 1
 [training.lightgbm]
 n_estimators = 80
 """

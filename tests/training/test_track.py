@@ -165,3 +165,22 @@ def test_a_relative_sqlite_uri_is_resolved_against_the_working_directory(tmp_pat
 
 def test_segment_names_become_valid_metric_names():
     assert metric_key("test.model.segment.Enterprise (EU).roc_auc") == "test.model.segment.Enterprise _EU_.roc_auc"
+
+
+def test_too_few_test_positives_are_logged_but_not_registered(trained, settings):
+    """A model whose test period holds fewer positives than register_min_test_positives is
+    trained and logged, not registered (its figures are noise), and says why."""
+    from training.track import log_training_run, not_registrable
+
+    table, outcome, _, client, source = trained
+    positives = int(outcome.test_predictions[TARGET.label].sum())
+    assert not_registrable(outcome, positives) is None  # exactly enough: registered
+    strict = settings.model_copy(
+        update={"training": settings.training.model_copy(update={"register_min_test_positives": positives + 1})}
+    )
+    versions_before = len(client.search_model_versions(f"name='{TARGET.model_name}'"))
+    tracked = log_training_run(outcome, table, strict, source=source)
+    assert tracked.version is None and f"has {positives} positive label(s)" in tracked.not_registered
+    assert "register_min_test_positives" in tracked.not_registered
+    assert len(client.search_model_versions(f"name='{TARGET.model_name}'")) == versions_before
+    assert client.get_run(tracked.run_id).data.tags["radar.not_registered"] == tracked.not_registered
