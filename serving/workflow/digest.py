@@ -50,6 +50,8 @@ from serving.workflow.quotes import latest_quotes
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 UNASSIGNED = "Unassigned"
+# a flagged account before ranking: why (title), what to do, and its alert
+FLAG_COLUMNS = ("account_id", "kind", "insight_score", "routing", "title", "action", "owner", "playbook", "key", "new")
 
 
 class DigestError(AlertError):
@@ -234,18 +236,7 @@ def _flags_from_alerts(alerts: list[Alert], routings: tuple[str, ...], as_of: da
             }
             for a in kept
         ],
-        columns=[
-            "account_id",
-            "kind",
-            "insight_score",
-            "routing",
-            "title",
-            "action",
-            "owner",
-            "playbook",
-            "key",
-            "new",
-        ],
+        columns=list(FLAG_COLUMNS),
     )
 
 
@@ -284,18 +275,7 @@ def _flags_from_scores(scores: pd.DataFrame) -> pd.DataFrame:
     ]
     return pd.DataFrame(
         rows,
-        columns=[
-            "account_id",
-            "kind",
-            "insight_score",
-            "routing",
-            "title",
-            "action",
-            "owner",
-            "playbook",
-            "key",
-            "new",
-        ],
+        columns=list(FLAG_COLUMNS),
     )
 
 
