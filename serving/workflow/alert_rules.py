@@ -159,7 +159,8 @@ def driver_evidence(drivers, lowering: bool, inverted: bool, k: int) -> list[Evi
     return out
 
 
-def _quotes(rows: pd.DataFrame | None, k: int, one_per_conversation: bool = False) -> list[Evidence]:
+def quote_evidence(rows: pd.DataFrame | None, k: int, one_per_conversation: bool = False) -> list[Evidence]:
+    """At most k matched quotes as evidence, newest first (one per conversation if asked)."""
     if rows is None or rows.empty:
         return []
     rows = rows.sort_values(["occurred_at", "conversation_id"], ascending=False, kind="stable")
@@ -312,7 +313,7 @@ def escalation_signals(inputs: AlertInputs, cfg: AlertSettings, books: Playbooks
                     title,
                     _clip((1.0 - sentiment) / 2.0),
                     _clip(n / cfg.escalation_full_conversations),
-                    _quotes(found, cfg.evidence_items, one_per_conversation=True),
+                    quote_evidence(found, cfg.evidence_items, one_per_conversation=True),
                     playbook,
                     escalated=True,
                 )
@@ -330,7 +331,7 @@ def tier_signals(inputs: AlertInputs, cfg: AlertSettings, books: Playbooks, regi
         chosen = recommend(row.risk_tier, False, drivers, registry, inputs.inverted, books)
         title = f"{row.risk_tier.capitalize()} risk tier: {risk_words(row.churn_risk, row.churn_lift)}"
         evidence = driver_evidence(drivers, True, inputs.inverted, cfg.evidence_items)
-        evidence += _quotes(red_quotes.get(row.account_id), max(0, cfg.evidence_items - len(evidence)))
+        evidence += quote_evidence(red_quotes.get(row.account_id), max(0, cfg.evidence_items - len(evidence)))
         out.append(
             Signal(
                 row.account_id,
@@ -356,7 +357,7 @@ def expansion_signals(inputs: AlertInputs, cfg: AlertSettings, books: Playbooks)
     for row in rows.itertuples(index=False):
         title = f"Expansion opportunity: upsell likelihood {row.upsell_likelihood:.0%}"
         evidence = driver_evidence(row.upsell_drivers, False, False, cfg.evidence_items)
-        evidence += _quotes(green_quotes.get(row.account_id), max(0, cfg.evidence_items - len(evidence)))
+        evidence += quote_evidence(green_quotes.get(row.account_id), max(0, cfg.evidence_items - len(evidence)))
         out.append(
             Signal(
                 row.account_id,

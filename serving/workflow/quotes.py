@@ -15,7 +15,7 @@ from datetime import date
 import pandas as pd
 
 from radar.settings import Settings
-from serving.workflow.alert_rules import Evidence
+from serving.workflow.alert_rules import Evidence, quote_evidence
 from serving.workflow.alerts import EVIDENCE, EVIDENCE_COLUMNS, workspace
 
 
@@ -65,16 +65,4 @@ def latest_quotes(
     ]
     if buckets is not None:
         rows = rows[rows["bucket"].isin(buckets)]
-    rows = rows.sort_values(["occurred_at", "conversation_id"], ascending=False, kind="stable")
-    rows = rows.drop_duplicates("conversation_id").head(k)
-    return [
-        Evidence(
-            kind="quote",
-            text=r.sentence,
-            date=pd.Timestamp(r.occurred_at).date(),
-            channel=r.channel,
-            bucket=r.bucket,
-            conversation=r.conversation_id,
-        )
-        for r in rows.itertuples()
-    ]
+    return quote_evidence(rows, k, one_per_conversation=True)
