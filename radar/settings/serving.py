@@ -73,6 +73,18 @@ class ServingSettings(_Section):
         "concurrent requests use the other cores.",
     )
     request_timeout_s: int = Field(60, gt=0, description="Seconds a request may take before the service gives up.")
+    champion_poll_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="How often the running service looks for a new champion in the registry and, when one was "
+        "promoted (or rolled back), loads it and switches to it without a restart; 0 = never (restart to switch).",
+    )
+    max_worker_start_failures: int = Field(
+        3,
+        ge=1,
+        description="`radar serve` stops with exit 1 after this many worker processes failed to start (e.g. the "
+        "champion's files vanished after the start-up check) instead of restarting them forever.",
+    )
     api_token: SecretStr | None = Field(
         None,
         description="Bearer token required by scoring and listing requests when set; set it with the "
@@ -207,18 +219,29 @@ class AlertSettings(_Section):
     )
     webhook_url: SecretStr | None = Field(
         None,
-        description="POST each new alert as JSON to this http(s) URL (or pass --webhook); set it with "
+        description="POST the new alerts as JSON, in batches, to this http(s) URL (or pass --webhook); set it with "
         "RADAR_ALERTS__WEBHOOK_URL when it holds a token.",
     )
     webhook_routing: tuple[Routing, ...] = Field(
         ("meeting", "review", "tag"),
         description="Routings of the alerts sent to the webhook.",
     )
-    webhook_attempts: int = Field(4, ge=1, le=10, description="Tries per alert before the webhook is given up.")
+    webhook_attempts: int = Field(4, ge=1, le=10, description="Tries per request before the webhook is given up.")
     webhook_backoff_seconds: float = Field(
         0.5,
         ge=0,
-        description="Wait before the second try; it doubles for each further try.",
+        description="Wait before the second try when the receiver gives no Retry-After; it doubles for each "
+        "further try.",
+    )
+    webhook_batch_size: int = Field(100, ge=1, le=10000, description="Alerts per webhook request.")
+    webhook_max_wait_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="Longest wait before one retry: a Retry-After asking for more gives the endpoint up for "
+        "this run (the alerts wait for the next run).",
+    )
+    webhook_max_seconds: float = Field(
+        300.0, gt=0, description="Most time spent on one request and its retries, waits included."
     )
     webhook_timeout_seconds: float = Field(10.0, gt=0, description="Timeout of one webhook request.")
 
@@ -313,6 +336,60 @@ class LeadershipSettings(_Section):
     advocate_quotes: int = Field(2, ge=0, le=10, description="Latest positive (green) quotes shown per advocate.")
     advocate_quote_days: int = Field(365, ge=1, description="How far back advocates' quotes are taken.")
     max_advocates: int = Field(25, ge=1, description="Advocates listed, largest MRR first.")
+
+
+class MonitorSettings(_Section):
+    """Model monitoring (`radar monitor`): past scores against known outcomes, input drift, the retrain signal."""
+
+    check_dates: int = Field(
+        3,
+        ge=1,
+        le=60,
+        description="The retrain checks on calibration and AUC pool the last this many scored as-of dates whose "
+        "outcomes are known.",
+    )
+    min_positives: int = Field(
+        20,
+        ge=1,
+        description="Churners (or expansions) the pooled dates need before their calibration error and AUC are "
+        "judged; fewer and the check says so instead of firing on noise.",
+    )
+    max_calibration_error: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        description="Recommend retraining when the expected calibration error (10 equal-frequency bins, as in the "
+        "training report) of the pooled dates exceeds this.",
+    )
+    max_auc_drop: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        description="Recommend retraining when the pooled dates' ROC-AUC is more than this below the scoring "
+        "model's test ROC-AUC in its training report.",
+    )
+    psi_retrain: float = Field(
+        0.25,
+        gt=0,
+        description="Recommend retraining when a model input among the `important_features` has a population "
+        "stability index at least this high between the training window and the latest snapshots "
+        "(0.1: a moderate shift, 0.25: a large one).",
+    )
+    important_features: int = Field(
+        10,
+        ge=1,
+        description="How many of each champion model's most important inputs (LightGBM gain) the PSI check watches.",
+    )
+    psi_bins: int = Field(
+        10,
+        ge=2,
+        le=100,
+        description="Quantile bins of a numeric input, cut on the training window (missing values: a bin of their own).",
+    )
+    drift_dates: int = Field(
+        1, ge=1, le=60, description="The latest this many snapshot dates are compared with the training window."
+    )
+    top_movers: int = Field(5, ge=1, le=100, description="Inputs with the largest PSI named in the report.")
 
 
 class UiSettings(_Section):

@@ -44,12 +44,8 @@ def receiver():
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
-            got.append(
-                {
-                    "key": self.headers["Idempotency-Key"],
-                    "alert": json.loads(self.rfile.read(int(self.headers["Content-Length"]))),
-                }
-            )
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            got.extend({"key": a["idempotency_key"], "alert": a} for a in body["alerts"])  # batches of alerts
             self.send_response(204)
             self.end_headers()
 
