@@ -1,10 +1,11 @@
 """The one typed configuration of Account Radar: the root model, loading, and printing.
 
 Every default is documented where it is declared: the sections live in `data` (ingest,
-domain, features, health, Spark), `training` and `serving` (tiers, service, alerts,
-digest, leadership, pages) beside this module, and are re-exported here. Values come, in order of
-precedence, from keyword arguments, environment variables (``RADAR_`` prefix, ``__`` for
-nesting, e.g. ``RADAR_DOMAIN__HORIZON_DAYS=60``), then ``radar.toml``, then these defaults.
+domain, features, health, Spark), `training`, `serving` (tiers, service, alerts,
+digest, leadership, pages) and `delivery` (the weekly run, mail, Slack) beside this
+module, and are re-exported here. Values come, in order of precedence, from keyword
+arguments, environment variables (``RADAR_`` prefix, ``__`` for nesting, e.g.
+``RADAR_DOMAIN__HORIZON_DAYS=60``), then ``radar.toml``, then these defaults.
 The settings object is loaded once at the edge (CLI or service start) and passed down.
 """
 
@@ -22,6 +23,7 @@ from pydantic_settings import (
 )
 
 from radar.settings.data import DomainSettings, FeatureSettings, HealthSettings, IngestSettings, SparkSettings
+from radar.settings.delivery import MailSettings, RunSettings, SlackSettings
 from radar.settings.serving import (
     AlertRule,
     AlertSettings,
@@ -29,6 +31,7 @@ from radar.settings.serving import (
     HealthBand,
     InsightWeights,
     LeadershipSettings,
+    MonitorSettings,
     RiskTier,
     Routing,
     ServingSettings,
@@ -52,10 +55,14 @@ __all__ = [
     "InsightWeights",
     "LeadershipSettings",
     "LightGBMSettings",
+    "MailSettings",
+    "MonitorSettings",
     "RiskTier",
     "Routing",
+    "RunSettings",
     "ServingSettings",
     "Settings",
+    "SlackSettings",
     "SparkSettings",
     "TrainingSettings",
     "UiSettings",
@@ -100,7 +107,11 @@ class Settings(BaseSettings):
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     digest: DigestSettings = Field(default_factory=DigestSettings)
     leadership: LeadershipSettings = Field(default_factory=LeadershipSettings)
+    monitor: MonitorSettings = Field(default_factory=MonitorSettings)
     ui: UiSettings = Field(default_factory=UiSettings)
+    run: RunSettings = Field(default_factory=RunSettings)
+    mail: MailSettings = Field(default_factory=MailSettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
 
     @field_validator("database_name")
     @classmethod

@@ -1,0 +1,173 @@
+"""The digests e-mailed over SMTP to a real server on 127.0.0.1 (aiosmtpd): one
+multipart/alternative message per owner whose HTML's cid: charts all resolve to attached
+images, addresses from the accounts table or the config, nothing sent twice, and a server
+that is down or refuses STARTTLS gives a clear error and a run that can be resumed."""
+
+from __future__ import annotations
+
+import email
+import re
+import socket
+from datetime import UTC, date, datetime
+from email import policy
+
+import duckdb
+import pytest
+from aiosmtpd.controller import Controller
+
+from radar.settings import MailSettings
+from serving.workflow.digest import Digests, FlaggedAccount, OwnerDigest
+from serving.workflow.mail import MailError, inline_images, owner_addresses, send_digests
+
+NOW = datetime(2026, 11, 2, 7, 0, tzinfo=UTC)
+TREND = ((date(2026, 10, 12), 0.04), (date(2026, 10, 19), 0.07), (date(2026, 10, 26), 0.12))
+
+
+def _flagged(account: str, trend=TREND) -> FlaggedAccount:
+    return FlaggedAccount(
+        account_id=account,
+        name=f"Account {account} <b>&",
+        segment="smb",
+        mrr=100.0,
+        kind="risk",
+        risk_tier="red",
+        churn_risk=0.12,
+        churn_lift=4.0,
+        risk_summary="churn risk next 90 days 12% (4.0x typical)",
+        expected_mrr_loss=12.0,
+        upsell_likelihood=0.1,
+        insight_score=0.9,
+        routing="meeting",
+        new=True,
+        reasons=("adoption fell",),
+        signals=(),
+        action="Call the sponsor",
+        owner="CSM",
+        playbook="save",
+        trend=trend,
+    )
+
+
+def _digests(owners: list[str]) -> Digests:
+    digests = tuple(
+        OwnerDigest(
+            owner=o,
+            slug=o.lower().replace(" ", "-"),
+            accounts=10,
+            at_risk=(_flagged(f"{i}a"), _flagged(f"{i}b", TREND[1:])),
+            more_at_risk=0,
+            new_at_risk=2,
+            opportunities=(),
+            more_opportunities=0,
+            improved=(),
+            more_improved=0,
+        )
+        for i, o in enumerate(owners)
+    )
+    lineage = {"renewal_model": "r", "renewal_model_version": "1", "upsell_model": "u", "upsell_model_version": "2"}
+    return Digests(date(2026, 11, 1), date(2026, 10, 26), date(2026, 10, 19), "alerts", digests, lineage, 0.03, 3, 1.5)
+
+
+class Inbox:
+    def __init__(self):
+        self.messages: list[tuple[list[str], bytes]] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append((list(envelope.rcpt_tos), envelope.original_content or envelope.content))
+        return "250 OK"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def smtp():
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=_free_port())
+    controller.start()
+    try:
+        yield inbox, MailSettings(host="127.0.0.1", port=controller.port, security="none", from_address="radar@x.test")
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def con(tmp_path):
+    connection = duckdb.connect(str(tmp_path / "radar.duckdb"))
+    connection.execute(
+        "CREATE TABLE accounts AS SELECT * FROM (VALUES ('a1', 'Ana Lima', 'ana@x.test'), "
+        "('a2', 'Ana Lima', 'ana@x.test'), ('a3', 'Ben Okafor', 'ben@x.test'), ('a4', 'Chloé', NULL)) "
+        "t(account_id, csm_owner, csm_email)"
+    )
+    yield connection
+    connection.close()
+
+
+def test_each_owner_gets_one_multipart_message_whose_cid_images_resolve_and_a_rerun_sends_nothing(smtp, con):
+    inbox, cfg = smtp
+    run = _digests(["Ana Lima", "Ben Okafor", "Chloé"])
+    cfg = cfg.model_copy(update={"owner_addresses": {"Chloé": "chloe@x.test"}})
+    report = send_digests(run, cfg, con, now=NOW)
+    assert report.ok and [(o, a) for o, a, _ in report.sent] == [
+        ("Ana Lima", "ana@x.test"),
+        ("Ben Okafor", "ben@x.test"),
+        ("Chloé", "chloe@x.test"),
+    ]
+    assert sorted(r for rcpts, _ in inbox.messages for r in rcpts) == ["ana@x.test", "ben@x.test", "chloe@x.test"]
+    for rcpts, raw in inbox.messages:
+        msg = email.message_from_bytes(raw, policy=policy.default)
+        assert msg.get_content_type() == "multipart/alternative" and msg["To"] == rcpts[0]
+        plain = msg.get_body(("plain",)).get_content()
+        html_part = msg.get_body(("html",))
+        html = html_part.get_content()
+        assert "Weekly digest for" in plain and "<table" in html and "data:image" not in html
+        assert "Account 0a &lt;b&gt;&amp;" in html or "Account 1a &lt;b&gt;&amp;" in html or "Account 2a" in html
+        related = next(p for p in msg.walk() if p.get_content_type() == "multipart/related")
+        images = {
+            p["Content-ID"].strip("<>"): p.get_content()
+            for p in related.iter_parts()
+            if p.get_content_maintype() == "image"
+        }
+        cids = re.findall(r'src="cid:([^"]+)"', html)
+        assert len(cids) == 2 and set(cids) == set(images)  # two trend charts, each attached once
+        assert all(png.startswith(b"\x89PNG") for png in images.values())
+    ids = [m for _, _, m in report.sent]
+    assert con.execute("SELECT list(message_id ORDER BY owner) FROM digest_mails").fetchone()[0] == ids
+
+    again = send_digests(run, cfg, con, now=NOW)
+    assert again.sent == [] and sorted(again.already) == ["Ana Lima", "Ben Okafor", "Chloé"]
+    assert len(inbox.messages) == 3
+
+
+def test_owners_without_an_address_are_reported_not_guessed(smtp, con):
+    inbox, cfg = smtp
+    report = send_digests(_digests(["Ana Lima", "Chloé", "Unassigned"]), cfg, con, now=NOW)
+    assert [o for o, _, _ in report.sent] == ["Ana Lima"] and report.no_address == ["Chloé", "Unassigned"]
+    assert owner_addresses(con, cfg) == {"Ana Lima": "ana@x.test", "Ben Okafor": "ben@x.test"}
+
+
+def test_a_server_that_is_down_is_a_clear_error_and_the_next_run_sends_everything(smtp, con):
+    inbox, cfg = smtp
+    down = cfg.model_copy(update={"port": _free_port()})  # nobody listens there
+    run = _digests(["Ana Lima", "Ben Okafor"])
+    with pytest.raises(MailError, match=r"cannot connect to the SMTP server 127\.0\.0\.1:\d+: .*refused"):
+        send_digests(run, down, con, now=NOW)
+    assert con.execute("SELECT count(*) FROM digest_mails").fetchone() == (0,)
+    resumed = send_digests(run, cfg, con, now=NOW)
+    assert len(resumed.sent) == 2 and len(inbox.messages) == 2
+
+
+def test_a_server_without_starttls_is_refused_when_starttls_is_required(smtp, con):
+    inbox, cfg = smtp
+    with pytest.raises(MailError, match="does not offer STARTTLS"):
+        send_digests(_digests(["Ana Lima"]), cfg.model_copy(update={"security": "starttls"}), con, now=NOW)
+    assert inbox.messages == []
+
+
+def test_identical_charts_are_attached_once():
+    png = "iVBORw0KGgo="
+    html, images = inline_images(f'<img src="data:image/png;base64,{png}"><img src="data:image/png;base64,{png}">', "d")
+    assert len(images) == 1 and html.count(f'src="cid:{images[0][0]}"') == 2
