@@ -98,6 +98,7 @@ def train(
     """Train, evaluate against the baselines, log to MLflow and register a challenger version."""
     from training.pipeline import summary_table
     from training.promote import promote as promote_version
+    from training.registry_access import open_registry, registry_errors
     from training.track import check_tracking, train_and_log
 
     settings = _settings(ctx)
@@ -105,7 +106,10 @@ def train(
     try:
         tables = _tables(settings, target, snapshots, label, id_col, time_col, name)
         check_tracking(settings.training)  # before minutes of training, not after
+        with quiet_mlflow():
+            open_registry(settings.training)  # a damaged store fails now, not after training
         with (
+            registry_errors(settings.training),
             quiet_mlflow(),
             Progress(
                 SpinnerColumn(),
@@ -260,13 +264,15 @@ def models_cmd(
     target: Annotated[str | None, typer.Argument(help="Only this target or registered model.")] = None,
 ) -> None:
     """List registered model versions: aliases, creation time, key test metrics, promotion and run."""
+    from training.registry_access import open_registry, registry_errors
     from training.registry_view import model_versions
     from training.track import check_tracking
 
     settings = _settings(ctx)
     try:
         check_tracking(settings.training)
-        with quiet_mlflow():
+        with quiet_mlflow(), registry_errors(settings.training):
+            open_registry(settings.training)
             rows = model_versions(settings, [model_name(target)] if target else None)
     except _errors() as exc:
         raise _fail(str(exc)) from exc

@@ -37,9 +37,9 @@ from mlflow.entities import Metric, Param
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
-from radar.settings import Settings
+from radar.settings import Settings, TrainingSettings
 from training.evaluate import HIGHER_IS_BETTER, METRICS, metrics
-from training.pyfunc import load_radar_model
+from training.registry_access import load_version, open_registry, registry_errors
 from training.track import (
     CHALLENGER,
     CHAMPION,
@@ -138,12 +138,20 @@ def promote(
     model_name: str, settings: Settings, *, version: str | None = None, force: bool = False, reason: str | None = None
 ) -> PromotionDecision:
     """Decide whether `version` (default: the `challenger` alias) replaces the champion,
-    move the alias if so, record the decision and return it."""
+    move the alias if so, record the decision and return it. A broken registry (store or
+    artifacts) is `RegistryBroken`."""
+    with registry_errors(settings.training):
+        return _promote(model_name, settings, version=version, force=force, reason=reason)
+
+
+def _promote(
+    model_name: str, settings: Settings, *, version: str | None, force: bool, reason: str | None
+) -> PromotionDecision:
     cfg = settings.training
     metric = cfg.promotion_metric
     if metric not in METRICS:
         raise PromotionError(f"unknown promotion_metric '{metric}'; use one of {', '.join(METRICS)}")
-    client = configure(cfg)
+    client = open_registry(cfg)
     challenger = _version(client, model_name, version)
     champion = _alias(client, model_name, CHAMPION)
     stamp = {"decided_at": datetime.now(UTC).isoformat(timespec="seconds"), "decided_by": _user()}
@@ -177,7 +185,7 @@ def promote(
             **base,
         )
     else:
-        decision = _compare(client, challenger, champion, base, cfg.top_k_accounts)
+        decision = _compare(client, challenger, champion, base, cfg)
     if force and not decision.promoted:
         decision = replace(
             decision,
@@ -294,11 +302,13 @@ def _newer(a: _TestSet, b: _TestSet) -> _TestSet:
         return a
 
 
-def _rescored(mv: ModelVersion, rows: pd.DataFrame) -> np.ndarray:
-    return np.asarray(load_radar_model(f"models:/{mv.name}/{mv.version}").predict_proba(rows), float)
+def _rescored(mv: ModelVersion, rows: pd.DataFrame, settings: TrainingSettings, role: str) -> np.ndarray:
+    return np.asarray(load_version(settings, mv.name, str(mv.version), role).predict_proba(rows), float)
 
 
-def _common_rows(challenger: _TestSet, champion: _TestSet) -> tuple[_TestSet, np.ndarray, np.ndarray, list[str]]:
+def _common_rows(
+    challenger: _TestSet, champion: _TestSet, settings: TrainingSettings
+) -> tuple[_TestSet, np.ndarray, np.ndarray, list[str]]:
     """The rows both are judged on, each version's probabilities on them, and notes.
 
     With a time column: the newer test set; its version's own probabilities, the other
@@ -309,8 +319,10 @@ def _common_rows(challenger: _TestSet, champion: _TestSet) -> tuple[_TestSet, np
     """
     if challenger.latest is not None or champion.latest is not None:
         ref = _newer(challenger, champion)
-        p_ch = challenger.own_p if ref is challenger else _rescored(challenger.version, ref.rows)
-        p_cp = champion.own_p if ref is champion else _rescored(champion.version, ref.rows)
+        p_ch = (
+            challenger.own_p if ref is challenger else _rescored(challenger.version, ref.rows, settings, "challenger")
+        )
+        p_cp = champion.own_p if ref is champion else _rescored(champion.version, ref.rows, settings, CHAMPION)
         return ref, p_ch, p_cp, []
     if challenger.digest and challenger.digest == champion.digest:
         by_id = pd.Series(champion.own_p, index=champion.rows[champion.id_col].to_numpy())
@@ -331,7 +343,7 @@ def _common_rows(challenger: _TestSet, champion: _TestSet) -> tuple[_TestSet, np
     return (
         ref,
         ref.own_p,
-        _rescored(champion.version, ref.rows),
+        _rescored(champion.version, ref.rows, settings, CHAMPION),
         [f"no time column: compared on the {len(ref.rows):,} rows v{champion.version.version} never saw"],
     )
 
@@ -341,12 +353,12 @@ class _Incomparable(Exception):
 
 
 def _compare(
-    client: MlflowClient, challenger: ModelVersion, champion: ModelVersion, base: dict, k: int
+    client: MlflowClient, challenger: ModelVersion, champion: ModelVersion, base: dict, cfg: TrainingSettings
 ) -> PromotionDecision:
-    metric = base["metric"]
+    metric, k = base["metric"], cfg.top_k_accounts
     kept = dict(champion=str(champion.version), **base)
     try:
-        ref, p_ch, p_cp, notes = _common_rows(_test_set(client, challenger), _test_set(client, champion))
+        ref, p_ch, p_cp, notes = _common_rows(_test_set(client, challenger), _test_set(client, champion), cfg)
     except (_Incomparable, ValueError, KeyError) as exc:  # e.g. a version lacks a feature of the other's rows
         return PromotionDecision(
             challenger_value=None,

@@ -39,6 +39,36 @@ class LightGBMSettings(_Section):
         "(adoption, depth, engagement, ROI, breadth), healthy usage raising expansion. Context features "
         "(contract timing, tenure, MRR, plan) are never constrained. Reasons then follow the healthy direction.",
     )
+    cat_smooth: float = Field(
+        10.0,
+        ge=0,
+        description="LightGBM's cat_smooth: pulls each category's estimate towards the overall rate, more so for "
+        "rare categories. Raised further for tables with few rows per category (categorical_rows_per_level).",
+    )
+    cat_l2: float = Field(10.0, ge=0, description="LightGBM's cat_l2: L2 regularisation of categorical splits.")
+    max_cat_threshold: int = Field(
+        32,
+        gt=0,
+        description="LightGBM's max_cat_threshold: at most this many categories on one side of a split; lowered "
+        "for tables with few rows per category.",
+    )
+    min_data_per_group: int = Field(
+        100,
+        gt=0,
+        description="LightGBM's min_data_per_group: minimum rows per category group in a split; lowered to the "
+        "training rows per category when the table is smaller (so small categories are not dropped wholesale).",
+    )
+    categorical_rows_per_level: int = Field(
+        50,
+        gt=0,
+        description="Rows per category below which a categorical feature counts as high-cardinality: LightGBM's "
+        "categorical parameters are then scaled to the table (cat_smooth raised to the rows per category at "
+        "least, max_cat_threshold at most half the categories) and the report flags it when it ranks in the top "
+        "categorical_warn_top features by importance.",
+    )
+    categorical_warn_top: int = Field(
+        5, gt=0, description="Flag a high-cardinality categorical feature ranking within this many by importance."
+    )
     monotone_method: Literal["basic", "intermediate", "advanced"] = Field(
         "intermediate",
         description="LightGBM's monotone_constraints_method: basic is fastest but constrains most; intermediate "
@@ -84,7 +114,31 @@ class TrainingSettings(_Section):
         "A tracking server (http://...) decides for itself (its --artifacts-destination).",
     )
     promotion_metric: str = Field(
-        "pr_auc", description="Metric the challenger must beat the champion on (same test data)."
+        "pr_auc", description="Metric the challenger must beat the champion on (same test rows)."
     )
-    promotion_margin: float = Field(0.005, ge=0, description="By how much the challenger must beat the champion.")
+    promotion_margin: float = Field(
+        0.0,
+        ge=0,
+        description="Smallest gain on promotion_metric that counts as better (0: any gain); the bootstrap "
+        "probability is of a gain above it.",
+    )
+    promotion_bootstrap_samples: int = Field(
+        1000,
+        gt=0,
+        description="Paired bootstrap resamples of accounts for promotion: both versions scored on the same test "
+        "rows, accounts drawn with replacement (all their rows together), seeded by `seed`.",
+    )
+    promotion_min_probability: float = Field(
+        0.9,
+        gt=0,
+        le=1,
+        description="Promote only when the challenger is better in at least this share of the paired bootstrap "
+        "resamples (the probability that it is better on these accounts).",
+    )
+    tune_group_folds: int = Field(
+        3,
+        ge=2,
+        description="`--tune` on a history too short for time-aware folds: folds of a cross-validation grouped "
+        "by account (GroupKFold on the training rows; an account's rows never on both sides).",
+    )
     lightgbm: LightGBMSettings = Field(default_factory=LightGBMSettings)
