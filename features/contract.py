@@ -66,6 +66,7 @@ ACCOUNTS = Table(
         Column("region", "string"),
         Column("created_at", "timestamp"),
         Column("csm_owner", "string"),
+        Column("crm_id", "string", description="The account's record id in the CRM (carried to crm_accounts)."),
     ),
     key="account_id",
     description="One row per customer account.",
