@@ -19,8 +19,8 @@ from pathlib import Path
 
 import ibis
 
-from features import database_workspace, quality
-from features.calendar import as_of_calendar
+from features import database_workspace, quality, snapshot_meta
+from features.calendar import as_of_calendar, partial_as_of
 from features.snapshot import KEY, Workspace, build_evidence, feature_registry, snapshot_expr
 from radar.settings import Settings
 
@@ -35,17 +35,21 @@ class BuildResult:
     evidence_rows: int | None
     seconds: dict[str, float]
     findings: quality.QualityFindings
+    meta: snapshot_meta.BuildMeta | None = None  # the build's parameters, data end and partial dates
+    partial: dict[date, tuple[date, int, int]] | None = None  # partial as_of -> (compared with, its accounts, accounts)
 
 
 def open_workspace(settings: Settings) -> Workspace:
     """The contract tables: in the database at `workspace_url` when set, else in the
     local workspace database."""
     if settings.workspace_url:
-        return Workspace.from_backend(database_workspace.open_backend(settings.workspace_url))
+        return Workspace.from_backend(
+            database_workspace.open_backend(settings.workspace_url), settings.features.data_end
+        )
     path = settings.database_path
     if not path.exists():
         raise FileNotFoundError(f"no workspace database at {path}: run `radar ingest WORKSPACE` first")
-    return Workspace.from_backend(_local_database(settings))
+    return Workspace.from_backend(_local_database(settings), settings.features.data_end)
 
 
 def open_store(settings: Settings, ws: Workspace) -> ibis.BaseBackend:
@@ -167,7 +171,11 @@ def build_features(
     snaps = store.table("snapshots")
     parquet = settings.output_dir / "snapshots.parquet"
     with _phase("snapshots", "snapshots", seconds, None):
-        snaps.to_parquet(parquet)
+        counts = snapshot_meta.populations(store)
+        partial = partial_as_of(counts, settings.features.partial_drop_share)
+        meta = _build_meta(ws, settings, dates, freq or settings.features.freq, sorted(partial))
+        snapshot_meta.record(store, meta, snapshot_meta.as_of_frame(counts, partial))
+        snapshot_meta.write_parquet(store, "snapshots", parquet, meta)
 
     report = settings.output_dir / "reports" / "data_quality.md"
     with _phase("report", "data-quality report", seconds, step):
@@ -189,4 +197,33 @@ def build_features(
         evidence_rows=ev_rows,
         seconds=seconds,
         findings=findings,
+        meta=meta,
+        partial={d: (ref, ref_n, dict(counts)[d]) for d, (ref, ref_n) in partial.items()},
+    )
+
+
+def _build_meta(ws: Workspace, settings: Settings, dates: list[date], freq: str, partial: list[date]):
+    """The parameters of this build (see `features.snapshot_meta`)."""
+    d = settings.domain
+    return snapshot_meta.BuildMeta(
+        freq=freq,
+        horizon_days=d.horizon_days,
+        grace_days=d.grace_days,
+        expansion_min_pct=d.expansion_min_pct,
+        max_lead_days=d.max_lead_days,
+        renewal_window_mode=d.renewal_window_mode,
+        label_definition=snapshot_meta.label_sentence(
+            d.horizon_days, d.grace_days, d.expansion_min_pct, d.max_lead_days
+        ),
+        data_start=ws.data_start.isoformat(),
+        data_end=ws.data_end.isoformat(),
+        data_end_source=ws.data_end_source,
+        as_of_first=dates[0].isoformat(),
+        as_of_last=dates[-1].isoformat(),
+        as_of_count=len(dates),
+        windows=list(settings.features.windows),
+        engine=settings.features.engine,
+        partial_as_of=[p.isoformat() for p in partial],
+        partial_drop_share=settings.features.partial_drop_share,
+        built_at=snapshot_meta.now_iso(),
     )

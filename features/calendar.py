@@ -44,3 +44,22 @@ def calendar_table(dates: Iterable[date]) -> ibis.Table:
     """An in-memory table with one ``as_of`` column of type date (sorted, unique)."""
     unique = sorted(set(dates))
     return ibis.memtable(pa.table({"as_of": pa.array(unique, type=pa.date32())}))
+
+
+def partial_as_of(populations: Iterable[tuple[date, int]], max_drop: float) -> dict[date, tuple[date, int]]:
+    """The as-of dates whose population looks cut off: active accounts fell by more than
+    `max_drop` (a share) against the previous as-of date that was not partial itself.
+
+    `populations` holds (as_of, active accounts) pairs. Returns partial date -> (the
+    date it was compared with, that date's accounts). Comparing with the last complete
+    date, not the previous one, keeps two partial dates in a row (a weekly calendar over
+    a missing month) both flagged. A business shrinking by less than `max_drop` per
+    period is never partial."""
+    out: dict[date, tuple[date, int]] = {}
+    reference: tuple[date, int] | None = None
+    for day, n in sorted(populations):
+        if reference is not None and n < (1 - max_drop) * reference[1]:
+            out[day] = reference
+            continue
+        reference = (day, n)
+    return out

@@ -189,6 +189,15 @@ def build_features_cmd(
         f"{result.rows:,} snapshots of {result.accounts:,} accounts on {len(d)} as-of dates "
         f"({d[0]} … {d[-1]}); evidence quotes: {result.evidence_rows if result.evidence_rows is not None else 'no text tables'}"
     )
+    if result.meta is not None:
+        console.print(f"data end: {result.meta.data_end}, {result.meta.data_end_source}", markup=False)
+    for day, (ref, ref_n, n) in (result.partial or {}).items():
+        console.print(
+            f"[yellow]partial as-of date:[/yellow] {day} has {n:,} active accounts against {ref_n:,} on {ref} "
+            f"({n / ref_n - 1:+.0%}, beyond features.partial_drop_share): a period the data only partly "
+            "covers; radar score, drivers, alerts and the digest skip it unless given --as-of or --include-partial",
+            highlight=False,
+        )
     per = result.findings.per_as_of
     known = per[per["churned_known"] > 0]
     if len(known):

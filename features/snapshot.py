@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -63,18 +63,29 @@ def feature_registry(settings: Settings) -> FeatureRegistry:
 
 @dataclass
 class Workspace:
-    """The contract tables of a workspace in an Ibis backend; absent optional tables are None."""
+    """The contract tables of a workspace in an Ibis backend; absent optional tables are None.
+
+    `data_end` is the last day the data covers: the configured `features.data_end`, else
+    the earliest last date of the tables that record every day (`resolve_data_end`), so
+    that a table exported earlier than the others (subscriptions ending on 2024-01-01
+    while events go on to 2024-01-31) never turns the days it misses into churn.
+    `table_ends` holds every present table's last date (subscriptions: the latest
+    start_date); `data_end_source` says where the end comes from, in words.
+    """
 
     backend: ibis.BaseBackend
     tables: dict[str, ibis.Table | None]
     data_start: date
     data_end: date
     activity_start: date  # when the latest-starting activity table (events, tickets, ...) begins
+    data_end_source: str = "the data"
+    table_ends: dict[str, date] = field(default_factory=dict)
 
     @classmethod
-    def from_backend(cls, backend: ibis.BaseBackend) -> Workspace:
+    def from_backend(cls, backend: ibis.BaseBackend, data_end: date | None = None) -> Workspace:
         """The contract tables found in `backend` (the ingested DuckDB or any database
-        holding them under their contract names) and the span of their data."""
+        holding them under their contract names), the span of their data and its end
+        (`data_end` when given, e.g. `settings.features.data_end`)."""
         present = set(backend.list_tables())
         if "subscriptions" not in present:
             raise ValueError(
@@ -85,12 +96,40 @@ class Workspace:
         activity = spans[spans.table_name != "subscriptions"]
         start = pd.Timestamp(spans.first_at.min()).date()
         activity_start = pd.Timestamp(activity.first_at.max()).date() if len(activity) else start
-        return cls(backend, tables, start, pd.Timestamp(spans.last_at.max()).date(), activity_start)
+        ends = {str(r.table_name): pd.Timestamp(r.last_at).date() for r in spans.itertuples() if pd.notna(r.last_at)}
+        end, source = resolve_data_end(ends, data_end)
+        return cls(backend, tables, start, end, activity_start, source, ends)
 
     def default_calendar(self, settings: Settings) -> tuple[date, date]:
         """From one full longest window after every activity table has started, to the
         end of the data (subscription history often reaches further back than events)."""
         return self.activity_start + timedelta(days=max(settings.features.windows)), self.data_end
+
+
+# Tables that record something every day of a live business: their last date is where
+# the export stopped. Tickets, feedback and touchpoints are sparse (a quiet last week is
+# normal, more so for a small portfolio): their last dates are reported, never the end.
+DENSE_TABLES = ("subscriptions", "usage_events")
+
+
+def resolve_data_end(ends: dict[str, date], configured: date | None = None) -> tuple[date, str]:
+    """The end of the data and where it comes from (a sentence for the build's output).
+
+    `ends` holds each present table's last date. The configured date wins; otherwise the
+    earliest last date of the dense tables (`DENSE_TABLES`, those present): the last day
+    every one of them still covers."""
+    if not ends:
+        raise ValueError("the workspace tables hold no dates: no end of the data to take")
+    if configured is not None:
+        return configured, "configured (features.data_end)"
+    dense = {t: d for t, d in ends.items() if t in DENSE_TABLES} or ends
+    first = min(dense.values())
+    earliest = sorted(t for t, d in dense.items() if d == first)
+    later = [f"{t} {d}" for t, d in sorted(dense.items(), key=lambda kv: (kv[1], kv[0])) if d > first]
+    source = f"the earliest last date of {' and '.join(sorted(dense))}: {', '.join(earliest)}"
+    if later:
+        source += f" (later: {', '.join(later)})"
+    return first, source
 
 
 def data_spans(tables: dict[str, ibis.Table | None]) -> ibis.Table:

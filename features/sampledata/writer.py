@@ -26,7 +26,15 @@ FORMATS = ("parquet", "csv")
 
 
 def arrow_schema(table: Table) -> pa.Schema:
-    return pa.schema([pa.field(c.name, ARROW_TYPES[c.type], nullable=not c.required) for c in table.columns])
+    """Arrow types of the contract's columns; a number that the contract also accepts as
+    a word (billing_period: "month", "quarter", "semiannual", "year") is written as the
+    word, as a billing export would hold it."""
+    return pa.schema(
+        [
+            pa.field(c.name, pa.string() if getattr(c, "words", ()) else ARROW_TYPES[c.type], nullable=not c.required)
+            for c in table.columns
+        ]
+    )
 
 
 def _column(values, type_: pa.DataType) -> pa.Array:

@@ -4,6 +4,7 @@ the health score and the Spark engine."""
 from __future__ import annotations
 
 import codecs
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -124,6 +125,21 @@ class FeatureSettings(_Section):
         description="One event per product feature: breadth = features used / features available.",
     )
     activity_lookback_days: int = Field(180, gt=0, description="Cap on 'days since last activity'.")
+    data_end: date | None = Field(
+        None,
+        description="The last day the data covers (labels are known only up to it; the default calendar ends "
+        "there). Default: the earlier of the last dates of subscriptions (latest start_date) and usage_events, "
+        "so a table exported earlier than the other never looks like churn (sparse tables: tickets, feedback, "
+        "touchpoints are reported, not used).",
+    )
+    partial_drop_share: float = Field(
+        0.3,
+        gt=0,
+        le=1,
+        description="An as-of date whose active accounts fall by more than this share against the previous "
+        "(non-partial) as-of date is reported as partial; radar score, drivers, alerts and the digest skip it by "
+        "default (--as-of or --include-partial use it).",
+    )
     engine: Literal["duckdb", "spark"] = Field(
         "duckdb",
         description="What runs the feature expressions: duckdb (one machine) or spark (Apache Spark through "
