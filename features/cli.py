@@ -45,6 +45,11 @@ def print_ingest_report(report: IngestReport) -> None:
         console.print(
             f"[red]{total:,} rejected rows[/red] written to the `rejects` table and {escape(str(report.rejects_dir))}/"
         )
+    if report.label_blackout_accounts:
+        console.print(
+            f"[yellow]labels unknown for {report.label_blackout_accounts:,} account(s)[/yellow] from the start of "
+            "their rejected subscription rows (a missing line is not a churn; table label_blackouts)"
+        )
 
 
 @app.command()
@@ -57,6 +62,14 @@ def ingest(
             "--accept-shrink",
             help="Load even if a table lost more than ingest.max_shrink_share of its rows, a required table is "
             "empty or too many rows name unknown accounts (by default such a run is refused as a truncated export).",
+        ),
+    ] = False,
+    accept_rejects: Annotated[
+        bool,
+        typer.Option(
+            "--accept-rejects",
+            help="Load even if more than ingest.max_rejected_subscription_share of the subscription rows is rejected "
+            "(the labels of their accounts become unknown from each rejected row's start).",
         ),
     ] = False,
 ) -> None:
@@ -72,6 +85,7 @@ def ingest(
                 settings,
                 progress=lambda t: status.update(f"ingesting {t}"),
                 accept_shrink=accept_shrink,
+                accept_rejects=accept_rejects,
             )
     except (IngestError, WorkspaceBusy) as exc:
         console.print(f"[red]error:[/red] {escape(str(exc))}")

@@ -23,6 +23,9 @@ class Column:
     max: float | None = None
     default: float | None = None  # value stored when the input is empty
     description: str = ""
+    # int columns: words accepted for a number, normalised key (lower case, single spaces) -> value
+    words: tuple[tuple[str, int], ...] = ()
+    words_hint: str = ""  # the accepted forms, for the reason of a value that is neither a number nor a word
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,31 @@ class Table:
 PRIORITIES = ("low", "normal", "high", "urgent")
 CHANNELS = ("nps_survey", "csat_survey", "chat", "call", "email", "in_app", "qbr", "review")
 TOUCHPOINT_KINDS = ("meeting", "qbr", "onboarding_session", "email", "call")
-BILLING_PERIODS = ("month", "year")
+
+
+def _period_words() -> dict[str, int]:
+    """billing_period words -> months. Keys are normalised: lower case, runs of spaces,
+    '-' and '_' as one space ("Half-Year" -> "half year"). "N months"/"N years" with digits
+    are parsed too; more words can be added in radar.toml (ingest.billing_period_words)."""
+    words = {
+        "month": 1, "monthly": 1, "per month": 1,
+        "quarter": 3, "quarterly": 3,
+        "half year": 6, "halfyear": 6, "half yearly": 6, "semiannual": 6, "semi annual": 6,
+        "semiannually": 6, "semi annually": 6,
+        "year": 12, "yearly": 12, "annual": 12, "annually": 12, "per year": 12,
+        "biennial": 24, "biennially": 24,
+        "triennial": 36, "triennially": 36,
+    }  # fmt: skip
+    numbers = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve")
+    for n, word in enumerate(numbers, start=1):
+        for unit, months in (("month", n), ("year", 12 * n)):
+            words[f"{word} {unit}"] = words[f"{word} {unit}s"] = months
+    return words
+
+
+BILLING_PERIOD_WORDS = _period_words()
+# the forms a reject reason names
+BILLING_PERIOD_FORMS = "a number of months (1, 3, 6, 12, 24, '3 months', '2 years') or month, quarter, half-year, semiannual, year, two years"
 
 ACCOUNTS = Table(
     "accounts",
@@ -82,7 +109,16 @@ SUBSCRIPTIONS = Table(
         Column("end_date", "date", description="Empty means open-ended."),
         Column("mrr", "float", required=True, min=0),
         Column("seats", "int", min=0),
-        Column("billing_period", "string", allowed=BILLING_PERIODS),
+        Column(
+            "billing_period",
+            "int",
+            min=1,
+            max=120,
+            words=tuple(BILLING_PERIOD_WORDS.items()),
+            words_hint=BILLING_PERIOD_FORMS,
+            description="Months per billing period: a number of months or a word (month, quarter, half-year, "
+            "semiannual, year, two years, ...), stored as months.",
+        ),
     ),
     required=True,
     key="subscription_id",

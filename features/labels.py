@@ -46,6 +46,12 @@ By the next renewal, with L = ``max_lead_days``:
 
 ``next_renewal`` and ``label_end_by_renewal`` say which period the label covers; they
 are not model inputs (training takes its features from the registry).
+
+A subscription row ingest rejected is a line missing from the account's history, which
+would read as a churn. ``blackouts`` (ingest's ``label_blackouts``: account_id,
+blackout_from = the earliest start of its rejected rows, NULL when a start did not parse)
+makes the account's labels unknown from there on: every label whose window end + g passes
+blackout_from (a churn the missing line would have prevented falls within g before its start).
 """
 
 from __future__ import annotations
@@ -99,9 +105,32 @@ def label_end_by_renewal(as_of: ibis.Value, next_renewal: ibis.Value, settings: 
     return ibis.ifelse(next_renewal.isnull(), horizon_end, capped)
 
 
-def build_labels(subs: ibis.Table, calendar: ibis.Table, settings: DomainSettings, data_end: date) -> ibis.Table:
+BLACKOUTS_TABLE = "label_blackouts"  # written by ingest
+
+
+def workspace_blackouts(backend: ibis.BaseBackend) -> ibis.Table | None:
+    """Ingest's `label_blackouts` table in `backend`, or None (a workspace without one)."""
+    return backend.table(BLACKOUTS_TABLE) if BLACKOUTS_TABLE in backend.list_tables() else None
+
+
+def blacked_out(t: ibis.Table, end: ibis.Value, settings: DomainSettings) -> ibis.Value:
+    """Whether a label window ending at ``end`` (exclusive) reaches the account's first rejected
+    subscription row (``t._blackout`` set, ``t._blackout_from`` its start or NULL for any)."""
+    g = ibis.interval(days=effective_grace(settings.grace_days))
+    reaches = t._blackout_from.isnull() | (end + g > t._blackout_from)
+    return (t._blackout.notnull() & reaches).fill_null(False)
+
+
+def build_labels(
+    subs: ibis.Table,
+    calendar: ibis.Table,
+    settings: DomainSettings,
+    data_end: date,
+    blackouts: ibis.Table | None = None,
+) -> ibis.Table:
     """(account_id, as_of, churned, expanded, churned_by_renewal, renewal_in_horizon,
-    next_renewal, label_end_by_renewal) for active accounts."""
+    next_renewal, label_end_by_renewal) for active accounts; unknown labels where
+    ``blackouts`` (rejected subscription rows) say so."""
     h = ibis.interval(days=settings.horizon_days)
     keys = list(KEY)
     rev = revenue_lines(subs)
@@ -138,6 +167,9 @@ def build_labels(subs: ibis.Table, calendar: ibis.Table, settings: DomainSetting
     t = base
     for part in (mrr_end, churns, churns_by_renewal, new_products):
         t = t.left_join(part, keys).drop("account_id_right", "as_of_right")
+    if blackouts is not None:
+        b = blackouts.select("account_id", _blackout_from=blackouts.blackout_from, _blackout=ibis.literal(1))
+        t = t.left_join(b, "account_id").drop("account_id_right")
 
     churned = t._churn.fill_null(0) > 0
     churned_by_renewal = t._churn_by_renewal.fill_null(0) > 0
@@ -147,6 +179,9 @@ def build_labels(subs: ibis.Table, calendar: ibis.Table, settings: DomainSetting
     expanded = ~churned & (grew | (t._new_products.fill_null(0) > 0))
     known = label_known(t.as_of, settings, data_end)
     known_by_renewal = window_known(t.label_end_by_renewal, settings, data_end)
+    if blackouts is not None:
+        known = known & ~blacked_out(t, t.as_of + h, settings)
+        known_by_renewal = known_by_renewal & ~blacked_out(t, t.label_end_by_renewal, settings)
     unknown = ibis.null("int8")
     # ifelse rather than a boolean cast, which PostgreSQL refuses for small integers
     return t.select(

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from features import feedback, health, support, touchpoints, usage
 from features.calendar import calendar_table
 from features.contract import TABLES
-from features.labels import build_labels
+from features.labels import build_labels, workspace_blackouts
 from features.registry import FeatureRegistry, FeatureSpec
 from features.subscriptions import SPECS as SUBSCRIPTION_SPECS
 from features.subscriptions import subscription_features
@@ -253,7 +253,7 @@ def snapshot_expr(
         feedback.survey_features(ws.tables["feedback"], spine, calendar, cfg),
         touchpoints.touchpoint_features(ws.tables["touchpoints"], spine, calendar, cfg),
         feedback.qcf_features(evidence, spine, calendar, cfg),
-        build_labels(subs, calendar, settings.domain, ws.data_end),
+        build_labels(subs, calendar, settings.domain, ws.data_end, workspace_blackouts(ws.backend)),
     ]
     out = spine
     accounts = ws.tables["accounts"]

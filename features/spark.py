@@ -20,6 +20,7 @@ from pathlib import Path
 import ibis
 import pandas as pd
 
+from features.labels import BLACKOUTS_TABLE, workspace_blackouts
 from features.snapshot import KEY, Workspace, text_rows
 from features.text.evidence import EVIDENCE_SCHEMA, iter_evidence
 from features.text.taxonomy import Taxonomy, load_taxonomy
@@ -117,6 +118,11 @@ def spark_workspace(source: Workspace, session, staging: Path) -> Workspace:
         path.parent.mkdir(parents=True, exist_ok=True)
         table.to_parquet(path)
         tables[name] = backend.read_parquet(path.absolute(), table_name=name)
+    blackouts = workspace_blackouts(source.backend)  # ingest's rejected subscription rows: the labels read them
+    if blackouts is not None:
+        path = staging / "input" / f"{BLACKOUTS_TABLE}.parquet"
+        blackouts.to_parquet(path)
+        backend.read_parquet(path.absolute(), table_name=BLACKOUTS_TABLE)
     return Workspace(backend, tables, source.data_start, source.data_end, source.activity_start)
 
 

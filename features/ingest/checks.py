@@ -7,6 +7,8 @@ inside DuckDB over the staged text rows, so memory stays bounded at any size.
 
 from __future__ import annotations
 
+import re
+
 from features.contract import Column, Table
 from features.ingest.read import READ_COLUMN, READ_REASON
 
@@ -44,11 +46,29 @@ def raw_value(col: Column) -> str:
     return f"NULLIF(TRIM({quote(col.name)}), '')"
 
 
+def normalised_word(word: str) -> str:
+    """The form words are compared in: lower case, runs of spaces, '-' and '_' as one space."""
+    return re.sub(r"[\s_-]+", " ", word.strip().lower())
+
+
+def _word_value(col: Column, raw: str) -> str:
+    """SQL: the number a word (or "N months" / "N years") stands for, NULL when unknown."""
+    norm = f"regexp_replace(lower({raw}), '[\\s_-]+', ' ', 'g')"
+    digits = f"CAST(regexp_extract({norm}, '^([0-9]+)', 1) AS BIGINT)"
+    cases = " ".join(f"WHEN {_lit(w)} THEN {n:d}" for w, n in col.words)
+    return (
+        f"CASE WHEN regexp_matches({norm}, '^[0-9]{{1,4}} ?(month|months|mo|mos)$') THEN {digits} "
+        f"WHEN regexp_matches({norm}, '^[0-9]{{1,3}} ?(year|years|yr|yrs)$') THEN 12 * {digits} "
+        f"ELSE CASE {norm} {cases} END END"
+    )
+
+
 def typed_value(col: Column) -> str:
     """SQL turning the raw text into the contract type; NULL where it does not parse.
 
     Timestamps: naive values are UTC, values with an offset are converted to UTC, and
-    the result is stored as a naive UTC timestamp.
+    the result is stored as a naive UTC timestamp. Whole numbers with `words` also
+    accept those words ("quarterly" -> 3) and "N months" / "N years" (as months).
     """
     raw = raw_value(col)
     if col.type == "string":
@@ -58,7 +78,10 @@ def typed_value(col: Column) -> str:
         return ts if col.type == "timestamp" else f"CAST({ts} AS DATE)"
     if col.type == "int":
         num = f"TRY_CAST({raw} AS DOUBLE)"
-        return f"CASE WHEN {num} = ROUND({num}) AND abs({num}) < {INT_LIMIT:g} THEN CAST({num} AS BIGINT) END"
+        whole = f"CASE WHEN {num} = ROUND({num}) AND abs({num}) < {INT_LIMIT:g} THEN CAST({num} AS BIGINT) END"
+        if col.words:
+            return f"(CASE WHEN {num} IS NOT NULL THEN {whole} ELSE {_word_value(col, raw)} END)"
+        return whole
     return f"TRY_CAST({raw} AS {SQL_TYPES[col.type]})"
 
 
@@ -91,6 +114,8 @@ def column_problems(col: Column) -> list[str]:
         )
     if col.type in ("float", "int") and col.max is not None:  # first: an implausible number is its own reason
         number = f"TRY_CAST({raw} AS DOUBLE)"
+        if col.words:  # "99 years" is above the maximum too
+            number = f"coalesce({number}, {typed})"
         checks.append(
             _problem(
                 col.name,
@@ -99,7 +124,16 @@ def column_problems(col: Column) -> list[str]:
                 f"{_shown(raw)} || ' is above the maximum {col.max:g}'",
             )
         )
-    if col.type != "string":
+    if col.words:  # neither a whole number nor a known word
+        checks.append(
+            _problem(
+                col.name,
+                "allowed",
+                f"{raw} IS NOT NULL AND {typed} IS NULL",
+                f"{_shown(raw)} || {_lit(f' is not {col.words_hint}; map other words under [ingest.{col.name}_words]')}",
+            )
+        )
+    elif col.type != "string":
         checks.append(
             _problem(
                 col.name,

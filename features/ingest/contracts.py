@@ -14,6 +14,7 @@ import ibis.expr.datatypes as dt
 import pandera.ibis as pa
 
 from features.contract import Column, Table
+from features.ingest.checks import normalised_word
 
 IBIS_TYPES = {
     "string": dt.String,
@@ -41,6 +42,19 @@ def with_bounds(table: Table, overrides: dict[str, dict[str, float]] | None = No
         raise ValueError(f"ingest.plausible_max.{table.name}: no column(s) {', '.join(unknown)}")
     columns = tuple(replace(c, max=bounds[c.name]) if c.name in bounds else c for c in table.columns)
     return replace(table, columns=columns)
+
+
+def with_words(table: Table, extra: dict[str, dict[str, int]] | None = None) -> Table:
+    """`table` with more words accepted for its whole-number columns, e.g.
+    {"billing_period": {"semestral": 6}} (ingest.billing_period_words); they win over the contract's."""
+    columns = []
+    for c in table.columns:
+        more = (extra or {}).get(c.name)
+        if more and c.words:
+            merged = dict(c.words) | {normalised_word(w): int(n) for w, n in more.items()}
+            c = replace(c, words=tuple(merged.items()))
+        columns.append(c)
+    return replace(table, columns=tuple(columns))
 
 
 class ContractViolation(AssertionError):

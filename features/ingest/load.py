@@ -19,7 +19,7 @@ import duckdb
 
 from features.contract import TABLES, Table
 from features.ingest.checks import quote, typed_select
-from features.ingest.contracts import check_loaded_table, with_bounds
+from features.ingest.contracts import check_loaded_table, with_bounds, with_words
 from features.ingest.read import (
     ROW_NUMBER,
     SOURCE_FILE,
@@ -68,6 +68,8 @@ class IngestReport:
     database: Path
     rejects_dir: Path
     tables: list[TableReport]
+    # accounts whose labels are unknown from a rejected subscription row's start (table label_blackouts)
+    label_blackout_accounts: int = 0
 
     def table(self, name: str) -> TableReport:
         return next(t for t in self.tables if t.table == name)
@@ -208,8 +210,38 @@ def _cross_row_problems(con, table: Table, known_accounts: str | None) -> None:
         )
 
 
+# rejects that lose no subscription line of a known account (an exact copy, an account not in accounts)
+HARMLESS_SUBSCRIPTION_CHECKS = ("duplicate_row", "unknown_account")
+
+
+def _label_blackouts(con, known_accounts: str | None) -> None:
+    """`label_blackouts`: per account, the earliest start of its rejected subscription rows.
+
+    A rejected line is a gap in the account's history that would read as a churn, so the
+    label builder leaves the account's labels unknown from there on (NULL `blackout_from`,
+    a start that did not parse: all of them). Rows whose account_id is unusable, exact
+    duplicates and unknown accounts lose no line of a known account and are left out.
+    """
+    known = f"AND t.account_id IN (SELECT account_id FROM {known_accounts})" if known_accounts == "accounts" else ""
+    harmless = ", ".join(f"'{c}'" for c in HARMLESS_SUBSCRIPTION_CHECKS)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE label_blackouts AS
+        SELECT t.account_id,
+               CASE WHEN bool_or(t.start_date IS NULL) THEN NULL ELSE min(t.start_date) END AS blackout_from,
+               count(*) AS rejected_rows
+        FROM rejects r JOIN _typed t ON t.{SOURCE_FILE} = r.source_file AND t.{ROW_NUMBER} = r.row_number
+        WHERE r.table_name = 'subscriptions' AND r.check_name NOT IN ({harmless})
+          AND r.column_name <> 'account_id' AND t.account_id IS NOT NULL {known}
+        GROUP BY t.account_id
+        ORDER BY t.account_id
+        """
+    )
+
+
 def _load_table(con, plan: _Plan, settings: Settings, known_accounts: str | None) -> TableReport:
     table, name = with_bounds(plan.table, settings.ingest.plausible_max), plan.table.name
+    table = with_words(table, {"billing_period": settings.ingest.billing_period_words})
     mapping = settings.ingest.column_mapping.get(name, {})
     failures: list[TableReadError] = []
     reader = stream_rows(
@@ -269,6 +301,8 @@ def _load_table(con, plan: _Plan, settings: Settings, known_accounts: str | None
            GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 3""",
         [name],
     ).fetchall()
+    if name == "subscriptions":
+        _label_blackouts(con, known_accounts)
     con.execute("DROP TABLE _typed; DROP TABLE _cross")
     check_loaded_table(con, table)
     return TableReport(
@@ -372,12 +406,61 @@ def _unknown_account_problem(con, reports: list[TableReport], settings: Settings
     )
 
 
-def _refuse(problems: list[str], database: Path) -> IngestRefused:
+def _mapping_hint(column: str, check: str, example: str | None) -> str:
+    """Which setting most likely fixes many subscription rows rejected for `column`/`check`."""
+    if column == "billing_period":
+        word = (example or "your_word").strip().lower() or "your_word"
+        return (
+            "map your billing period words to months in radar.toml under [ingest.billing_period_words], "
+            f'e.g. "{word}" = 6'
+        )
+    if column == "*":
+        return (
+            "check the file's encoding (ingest.encoding) and delimiter: its rows do not split into the header's fields"
+        )
+    if check in ("missing", "type"):
+        return (
+            f"check [ingest.column_mapping.subscriptions] in radar.toml: is another of your columns "
+            f'the contract\'s {column}? e.g. your_name = "{column}"'
+        )
+    return "fix the export or map its columns under [ingest.column_mapping.subscriptions] in radar.toml"
+
+
+def _rejected_subscriptions_problem(con, report: TableReport, settings: Settings) -> str | None:
+    """More subscription rows rejected than ingest.max_rejected_subscription_share: each would read
+    as a churn, so the mapping is more likely wrong than the data."""
+    harmless = ", ".join(f"'{c}'" for c in HARMLESS_SUBSCRIPTION_CHECKS)
+    where = f"table_name = 'subscriptions' AND check_name NOT IN ({harmless})"
+    lost = con.execute(f"SELECT count(*) FROM rejects WHERE {where}").fetchone()[0]
+    share = settings.ingest.max_rejected_subscription_share
+    if not report.read or lost / report.read <= share:
+        return None
+    column, check, n = con.execute(
+        f"SELECT column_name, check_name, count(*) FROM rejects WHERE {where} GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 LIMIT 1"
+    ).fetchone()
+    value = "NULL" if column == "*" else "json_extract_string(raw, '$.' || column_name)"
+    example, reason = con.execute(  # the most frequent rejected value of that column, and its reason
+        f"""SELECT {value} AS v, min(reason) FROM rejects WHERE {where} AND column_name = ? AND check_name = ?
+            GROUP BY v ORDER BY count(*) DESC, v LIMIT 1""",
+        [column, check],
+    ).fetchone()
+    return (
+        f"{lost:,} of {report.read:,} subscription rows ({lost / report.read:.0%}) were rejected, more than "
+        f"ingest.max_rejected_subscription_share ({share:.0%}); a rejected line would read as a churn. "
+        f"Most for {column} ({check}, {n:,} rows), e.g. {reason}.\n    Fix: {_mapping_hint(column, check, example)}"
+    )
+
+
+def _refuse(problems: list[str], rejected: str | None, database: Path) -> IngestRefused:
+    parts = []
+    if problems:
+        parts.append("ingest refused, the new files look like a truncated export:\n  - " + "\n  - ".join(problems))
+    if rejected:
+        parts.append(f"ingest refused, too many subscription rows rejected:\n  - {rejected}")
+    flags = " and ".join(f for f, on in (("--accept-shrink", problems), ("--accept-rejects", rejected)) if on)
     return IngestRefused(
-        "ingest refused, the new files look like a truncated export:\n  - "
-        + "\n  - ".join(problems)
-        + f"\nNothing was changed: {database} still holds the previous ingest. "
-        "If this is intended, run again with --accept-shrink."
+        "\n".join(parts) + f"\nNothing was changed: {database} still holds the previous ingest. "
+        f"If this is intended, run again with {flags}."
     )
 
 
@@ -386,13 +469,15 @@ def ingest_workspace(
     settings: Settings,
     progress: Callable[[str], None] | None = None,
     accept_shrink: bool = False,
+    accept_rejects: bool = False,
 ) -> IngestReport:
     """Validate and load every contract table of `workspace` into the workspace database.
 
     All or nothing: every table, the rejects, the summary and the metadata are written in
     one DuckDB transaction, committed only once every table loaded, every count reconciled
     and no guard against truncated exports fired (see IngestSettings; `accept_shrink`
-    turns the guards off). On any failure, or if the process is killed, the database stays
+    turns the guards off; `accept_rejects` the guard against too many rejected subscription
+    rows, ingest.max_rejected_subscription_share). On any failure, or if the process is killed, the database stays
     as the previous ingest left it; the tables other stages wrote are never touched.
 
     Raises IngestError (IngestRefused for the guards), saying which file stopped it, when
@@ -412,6 +497,7 @@ def ingest_workspace(
         con.execute(REJECTS_DDL)
         reports: list[TableReport] = []
         refusals: list[str] = []
+        rejected: str | None = None
         known: str | None = None
         for plan in plans:
             name = plan.table.name
@@ -438,10 +524,19 @@ def ingest_workspace(
                 known = name
             if not accept_shrink and (problem := _shrink_problem(report, plan.table, previous, settings)):
                 refusals.append(problem)
+            if name == "subscriptions" and not accept_rejects:
+                rejected = _rejected_subscriptions_problem(con, report, settings)
         if not accept_shrink and (problem := _unknown_account_problem(con, reports, settings)):
             refusals.append(problem)
-        if refusals:
-            raise _refuse(refusals, settings.database_path)
+        if refusals or rejected:
+            raise _refuse(refusals, rejected, settings.database_path)
+        blackouts = con.execute("SELECT count(*) FROM label_blackouts").fetchone()[0]
+        if blackouts:
+            subs = next(r for r in reports if r.table == "subscriptions")
+            subs.message = (
+                f"labels unknown for {blackouts:,} account(s) from the start of their rejected subscription rows "
+                "(table label_blackouts)"
+            )
         _record(con, reports)
         con.execute("COMMIT")
         # the rejects files mirror the committed `rejects` table
@@ -455,4 +550,4 @@ def ingest_workspace(
         raise
     finally:
         con.close()
-    return IngestReport(settings.database_path, settings.rejects_dir, reports)
+    return IngestReport(settings.database_path, settings.rejects_dir, reports, blackouts)

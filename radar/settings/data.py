@@ -47,6 +47,19 @@ class IngestSettings(_Section):
         description="Per table, column -> the largest plausible value, overriding the contract's bounds "
         "(subscriptions: mrr 1e7, seats 1e6), e.g. {subscriptions = {mrr = 5e7}}; rows above are rejected.",
     )
+    billing_period_words: dict[str, int] = Field(
+        default_factory=dict,
+        description="More words for subscriptions.billing_period -> months, e.g. {semestral = 6, 'bi-monthly' = 2}, "
+        "beyond the built-in ones (month, quarter, half-year, semiannual, year, two years, '3 months', ...).",
+    )
+    max_rejected_subscription_share: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="Refuse an ingest in which more than this share of the subscription rows is rejected (not "
+        "counting unknown accounts and exact duplicates): a rejected line would otherwise read as a churn. "
+        "`radar ingest --accept-rejects` loads it anyway, with the labels of those accounts unknown.",
+    )
     lock_wait_seconds: float = Field(
         30,
         ge=0,

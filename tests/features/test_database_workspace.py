@@ -128,7 +128,7 @@ def test_tables_off_the_contract_are_named_column_by_column(postgres_database, t
     with psycopg.connect(conninfo(url), autocommit=True) as conn:
         conn.execute(
             "CREATE TABLE subscriptions (subscription_id text, account_id text, product text, "
-            "start_date date, end_date date, mrr numeric(12, 2), seats bigint, billing_period text)"
+            "start_date date, end_date date, mrr numeric(12, 2), seats bigint, billing_period integer)"
         )
         conn.execute(
             "CREATE TABLE usage_events (account_id text, occurred_at timestamptz, event_type text, user_id text)"

@@ -21,7 +21,9 @@ def write(ws: Path, name: str, text: str) -> None:
 
 
 def settings_for(tmp: Path, **kw):
-    return load_settings(output_dir=tmp / "out", **kw)
+    """Settings whose guard against many rejected subscription rows is off: these tests look at the rows."""
+    ingest = {"max_rejected_subscription_share": 1.0, **kw.pop("ingest", {})}
+    return load_settings(output_dir=tmp / "out", ingest=ingest, **kw)
 
 
 def query(settings, sql: str) -> pd.DataFrame:
@@ -75,7 +77,7 @@ S2,A1,base,2024-03-01,2024-02-01,100,5,month
 S3,A1,base,2024-01-01,,-1,5,month
 S4,A1,base,not-a-date,,10,5,month
 S5,A1,,2024-01-01,,10,5,month
-S6,A1,base,2024-01-01,,10,5,quarterly
+S6,A1,base,2024-01-01,,10,5,weekly
 S7,A9,base,2024-01-01,,10,5,month
 S1,A2,base,2024-01-01,,10,5,month
 S8,A2,base,2024-01-01,,10,2.5,year

@@ -33,7 +33,8 @@ def lines(*rows: str) -> bytes:
 
 
 def ingest(ws: Path, tmp: Path, **settings):
-    s = load_settings(output_dir=tmp / "out", **settings)
+    ingest = {"max_rejected_subscription_share": 1.0, **settings.pop("ingest", {})}  # the rows, not that guard
+    s = load_settings(output_dir=tmp / "out", ingest=ingest, **settings)
     report = ingest_workspace(ws, s)
     with duckdb.connect(str(s.database_path), read_only=True) as con:
         rejects = con.execute(

@@ -37,7 +37,7 @@ SCHEMA = pa.schema(
         ("end_date", pa.date32()),
         ("mrr", pa.float64()),
         ("seats", pa.int64()),
-        ("billing_period", pa.string()),
+        ("billing_period", pa.int64()),
     ]
 )
 _ids = itertools.count()

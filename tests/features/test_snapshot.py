@@ -45,7 +45,7 @@ def base_tables() -> dict[str, list[dict]]:
                 "end_date": date(2025, 1, 1),
                 "mrr": 100.0,
                 "seats": 10,
-                "billing_period": "year",
+                "billing_period": 12,
             },
             {
                 "subscription_id": "S2",
@@ -55,7 +55,7 @@ def base_tables() -> dict[str, list[dict]]:
                 "end_date": date(2024, 8, 1),
                 "mrr": 300.0,
                 "seats": 30,
-                "billing_period": "year",
+                "billing_period": 12,
             },
         ],
     }
@@ -214,7 +214,7 @@ def mutate_future(tables: dict[str, list[dict]], rng: np.random.Generator) -> di
             "end_date": None,
             "mrr": 50.0,
             "seats": 5,
-            "billing_period": "month",
+            "billing_period": 1,
         }
     )
     return out

@@ -34,7 +34,7 @@ SCHEMA = pa.schema(
         ("end_date", pa.date32()),
         ("mrr", pa.float64()),
         ("seats", pa.int64()),
-        ("billing_period", pa.string()),
+        ("billing_period", pa.int64()),  # months
     ]
 )
 _ids = itertools.count()
@@ -89,9 +89,9 @@ def test_monthly_renewals_are_not_churn_until_the_last_line_lapses(con):
 
 def test_annual_renewals_with_an_open_ended_last_line_never_churn(con):
     annual = subs(
-        line("a", "base", "2021-03-15", "2022-03-15", 500, period="year"),
-        line("a", "base", "2022-03-15", "2023-03-15", 550, period="year"),
-        line("a", "base", "2023-03-15", None, 600, period="year"),
+        line("a", "base", "2021-03-15", "2022-03-15", 500, period=12),
+        line("a", "base", "2022-03-15", "2023-03-15", 550, period=12),
+        line("a", "base", "2023-03-15", None, 600, period=12),
     )
     assert events(con, annual, "2030-01-01") == []
 
@@ -206,17 +206,17 @@ def test_active_accounts_see_lines_started_before_as_of_and_in_force_on_the_eve(
 
 HISTORY = [
     # a: monthly base, renewed once, upgraded to an annual premium, then an add-on
-    line("a", "base", "2023-01-01", "2023-02-01", 100, seats=10, period="month"),
-    line("a", "base", "2023-02-01", "2023-03-01", 100, seats=10, period="month"),
-    line("a", "premium", "2023-03-01", "2024-03-01", 200, seats=12, period="year"),
-    line("a", "addon", "2023-04-15", None, 50, period="month"),
+    line("a", "base", "2023-01-01", "2023-02-01", 100, seats=10, period=1),
+    line("a", "base", "2023-02-01", "2023-03-01", 100, seats=10, period=1),
+    line("a", "premium", "2023-03-01", "2024-03-01", 200, seats=12, period=12),
+    line("a", "addon", "2023-04-15", None, 50, period=1),
     # b: churned in July 2022, came back in January 2023 on an open-ended line
-    line("b", "base", "2022-01-01", "2022-07-01", 80, seats=4, period="month"),
+    line("b", "base", "2022-01-01", "2022-07-01", 80, seats=4, period=1),
     line("b", "base", "2023-01-01", None, 90, seats=4),
     # c: ended before the snapshot
-    line("c", "base", "2023-01-01", "2023-05-01", 60, seats=2, period="month"),
+    line("c", "base", "2023-01-01", "2023-05-01", 60, seats=2, period=1),
     # a line starting on as_of is not seen
-    line("b", "addon", "2023-06-30", None, 500, seats=100, period="year"),
+    line("b", "addon", "2023-06-30", None, 500, seats=100, period=12),
 ]
 
 
@@ -231,7 +231,7 @@ def test_subscription_features_worked_by_hand(con):
         "seats": 12,  # the addon has no seats
         "n_products": 2,
         "main_product": "premium",
-        "billing_period": "year",  # of premium, the largest line
+        "billing_period": 12,  # of premium, the largest line
         "days_to_next_renewal": (D("2024-03-01") - D("2023-06-30")).days,  # 245
         "tenure_days": 180,  # since 1 January
         "relationship_tenure_days": 180,
@@ -298,7 +298,7 @@ def histories(draw, prefix="s", starts=st.integers(0, 300), max_lines=6):
                 None if length is None else ORIGIN + timedelta(days=start + length),
                 draw(st.sampled_from((0, 10, 25, 100))),
                 seats=draw(st.one_of(st.none(), st.integers(1, 20))),
-                period=draw(st.sampled_from((None, "month", "year"))),
+                period=draw(st.sampled_from((None, 1, 12))),
                 sid=f"{prefix}{i}",
             )
         )
