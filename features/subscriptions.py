@@ -62,7 +62,12 @@ def specs(windows: Sequence[int] = WINDOWS) -> list[FeatureSpec]:
         FeatureSpec("n_products", "Products in force", 10, SRC, "higher", "count", kind="context"),
         FeatureSpec("main_product", "Main plan (largest line)", "context", SRC, unit="category", categorical=True),
         FeatureSpec(
-            "billing_period", "Billing period of the main plan, months", "context", SRC, unit="category", categorical=True
+            "billing_period",
+            "Billing period of the main plan, months",
+            "context",
+            SRC,
+            unit="category",
+            categorical=True,
         ),
         # contract facts of indicator 8: context, not drivers (a CSM cannot change them)
         FeatureSpec("days_to_next_renewal", "Days to the next contract end", 8, SRC, "neutral", "days", kind="context"),
