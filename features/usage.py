@@ -12,6 +12,8 @@ import math
 import ibis
 from ibis import _
 
+from features import events as per_event
+from features.events import EventType
 from features.exact import exact_sum
 from features.registry import FeatureSpec, feature_names, missing_features
 from features.window import day_of, rows_before, trailing
@@ -53,8 +55,12 @@ def _windowed(
     calendar: ibis.Table,
     w: int,
     cfg: FeatureSettings,
+    chosen: list[EventType],
+    type_user_days: ibis.Table | None,
 ) -> list[ibis.Table]:
-    """Aggregates over the last `w` days and the `w` days before, per (account_id, as_of)."""
+    """Aggregates over the last `w` days and the `w` days before, per (account_id, as_of);
+    with the per-event-type aggregates of the `chosen` types (`features.events`) in the
+    same passes."""
     key = ["account_id", "as_of"]
     logins, values = list(cfg.login_events), list(cfg.value_events)
     ev = trailing(daily, calendar, 2 * w).mutate(cur=_.age_days <= w)
@@ -68,6 +74,7 @@ def _windowed(
             f"_types_{w}": _.event_type.nunique(where=_.cur),
             f"_features_{w}": _.event_type.nunique(where=_.cur & _.event_type.isin(list(cfg.feature_events))),
         }
+        | per_event.window_aggregates(chosen, w)
     )
     us = trailing(user_days, calendar, 2 * w).mutate(cur=_.age_days <= w)
     us_agg = us.group_by(key).aggregate(
@@ -85,7 +92,12 @@ def _windowed(
             }
         )
     )
-    return [ev_agg, us_agg, ad_agg]
+    parts = [ev_agg, us_agg, ad_agg]
+    if type_user_days is not None:
+        parts.append(
+            trailing(type_user_days, calendar, w).group_by(key).aggregate(**per_event.user_aggregates(chosen, w))
+        )
+    return parts
 
 
 def _windowed_features(t: ibis.Table, w: int, n_features: int) -> dict[str, ibis.Value]:
@@ -154,23 +166,39 @@ def usage_features(
     spine: ibis.Table,
     calendar: ibis.Table,
     cfg: FeatureSettings,
+    chosen: list[EventType] | None = None,
 ) -> ibis.Table:
-    """Usage features per snapshot of `spine` (account_id, as_of, seats, tenure_days).
+    """Usage features per snapshot of `spine` (account_id, as_of, seats, tenure_days),
+    then the per-event-type features of the `chosen` types (`features.events`).
 
     With no usage table every usage feature is NULL (missing, not zero); with a table,
     an account without events in a window gets zero counts for it.
     """
-    names = feature_names(SPECS, cfg.windows)
+    chosen = list(chosen or [])
+    names = feature_names(SPECS, cfg.windows) + feature_names(per_event.event_specs(chosen, cfg), cfg.windows)
     key = ["account_id", "as_of"]
     if events is None:
         return missing_features(spine, names)
     events = events.mutate(day=day_of(events, "occurred_at"))
     # small daily tables, each read several times below: materialise them once
-    daily = events.group_by(["account_id", "day", "event_type"]).aggregate(n=_.count()).cache()
+    quantity = any(et.has_quantity for et in chosen)
+    daily = (
+        events.group_by(["account_id", "day", "event_type"])
+        .aggregate(n=_.count(), **({"q": exact_sum(_.quantity)} if quantity else {}))
+        .cache()
+    )
     user_days = events.filter(_.user_id.notnull()).select("account_id", "day", "user_id").distinct().cache()
     account_days = daily.select("account_id", "day").distinct().cache()
+    type_user_days = None
+    if chosen:
+        picked = events.filter(_.user_id.notnull() & _.event_type.isin([et.name for et in chosen]))
+        type_user_days = picked.select("account_id", "day", "event_type", "user_id").distinct().cache()
 
-    parts = [a for w in cfg.windows for a in _windowed(daily, user_days, account_days, calendar, w, cfg)]
+    parts = [
+        a
+        for w in cfg.windows
+        for a in _windowed(daily, user_days, account_days, calendar, w, cfg, chosen, type_user_days)
+    ]
     parts += _history(events, spine, calendar, cfg)
     t = spine
     for part in parts:
@@ -181,6 +209,7 @@ def usage_features(
     columns: dict[str, ibis.Value] = {}
     for w in cfg.windows:
         columns |= _windowed_features(t, w, n_features)
+        columns |= per_event.event_columns(t, chosen, w, t[f"_users_{w}"].fill_null(0), _trend)
     columns |= {
         "days_since_last_activity": t._since.fill_null(lookback).cast("float64"),
         "time_to_value_days": t.tenure_days - t.as_of.delta(t._value_day, unit="day"),

@@ -1,0 +1,241 @@
+"""Per-event-type usage features, generated from the event types found in the data.
+
+Whatever a product calls its actions, the `features.event_type_cap` most frequent event
+types (by count, then name; or exactly `features.event_types` when pinned) each get, per
+trailing window: events, events per active user, the change against the window before,
+distinct users, and the sum of `quantity` when the type carries one (some of its events
+have a quantity other than the contract's default 1). This does not depend on the role
+mapping (`features.login_events`, ...), which only sets the indicator family.
+
+The types are chosen once per build, from events before its last as-of date, and
+recorded in the output folder (`event_features.json`) next to the snapshot table: the
+feature registry reads that record, so training, reasons, the scorecard and serving
+all know the same generated columns (`recorded_event_types`).
+
+Feature names are safe identifiers: `ev_<slug>__<measure>_<w>d`, where the slug is the
+event name in lower-case letters, digits and single underscores (`slugify`), numbered
+when two names give the same slug. The double underscore keeps one event's measure from
+ever reading as another event's name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from dataclasses import asdict, dataclass
+from datetime import date
+from pathlib import Path
+
+import ibis
+import pandas as pd
+from ibis import _
+
+from features.exact import exact_sum
+from features.registry import FeatureSpec
+from radar.settings import FeatureSettings
+
+SRC = "usage_events"
+PREFIX = "ev_"
+RECORD_FILE = "event_features.json"
+SLUG_MAX = 40
+# feature role -> the setting that maps event types to it (DOMAIN 3)
+ROLE_SETTINGS: dict[str, str] = {
+    "login": "login_events",
+    "value": "value_events",
+    "setup": "setup_events",
+    "onboarding": "onboarding_events",
+    "feature": "feature_events",
+}
+# the indicator family of a role's events; unmapped types are usage depth (4)
+ROLE_FAMILIES: dict[str, int] = {"login": 5, "value": 14, "setup": 3, "onboarding": 7, "feature": 15}
+DEFAULT_FAMILY = 4
+# measure -> (label template, unit); {e} is the quoted event name
+MEASURES: dict[str, tuple[str, str]] = {
+    "count": ("{e} events", "count"),
+    "per_user": ("{e} events per active user", "ratio"),
+    "trend": ("Change in {e} events vs the window before", "pct"),
+    "users": ("Users with {e} events", "count"),
+    "quantity": ("Sum of the quantity of {e} events", "count"),
+}
+
+
+@dataclass(frozen=True)
+class EventType:
+    """One event type that gets per-event features: its name in the data, the slug its
+    feature names use, its events (before the build's last as-of) and whether it
+    carries a quantity."""
+
+    name: str
+    slug: str
+    events: int
+    has_quantity: bool
+
+    def feature(self, measure: str, window: int | str) -> str:
+        return f"{PREFIX}{self.slug}__{measure}_{window}d"
+
+    def measures(self) -> list[str]:
+        return [m for m in MEASURES if m != "quantity" or self.has_quantity]
+
+
+def slugify(name: str) -> str:
+    """An event name as a safe identifier part: lower-case ASCII letters, digits and
+    single underscores ("Export Report!" -> "export_report"); "event" if nothing is left."""
+    slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")[:SLUG_MAX].strip("_")
+    return slug or "event"
+
+
+def assign_slugs(names: list[str]) -> dict[str, str]:
+    """Name -> slug, unique: a slug already taken gets _2, _3, ... in the order given."""
+    out: dict[str, str] = {}
+    taken: set[str] = set()
+    for name in names:
+        base = slug = slugify(name)
+        n = 1
+        while slug in taken:
+            n += 1
+            slug = f"{base}_{n}"
+        taken.add(slug)
+        out[name] = slug
+    return out
+
+
+def type_counts(events: ibis.Table, before: date | None = None) -> pd.DataFrame:
+    """(event_type, events, with_quantity) of the events before `before` (all when None):
+    with_quantity counts events whose quantity is present and not the default 1."""
+    if before is not None:
+        events = events.filter(events.occurred_at < ibis.literal(before).cast("timestamp"))
+    q = events.quantity
+    return (
+        events.group_by("event_type")
+        .aggregate(events=_.count(), with_quantity=(q.notnull() & (q != 1)).cast("int64").sum())
+        .execute()
+    )
+
+
+def choose_event_types(events: ibis.Table | None, before: date, cfg: FeatureSettings) -> list[EventType]:
+    """The event types that get per-event features: `cfg.event_types` when pinned, else
+    the `cfg.event_type_cap` most frequent before `before` (ties by name), so the same
+    data gives the same choice on every engine."""
+    if events is None or (cfg.event_type_cap == 0 and not cfg.event_types):
+        return []
+    counts = type_counts(events, before)
+    found = {
+        str(r.event_type): (int(r.events), int(r.with_quantity or 0) > 0)
+        for r in counts.itertuples(index=False)
+        if r.event_type is not None
+    }
+    if cfg.event_types:
+        names = list(dict.fromkeys(cfg.event_types))
+    else:
+        ranked = sorted(found, key=lambda n: (-found[n][0], n))
+        names = ranked[: cfg.event_type_cap]
+    slugs = assign_slugs(names)
+    return [EventType(n, slugs[n], *found.get(n, (0, False))) for n in names]
+
+
+def _quoted(name: str) -> str:
+    return f"'{name}'"
+
+
+def role_of(name: str, cfg: FeatureSettings) -> list[str]:
+    """The feature roles (login, value, setup, onboarding, feature) `name` is mapped to."""
+    return [role for role, key in ROLE_SETTINGS.items() if name in getattr(cfg, key)]
+
+
+def family_of(name: str, cfg: FeatureSettings) -> int | str:
+    """`cfg.event_families[name]`, else the family of the first role it is mapped to,
+    else usage depth (4)."""
+    if name in cfg.event_families:
+        return cfg.event_families[name]
+    roles = role_of(name, cfg)
+    return ROLE_FAMILIES[roles[0]] if roles else DEFAULT_FAMILY
+
+
+def event_specs(chosen: list[EventType], cfg: FeatureSettings) -> list[FeatureSpec]:
+    """The registry entries of the per-event features (one `{w}` spec per measure)."""
+    specs = []
+    for et in chosen:
+        family = family_of(et.name, cfg)
+        healthy = cfg.event_directions.get(et.name, "higher")
+        for measure in et.measures():
+            label, unit = MEASURES[measure]
+            specs.append(
+                FeatureSpec(
+                    et.feature(measure, "{w}"),
+                    label.format(e=_quoted(et.name)),
+                    family,
+                    SRC,
+                    healthy,
+                    unit,  # type: ignore[arg-type]  # one of the registry's units
+                    kind="driver",
+                )
+            )
+    return specs
+
+
+def window_aggregates(chosen: list[EventType], w: int) -> dict[str, ibis.Value]:
+    """Aggregates over the daily per-type table paired with the last 2w days (`cur`: in
+    the last w): per chosen type, events now and before, and quantity now."""
+    out: dict[str, ibis.Value] = {}
+    for i, et in enumerate(chosen):
+        is_type = _.event_type == et.name
+        out[f"_e{i}_{w}"] = _.n.sum(where=_.cur & is_type)
+        out[f"_e{i}_prev_{w}"] = _.n.sum(where=~_.cur & is_type)
+        if et.has_quantity:
+            out[f"_eq{i}_{w}"] = exact_sum(_.q, where=_.cur & is_type)
+    return out
+
+
+def user_aggregates(chosen: list[EventType], w: int) -> dict[str, ibis.Value]:
+    """Aggregates over the per-type user-days of the last w days: distinct users per type."""
+    return {f"_eu{i}_{w}": _.user_id.nunique(where=_.event_type == et.name) for i, et in enumerate(chosen)}
+
+
+def event_columns(t: ibis.Table, chosen: list[EventType], w: int, users: ibis.Value, trend) -> dict[str, ibis.Value]:
+    """The per-event features of window `w` from the joined aggregates of `t`; `users`
+    are the account's active users in the window, `trend` the usage builder's change."""
+    out: dict[str, ibis.Value] = {}
+    for i, et in enumerate(chosen):
+        now, before = t[f"_e{i}_{w}"].fill_null(0), t[f"_e{i}_prev_{w}"].fill_null(0)
+        out[et.feature("count", w)] = now
+        out[et.feature("per_user", w)] = now / ibis.greatest(users, 1)
+        out[et.feature("trend", w)] = trend(now, before)
+        out[et.feature("users", w)] = t[f"_eu{i}_{w}"].fill_null(0)
+        if et.has_quantity:
+            out[et.feature("quantity", w)] = t[f"_eq{i}_{w}"].fill_null(0)
+    return out
+
+
+def record_event_types(output_dir: Path, chosen: list[EventType]) -> Path:
+    """Write the build's chosen event types next to its snapshot table (atomically)."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    path = output_dir / RECORD_FILE
+    text = json.dumps({"event_types": [asdict(et) for et in chosen]}, indent=2)
+    fd, tmp = tempfile.mkstemp(prefix=".event_features-", dir=output_dir)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def recorded_event_types(output_dir: Path) -> list[EventType]:
+    """The event types the last build of `output_dir` chose (none before a first build)."""
+    path = output_dir / RECORD_FILE
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as exc:
+        raise ValueError(
+            f"{path}: not a readable record of event features ({exc}); run `radar build-features`"
+        ) from exc
+    try:
+        return [EventType(**row) for row in data["event_types"]]
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: not a record of event features; run `radar build-features` again") from exc
