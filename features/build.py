@@ -19,7 +19,7 @@ from pathlib import Path
 
 import ibis
 
-from features import database_workspace, quality, snapshot_meta
+from features import database_workspace, events, quality, snapshot_meta
 from features.calendar import as_of_calendar, partial_as_of
 from features.snapshot import KEY, Workspace, build_evidence, feature_registry, snapshot_expr
 from radar.settings import Settings
@@ -98,6 +98,7 @@ def _run_here(
     seconds: dict[str, float],
     step: Callable[[str], None] | None,
     texts: Callable[[int], None] | None,
+    event_types: list[events.EventType] | None = None,
 ) -> bool:
     """Text step and snapshots where the workspace lives (DuckDB or its database), into
     `store`; whether the workspace has text (an `evidence` table)."""
@@ -106,7 +107,7 @@ def _run_here(
         if evidence is not None and store is not ws.backend:  # the QCF features join it there
             evidence = ws.backend.create_table("radar_evidence", evidence.to_pyarrow(), temp=True)
     with _phase("snapshots", "snapshots", seconds, step):
-        expr = snapshot_expr(ws, dates, settings, evidence)
+        expr = snapshot_expr(ws, dates, settings, evidence, event_types)
         if store is not ws.backend:  # ordered here: the other database may collate differently
             expr = ibis.memtable(expr.to_pyarrow()).order_by(KEY)
         store.create_table("snapshots", expr, overwrite=True)
@@ -121,6 +122,7 @@ def _run_on_spark(
     seconds: dict[str, float],
     step: Callable[[str], None] | None,
     texts: Callable[[int], None] | None,
+    event_types: list[events.EventType] | None = None,
 ) -> bool:
     """The same on Spark (`features.spark`): the workspace's tables staged as Parquet in a
     folder of this build's own, the results loaded into `store`; the folder is removed
@@ -137,7 +139,7 @@ def _run_on_spark(
         with _phase("text", "text signals on Spark", seconds, step):
             evidence = spark.spark_evidence(sws, session, settings, staging, texts)
         with _phase("snapshots", "snapshots on Spark", seconds, step):
-            expr = snapshot_expr(sws, dates, settings, evidence)
+            expr = snapshot_expr(sws, dates, settings, evidence, event_types)
             spark.load_results(
                 store,
                 spark.write_snapshots(sws, expr, staging),
@@ -167,7 +169,10 @@ def build_features(
         raise ValueError(f"no as-of dates between {start or default_start} and {end or default_end}")
     seconds: dict[str, float] = {}
     run = _run_on_spark if settings.features.engine == "spark" else _run_here
-    has_evidence = run(ws, store, dates, settings, seconds, step, texts)
+    # chosen once, where the workspace lives: the same types on every engine
+    event_types = events.choose_event_types(ws.tables["usage_events"], dates[-1], settings.features)
+    has_evidence = run(ws, store, dates, settings, seconds, step, texts, event_types)
+    events.record_event_types(settings.output_dir, event_types)  # the registry's generated features
     snaps = store.table("snapshots")
     parquet = settings.output_dir / "snapshots.parquet"
     with _phase("snapshots", "snapshots", seconds, None):
@@ -180,7 +185,7 @@ def build_features(
     report = settings.output_dir / "reports" / "data_quality.md"
     with _phase("report", "data-quality report", seconds, step):
         frame = snaps.execute()
-        registry = feature_registry(settings)
+        registry = feature_registry(settings, event_types)
         findings = quality.assess(frame, registry.names, {f.name for f in registry if f.categorical})
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(quality.render_markdown(findings))

@@ -239,6 +239,103 @@ def list_features(ctx: typer.Context) -> None:
     )
     for col in ("feature", "description", "family", "kind", "source", "healthy"):
         table.add_column(col)
-    for f in registry:
-        table.add_row(f.name, f.description, f.family_name, f.kind, f.source, f.healthy)
+    for f in registry:  # generated features carry event names from the data
+        table.add_row(f.name, escape(f.description), f.family_name, f.kind, f.source, f.healthy)
     console.print(table)
+
+
+@app.command("profile")
+def profile_cmd(
+    ctx: typer.Context,
+    workspace: Annotated[
+        Path | None,
+        typer.Argument(
+            help="A workspace folder to read usage_events from before ingest (default: the ingested workspace, "
+            "or workspace_url)."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the profile as JSON instead of tables.")] = False,
+    toml_out: Annotated[
+        Path | None, typer.Option("--toml", help="Also write the suggested [features] section to this file.")
+    ] = None,
+) -> None:
+    """List the event types in the usage events (counts, accounts, users, first/last dates) and the feature role
+    each is mapped to, and print a ready-to-paste [features] section for radar.toml with suggested roles."""
+    import json
+
+    from features import profile
+
+    settings = _settings(ctx)
+    try:
+        if workspace is not None:
+            if not workspace.is_dir():
+                raise ValueError(f"{workspace} is not a folder")
+            events = profile.raw_usage_events(workspace, settings.ingest.column_mapping.get("usage_events", {}))
+            result = profile.profile_events(events, settings.features)
+        else:
+            from features.build import close_workspace, open_workspace
+
+            ws = open_workspace(settings)
+            try:
+                if ws.tables["usage_events"] is None:
+                    raise ValueError("the workspace has no usage_events table: no event vocabulary to profile")
+                result = profile.profile_events(ws.tables["usage_events"], settings.features)
+            finally:
+                close_workspace(ws)
+    except Exception as exc:  # bad folder, unreadable file, no database: a message, not a traceback
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(1) from exc
+    section = profile.mapping_toml(result)
+    if toml_out is not None:
+        _write_text(toml_out, section)
+    if as_json:
+        typer.echo(json.dumps(result.to_json() | {"toml": section}, indent=2, ensure_ascii=False))
+        return
+    print_profile(result)
+    console.print("\n[bold]Paste into radar.toml[/bold] (review the SUGGESTED roles):")
+    console.print(section, markup=False, highlight=False, soft_wrap=True)
+    if toml_out is not None:
+        console.print(f"wrote {toml_out}", markup=False)
+
+
+def _write_text(path: Path, text: str) -> None:
+    """All or nothing: a temporary file in the same folder, renamed over `path`."""
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def print_profile(result) -> None:
+    """The event types (most frequent first) with their roles, then the roles left empty."""
+    from features.profile import ROLE_FEATURES
+
+    table = Table(title=f"{len(result.types):,} event types, {result.events:,} events")
+    for col in ("event type", "events", "accounts", "users", "first", "last", "quantity", "role"):
+        table.add_column(col, justify="right" if col in ("events", "accounts", "users", "quantity") else "left")
+    for t in result.types:
+        role = ", ".join(t.roles) if t.roles else f"[yellow]unmapped[/yellow] (suggested: {t.suggested})"
+        table.add_row(
+            escape(t.event_type),
+            f"{t.events:,}",
+            f"{t.accounts:,}",
+            f"{t.users:,}",
+            f"{t.first:%Y-%m-%d}" if t.first else "",
+            f"{t.last:%Y-%m-%d}" if t.last else "",
+            f"{t.with_quantity:,}" if t.with_quantity else "",
+            role,
+        )
+    console.print(table)
+    for role in result.unmapped_roles:
+        console.print(
+            f"[yellow]warning:[/yellow] no event type in the data is mapped to the {role} role: "
+            f"{ROLE_FEATURES[role]} will be constant"
+        )

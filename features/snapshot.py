@@ -18,7 +18,7 @@ import ibis
 import pandas as pd
 import pyarrow.parquet as pq
 
-from features import feedback, health, support, touchpoints, usage
+from features import events, feedback, health, support, touchpoints, usage
 from features.calendar import calendar_table
 from features.contract import TABLES
 from features.labels import build_labels, workspace_blackouts
@@ -56,9 +56,11 @@ def all_specs() -> list[FeatureSpec]:
     ]
 
 
-def feature_registry(settings: Settings) -> FeatureRegistry:
-    """Every snapshot feature, for the configured windows."""
-    return FeatureRegistry(all_specs(), settings.features.windows)
+def feature_registry(settings: Settings, event_types: list[events.EventType] | None = None) -> FeatureRegistry:
+    """Every snapshot feature, for the configured windows, with the per-event-type features
+    of `event_types` (default: those the last build recorded, `events.recorded_event_types`)."""
+    chosen = events.recorded_event_types(settings.output_dir) if event_types is None else event_types
+    return FeatureRegistry(all_specs() + events.event_specs(chosen, settings.features), settings.features.windows)
 
 
 @dataclass
@@ -235,9 +237,16 @@ def build_evidence(
 
 
 def snapshot_expr(
-    ws: Workspace, as_of_dates: list[date], settings: Settings, evidence: ibis.Table | None
+    ws: Workspace,
+    as_of_dates: list[date],
+    settings: Settings,
+    evidence: ibis.Table | None,
+    event_types: list[events.EventType] | None = None,
 ) -> ibis.Table:
     """The snapshot table: features, health score and labels per (account_id, as_of).
+
+    `event_types`: those that get per-event features (default: chosen here from the
+    events before the last as-of date, `events.choose_event_types`).
 
     Each builder's result is cached (materialised as a temporary table by the backend)
     before the final join: one plan per builder stays small, where a single plan of
@@ -247,8 +256,10 @@ def snapshot_expr(
     calendar = calendar_table(as_of_dates)
     subs = ws.tables["subscriptions"]
     spine = subscription_features(subs, calendar, grace_days=settings.domain.grace_days).cache()
+    if event_types is None:
+        event_types = events.choose_event_types(ws.tables["usage_events"], max(as_of_dates), cfg)
     parts = [
-        usage.usage_features(ws.tables["usage_events"], spine, calendar, cfg),
+        usage.usage_features(ws.tables["usage_events"], spine, calendar, cfg, event_types),
         support.support_features(ws.tables["support_tickets"], spine, calendar, cfg),
         feedback.survey_features(ws.tables["feedback"], spine, calendar, cfg),
         touchpoints.touchpoint_features(ws.tables["touchpoints"], spine, calendar, cfg),
@@ -265,7 +276,7 @@ def snapshot_expr(
     for part in parts:
         out = out.left_join(part.cache(), KEY).drop("account_id_right", "as_of_right")
     out = health.with_health(out, settings.health)
-    registry = feature_registry(settings)
+    registry = feature_registry(settings, event_types)
     # labels are int8 everywhere; Spark reads its cached labels back as int (IF(c, 1, 0))
     labels = [out[c].cast("int8").name(c) for c in LABELS]
     return out.select(*KEY, *META, *registry.names, *labels, *LABEL_CONTEXT).order_by(KEY)

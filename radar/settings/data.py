@@ -138,6 +138,27 @@ class FeatureSettings(_Section):
         description="One event per product feature: breadth = features used / features available.",
     )
     activity_lookback_days: int = Field(180, gt=0, description="Cap on 'days since last activity'.")
+    event_type_cap: int = Field(
+        30,
+        ge=0,
+        description="Per-event-type features (counts, per active user, trend, users, quantity per window) for this "
+        "many of the most frequent event types (by count, then name); 0: none.",
+    )
+    event_types: tuple[str, ...] = Field(
+        (),
+        description="Pin the per-event-type features to exactly these event types (e.g. those a served model was "
+        "trained on) instead of the event_type_cap most frequent; empty: the most frequent.",
+    )
+    event_families: dict[str, int] = Field(
+        default_factory=dict,
+        description="Event type -> indicator family (1-15) of its per-event features; default: the family of its "
+        "role (login 5, value 14, setup 3, onboarding 7, feature 15), else usage depth (4).",
+    )
+    event_directions: dict[str, Literal["higher", "lower", "neutral"]] = Field(
+        default_factory=dict,
+        description="Event type -> healthy direction of its per-event features (e.g. {error_shown = 'lower'}); "
+        "default: higher is healthier.",
+    )
     data_end: date | None = Field(
         None,
         description="The last day the data covers (labels are known only up to it; the default calendar ends "
@@ -165,6 +186,14 @@ class FeatureSettings(_Section):
     taxonomy_dir: Path | None = Field(
         None, description="Folder of extra taxonomy files (<lang>.toml) that extend the shipped ones."
     )
+
+    @field_validator("event_families")
+    @classmethod
+    def _families(cls, v: dict[str, int]) -> dict[str, int]:
+        bad = {k: f for k, f in v.items() if not 1 <= f <= 15}
+        if bad:
+            raise ValueError(f"event_families: indicator families are 1-15, got {bad}")
+        return v
 
     @field_validator("windows")
     @classmethod
