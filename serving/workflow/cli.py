@@ -1,4 +1,4 @@
-"""`radar` commands for the CS team's workflow: alerts, the weekly digest, the leadership drivers report and the backtest."""
+"""`radar` commands for the CS team's workflow: alerts, the weekly digest, the leadership drivers report, the backtest and monitoring."""
 
 from __future__ import annotations
 
@@ -702,3 +702,137 @@ def _print_backtest(doc: dict, with_sweep: bool) -> None:
             cells += [_pct(r["oos_flagged_share"], 1), _pct(r["oos_recall"])] if oos else []
             t.add_row(*cells, style="bold" if current else None)
         console.print(t)
+
+
+@app.command("monitor")
+def monitor_cmd(
+    ctx: typer.Context,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the report as JSON on stdout instead of tables.")
+    ] = False,
+    log: Annotated[
+        bool, typer.Option("--log/--no-log", help="Log the run to MLflow (experiment radar-monitor).")
+    ] = True,
+) -> None:
+    """Monitoring: the stored scores against the outcomes now known (calibration by decile, ROC-AUC, PR-AUC,
+    the call list's figures per scored date), the drift of the model inputs since the training window, and
+    whether to retrain (which threshold fired)."""
+    import json
+
+    from serving.workflow.monitor import MonitorError, log_monitor, run_monitor, save_latest
+    from training.quiet import quiet_mlflow
+
+    settings = _settings(ctx)
+    models = _champions_for(settings)
+    try:
+        with quiet_mlflow(), console.status("reading the workspace") as status:
+            report = run_monitor(settings, models, progress=lambda text: status.update(text))
+            if log:
+                status.update("logging to MLflow")
+                log_monitor(report, settings)
+        path = save_latest(report, settings.output_dir)
+    except (MonitorError, ValueError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from exc
+    document = report.document()
+    if json_out:
+        typer.echo(json.dumps(document, indent=2, ensure_ascii=False, default=str))
+        return
+    _print_monitor(document)
+    console.print(
+        f"Saved: {path}" + (f"; MLflow run {report.mlflow_run} ({report.run_name})" if report.mlflow_run else ""),
+        highlight=False,
+        markup=False,
+    )
+
+
+def _auc(v) -> str:
+    return "–" if v is None else f"{v:.3f}"
+
+
+def _print_monitor(doc: dict) -> None:
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    s = doc["settings"]
+    renewal = doc["models"].get("renewal", {})
+    console.print(
+        f"[bold]Monitoring at {doc['latest_snapshot']}[/bold]: champion {escape(str(renewal.get('name')))} "
+        f"v{escape(str(renewal.get('version')))} (trained on {escape(str(renewal.get('trained_on') or 'unknown dates'))}).",
+        highlight=False,
+    )
+    if doc["dates"]:
+        table = Table(
+            title="Stored scores against the outcomes now known (churn / expansion within 90 days)",
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+        )
+        for col in (
+            "as of",
+            "sample",
+            "accts",
+            "churn pred/real",
+            "ECE",
+            "ROC-AUC",
+            "PR-AUC (churners)",
+            "caught (recall)",
+            "top10 MRR",
+            "expansion pred/real",
+            "ROC-AUC",
+        ):
+            table.add_column(col, justify="left" if col in ("as of", "sample") else "right", no_wrap=True)
+        for d in doc["dates"]:
+            c, e, cl = d["churn"], d["expansion"], d["call_list"] or {}
+            table.add_row(
+                d["as_of"],
+                SAMPLE_SHORT.get(d["sample"], d["sample"]),
+                f"{d['accounts']:,}",
+                f"{_pct(c.get('predicted_rate'), 1)} / {_pct(c.get('realised_rate'), 1)}",
+                _auc(c.get("ece")),
+                _auc(c.get("roc_auc")),
+                f"{_auc(c.get('pr_auc'))} ({c.get('positives', 0):,})",
+                f"{cl.get('caught', 0):,}/{cl.get('churners', 0):,} ({_pct(cl.get('recall'))})",
+                _pct(cl.get("top10_share")),
+                f"{_pct(e.get('predicted_rate'), 1)} / {_pct(e.get('realised_rate'), 1)}",
+                _auc(e.get("roc_auc")),
+            )
+        console.print(table)
+        console.print(
+            "pred/real: the mean predicted probability and the share that happened; ECE: expected calibration error "
+            "over 10 equal-frequency bins; caught: churners flagged red or yellow; top10 MRR: churned MRR in each "
+            "CSM's top 10 of the call list. The reliability plot by decile is saved beside the report.",
+            highlight=False,
+        )
+    for w in doc["awaiting"]:
+        console.print(
+            f"{w['as_of']}: {w['accounts']:,} accounts scored, outcomes known after {w['known_after']}.",
+            highlight=False,
+        )
+    drift = doc["drift"]
+    if drift.get("train_window") and drift.get("top_movers"):
+        console.print(
+            f"[bold]Drift[/bold] of the model inputs: training window {drift['train_window']} "
+            f"({drift['train_rows']:,} rows) vs {', '.join(drift['recent_dates'])} ({drift['recent_rows']:,} rows). "
+            f"Largest population stability index (PSI; above 0.25 a large shift):",
+            highlight=False,
+        )
+        for m in drift["top_movers"]:
+            rank = f" [importance rank {m['rank']}]" if m.get("rank") else ""
+            console.print(f"  - {m['sentence']}{rank}", highlight=False, markup=False)
+    for note in doc["notes"]:
+        console.print(f"note: {note}", highlight=False, markup=False)
+    retrain = doc["retrain"]
+    if retrain["recommended"]:
+        console.print("[bold red]Retraining recommended[/bold red]: a threshold was crossed.", highlight=False)
+        for reason in retrain["reasons"]:
+            console.print(f"  - {reason}", highlight=False, markup=False)
+    else:
+        console.print(
+            f"[bold green]No retraining needed[/bold green]: no threshold crossed (monitor.psi_retrain "
+            f"{s['psi_retrain']:g}, max_calibration_error {s['max_calibration_error']:g}, max_auc_drop "
+            f"{s['max_auc_drop']:g}).",
+            highlight=False,
+        )
+    for check in retrain["checks"]:
+        if not check["fired"]:
+            console.print(f"  - {check['text']}", highlight=False, markup=False)
