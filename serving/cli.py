@@ -87,7 +87,17 @@ def score(
             "a .duckdb file, or a SQLAlchemy URL such as postgresql+psycopg://user@host/db.",
         ),
     ],
-    as_of: Annotated[str | None, typer.Option(help="Snapshot date to score (default: the latest).")] = None,
+    as_of: Annotated[
+        str | None, typer.Option(help="Snapshot date to score (default: the latest that is not partial).")
+    ] = None,
+    include_partial: Annotated[
+        bool,
+        typer.Option(
+            "--include-partial",
+            help="Let the default be a partial as-of date (one whose active accounts fell sharply, as "
+            "build-features reports; skipped by default).",
+        ),
+    ] = False,
     top: Annotated[int, typer.Option(min=0, help="At-risk accounts and opportunities to print.")] = 5,
     engine: Annotated[
         str,
@@ -110,7 +120,7 @@ def score(
     from features.ingest import WorkspaceBusy, workspace_lock
     from serving.crm.table import crm_frame
     from serving.crm.write import write_scores
-    from serving.scoring.batch import at_risk, load_snapshots, opportunities
+    from serving.scoring.batch import at_risk, load_snapshots, opportunities, partial_note
     from serving.scoring.champions import NoChampion, load_champions
     from serving.scoring.score import lineage_words, score_frame
     from training.quiet import quiet_mlflow
@@ -128,8 +138,10 @@ def score(
     try:
         with quiet_mlflow(), console.status("loading the champion models"):
             models = load_champions(settings)
+        if note := partial_note(settings, day, include_partial):
+            console.print(note, highlight=False, markup=False)
         with console.status("reading snapshots"):
-            frame, day = load_snapshots(settings, day)
+            frame, day = load_snapshots(settings, day, include_partial)
         with console.status(f"scoring {len(frame):,} accounts with their drivers"):
             scored = score_frame(frame, models, settings)
         with (

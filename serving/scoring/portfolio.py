@@ -39,11 +39,13 @@ class _Copy:
 def read_latest_snapshots(settings: Settings) -> tuple[pd.DataFrame, date]:
     """Each account's latest snapshot row, and the workspace's latest snapshot date."""
     with reading_workspace(settings) as con:
-        snapshot_date(con, settings, None)  # a snapshots table with rows, or a clear error
+        # a snapshots table with rows (or a clear error); partial as-of dates at the end are left out
+        latest = snapshot_date(con, settings, None)
         frame = (
             con.execute(
-                f"SELECT * FROM {SNAPSHOTS} QUALIFY row_number() OVER "
-                "(PARTITION BY account_id ORDER BY as_of DESC) = 1 ORDER BY account_id"
+                f"SELECT * FROM {SNAPSHOTS} WHERE CAST(as_of AS DATE) <= ? QUALIFY row_number() OVER "
+                "(PARTITION BY account_id ORDER BY as_of DESC) = 1 ORDER BY account_id",
+                [latest],
             )
             .to_arrow_table()
             .to_pandas()

@@ -25,7 +25,7 @@ import pandas as pd
 
 from features.snapshot import feature_registry
 from radar.settings import Settings
-from serving.scoring.batch import WorkspaceUnavailable, connect_workspace
+from serving.scoring.batch import WorkspaceUnavailable, connect_workspace, snapshot_dates
 from serving.scoring.explain import likelihood_of
 from serving.scoring.playbook import load_playbooks
 from serving.scoring.score import ScoringModels, score_frame
@@ -104,14 +104,12 @@ class AlertRun:
         }
 
 
-def _dates(con: duckdb.DuckDBPyConnection) -> list[date]:
+def _dates(con: duckdb.DuckDBPyConnection, include_partial: bool = False, keep: date | None = None) -> list[date]:
+    """The snapshot dates a run may use: partial ones only when asked (`snapshot_dates`)."""
     tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
     if SNAPSHOTS not in tables:
         raise AlertError(f"the workspace has no {SNAPSHOTS} table: run `radar build-features` first")
-    return [
-        pd.Timestamp(r[0]).date()
-        for r in con.execute(f"SELECT DISTINCT CAST(as_of AS DATE) FROM {SNAPSHOTS} ORDER BY 1").fetchall()
-    ]
+    return snapshot_dates(con, include_partial=include_partial, keep=keep)
 
 
 def _evidence(con: duckdb.DuckDBPyConnection, start: date, end: date) -> pd.DataFrame:
@@ -126,12 +124,18 @@ def _evidence(con: duckdb.DuckDBPyConnection, start: date, end: date) -> pd.Data
 
 
 def load_inputs(
-    settings: Settings, models: ScoringModels, as_of: date | None = None, *, scored_at: datetime | None = None
+    settings: Settings,
+    models: ScoringModels,
+    as_of: date | None = None,
+    *,
+    scored_at: datetime | None = None,
+    include_partial: bool = False,
 ) -> AlertInputs:
-    """Snapshots, scores and evidence for a run at `as_of` (default: the latest snapshot date)."""
+    """Snapshots, scores and evidence for a run at `as_of` (default: the latest snapshot
+    date that is not partial; partial dates are never compared with unless asked)."""
     cfg = settings.alerts
     with workspace(settings, read_only=True) as con:
-        dates = _dates(con)
+        dates = _dates(con, include_partial, keep=as_of)
         if not dates:
             raise AlertError(f"the {SNAPSHOTS} table is empty: run `radar build-features`")
         as_of = as_of or dates[-1]

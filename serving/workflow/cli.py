@@ -11,6 +11,7 @@ from features.ingest import WorkspaceBusy, workspace_lock
 from radar.console import console, date_option
 from radar.console import fail as _fail
 from radar.settings import Settings
+from serving.scoring.batch import partial_note
 from serving.scoring.decisions import pct, times_typical
 
 app = typer.Typer()
@@ -294,6 +295,9 @@ def digest_cmd(
         ),
     ] = None,
     owner: Annotated[str | None, typer.Option(help="Only this CSM owner's digest (name as in csm_owner).")] = None,
+    include_partial: Annotated[
+        bool, typer.Option("--include-partial", help="Let partial as-of dates be picked (skipped by default).")
+    ] = False,
 ) -> None:
     """Weekly digest per CSM owner: flagged accounts with their top signals, action, owner and renewal trend,
     expansion opportunities and improved accounts, as e-mail-ready HTML and Markdown."""
@@ -307,9 +311,11 @@ def digest_cmd(
     settings = _settings(ctx)
     day = date_option(week, "--week")
     models = _champions_for(settings)
+    if note := partial_note(settings, day, include_partial):
+        console.print(note, highlight=False, markup=False)
     try:
         with console.status("scoring the week's snapshot and evaluating the alert rules"):
-            run = build_digests(settings, models, day, owner, now=datetime.now(UTC))
+            run = build_digests(settings, models, day, owner, now=datetime.now(UTC), include_partial=include_partial)
         folder = settings.output_dir / "digests" / str(run.week_end)
         with console.status(f"writing {len(run.owners)} digests"):
             written = write_digests(run, folder)
@@ -335,6 +341,10 @@ def drivers_cmd(
     quarters: Annotated[
         int | None, typer.Option(min=1, max=20, help="Quarters of movement shown (default: leadership.quarters).")
     ] = None,
+    include_partial: Annotated[
+        bool,
+        typer.Option("--include-partial", help="Let partial as-of dates be the report's date or a quarter's."),
+    ] = False,
 ) -> None:
     """Leadership view: top drivers of renewal and expansion per indicator family, how they moved over the last
     quarters, indicators that carry little signal, and advocates (promoters with green health)."""
@@ -347,9 +357,13 @@ def drivers_cmd(
     settings = _settings(ctx)
     day = date_option(as_of, "--as-of")
     models = _champions_for(settings)
+    if note := partial_note(settings, day, include_partial):
+        console.print(note, highlight=False, markup=False)
     try:
         with console.status("explaining the portfolio at each quarter's snapshot"):
-            report = drivers_report(settings, models, day, quarters, now=datetime.now(UTC))
+            report = drivers_report(
+                settings, models, day, quarters, now=datetime.now(UTC), include_partial=include_partial
+            )
         md, png = write_drivers_report(report, settings.output_dir / "reports")
     except (AlertError, ValueError, FileNotFoundError) as exc:
         raise _fail(str(exc)) from exc

@@ -40,6 +40,7 @@ import pandas as pd
 
 from features.snapshot import feature_registry
 from radar.settings import DigestSettings, Settings
+from serving.scoring.batch import snapshot_dates
 from serving.scoring.decisions import call_order, risk_words
 from serving.scoring.playbook import load_playbooks
 from serving.scoring.score import ScoringModels, score_frame
@@ -374,18 +375,17 @@ def build_digests(
     owner: str | None = None,
     *,
     now: datetime | None = None,
+    include_partial: bool = False,
 ) -> Digests:
-    """The digests of the week of `week` (see the module docstring), for every owner or one."""
+    """The digests of the week of `week` (see the module docstring), for every owner or one;
+    partial as-of dates are not picked unless `include_partial`."""
     cfg = settings.digest
     now = now or datetime.now(UTC)
     with workspace(settings, read_only=True) as con:
         names = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         if SNAPSHOTS not in names:
             raise DigestError(f"the workspace has no {SNAPSHOTS} table: run `radar build-features` first")
-        dates = [
-            pd.Timestamp(r[0]).date()
-            for r in con.execute(f"SELECT DISTINCT CAST(as_of AS DATE) FROM {SNAPSHOTS} ORDER BY 1").fetchall()
-        ]
+        dates = snapshot_dates(con, include_partial=include_partial)  # partial as-of dates only when asked
     snapshot, week_end = digest_week(dates, week, cfg.week_ends)
     inputs = load_inputs(settings, models, snapshot, scored_at=now)
     scores = inputs.scores

@@ -35,6 +35,7 @@ import pandas as pd
 
 from features.registry import FeatureRegistry
 from radar.settings import LeadershipSettings, Settings
+from serving.scoring.batch import snapshot_dates
 from serving.scoring.explain import likelihood_of
 from serving.scoring.score import ScoringModels, score_frame
 from serving.workflow.alert_rules import AlertError, Evidence
@@ -220,15 +221,12 @@ class DriversReport:
         return out
 
 
-def _dates(settings: Settings) -> list[date]:
+def _dates(settings: Settings, include_partial: bool = False, keep: date | None = None) -> list[date]:
     with workspace(settings, read_only=True) as con:
         tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         if SNAPSHOTS not in tables:
             raise DriversError(f"the workspace has no {SNAPSHOTS} table: run `radar build-features` first")
-        return [
-            pd.Timestamp(r[0]).date()
-            for r in con.execute(f"SELECT DISTINCT CAST(as_of AS DATE) FROM {SNAPSHOTS} ORDER BY 1").fetchall()
-        ]
+        return snapshot_dates(con, include_partial=include_partial, keep=keep)
 
 
 def _snapshots(settings: Settings, dates: list[date]) -> pd.DataFrame:
@@ -267,10 +265,13 @@ def drivers_report(
     quarters: int | None = None,
     *,
     now: datetime | None = None,
+    include_partial: bool = False,
 ) -> DriversReport:
-    """The leadership report at `as_of` (the latest snapshot on or before it; default the latest)."""
+    """The leadership report at `as_of` (the latest snapshot on or before it; default the latest).
+    Partial as-of dates (`serving.scoring.batch.snapshot_dates`) are neither the report's
+    date nor a quarter compared with, unless `include_partial` or asked for as `as_of`."""
     cfg = settings.leadership
-    dates = _dates(settings)
+    dates = _dates(settings, include_partial, keep=as_of)
     if not dates:
         raise DriversError(f"the {SNAPSHOTS} table is empty: run `radar build-features`")
     before = [d for d in dates if d <= (as_of or dates[-1])]
