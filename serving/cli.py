@@ -28,22 +28,23 @@ def serve(
     workers: Annotated[int | None, typer.Option(min=1, help="Worker processes (default: serving.workers).")] = None,
 ) -> None:
     """Start the HTTP service: scores with reasons, rankings, the web pages (/ui/), health and metrics
-    (OpenAPI at /docs.json)."""
+    (OpenAPI at /docs.json). It switches to a newly promoted champion within serving.champion_poll_seconds."""
     import os
     import sys
+    import tempfile
 
-    from serving.scoring.champions import NoChampion, champion_versions
+    from serving.scoring.champions import NoChampion, load_champions, versions_of
     from serving.scoring.playbook import PlaybookError, load_playbooks
     from training.outcome import TARGETS
     from training.quiet import quiet_mlflow
     from training.track import TrackingUnavailable
 
     settings = _settings(ctx)
-    try:  # fail here, clearly, rather than in a worker process after start-up
+    try:  # fail here, clearly, rather than in worker processes after start-up
         load_playbooks(settings.serving.playbooks_file)
-        with quiet_mlflow(), console.status("looking up the champion models"):
-            versions = champion_versions(settings)
-    except (NoChampion, TrackingUnavailable, PlaybookError) as exc:
+        with quiet_mlflow(), console.status("loading the champion models"):
+            versions = versions_of(load_champions(settings))  # every file read, as a worker will
+    except (NoChampion, TrackingUnavailable, PlaybookError) as exc:  # a damaged registry is a TrackingUnavailable
         raise _fail(str(exc)) from exc
     host = host or settings.serving.host
     port = port or settings.serving.port
@@ -52,28 +53,71 @@ def serve(
         env["RADAR_SERVING__WORKERS"] = str(workers)
     if not settings.database_path.exists():
         console.print(
-            f"[yellow]note:[/yellow] no workspace at {settings.database_path}: POST /score works, "
+            f"[yellow]note:[/yellow] no workspace at {escape(str(settings.database_path))}: POST /score works, "
             "the workspace endpoints answer 503 until `radar build-features` has run",
             highlight=False,
         )
+    poll = settings.serving.champion_poll_seconds
     console.print(
         f"serving {' and '.join(f'{TARGETS[t].model_name} v{v}' for t, v in versions.items())} on "
-        f"http://{host}:{port} (web pages: http://{host}:{port}/ui/; OpenAPI: /docs.json; Ctrl+C stops)",
+        f"http://{host}:{port} (web pages: http://{host}:{port}/ui/; OpenAPI: /docs.json; Ctrl+C stops); "
+        + (f"a new champion is picked up within {poll:g} s" if poll else "restart to serve a new champion"),
         highlight=False,
+        markup=False,
     )
     sys.stdout.flush()
-    args = [
-        sys.executable,
-        "-m",
-        "bentoml",
-        "serve",
-        "serving.service:RadarService",
-        "--host",
-        host,
-        "--port",
-        str(port),
-    ]
-    os.execve(sys.executable, args, env)
+    fd, failures = tempfile.mkstemp(prefix="radar-serve-", suffix=".failures")
+    os.close(fd)
+    env[START_FAILURES_ENV] = failures
+    server = [sys.executable, "-m", "bentoml", "serve", "serving.service:RadarService", "--host", host]
+    guard = [sys.executable, "-m", "serving.cli", str(settings.serving.max_worker_start_failures), failures]
+    # this process (with the models it loaded) is replaced by a small guard running the server
+    os.execve(sys.executable, [*guard, *server, "--port", str(port)], env)
+
+
+# The service's workers append a line here when they cannot start (serving/service.py, same name).
+START_FAILURES_ENV = "ACCOUNT_RADAR_START_FAILURES"
+GUARD_POLL_SECONDS = 0.5  # how often the guard counts failed worker starts
+
+
+def guard_server(limit: int, failures: str, command: list[str]) -> int:
+    """Run the server `command` and return its exit status, or stop it and return 1 once
+    `limit` worker starts have failed (lines in the file `failures`): the server itself
+    would restart failing workers forever. Ctrl+C reaches the server directly (same process
+    group); SIGTERM and SIGHUP sent to this process are passed on to it."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = Path(failures)
+    server = subprocess.Popen(command)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, _frame: server.send_signal(signum))
+    signal.signal(signal.SIGINT, lambda *_: None)  # the terminal sends it to the server too
+    try:
+        while True:
+            try:
+                return server.wait(timeout=GUARD_POLL_SECONDS)
+            except subprocess.TimeoutExpired:
+                pass
+            lines = path.read_text(encoding="utf-8", errors="replace").splitlines() if path.exists() else []
+            if len(lines) >= limit:
+                print(
+                    f"error: {len(lines)} service workers failed to start; stopping (serving.max_worker_start_failures "
+                    f"= {limit}). The last reason: {lines[-1]}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                server.terminate()
+                try:
+                    server.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    server.kill()
+                    server.wait()
+                return 1
+    finally:
+        path.unlink(missing_ok=True)
 
 
 @app.command()
@@ -118,9 +162,9 @@ def score(
     import contextlib
 
     from features.ingest import WorkspaceBusy, workspace_lock
-    from serving.crm.table import crm_frame
+    from serving.crm.table import crm_frame, workspace_crm_ids
     from serving.crm.write import write_scores
-    from serving.scoring.batch import at_risk, load_snapshots, opportunities, partial_note
+    from serving.scoring.batch import at_risk, load_snapshots, opportunities, partial_note, reading_workspace
     from serving.scoring.champions import NoChampion, load_champions
     from serving.scoring.score import lineage_words, score_frame
     from training.quiet import quiet_mlflow
@@ -142,6 +186,8 @@ def score(
             console.print(note, highlight=False, markup=False)
         with console.status("reading snapshots"):
             frame, day = load_snapshots(settings, day, include_partial)
+            with reading_workspace(settings) as con:
+                crm_ids = workspace_crm_ids(con)
         with console.status(f"scoring {len(frame):,} accounts with their drivers"):
             scored = score_frame(frame, models, settings)
         with (
@@ -152,7 +198,7 @@ def score(
             ),
             console.status(f"writing the CRM table to {escape(_shown_target(target))}"),
         ):
-            report = write_scores(crm_frame(scored, settings.serving), target)
+            report = write_scores(crm_frame(scored, settings.serving, crm_ids=crm_ids), target)
     except (NoChampion, TrackingUnavailable, FileNotFoundError, ValueError, WorkspaceBusy) as exc:
         raise _fail(str(exc)) from exc
     lineage = models.lineage
@@ -164,7 +210,7 @@ def score(
         )
         console.print(
             f"CRM table {_shown_target(target)}: {report.inserted:,} inserted, {report.updated:,} updated, "
-            f"{report.unchanged:,} unchanged",
+            f"{report.unchanged:,} unchanged; {_accounts_words(report)}",
             highlight=False,
             markup=False,
         )
@@ -225,12 +271,17 @@ def _score_on_spark(settings: Settings, day, target: str, master: str | None) ->
         )
         console.print(
             f"CRM table {_shown_target(target)}: {report.inserted:,} inserted, {report.updated:,} updated, "
-            f"{report.unchanged:,} unchanged (rankings: run without --engine spark)",
+            f"{report.unchanged:,} unchanged; {_accounts_words(report)} (rankings: run without --engine spark)",
             highlight=False,
             markup=False,
         )
     except Exception as exc:
         _warn_unprinted(exc)
+
+
+def _accounts_words(report) -> str:
+    """What the write did to crm_accounts, e.g. 'crm_accounts: 12 changed (1 churned)'."""
+    return f"crm_accounts: {report.changed:,} changed ({report.churned:,} churned)"
 
 
 def _shown_target(target: str) -> str:
@@ -267,3 +318,9 @@ def _print_ranking(title: str, rows, value_col: str, target: str) -> None:
         console.print(
             f"      → {escape(r['recommended_action'])} [dim]({escape(r['action_owner'])})[/dim]", highlight=False
         )
+
+
+if __name__ == "__main__":  # `radar serve` runs the server through this guard: LIMIT FAILURES_FILE COMMAND...
+    import sys
+
+    sys.exit(guard_server(int(sys.argv[1]), sys.argv[2], sys.argv[3:]))

@@ -1,26 +1,68 @@
-"""The CRM table in a file (Parquet or CSV) or a DuckDB database, upserted all or nothing.
+"""The CRM tables in files (Parquet or CSV) or a DuckDB database, written all or nothing.
 
-A file is read, merged by key, written to a temporary file beside it and renamed over
-the old one (atomic on one file system); a DuckDB table gets `INSERT OR REPLACE` of the
-new and changed rows in one transaction.
+Files: `crm_accounts` goes to the target file and `crm_score_history` beside it
+(`history_path`: `crm.parquet` -> `crm.history.parquet`). Each is read, merged by key,
+written to a temporary file beside it and renamed over the old one (atomic on one file
+system); both temporary files are complete before the first rename, the history is
+renamed first, so a write killed between the renames leaves the accounts one write
+behind and the next write completes it. CSV cells a spreadsheet would execute are
+neutralised (`serving.crm.csv_cells`) and restored on reading.
+
+DuckDB: both tables in one transaction: `INSERT OR REPLACE` of the new and changed
+history rows and of the account rows `serving.crm.accounts.plan_accounts` made.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
 
-from serving.crm.table import COLUMNS, COMPARED, KEY, TABLE, WriteReport, compare, normalise, to_arrow
+from serving.crm.accounts import plan_accounts
+from serving.crm.csv_cells import neutralise_cell, neutralise_frame, restore_frame, safe_csv  # noqa: F401 - the CSV rule
+from serving.crm.table import (
+    ACCOUNTS,
+    EXPANSION_REASONS,
+    HISTORY,
+    LEGACY_TABLE,
+    PCT,
+    RENEWAL_REASONS,
+    CrmTable,
+    WriteReport,
+    as_path,
+    clip_text,
+    compare,
+    empty,
+    normalise,
+    required_nulls,
+    to_arrow,
+    to_pct,
+)
+
+FILE_SUFFIXES = (".parquet", ".pq", ".csv")
 
 
-def read_file(path: Path) -> pd.DataFrame:
+def history_path(path: Path) -> Path:
+    """Where the score history of a file target goes: beside it, `<stem>.history<suffix>`."""
+    return path.with_name(f"{path.stem}.history{path.suffix}")
+
+
+def read_file(path: Path, table: CrmTable = HISTORY) -> pd.DataFrame:
     if path.suffix.lower() == ".csv":
-        return normalise(pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""]))
-    return normalise(pd.read_parquet(path))
+        frame = restore_frame(pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""]))
+    else:
+        frame = pd.read_parquet(path)
+    if table is ACCOUNTS and "status" not in frame.columns and "top_reasons" in frame.columns:
+        raise ValueError(
+            f"{path} holds the former per-as_of CRM table: write crm_accounts to a new file "
+            f"(its history goes beside it) or move {path.name} away"
+        )
+    return normalise(frame, table)
 
 
 def remove_stale_tmp(path: Path) -> None:
@@ -43,33 +85,58 @@ def remove_stale_tmp(path: Path) -> None:
             leftover.unlink(missing_ok=True)
 
 
-def write_file(rows: pd.DataFrame, path: Path) -> WriteReport:
-    remove_stale_tmp(path)
-    existing = read_file(path) if path.exists() else rows.iloc[:0]
-    report, write = compare(existing, rows)
-    if not write.any():
-        return report  # nothing new: the file is not touched
-    rows = rows[write.to_numpy()]  # unchanged rows keep their stored scored_at
-    replaced = existing.set_index(list(KEY)).index.isin(rows.set_index(list(KEY)).index)
-    merged = pd.concat([existing[~replaced], rows], ignore_index=True).sort_values(list(KEY), kind="stable")
+def _merged(existing: pd.DataFrame, rows: pd.DataFrame, table: CrmTable) -> pd.DataFrame:
+    key = list(table.key)
+    replaced = existing.set_index(key).index.isin(rows.set_index(key).index)
+    merged = pd.concat([existing[~replaced], rows], ignore_index=True).sort_values(key, kind="stable")
+    return merged.reset_index(drop=True)
+
+
+def _write_tmp(frame: pd.DataFrame, path: Path, table: CrmTable) -> Path:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        table = to_arrow(merged)
-        for c in COLUMNS:
-            if not c.nullable and table.column(c.name).null_count:
-                raise ValueError(
-                    f"CRM column {c.name} must not be empty ({table.column(c.name).null_count} empty value(s))"
-                )
         if path.suffix.lower() == ".csv":
-            merged.to_csv(tmp, index=False)
+            safe_csv(frame, tmp)
         else:
-            pq.write_table(table, tmp)
+            pq.write_table(to_arrow(frame, table), tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
+    except BaseException:
         tmp.unlink(missing_ok=True)
-    return report
+        raise
+    return tmp
+
+
+def write_file(rows: pd.DataFrame, path: Path, *, written_at: datetime | None = None) -> WriteReport:
+    """Write history rows and the account rows they make to `path` and `history_path(path)`."""
+    hpath = history_path(path)
+    remove_stale_tmp(path)
+    remove_stale_tmp(hpath)
+    history = read_file(hpath, HISTORY) if hpath.exists() else empty(HISTORY)
+    accounts = read_file(path, ACCOUNTS) if path.exists() else empty(ACCOUNTS)
+    report, write = compare(history, rows, HISTORY)
+    plan = plan_accounts(accounts, rows, written_at)
+    pending: list[tuple[pd.DataFrame, Path, CrmTable]] = []
+    if write.any() or not hpath.exists():
+        pending.append((_merged(history, rows[write.to_numpy()], HISTORY), hpath, HISTORY))
+    if len(plan.rows) or not path.exists():
+        pending.append((_merged(accounts, plan.rows, ACCOUNTS), path, ACCOUNTS))
+    for frame, _, table in pending:
+        required_nulls(frame, table)
+    tmps: list[Path] = []
+    try:
+        for frame, where, table in pending:
+            tmps.append(_write_tmp(frame, where, table))
+        for tmp, (_, where, _) in zip(tmps, pending):
+            os.replace(tmp, where)
+    finally:
+        for tmp in tmps:
+            tmp.unlink(missing_ok=True)
+    return _report(report, plan)
+
+
+def _report(history: WriteReport, plan) -> WriteReport:
+    return WriteReport(history.inserted, history.updated, history.unchanged, plan.changed, plan.churned, len(plan.rows))
 
 
 DUCKDB_TYPES = {
@@ -82,39 +149,104 @@ DUCKDB_TYPES = {
 }
 
 
-def duckdb_ddl(table: str = TABLE) -> str:
-    cols = ", ".join(f"{c.name} {DUCKDB_TYPES[c.kind]}{'' if c.nullable else ' NOT NULL'}" for c in COLUMNS)
-    return f"CREATE TABLE IF NOT EXISTS {table} ({cols}, PRIMARY KEY ({', '.join(KEY)}))"
+def duckdb_ddl(table: CrmTable = HISTORY) -> str:
+    cols = ", ".join(f"{c.name} {DUCKDB_TYPES[c.kind]}{'' if c.nullable else ' NOT NULL'}" for c in table.columns)
+    return f"CREATE TABLE IF NOT EXISTS {table.name} ({cols}, PRIMARY KEY ({', '.join(table.key)}))"
 
 
-def write_duckdb(rows: pd.DataFrame, path: Path) -> WriteReport:
+def _duckdb_frame(con, sql: str, table: CrmTable) -> pd.DataFrame:
+    return normalise(con.execute(sql).to_arrow_table().to_pandas(), table)
+
+
+def write_duckdb(rows: pd.DataFrame, path: Path, *, written_at: datetime | None = None) -> WriteReport:
+    """Upsert history rows and the account rows they make into a DuckDB database, one transaction."""
     import duckdb
 
     con = duckdb.connect(str(path))
     try:
         con.execute("SET enable_progress_bar = false")
-        incoming = to_arrow(rows)
-        con.register("crm_incoming_rows", incoming)
-        on = " AND ".join(f"i.{k} = t.{k}" for k in KEY)
-        differs = " OR ".join(f"i.{c} IS DISTINCT FROM t.{c}" for c in COMPARED)
         con.execute("BEGIN TRANSACTION")
         try:
-            con.execute(duckdb_ddl())
+            con.execute(duckdb_ddl(HISTORY))
+            con.execute(duckdb_ddl(ACCOUNTS))
+            con.register("crm_incoming_rows", to_arrow(rows, HISTORY))
+            on = " AND ".join(f"i.{k} = t.{k}" for k in HISTORY.key)
+            differs = " OR ".join(f"i.{c} IS DISTINCT FROM t.{c}" for c in HISTORY.compared)
             counts = con.execute(
                 f"SELECT count(*) FILTER (WHERE t.account_id IS NULL), "
                 f"count(*) FILTER (WHERE t.account_id IS NOT NULL AND ({differs})) "
-                f"FROM crm_incoming_rows i LEFT JOIN {TABLE} t ON {on}"
+                f"FROM crm_incoming_rows i LEFT JOIN {HISTORY.name} t ON {on}"
             ).fetchone()
             assert counts is not None  # an aggregate without GROUP BY returns one row
-            inserted, changed = counts
+            inserted, updated = int(counts[0]), int(counts[1])
             con.execute(
-                f"INSERT OR REPLACE INTO {TABLE} SELECT i.* FROM crm_incoming_rows i "
-                f"LEFT JOIN {TABLE} t ON {on} WHERE t.account_id IS NULL OR {differs}"
+                f"INSERT OR REPLACE INTO {HISTORY.name} SELECT i.* FROM crm_incoming_rows i "
+                f"LEFT JOIN {HISTORY.name} t ON {on} WHERE t.account_id IS NULL OR {differs}"
             )
+            plan = plan_accounts(_duckdb_frame(con, f"SELECT * FROM {ACCOUNTS.name}", ACCOUNTS), rows, written_at)
+            if len(plan.rows):
+                required_nulls(plan.rows, ACCOUNTS)
+                con.register("crm_account_rows", to_arrow(plan.rows, ACCOUNTS))
+                con.execute(f"INSERT OR REPLACE INTO {ACCOUNTS.name} SELECT * FROM crm_account_rows")
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
     finally:
         con.close()
-    return WriteReport(int(inserted), int(changed), len(rows) - int(inserted) - int(changed))
+    report = WriteReport(inserted, updated, len(rows) - inserted - updated)
+    return _report(report, plan)
+
+
+def from_legacy(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows of the former `crm_scores` table as history rows: the likelihood integers from
+    the floats, the reasons from `top_reasons_json` by target; what it lacks is empty."""
+    out = frame.copy()
+    for c in PCT:
+        out[c] = to_pct(out[c.removesuffix("_pct")]).to_numpy()
+    renewal, expansion = [], []
+    for js in out.get("top_reasons_json", pd.Series([None] * len(out))):
+        reasons = json.loads(js) if isinstance(js, str) and js else []
+        renewal.append([clip_text(r["reason"]) for r in reasons if r.get("target") == "renewal"])
+        expansion.append([clip_text(r["reason"]) for r in reasons if r.get("target") == "upsell"])
+    for i, (r, e) in enumerate(zip(RENEWAL_REASONS, EXPANSION_REASONS)):
+        out[r] = [x[i] if i < len(x) else None for x in renewal]
+        out[e] = [x[i] if i < len(x) else None for x in expansion]
+    return normalise(out.reindex(columns=HISTORY.names), HISTORY)
+
+
+def _duckdb_tables(con) -> set[str]:
+    return {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+
+
+def _read_duckdb(con, table: CrmTable) -> pd.DataFrame:
+    tables = _duckdb_tables(con)
+    if table.name in tables:
+        return _duckdb_frame(con, f"SELECT * FROM {table.name}", table)
+    if table is HISTORY and LEGACY_TABLE in tables:
+        return from_legacy(con.execute(f"SELECT * FROM {LEGACY_TABLE}").to_arrow_table().to_pandas())
+    return empty(table)
+
+
+def read_stored(source, table: CrmTable = HISTORY) -> pd.DataFrame:
+    """A stored CRM table (unordered) from any target `serving.crm.write.write_scores`
+    writes, or from an open DuckDB connection; empty when it has none."""
+    path = as_path(source)
+    if path is None and not isinstance(source, str):  # an open DuckDB connection
+        return _read_duckdb(source, table)
+    if path is None:
+        from serving.crm.sql import read_table
+
+        return read_table(str(source), table)
+    if path.suffix.lower() in FILE_SUFFIXES:
+        where = history_path(path) if table is HISTORY else path
+        return read_file(where, table) if where.exists() else empty(table)
+    if not path.exists():
+        return empty(table)
+    import duckdb
+
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return _read_duckdb(con, table)
+    finally:
+        con.close()

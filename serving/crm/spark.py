@@ -12,8 +12,10 @@ versions (not the alias, which a promotion could move mid-run) from the registry
 keeps them in a module-level cache for every later partition it scores. On a cluster the
 executors must reach the registry (an MLflow server, or a store on shared storage).
 
-The CRM rows (a few hundred bytes per account) are collected to the driver and written
-with `serving.crm.write.write_scores`, so every target the local scorer supports works the same.
+The CRM history rows (a few hundred bytes per account) are collected to the driver, the
+accounts' CRM ids added there, and written with `serving.crm.write.write_scores`, which
+also derives `crm_accounts` from them, so every target the local scorer supports gets
+both tables exactly as from the local scorer.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from radar.settings import Settings
-from serving.crm.table import COLUMNS, crm_frame, normalise, rank_calls
+from serving.crm.table import COLUMNS, crm_frame, normalise, rank_calls, workspace_crm_ids
 from serving.scoring.batch import SNAPSHOTS
 
 if TYPE_CHECKING:
@@ -90,8 +92,9 @@ def _score_partition(
     return score
 
 
-def _export_snapshots(settings: Settings, as_of: date | None, path) -> date:
-    """The snapshot rows of `as_of` (default: the latest) as one Parquet file at `path`; that date."""
+def _export_snapshots(settings: Settings, as_of: date | None, path) -> tuple[date, dict[str, str]]:
+    """The snapshot rows of `as_of` (default: the latest) as one Parquet file at `path`; that
+    date and the accounts' CRM ids (`workspace_crm_ids`)."""
     from serving.scoring.batch import reading_workspace, snapshot_date
 
     with reading_workspace(settings) as con:
@@ -102,7 +105,8 @@ def _export_snapshots(settings: Settings, as_of: date | None, path) -> date:
             f"TO '{path}' (FORMAT parquet)",
             {"as_of": as_of},
         )
-    return as_of
+        crm_ids = workspace_crm_ids(con)
+    return as_of, crm_ids
 
 
 def score_on_spark(
@@ -131,11 +135,13 @@ def score_on_spark(
     spark = session
     try:
         source = staging / "input" / f"{SNAPSHOTS}.parquet"
-        day = _export_snapshots(settings, as_of, source)
+        day, crm_ids = _export_snapshots(settings, as_of, source)
         spark = spark or spark_session(settings, staging)
         rows = spark.read.parquet(str(source)).repartition(settings.spark.shuffle_partitions)
         scored = rows.mapInPandas(_score_partition(settings, tracking_uri(settings.training), names, stamp), CRM_DDL)
-        crm = rank_calls(normalise(scored.toPandas()))  # partitions ranked apart: rank the whole portfolio
+        crm = scored.toPandas()
+        crm["crm_id"] = crm["account_id"].map(crm_ids)  # looked up on the driver, as the local scorer does
+        crm = rank_calls(normalise(crm))  # partitions ranked apart: rank the whole portfolio
     finally:
         if spark is not None and session is None:
             spark.stop()

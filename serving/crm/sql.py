@@ -1,25 +1,30 @@
-"""The CRM table in a SQL database through SQLAlchemy 2 Core: PostgreSQL (and SQLite).
+"""The CRM tables in a SQL database through SQLAlchemy 2 Core: PostgreSQL (and SQLite).
 
-One transaction: create `crm_scores` if missing (PRIMARY KEY (account_id, as_of), NOT
-NULL where the CRM contract says so), load the rows into a temporary staging table with
-the same constraints, count new / changed / unchanged rows against the table, then
+One transaction: create `crm_score_history` (PRIMARY KEY (account_id, as_of)) and
+`crm_accounts` (PRIMARY KEY (account_id)) if missing, NOT NULL where the contract says so;
+on PostgreSQL lock `crm_accounts` against a concurrent writer; load the history rows into
+a temporary staging table, count new / changed / unchanged rows against the table, then
 
-    INSERT INTO crm_scores SELECT ... FROM staging
+    INSERT INTO crm_score_history SELECT ... FROM staging
     ON CONFLICT (account_id, as_of) DO UPDATE SET ... WHERE <some column IS DISTINCT FROM>
 
-so unchanged rows are not rewritten. Any error (a NULL in a required column halfway
-through, a lost connection) rolls the whole transaction back: the previous table stays.
+so unchanged rows are not rewritten; read the account rows, let
+`serving.crm.accounts.plan_accounts` decide which change, and upsert those by account_id.
+Any error (a NULL in a required column halfway through, a lost connection) rolls the
+whole transaction back: the previous tables stay.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
 
-from serving.crm.table import COLUMNS, COMPARED, KEY, NAMES, TABLE, WriteReport, to_arrow
+from serving.crm.accounts import plan_accounts
+from serving.crm.table import ACCOUNTS, HISTORY, LEGACY_TABLE, CrmTable, WriteReport, empty, normalise, to_arrow
 
 SQL_TYPES: dict[str, Callable[[], sa.types.TypeEngine[Any]]] = {
     "str": sa.Text,
@@ -31,11 +36,12 @@ SQL_TYPES: dict[str, Callable[[], sa.types.TypeEngine[Any]]] = {
 }
 
 
-def crm_table(metadata: sa.MetaData, name: str = TABLE, *, temporary: bool = False) -> sa.Table:
-    columns = [sa.Column(c.name, SQL_TYPES[c.kind](), nullable=c.nullable) for c in COLUMNS]
+def crm_table(metadata: sa.MetaData, table: CrmTable = HISTORY, name: str | None = None, *, temporary=False):
+    columns = [sa.Column(c.name, SQL_TYPES[c.kind](), nullable=c.nullable) for c in table.columns]
+    name = name or table.name
     if temporary:
         return sa.Table(name, metadata, *columns, prefixes=["TEMPORARY"])
-    return sa.Table(name, metadata, *columns, sa.PrimaryKeyConstraint(*KEY, name=f"{name}_pkey"))
+    return sa.Table(name, metadata, *columns, sa.PrimaryKeyConstraint(*table.key, name=f"{name}_pkey"))
 
 
 def _upsert_insert(dialect: str):
@@ -50,9 +56,9 @@ def _upsert_insert(dialect: str):
     raise ValueError(f"CRM upserts support PostgreSQL (and SQLite), not {dialect}")
 
 
-def _records(rows: pd.DataFrame) -> list[dict]:
-    """Python values for the driver: dates, floats (NaN as None), bools, aware datetimes."""
-    return to_arrow(rows).to_pylist()
+def _records(rows: pd.DataFrame, table: CrmTable) -> list[dict]:
+    """Python values for the driver: dates, floats (NaN as None), ints, bools, aware datetimes."""
+    return to_arrow(rows, table).to_pylist()
 
 
 def _engine(url: str) -> sa.Engine:
@@ -70,51 +76,85 @@ def _engine(url: str) -> sa.Engine:
     return engine
 
 
-def write_sql(rows: pd.DataFrame, url: str, *, engine: sa.Engine | None = None) -> WriteReport:
-    """Upsert normalised CRM rows into `crm_scores` at `url` in one transaction."""
+def _select_frame(conn, table: sa.Table, spec: CrmTable) -> pd.DataFrame:
+    result = conn.execute(sa.select(table))
+    rows = pd.DataFrame(result.mappings().all(), columns=spec.names)
+    return normalise(rows, spec) if len(rows) else empty(spec)
+
+
+def write_sql(
+    rows: pd.DataFrame, url: str, *, engine: sa.Engine | None = None, written_at: datetime | None = None
+) -> WriteReport:
+    """Upsert normalised history rows, and the account rows they make, at `url` in one transaction."""
     own = engine is None
     engine = engine or _engine(url)
     try:
         insert = _upsert_insert(engine.dialect.name)
         metadata = sa.MetaData()
-        table = crm_table(metadata)
-        stage = crm_table(metadata, f"{TABLE}_incoming", temporary=True)
-        values = [c for c in NAMES if c not in KEY]
-        on = sa.and_(*[stage.c[k] == table.c[k] for k in KEY])
-        differs = sa.or_(*[stage.c[c].is_distinct_from(table.c[c]) for c in COMPARED])
+        history = crm_table(metadata, HISTORY)
+        accounts = crm_table(metadata, ACCOUNTS)
+        stage = crm_table(metadata, HISTORY, f"{HISTORY.name}_incoming", temporary=True)
+        values = [c for c in HISTORY.names if c not in HISTORY.key]
+        on = sa.and_(*[stage.c[k] == history.c[k] for k in HISTORY.key])
+        differs = sa.or_(*[stage.c[c].is_distinct_from(history.c[c]) for c in HISTORY.compared])
         with engine.begin() as conn:
-            table.create(conn, checkfirst=True)
+            history.create(conn, checkfirst=True)
+            accounts.create(conn, checkfirst=True)
+            if engine.dialect.name == "postgresql":  # one writer at a time: the next waits for this commit
+                conn.execute(sa.text(f"LOCK TABLE {ACCOUNTS.name} IN SHARE ROW EXCLUSIVE MODE"))
             stage.create(conn)
             if len(rows):
-                conn.execute(sa.insert(stage), _records(rows))
-            joined = stage.outerjoin(table, on)
-            inserted, changed = conn.execute(
+                conn.execute(sa.insert(stage), _records(rows, HISTORY))
+            inserted, updated = conn.execute(
                 sa.select(
-                    sa.func.count().filter(table.c.account_id.is_(None)),
-                    sa.func.count().filter(sa.and_(table.c.account_id.is_not(None), differs)),
-                ).select_from(joined)
+                    sa.func.count().filter(history.c.account_id.is_(None)),
+                    sa.func.count().filter(sa.and_(history.c.account_id.is_not(None), differs)),
+                ).select_from(stage.outerjoin(history, on))
             ).one()
-            stmt = insert(table).from_select(NAMES, sa.select(*[stage.c[c] for c in NAMES]).where(sa.true()))
+            stmt = insert(history).from_select(
+                HISTORY.names, sa.select(*[stage.c[c] for c in HISTORY.names]).where(sa.true())
+            )
             stmt = stmt.on_conflict_do_update(
-                index_elements=list(KEY),
+                index_elements=list(HISTORY.key),
                 set_={c: stmt.excluded[c] for c in values},
-                where=sa.or_(*[table.c[c].is_distinct_from(stmt.excluded[c]) for c in COMPARED]),
+                where=sa.or_(*[history.c[c].is_distinct_from(stmt.excluded[c]) for c in HISTORY.compared]),
             )
             conn.execute(stmt)
             stage.drop(conn)
+            plan = plan_accounts(_select_frame(conn, accounts, ACCOUNTS), rows, written_at)
+            if len(plan.rows):
+                upsert = insert(accounts)
+                upsert = upsert.on_conflict_do_update(
+                    index_elements=list(ACCOUNTS.key),
+                    set_={c: upsert.excluded[c] for c in ACCOUNTS.names if c not in ACCOUNTS.key},
+                )
+                conn.execute(upsert, _records(plan.rows, ACCOUNTS))
     finally:
         if own:
             engine.dispose()
-    return WriteReport(int(inserted), int(changed), len(rows) - int(inserted) - int(changed))
+    inserted, updated = int(inserted), int(updated)
+    return WriteReport(inserted, updated, len(rows) - inserted - updated, plan.changed, plan.churned, len(plan.rows))
 
 
-def read_sql(url: str) -> pd.DataFrame:
-    """The stored CRM table, ordered by key (for checks and reports)."""
+def read_table(url: str, table: CrmTable = HISTORY) -> pd.DataFrame:
+    """A stored CRM table, unordered (empty when missing; the history falls back to `crm_scores`)."""
     engine = sa.create_engine(url)
     try:
+        inspector = sa.inspect(engine)
         with engine.connect() as conn:
-            table = crm_table(sa.MetaData())
-            result = conn.execute(sa.select(table).order_by(*[table.c[k] for k in KEY]))
-            return pd.DataFrame(result.mappings().all(), columns=NAMES)
+            if inspector.has_table(table.name):
+                return _select_frame(conn, crm_table(sa.MetaData(), table), table)
+            if table is HISTORY and inspector.has_table(LEGACY_TABLE):
+                from serving.crm.files import from_legacy
+
+                legacy = sa.Table(LEGACY_TABLE, sa.MetaData(), autoload_with=conn)
+                return from_legacy(pd.DataFrame(conn.execute(sa.select(legacy)).mappings().all()))
+            return empty(table)
     finally:
         engine.dispose()
+
+
+def read_sql(url: str, table: CrmTable = HISTORY) -> pd.DataFrame:
+    """The stored CRM table ordered by key (for checks and reports)."""
+    rows = read_table(url, table)
+    return rows.sort_values(list(table.key), kind="stable", ignore_index=True)

@@ -1,27 +1,30 @@
-"""The CRM table: one row per (account_id, as_of), written as an idempotent upsert.
+"""The CRM tables' columns, declared once, and the projection of scores onto them.
 
-`crm_frame` projects `score_frame`'s output onto the CRM columns (declared once, in
-`COLUMNS`); `write_scores` upserts it into a target, all or nothing:
+Two tables, written together by `serving.crm.write.write_scores`:
 
-- a `.parquet` or `.csv` file: read, merge by key, write a temporary file beside it and
-  rename it over the old one (atomic on one file system);
-- a DuckDB database (`*.duckdb`, `*.db` or `duckdb:///path`): table `crm_scores` with a
-  primary key, `INSERT OR REPLACE` of new and changed rows in one transaction;
-- a SQLAlchemy URL (PostgreSQL; SQLite works too): table `crm_scores` created if missing
-  with PRIMARY KEY (account_id, as_of), rows staged in a temporary table, then
-  `INSERT ... ON CONFLICT (account_id, as_of) DO UPDATE ... WHERE <row changed>`, in one
-  transaction.
+- `crm_accounts` (key `account_id`): one row per account, what a CRM syncs. Likelihoods
+  as 0-100 integers, up to 3 renewal and 3 expansion reasons as separate columns of at
+  most `TEXT_LIMIT` characters, the previous tier and likelihoods, `changed` /
+  `changed_at` (moved only when something a CSM sees changed) and a `status`
+  (`active`, `churned`); see `serving.crm.accounts` for how a write moves them.
+- `crm_score_history` (key `account_id`, `as_of`): the same score columns per snapshot,
+  plus the raw model outputs (churn risk, likelihoods and lifts as floats, the health
+  score, the risk summary and the reasons as JSON) for trends and audits. It holds every
+  column of the former per-as_of table `crm_scores`; `read_score_history` reads it (or
+  that older table when a target has only it).
 
-A failure anywhere (a NULL in a required column halfway through the batch, a lost
-connection) leaves the previous table as it was. A row whose scores equal the stored
-ones is unchanged and not rewritten, whatever its `scored_at` (which then stays the time
-those scores were first written), so a rerun changes nothing.
+`crm_frame` projects `score_frame`'s output onto the history columns; the account rows are
+derived from those by the writer.
 """
 
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -30,8 +33,10 @@ import pyarrow as pa
 from radar.settings import ServingSettings
 from serving.scoring.decisions import call_order
 
-TABLE = "crm_scores"
-KEY = ("account_id", "as_of")
+TEXT_LIMIT = 255  # a CRM text field (e.g. a Salesforce Text(255)) holds at most this many characters
+ELLIPSIS = "\u2026"
+REASON_SLOTS = 3  # renewal_reason_1..3 and expansion_reason_1..3
+ACTIVE, CHURNED = "active", "churned"
 
 
 @dataclass(frozen=True)
@@ -41,23 +46,49 @@ class Column:
     nullable: bool = False
 
 
-COLUMNS = (
+@dataclass(frozen=True)
+class CrmTable:
+    """A CRM table: its name, columns and primary key."""
+
+    name: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+
+    @cached_property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @cached_property
+    def compared(self) -> list[str]:
+        """What makes a stored row out of date: a new scoring time alone does not."""
+        return [c for c in self.names if c not in self.key and c != "scored_at"]
+
+    @cached_property
+    def arrow_schema(self) -> pa.Schema:
+        return pa.schema([pa.field(c.name, ARROW[c.kind]) for c in self.columns])
+
+
+RENEWAL_REASONS = [f"renewal_reason_{i}" for i in range(1, REASON_SLOTS + 1)]
+EXPANSION_REASONS = [f"expansion_reason_{i}" for i in range(1, REASON_SLOTS + 1)]
+PCT = ("churn_risk_pct", "renewal_likelihood_pct", "upsell_likelihood_pct")
+
+# the score columns both tables hold
+SCORE_COLUMNS = (
     Column("account_id", "str"),
     Column("as_of", "date"),
+    Column("crm_id", "str", nullable=True),
+    Column("name", "str", nullable=True),
+    Column("csm_owner", "str", nullable=True),
+    Column("segment", "str", nullable=True),
     Column("call_rank", "int"),
-    Column("churn_risk", "float"),
-    Column("churn_lift", "float"),
     Column("risk_tier", "str"),
-    Column("expected_mrr_loss", "float"),
+    Column("churn_risk_pct", "int"),
+    Column("renewal_likelihood_pct", "int", nullable=True),
+    Column("upsell_likelihood_pct", "int"),
     Column("next_renewal", "date", nullable=True),
-    Column("renewal_likelihood", "float", nullable=True),
-    Column("risk_summary", "str"),
-    Column("upsell_likelihood", "float"),
-    Column("upsell_lift", "float"),
-    Column("opportunity", "bool"),
-    Column("health_score", "float", nullable=True),
-    Column("top_reasons", "str"),
-    Column("top_reasons_json", "str"),
+    Column("expected_mrr_loss", "float"),
+    *(Column(c, "str", nullable=True) for c in RENEWAL_REASONS),
+    *(Column(c, "str", nullable=True) for c in EXPANSION_REASONS),
     Column("recommended_action", "str"),
     Column("action_owner", "str"),
     Column("renewal_model", "str"),
@@ -68,9 +99,48 @@ COLUMNS = (
     Column("next_renewal_model_version", "str", nullable=True),
     Column("scored_at", "timestamp"),
 )
-NAMES = [c.name for c in COLUMNS]
-# what makes a stored row out of date: a new scoring time alone does not
-COMPARED = [c for c in NAMES if c not in KEY and c != "scored_at"]
+HISTORY = CrmTable(
+    "crm_score_history",
+    (
+        *SCORE_COLUMNS,
+        # the raw model outputs, for trends, monitoring and audits
+        Column("churn_risk", "float"),
+        Column("churn_lift", "float"),
+        Column("renewal_likelihood", "float", nullable=True),
+        Column("upsell_likelihood", "float"),
+        Column("upsell_lift", "float"),
+        Column("opportunity", "bool"),
+        Column("health_score", "float", nullable=True),
+        Column("risk_summary", "str"),
+        Column("top_reasons", "str"),
+        Column("top_reasons_json", "str"),
+    ),
+    ("account_id", "as_of"),
+)
+ACCOUNTS = CrmTable(
+    "crm_accounts",
+    (
+        *SCORE_COLUMNS,
+        Column("status", "str"),
+        Column("status_since", "date"),  # the snapshot at which the account became active, or was found gone
+        Column("previous_as_of", "date", nullable=True),
+        Column("previous_risk_tier", "str", nullable=True),
+        *(Column(f"previous_{c}", "int", nullable=True) for c in PCT),
+        Column("changed", "bool"),
+        Column("changed_at", "timestamp"),
+    ),
+    ("account_id",),
+)
+# what a CSM sees: a change in one of these sets `changed` and moves `changed_at`
+VISIBLE = ["risk_tier", *PCT, *RENEWAL_REASONS, *EXPANSION_REASONS, "recommended_action", "action_owner", "status"]
+LEGACY_TABLE = "crm_scores"  # the per-as_of table written before crm_score_history (still read)
+
+# the history table is what `crm_frame` returns and `write_scores` takes
+TABLE = HISTORY.name
+KEY = HISTORY.key
+COLUMNS = HISTORY.columns
+NAMES = HISTORY.names
+COMPARED = HISTORY.compared
 ARROW = {
     "str": pa.string(),
     "date": pa.date32(),
@@ -79,14 +149,42 @@ ARROW = {
     "bool": pa.bool_(),
     "timestamp": pa.timestamp("us", tz="UTC"),
 }
-SCHEMA = pa.schema([pa.field(c.name, ARROW[c.kind], nullable=c.nullable) for c in COLUMNS])
 
 
 @dataclass(frozen=True)
 class WriteReport:
+    """What a write did. `inserted`/`updated`/`unchanged` count the history rows of the
+    batch; `changed` the account rows whose `changed_at` moved (what the next incremental
+    sync picks up), of which `churned` turned churned; `accounts_written` every account
+    row rewritten (a new snapshot with nothing visible changed rewrites its row quietly)."""
+
     inserted: int
     updated: int
     unchanged: int
+    changed: int = 0
+    churned: int = 0
+    accounts_written: int = 0
+
+
+def clip_text(text: str | None, limit: int = TEXT_LIMIT) -> str | None:
+    """`text` cut to at most `limit` characters on a word boundary, ending in an ellipsis."""
+    if text is None or len(text) <= limit:
+        return text
+    head = text[: limit - len(ELLIPSIS) + 1]
+    cut = head.rfind(" ")
+    head = head[:cut] if cut > 0 else head[: limit - len(ELLIPSIS)]
+    return head.rstrip(" ,;:.-\u2013\u2014")[: limit - len(ELLIPSIS)] + ELLIPSIS
+
+
+def to_pct(values) -> pd.Series:
+    """Probabilities as 0-100 integers (half up), missing stays missing."""
+    p = pd.to_numeric(pd.Series(values), errors="coerce").astype("float64")
+    return np.floor(p.clip(0, 1) * 100 + 0.5).astype("Int64")
+
+
+def _reason_columns(drivers: list[dict] | None, k: int) -> list[str | None]:
+    top = [clip_text(d["reason"]) for d in (drivers or [])[: min(k, REASON_SLOTS)]]
+    return top + [None] * (REASON_SLOTS - len(top))
 
 
 def _reasons(drivers: list[dict] | None, target: str, k: int) -> tuple[str, str]:
@@ -95,23 +193,37 @@ def _reasons(drivers: list[dict] | None, target: str, k: int) -> tuple[str, str]
     return text, json.dumps([{"target": target, **d} for d in top], ensure_ascii=False)
 
 
-def crm_frame(scored: pd.DataFrame, serving: ServingSettings | None = None) -> pd.DataFrame:
-    """The CRM rows of scored accounts. The reasons explain the recommended action: the
-    upsell drivers for an expansion opportunity, the renewal drivers otherwise."""
+def crm_frame(
+    scored: pd.DataFrame, serving: ServingSettings | None = None, *, crm_ids: Mapping[str, str] | None = None
+) -> pd.DataFrame:
+    """The CRM history rows of scored accounts (`score_frame`'s output). The renewal and
+    expansion reasons are the top renewal and upsell drivers; `top_reasons` (history only)
+    explains the recommended action: the upsell drivers for an expansion opportunity, the
+    renewal drivers otherwise. `crm_ids` maps account_id to the CRM record id (from the
+    accounts table, `workspace_crm_ids`); without it a `crm_id` column of `scored` is used."""
     k = (serving or ServingSettings()).crm_reasons
-    texts, jsons = [], []
+    texts, jsons, renewal_cols, expansion_cols = [], [], [], []
     for playbook, renewal, upsell in zip(scored["playbook"], scored["renewal_drivers"], scored["upsell_drivers"]):
         text, js = (
             _reasons(upsell, "upsell", k) if playbook == "expansion_opportunity" else _reasons(renewal, "renewal", k)
         )
         texts.append(text)
         jsons.append(js)
-    made = ("top_reasons", "top_reasons_json", "call_rank")
-    out = scored.reindex(columns=[c for c in NAMES if c not in made])
-    out.insert(NAMES.index("top_reasons") - 1, "top_reasons", texts)
-    out.insert(NAMES.index("top_reasons_json") - 1, "top_reasons_json", jsons)
-    out.insert(NAMES.index("call_rank"), "call_rank", 0)
-    return rank_calls(normalise(out))
+        renewal_cols.append(_reason_columns(renewal, k))
+        expansion_cols.append(_reason_columns(upsell, k))
+    out = scored.reindex(columns=[c for c in NAMES if c in scored.columns]).copy()
+    out["top_reasons"], out["top_reasons_json"], out["call_rank"] = texts, jsons, 0
+    for i, (r, e) in enumerate(zip(RENEWAL_REASONS, EXPANSION_REASONS)):
+        out[r] = [cols[i] for cols in renewal_cols]
+        out[e] = [cols[i] for cols in expansion_cols]
+    for c in PCT:
+        out[c] = to_pct(scored[c.removesuffix("_pct")]).to_numpy()
+    if crm_ids is not None:
+        out["crm_id"] = scored["account_id"].astype(str).map(dict(crm_ids)).to_numpy()
+    elif "crm_id" not in out.columns:
+        out["crm_id"] = None
+    out["expected_mrr_loss"] = pd.to_numeric(out["expected_mrr_loss"], errors="coerce").round(2)
+    return rank_calls(normalise(out.reindex(columns=NAMES)))
 
 
 def rank_calls(rows: pd.DataFrame) -> pd.DataFrame:
@@ -128,19 +240,21 @@ def rank_calls(rows: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def normalise(frame: pd.DataFrame) -> pd.DataFrame:
-    """The CRM columns in canonical types (what every writer and reader compares):
-    text and dates as Python objects (missing: None), floats, bools, UTC timestamps."""
-    absent = [c for c in NAMES if c not in frame.columns]
+def normalise(frame: pd.DataFrame, table: CrmTable = HISTORY) -> pd.DataFrame:
+    """The columns of `table` in canonical types (what every writer and reader compares):
+    text and dates as Python objects (missing: None), floats, nullable integers, bools,
+    UTC timestamps."""
+    absent = [c for c in table.names if c not in frame.columns]
     if absent:
-        raise ValueError(f"CRM frame lacks column(s): {', '.join(absent)}")
+        raise ValueError(f"CRM frame for {table.name} lacks column(s): {', '.join(absent)}")
     out = {}
-    for c in COLUMNS:
+    for c in table.columns:
         col = frame[c.name]
         if c.kind == "float":
             out[c.name] = pd.to_numeric(col, errors="coerce").astype("float64")
         elif c.kind == "int":
-            out[c.name] = pd.to_numeric(col, errors="coerce").fillna(0).astype("int64")
+            values = pd.to_numeric(col, errors="coerce")
+            out[c.name] = (values if c.nullable else values.fillna(0)).astype("Int64")
         elif c.kind == "bool":
             out[c.name] = col.map(lambda v: v if v is None or pd.isna(v) else str(v).lower() in ("true", "1"))
             out[c.name] = out[c.name].astype(bool) if out[c.name].notna().all() else out[c.name].astype(object)
@@ -149,35 +263,113 @@ def normalise(frame: pd.DataFrame) -> pd.DataFrame:
                 [None if pd.isna(v) else v for v in pd.to_datetime(col).dt.date], index=col.index, dtype=object
             )
         elif c.kind == "timestamp":
-            out[c.name] = pd.to_datetime(col, utc=True).astype("datetime64[us, UTC]")
+            out[c.name] = pd.to_datetime(col, utc=True, format="mixed").astype("datetime64[us, UTC]")
         else:
-            out[c.name] = pd.Series([None if pd.isna(v) else str(v) for v in col], index=col.index, dtype=object)
+            out[c.name] = pd.Series([None if _missing(v) else str(v) for v in col], index=col.index, dtype=object)
     return pd.DataFrame(out).reset_index(drop=True)
 
 
-def to_arrow(rows: pd.DataFrame) -> pa.Table:
-    """Normalised CRM rows as an Arrow table of `SCHEMA` (missing values as nulls)."""
+def _missing(v) -> bool:
+    return v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
+
+
+def to_arrow(rows: pd.DataFrame, table: CrmTable = HISTORY) -> pa.Table:
+    """Normalised rows of `table` as an Arrow table (missing values as nulls)."""
     arrays = []
-    for c in COLUMNS:
+    for c in table.columns:
         col = rows[c.name]
-        values = col.dt.tz_convert(None).to_numpy() if c.kind == "timestamp" else col.to_numpy()
+        if c.kind == "timestamp":
+            values = col.dt.tz_convert(None).to_numpy()
+        elif c.kind == "int":
+            values = col.astype("Int64").to_numpy(dtype=object, na_value=None)
+        else:
+            values = col.to_numpy()
         arrays.append(pa.array(values, type=ARROW[c.kind], from_pandas=True))
-    return pa.Table.from_arrays(arrays, schema=pa.schema([pa.field(c.name, ARROW[c.kind]) for c in COLUMNS]))
+    return pa.Table.from_arrays(arrays, schema=table.arrow_schema)
 
 
-def compare(existing: pd.DataFrame, incoming: pd.DataFrame) -> tuple[WriteReport, pd.Series]:
+def required_nulls(rows: pd.DataFrame, table: CrmTable) -> None:
+    """Raise naming the first required column of `table` with an empty value."""
+    for c in table.columns:
+        if not c.nullable and rows[c.name].isna().any():
+            raise ValueError(
+                f"{table.name} column {c.name} must not be empty ({int(rows[c.name].isna().sum())} empty value(s))"
+            )
+
+
+def same_values(a: pd.DataFrame, b: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """Per row, whether `a` and `b` (aligned, normalised) hold the same values in `columns`
+    (two missing values are the same)."""
+    equal = np.ones(len(a), dtype=bool)
+    for c in columns:
+        x, y = a[c].reset_index(drop=True), b[c].reset_index(drop=True)
+        both_missing = (x.isna() & y.isna()).to_numpy(dtype=bool)
+        one_missing = (x.isna() ^ y.isna()).to_numpy(dtype=bool)
+        eq = np.array(
+            [not (m or n) and bool(u == v) for u, v, m, n in zip(x, y, both_missing, one_missing)], dtype=bool
+        )
+        equal &= both_missing | eq
+    return equal
+
+
+def compare(existing: pd.DataFrame, incoming: pd.DataFrame, table: CrmTable = HISTORY) -> tuple[WriteReport, pd.Series]:
     """Counts, and per incoming row whether it must be written (new or changed)."""
-    old = existing.set_index(list(KEY))
-    new = incoming.set_index(list(KEY))
+    old = existing.set_index(list(table.key))
+    new = incoming.set_index(list(table.key))
     present = new.index.isin(old.index)
     same = np.zeros(len(new), dtype=bool)
     if present.any():
         a = new[present].reset_index(drop=True)
         b = old.loc[new.index[present]].reset_index(drop=True)
-        equal = np.ones(len(a), dtype=bool)
-        for c in COMPARED:
-            x, y = a[c], b[c]
-            equal &= ((x == y) | (x.isna() & y.isna())).to_numpy(dtype=bool)
-        same[present] = equal
+        same[present] = same_values(a, b, table.compared)
     report = WriteReport(int((~present).sum()), int((present & ~same).sum()), int(same.sum()))
     return report, pd.Series(~same, index=incoming.index)
+
+
+def empty(table: CrmTable) -> pd.DataFrame:
+    return normalise(pd.DataFrame({c: pd.Series(dtype=object) for c in table.names}), table)
+
+
+def workspace_crm_ids(con) -> dict[str, str]:
+    """account_id -> crm_id from the workspace's `accounts` table (a DuckDB connection);
+    empty when there is no such table or column."""
+    found = con.execute(
+        "SELECT count(*) FROM information_schema.columns WHERE table_name = 'accounts' AND column_name = 'crm_id'"
+    ).fetchone()[0]
+    if not found:
+        return {}
+    rows = con.execute("SELECT account_id, crm_id FROM accounts WHERE crm_id IS NOT NULL").fetchall()
+    return {str(a): str(c) for a, c in rows}
+
+
+def read_score_history(
+    source, *, account_ids: list[str] | None = None, since=None, table: CrmTable = HISTORY
+) -> pd.DataFrame:
+    """The stored score history (or, with `table=ACCOUNTS`, the account rows), normalised and
+    ordered by key: every as_of scored, for trends, monitoring and audits.
+
+    `source`: the workspace or another DuckDB database (a path, `duckdb:///path` or an open
+    DuckDB connection), a SQLAlchemy URL, or the `.parquet`/`.csv` target a score was
+    written to (the history is the file beside it, `serving.crm.files.history_path`).
+    `account_ids` / `since` (an as_of date, inclusive) narrow it. A target written before
+    `crm_score_history` existed is read from its `crm_scores` table (the columns it lacks
+    are empty); a target with neither gives an empty frame with the columns."""
+    from serving.crm.files import read_stored
+
+    rows = read_stored(source, table)
+    if account_ids is not None:
+        rows = rows[rows["account_id"].isin([str(a) for a in account_ids])]
+    if since is not None and "as_of" in table.names:
+        rows = rows[pd.to_datetime(rows["as_of"]) >= pd.Timestamp(since)]
+    return rows.sort_values(list(table.key), kind="stable", ignore_index=True)
+
+
+def as_path(source) -> Path | None:
+    """A local path for a file or DuckDB target, None for an URL or a connection."""
+    if isinstance(source, Path):
+        return source
+    if isinstance(source, str):
+        if source.startswith("duckdb:///"):
+            return Path(source.removeprefix("duckdb:///"))
+        return None if "://" in source else Path(source)
+    return None

@@ -1,16 +1,20 @@
-"""`write_scores`: the one entry that upserts CRM rows into any target, all or nothing.
+"""`write_scores`: the one entry that writes the CRM tables into any target, all or nothing.
 
 The target decides the writer: a `.parquet`/`.csv` file or a DuckDB database
-(`serving.crm.files`), or a SQLAlchemy URL (`serving.crm.sql`).
+(`serving.crm.files`), or a SQLAlchemy URL (`serving.crm.sql`). Each writes the history
+rows it is given into `crm_score_history` and the account rows they make
+(`serving.crm.accounts`) into `crm_accounts`, in one transaction (files: see
+`serving.crm.files`).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 
-from serving.crm.files import write_duckdb, write_file
+from serving.crm.files import FILE_SUFFIXES, write_duckdb, write_file
 from serving.crm.sql import write_sql
 from serving.crm.table import KEY, WriteReport, normalise
 
@@ -22,21 +26,23 @@ def _check(frame: pd.DataFrame) -> None:
         raise ValueError(f"{int(dupes.sum())} CRM rows share a key, e.g. {first.account_id} at {first.as_of}")
 
 
-def write_scores(frame: pd.DataFrame, target: str | Path) -> WriteReport:
-    """Upsert CRM rows (`crm_frame`) into `target`, all or nothing; see the module doc."""
+def write_scores(frame: pd.DataFrame, target: str | Path, *, written_at: datetime | None = None) -> WriteReport:
+    """Write CRM history rows (`crm_frame`: the whole portfolio at its as_of) and the account
+    rows they make into `target`, all or nothing; see the module doc. `written_at` (default
+    now) is the `changed_at` of the account rows this write changes."""
     rows = normalise(frame)
     _check(rows)
     target = str(target)
     if target.startswith("duckdb:///"):  # duckdb:///relative/path or duckdb:////absolute/path
-        return write_duckdb(rows, Path(target.removeprefix("duckdb:///")))
+        return write_duckdb(rows, Path(target.removeprefix("duckdb:///")), written_at=written_at)
     if "://" in target:
-        return write_sql(rows, target)
+        return write_sql(rows, target, written_at=written_at)
     path = Path(target)
     suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq", ".csv"):
-        return write_file(rows, path)
+    if suffix in FILE_SUFFIXES:
+        return write_file(rows, path, written_at=written_at)
     if suffix in (".duckdb", ".db"):
-        return write_duckdb(rows, path)
+        return write_duckdb(rows, path, written_at=written_at)
     raise ValueError(
         f"unknown CRM target {target!r}: use a .parquet or .csv file, a .duckdb database "
         "or a SQLAlchemy URL such as postgresql+psycopg://user@host/db"

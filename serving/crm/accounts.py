@@ -1,0 +1,118 @@
+"""How a write moves `crm_accounts`: one row per account, changed only when a CSM would see it.
+
+`plan_accounts` takes the stored account rows and a batch of history rows (a whole
+portfolio scored at one as_of, or several) and returns the account rows to write. The
+rules, per account:
+
+- new: inserted `active`, `changed` and `changed_at` = the write's time.
+- scored at a later as_of than its row: the row takes the new scores; the previous tier
+  and likelihoods (`previous_*`) become the stored ones; `changed` says whether something
+  a CSM sees (`table.VISIBLE`: tier, the likelihood integers, the reasons, the next step
+  and its owner, the status) differs from the stored row, and only then `changed_at`
+  moves. Otherwise it keeps its old value.
+- scored again at the same as_of (a rerun): nothing is written when the values are the
+  same (not even `scored_at`); when something visible differs (say a new model), `changed`
+  is set and `changed_at` moves, the `previous_*` still being the as_of before.
+- scored at an earlier as_of than its row: the row is left alone (a backfill of the
+  history never moves the current state).
+- absent from the batch's latest as_of (snapshots hold the accounts active at as_of, so
+  its subscriptions ended): it turns `churned` (`status_since` = that as_of, `changed`,
+  `changed_at` moved) and keeps its last scores. A churned account scored again is
+  `active` again.
+
+So a write must hold the whole portfolio at its latest as_of (what `radar score` writes).
+Every changed row of one write has the same `changed_at`, later than any stored one (a
+write's time is moved past the latest stored `changed_at` should the clock lag), so a
+reverse-ETL sync that remembers the largest `changed_at` it read and asks for
+`changed_at > :last_sync` picks up each write's changes once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pandas as pd
+
+from serving.crm.table import ACCOUNTS, ACTIVE, CHURNED, PCT, SCORE_COLUMNS, VISIBLE, empty, normalise
+
+SCORE_NAMES = [c.name for c in SCORE_COLUMNS]
+
+
+@dataclass(frozen=True)
+class AccountsPlan:
+    rows: pd.DataFrame  # account rows to insert or replace (normalised `ACCOUNTS` columns)
+    inserted: int
+    changed: int  # rows whose changed_at moved
+    churned: int  # of which turned churned
+    written_at: datetime
+
+
+def _missing(v) -> bool:
+    return v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v)
+
+
+def _same(a, b) -> bool:
+    if _missing(a) or _missing(b):
+        return _missing(a) and _missing(b)
+    return bool(a == b)
+
+
+def _differs(a: dict, b: dict, columns) -> bool:
+    return any(not _same(a[c], b[c]) for c in columns)
+
+
+def write_time(existing: pd.DataFrame, written_at: datetime | None) -> pd.Timestamp:
+    """The write's `changed_at`: now (or `written_at`), moved past the latest stored one."""
+    stamp = pd.Timestamp(written_at or datetime.now(UTC))
+    stamp = (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")).floor("us")
+    if len(existing) and existing["changed_at"].notna().any():
+        stamp = max(stamp, existing["changed_at"].max() + pd.Timedelta(microseconds=1))
+    return stamp
+
+
+def plan_accounts(existing: pd.DataFrame, history: pd.DataFrame, written_at: datetime | None = None) -> AccountsPlan:
+    """The account rows a write of `history` rows (normalised) makes, given the stored
+    account rows (normalised `ACCOUNTS`); see the module doc for the rules."""
+    stamp = write_time(existing, written_at)
+    if not len(history):
+        return AccountsPlan(empty(ACCOUNTS), 0, 0, 0, stamp.to_pydatetime())
+    latest = history.sort_values("as_of", kind="stable").drop_duplicates("account_id", keep="last")
+    batch_as_of = max(history["as_of"])
+    stored = {r["account_id"]: r for r in existing.to_dict("records")}
+    state = dict(stored)
+    written: dict[str, dict] = {}
+    inserted = 0
+    for new in latest[SCORE_NAMES].to_dict("records"):
+        account = new["account_id"]
+        prev = stored.get(account)
+        row = {**new, "status": ACTIVE}
+        if prev is None:
+            row.update(status_since=new["as_of"], previous_as_of=None, previous_risk_tier=None, changed=True)
+            row.update({f"previous_{c}": None for c in PCT}, changed_at=stamp)
+            state[account] = written[account] = row
+            inserted += 1
+            continue
+        was_churned = prev["status"] == CHURNED
+        if new["as_of"] < (prev["status_since"] if was_churned else prev["as_of"]):
+            continue  # an older snapshot never moves the current row
+        visible = _differs(row, prev, VISIBLE)
+        if was_churned or new["as_of"] > prev["as_of"]:  # a new snapshot: the stored values become the previous
+            row.update(previous_as_of=prev["as_of"], previous_risk_tier=prev["risk_tier"], changed=visible)
+            row.update({f"previous_{c}": prev[c] for c in PCT})
+            row["status_since"] = new["as_of"] if was_churned else prev["status_since"]
+        else:  # the same snapshot again
+            row.update({c: prev[c] for c in ("previous_as_of", "previous_risk_tier", "status_since")})
+            row.update({f"previous_{c}": prev[f"previous_{c}"] for c in PCT}, changed=visible or prev["changed"])
+        row["changed_at"] = stamp if visible else prev["changed_at"]
+        if _differs(row, prev, ACCOUNTS.compared):
+            state[account] = written[account] = row
+    for account, row in state.items():  # not in the latest snapshot: its subscriptions ended
+        if row["status"] == ACTIVE and row["as_of"] < batch_as_of:
+            gone = {**row, "status": CHURNED, "status_since": batch_as_of, "changed": True, "changed_at": stamp}
+            state[account] = written[account] = gone
+    rows = list(written.values())
+    frame = normalise(pd.DataFrame(rows), ACCOUNTS) if rows else empty(ACCOUNTS)
+    changed = sum(1 for r in rows if _same(r["changed_at"], stamp))
+    churned = sum(1 for r in rows if r["status"] == CHURNED and _same(r["changed_at"], stamp))
+    return AccountsPlan(frame, inserted, changed, churned, stamp.to_pydatetime())
