@@ -215,10 +215,12 @@ def _bands_table(outcome) -> Table:
 
 
 def _print_decision(decision) -> None:
-    colour = {"promoted": "green", "forced": "magenta", "refused": "yellow", "unchanged": "dim"}[decision.outcome]
-    console.print(f"[{colour}]{decision.message}[/{colour}]", highlight=False)
+    colour = {"promoted": "green", "forced": "magenta", "refused": "yellow", "unchanged": "dim", "rolled back": "cyan"}[
+        decision.outcome
+    ]
+    console.print(f"[{colour}]{escape(decision.message)}[/{colour}]", highlight=False)
     for note in decision.notes:
-        console.print(f"[yellow]note: {note}[/yellow]", highlight=False)
+        console.print(f"[yellow]note: {escape(note)}[/yellow]", highlight=False)
 
 
 @app.command("promote")
@@ -228,21 +230,41 @@ def promote_cmd(
         str,
         typer.Argument(help="renewal, upsell, next_renewal, your own table's NAME, or a registered model name."),
     ],
-    version: Annotated[str | None, typer.Option(help="Version to promote (default: the challenger).")] = None,
+    version: Annotated[
+        str | None, typer.Option(help="Version to put through the promotion rule (default: the challenger).")
+    ] = None,
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            help="Roll back: make this version champion without the rule (after checking it loads); "
+            "the replaced one stays as the previous_champion alias.",
+        ),
+    ] = None,
     force: Annotated[
-        bool, typer.Option("--force", help="Promote even if it does not beat the champion (recorded).")
+        bool, typer.Option("--force", help="Promote even if the rule refuses (recorded with --reason).")
     ] = False,
-    reason: Annotated[str | None, typer.Option(help="Why, recorded with the decision (use with --force).")] = None,
+    reason: Annotated[
+        str | None, typer.Option(help="Why, recorded with the decision (use with --force or --to).")
+    ] = None,
 ) -> None:
-    """Make the challenger champion if it beats the champion on the same test rows by the margin."""
-    from training.promote import promote
+    """Make the challenger champion if it is better on the same test rows with the configured probability
+    (paired bootstrap over accounts), or roll back with --to VERSION."""
+    from training.promote import promote, roll_back
     from training.track import check_tracking
 
     settings = _settings(ctx)
+    if to is not None and (version is not None or force):
+        raise typer.BadParameter("--to rolls back to a version by hand; it takes no --version or --force")
+    name = model_name(target)
     try:
         check_tracking(settings.training)
-        with quiet_mlflow(), console.status(f"comparing {model_name(target)} challenger and champion"):
-            decision = promote(model_name(target), settings, version=version, force=force, reason=reason)
+        if to is not None:
+            with quiet_mlflow(), console.status(f"rolling {name} back to v{to}"):
+                decision = roll_back(name, to, settings, reason=reason)
+        else:
+            with quiet_mlflow(), console.status(f"comparing {name} challenger and champion"):
+                decision = promote(name, settings, version=version, force=force, reason=reason)
     except _errors() as exc:
         raise _fail(str(exc)) from exc
     _print_decision(decision)

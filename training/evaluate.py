@@ -23,6 +23,8 @@ resampling rows would make the intervals too narrow.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -149,6 +151,73 @@ def bootstrap_ci(
         v = v[np.isfinite(v)]
         out[name] = (float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail))) if len(v) else (np.nan, np.nan)
     return out
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """Two models scored on the same rows, compared over paired bootstrap resamples.
+
+    gain: challenger minus champion on all rows, oriented so that positive is better
+    (champion minus challenger for a lower-is-better metric). probability: the share of
+    resamples (with the metric defined) where the gain exceeds `margin`. gain_low/high:
+    the 95% percentile interval of the gain. samples: resamples where both were defined."""
+
+    metric: str
+    challenger: float
+    champion: float
+    gain: float
+    probability: float
+    gain_low: float
+    gain_high: float
+    samples: int
+    units: int
+
+
+def paired_bootstrap(
+    y,
+    p_challenger,
+    p_champion,
+    metric: str,
+    *,
+    weight=None,
+    groups=None,
+    k: int = DEFAULT_K,
+    samples: int = 1000,
+    seed: int = 0,
+    margin: float = 0.0,
+    level: float = 0.95,
+) -> PairedComparison:
+    """Compare two models' probabilities on the same rows: each resample draws the
+    `groups` (accounts; rows without groups) with replacement, and BOTH models are scored
+    on that same resample, so the noise the two share (which accounts happen to be in
+    the test period) cancels out of their difference."""
+    y = np.asarray(y, float)
+    a, b = _Ranked(y, p_challenger, weight), _Ranked(y, p_champion, weight)
+    codes = pd.factorize(np.asarray(groups))[0] if groups is not None else np.arange(len(y))
+    n_units = int(codes.max()) + 1 if len(codes) else 0
+    sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
+    point_a = float(a.compute(np.ones((1, len(y))), k)[metric][0])
+    point_b = float(b.compute(np.ones((1, len(y))), k)[metric][0])
+    rng = np.random.default_rng(seed)
+    chunk = max(1, _CELLS_PER_CHUNK // max(len(y), n_units, 1))
+    gains = []
+    for start in range(0, samples if len(y) else 0, chunk):
+        freq = _resample_counts(codes, n_units, min(chunk, samples - start), rng)  # rows in their own order
+        gains.append(sign * (a.compute(freq[:, a.order], k)[metric] - b.compute(freq[:, b.order], k)[metric]))
+    g = np.concatenate(gains) if gains else np.array([])
+    g = g[np.isfinite(g)]
+    tail = (1 - level) / 2 * 100
+    return PairedComparison(
+        metric=metric,
+        challenger=point_a,
+        champion=point_b,
+        gain=sign * (point_a - point_b),
+        probability=float(np.mean(g > margin + 1e-12)) if len(g) else float("nan"),
+        gain_low=float(np.percentile(g, tail)) if len(g) else float("nan"),
+        gain_high=float(np.percentile(g, 100 - tail)) if len(g) else float("nan"),
+        samples=len(g),
+        units=n_units,
+    )
 
 
 def scorecard(y, p, settings: Settings, *, weight=None, groups=None, segments=None) -> dict[str, float]:

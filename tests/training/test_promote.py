@@ -2,7 +2,8 @@
 
 Two models are trained on the same snapshots: `good` on the true labels and `bad` on
 labels shuffled everywhere but in the test period. Both are tested on the same latest
-rows, where `good` is far better, so every decision below can be worked out by hand.
+rows, where `good` is far better (better in every paired bootstrap resample), so every
+decision below can be worked out by hand.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mlflow import MlflowClient
+from typer.testing import CliRunner
 
-from training.evaluate import metrics
+from radar.cli import app
+from training.evaluate import metrics, paired_bootstrap
 from training.outcome import TargetSpec
 from training.pipeline import train_and_evaluate
-from training.promote import PromotionError, beats, promote, promotion_history
+from training.promote import PREVIOUS_CHAMPION, PromotionError, promote, promotion_history, roll_back
 from training.track import CHALLENGER, CHAMPION, configure, log_training_run
 
 TEST_DATES = 3
@@ -119,12 +123,23 @@ def test_a_worse_challenger_is_refused_and_the_champion_stays(lifecycle):
     assert (worse.challenger, worse.champion) == ("2", "1")
     assert worse.challenger_value + 0.1 < worse.champion_value
     assert d["after_worse"] == {CHAMPION: "1", CHALLENGER: "2"}
-    # both figures and the margin are stated
+    # both figures, the probability, the interval of the gain and the rule are stated
+    assert worse.probability == 0.0 and worse.gain_low <= worse.gain <= worse.gain_high < 0
     assert f"{worse.challenger_value:.4f}" in worse.message and f"{worse.champion_value:.4f}" in worse.message
-    assert "0.005" in worse.message and "refused, v1 stays champion" in worse.message
+    assert "better in 0% of 1,000 paired bootstrap resamples of accounts" in worse.message
+    assert f"[{worse.gain_low:+.4f}, {worse.gain_high:+.4f}]" in worse.message
+    assert "needs 90%" in worse.message and "refused, v1 stays champion" in worse.message
     tags = version_tags(settings, "radar-life", "2")
     assert tags["promotion.decision"] == "refused" and tags["promotion.compared_with"] == "1"
     assert float(tags["promotion.champion_value"]) == pytest.approx(worse.champion_value, rel=1e-5)
+    assert float(tags["promotion.probability"]) == 0.0 and tags["promotion.samples"] == "1000"
+    assert float(tags["promotion.gain_ci_high"]) == pytest.approx(worse.gain_high, rel=1e-5)
+    # and on the challenger's training run, beside its own figures
+    run = MlflowClient(settings.training.tracking_uri).get_run(
+        configure(settings.training).get_model_version("radar-life", "2").run_id
+    )
+    assert run.data.metrics["promotion.probability"] == 0.0 and run.data.tags["promotion.decision"] == "refused"
+    assert run.data.metrics["promotion.gain_ci_low"] == pytest.approx(worse.gain_low)
     assert version_tags(settings, "radar-life", "1")["promotion.challenged_by.v2"].startswith("kept against v2")
 
 
@@ -147,7 +162,7 @@ def test_force_promotes_a_worse_challenger_and_says_so(lifecycle):
     assert forced.promoted and forced.forced and forced.outcome == "forced"
     assert forced.challenger_value < forced.champion_value
     assert "FORCED" in forced.message and "hotfix for the QBR deck" in forced.message
-    assert aliases(settings, "radar-life") == {CHAMPION: "3"}
+    assert aliases(settings, "radar-life") == {CHAMPION: "3", PREVIOUS_CHAMPION: "1"}
     tags = version_tags(settings, "radar-life", "3")
     assert (tags["promotion.decision"], tags["promotion.forced"], tags["promotion.reason"]) == (
         "forced",
@@ -171,24 +186,65 @@ def test_a_better_challenger_is_promoted(models, settings_for):
     register(models, "good", "radar-better", settings)
     decision = promote("radar-better", settings)
     assert decision.promoted and not decision.forced and decision.champion == "1"
-    assert decision.challenger_value - decision.champion_value >= settings.training.promotion_margin
-    assert aliases(settings, "radar-better") == {CHAMPION: "2"}
+    assert decision.probability == 1.0 and 0 < decision.gain_low <= decision.gain <= decision.gain_high
+    assert aliases(settings, "radar-better") == {CHAMPION: "2", PREVIOUS_CHAMPION: "1"}
 
 
-def test_the_margin_is_respected_at_the_boundary(models, settings_for):
-    """Given a challenger better by exactly `gain`: a margin a hair above refuses, a
-    margin of exactly `gain` promotes."""
+def test_the_probability_is_respected_at_the_boundary(models, settings_for):
+    """Given a challenger better in a share q of the resamples (a margin makes q fall
+    between 0 and 1): a required probability a hair above q refuses, q itself promotes."""
     settings = settings_for()
     register(models, "bad", "radar-edge", settings)
     promote("radar-edge", settings)
     register(models, "good", "radar-edge", settings)
-    probe = promote("radar-edge", settings_for(promotion_margin=1.0))
-    assert not probe.promoted
-    gain = probe.challenger_value - probe.champion_value
-    assert not promote("radar-edge", settings_for(promotion_margin=gain + 1e-9)).promoted
+    probe = promote("radar-edge", settings_for(promotion_margin=1.0))  # refused: no gain above 1
+    assert not probe.promoted and probe.probability == 0.0
+    margin = probe.gain  # better by more than its own observed gain in about half the resamples
+    probe = promote("radar-edge", settings_for(promotion_min_probability=1.0, promotion_margin=margin))
+    q = probe.probability
+    assert 0.2 < q < 0.8 and not probe.promoted
+    assert not promote("radar-edge", settings_for(promotion_margin=margin, promotion_min_probability=q + 1e-9)).promoted
     assert aliases(settings, "radar-edge") == {CHAMPION: "1", CHALLENGER: "2"}
-    at_margin = promote("radar-edge", settings_for(promotion_margin=gain))
-    assert at_margin.promoted and aliases(settings, "radar-edge") == {CHAMPION: "2"}
+    at_q = promote("radar-edge", settings_for(promotion_margin=margin, promotion_min_probability=q))
+    assert at_q.promoted and aliases(settings, "radar-edge")[CHAMPION] == "2"
+
+
+def test_a_rollback_restores_a_version_and_keeps_the_one_it_replaced(models, settings_for):
+    settings = settings_for()
+    register(models, "good", "radar-back", settings)
+    promote("radar-back", settings)
+    register(models, "bad", "radar-back", settings)
+    promote("radar-back", settings, force=True, reason="try it")
+    assert aliases(settings, "radar-back") == {CHAMPION: "2", PREVIOUS_CHAMPION: "1"}
+
+    back = roll_back("radar-back", "1", settings, reason="v2 misfires")
+    assert back.outcome == "rolled back" and (back.challenger, back.champion) == ("1", "2")
+    assert "v1 is champion again, replacing v2" in back.message
+    assert aliases(settings, "radar-back") == {CHAMPION: "1", PREVIOUS_CHAMPION: "2"}
+    client = configure(settings.training)
+    assert client.get_registered_model("radar-back").tags["radar.previous_champion"] == "2"
+    assert version_tags(settings, "radar-back", "1")["promotion.decision"] == "rolled back"
+    assert promotion_history("radar-back", settings)[0]["reason"] == "v2 misfires"
+    assert roll_back("radar-back", "v1", settings).outcome == "unchanged"
+    with pytest.raises(PromotionError, match="radar-back has no version 9; its versions are 1, 2"):
+        roll_back("radar-back", "9", settings)
+
+
+def test_radar_promote_to_rolls_back_and_names_unknown_versions(models, settings_for, monkeypatch, store):
+    settings = settings_for()
+    register(models, "good", "radar-cliback", settings)
+    promote("radar-cliback", settings)
+    register(models, "bad", "radar-cliback", settings)
+    promote("radar-cliback", settings, force=True, reason="try it")
+    monkeypatch.setenv("RADAR_TRAINING__TRACKING_URI", settings.training.tracking_uri)
+    monkeypatch.setenv("COLUMNS", "200")
+    result = CliRunner().invoke(app, ["promote", "cliback", "--to", "1"])
+    assert result.exit_code == 0, result.output
+    assert "rolled back: v1 is champion again, replacing v2" in " ".join(result.output.split())
+    assert aliases(settings, "radar-cliback") == {CHAMPION: "1", PREVIOUS_CHAMPION: "2"}
+    result = CliRunner().invoke(app, ["promote", "cliback", "--to", "7"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "radar-cliback has no version 7; its versions are 1, 2" in " ".join(result.output.split())
 
 
 def test_a_lower_is_better_metric_refuses_a_higher_value(models, settings_for):
@@ -198,7 +254,7 @@ def test_a_lower_is_better_metric_refuses_a_higher_value(models, settings_for):
     register(models, "bad", "radar-brier", settings)
     decision = promote("radar-brier", settings)
     assert not decision.higher_is_better and decision.challenger_value > decision.champion_value
-    assert not decision.promoted and "lower by at least" in decision.message
+    assert decision.gain < 0 and decision.probability < 0.5 and not decision.promoted
 
 
 def test_both_are_scored_on_the_newer_test_set(models, settings_for):
@@ -243,18 +299,27 @@ def test_without_time_a_new_table_is_compared_on_rows_the_champion_never_saw(fla
     assert decision.test_rows == 200 and "200 rows v1 never saw" in decision.notes[0]
 
 
-@pytest.mark.parametrize(
-    "challenger, champion, margin, higher, expected",
-    [
-        (0.405, 0.400, 0.005, True, True),  # exactly the margin
-        (0.4049, 0.400, 0.005, True, False),
-        (0.80, 0.80, 0.0, True, True),  # a tie passes a zero margin
-        (0.10, 0.11, 0.01, False, True),  # Brier: lower by exactly the margin
-        (0.105, 0.11, 0.01, False, False),
-    ],
-)
-def test_the_rule(challenger, champion, margin, higher, expected):
-    assert beats(challenger, champion, margin, higher) is expected
+def test_the_paired_bootstrap_resamples_accounts_and_cancels_shared_noise():
+    """Given accounts of 5 identical rows: resampling accounts widens the interval of the
+    gain against resampling rows (the rows are not independent evidence); an identical
+    model is never better; the same seed gives the same answer."""
+    rng = np.random.default_rng(1)
+    n_acc = 120
+    y = np.repeat(rng.binomial(1, 0.25, n_acc), 5)
+    groups = np.repeat(np.arange(n_acc), 5)
+    score = np.repeat(rng.normal(size=n_acc), 5) + 0.8 * y
+    a, b = 1 / (1 + np.exp(-score)), 1 / (1 + np.exp(-(score + np.repeat(rng.normal(0, 1.2, n_acc), 5))))
+    by_acc = paired_bootstrap(y, a, b, "pr_auc", groups=groups, samples=500, seed=3)
+    by_row = paired_bootstrap(y, a, b, "pr_auc", samples=500, seed=3)
+    assert by_acc.units == n_acc and by_row.units == len(y)
+    assert by_acc.gain == pytest.approx(metrics(y, a)["pr_auc"] - metrics(y, b)["pr_auc"])
+    assert (by_acc.gain_high - by_acc.gain_low) > 1.5 * (by_row.gain_high - by_row.gain_low)
+    assert paired_bootstrap(y, a, b, "pr_auc", groups=groups, samples=500, seed=3) == by_acc
+    same = paired_bootstrap(y, a, a, "pr_auc", groups=groups, samples=200)
+    assert same.probability == 0.0 and same.gain_low == same.gain_high == 0.0
+    # lower-is-better metrics are oriented: a gain is a lower Brier
+    brier = paired_bootstrap(y, a, np.full(len(y), 0.5), "brier", groups=groups, samples=200)
+    assert brier.gain == pytest.approx(metrics(y, np.full(len(y), 0.5))["brier"] - metrics(y, a)["brier"])
 
 
 def test_promotion_needs_a_registered_model_with_a_challenger(models, settings_for):
@@ -266,5 +331,7 @@ def test_promotion_needs_a_registered_model_with_a_challenger(models, settings_f
     with pytest.raises(PromotionError, match="no 'challenger' version"):
         promote("radar-once", settings)
     assert promote("radar-once", settings, version="1").outcome == "unchanged"
+    with pytest.raises(PromotionError, match="radar-once has no version 5; its versions are 1"):
+        promote("radar-once", settings, version="5")
     with pytest.raises(PromotionError, match="unknown promotion_metric"):
         promote("radar-once", settings_for(promotion_metric="accuracy"))
