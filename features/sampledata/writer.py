@@ -48,13 +48,16 @@ def _column(values, type_: pa.DataType) -> pa.Array:
 
 
 def to_arrow(table: Table, columns: dict) -> pa.Table:
-    """Columns (numpy arrays; None, NaN, NaT or a mask for nulls) in contract order."""
-    missing = set(table.column_names) - set(columns)
+    """Columns (numpy arrays; None, NaN, NaT or a mask for nulls) in contract order; an
+    optional contract column the generator does not draw is written empty."""
+    required = {c.name for c in table.columns if c.required}
+    missing = required - set(columns)
     extra = set(columns) - set(table.column_names)
     if missing or extra:
         raise ValueError(f"{table.name}: missing {sorted(missing)}, unexpected {sorted(extra)}")
     schema = arrow_schema(table)
-    arrays = [_column(columns[f.name], f.type) for f in schema]
+    rows = len(next(iter(columns.values()))) if columns else 0
+    arrays = [_column(columns[f.name], f.type) if f.name in columns else pa.nulls(rows, type=f.type) for f in schema]
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
