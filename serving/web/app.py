@@ -41,6 +41,7 @@ from serving.web.pages import (
     account_view,
     backtest_view,
     leadership_view,
+    monitor_view,
     portfolio_view,
     query_from,
 )
@@ -330,8 +331,17 @@ def web_app(service_of: Callable[[], Any]) -> FastAPI:
         from serving.workflow.backtest import read_latest
 
         backtest = backtest_view(read_latest(st.service.settings.output_dir))
+        from serving.workflow.monitor import read_latest as read_monitor
+
+        monitor = monitor_view(read_monitor(st.service.settings.output_dir))
         return page(
-            "leadership.html", title="Leadership", view=view, chart=chart, backtest=backtest, **common(request, st)
+            "leadership.html",
+            title="Leadership",
+            view=view,
+            chart=chart,
+            backtest=backtest,
+            monitor=monitor,
+            **common(request, st),
         )
 
     @app.get("/login", response_class=HTMLResponse)

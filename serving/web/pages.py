@@ -574,3 +574,47 @@ def backtest_view(document: dict | None) -> dict | None:
         }
     except (KeyError, TypeError, IndexError, ValueError):
         return None
+
+
+def monitor_view(document: dict | None) -> dict | None:
+    """The saved `radar monitor` (serving.workflow.monitor.read_latest) as the leadership page's
+    "Are the scores still right?": the retrain recommendation and its reasons, predicted vs
+    realised churn per scored date, and the inputs that moved most. None when there is none,
+    or it lacks a figure the page shows (an older file)."""
+    if not document or document.get("kind") != "radar-monitor":
+        return None
+    try:
+        retrain = document["retrain"]
+        dates = [
+            {
+                "as_of": d["as_of"],
+                "sample": d["sample"],
+                "accounts": d["accounts"],
+                "predicted": d["churn"].get("predicted_rate"),
+                "realised": d["churn"].get("realised_rate"),
+                "churners": d["churn"].get("positives", 0),
+                "roc_auc": d["churn"].get("roc_auc"),
+                "ece": d["churn"].get("ece"),
+                "caught": (d.get("call_list") or {}).get("caught"),
+                "recall": (d.get("call_list") or {}).get("recall"),
+                "top10": (d.get("call_list") or {}).get("top10_share"),
+            }
+            for d in document["dates"]
+        ]
+        drift = document["drift"]
+        renewal = document["models"].get("renewal", {})
+        return {
+            "created": str(document.get("created_at", ""))[:10],
+            "latest": document["latest_snapshot"],
+            "model": f"{renewal.get('name')} v{renewal.get('version')}" if renewal else "",
+            "retrain": bool(retrain["recommended"]),
+            "reasons": list(retrain["reasons"]),
+            "dates": dates,
+            "awaiting": [w["as_of"] for w in document.get("awaiting", [])],
+            "train_window": (drift.get("train_window") or "").replace("..", " to "),
+            "recent": ", ".join(drift.get("recent_dates", [])),
+            "movers": [m["sentence"] for m in drift.get("top_movers", [])],
+            "notes": list(document.get("notes", [])),
+        }
+    except (KeyError, TypeError, AttributeError):
+        return None

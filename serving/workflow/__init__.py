@@ -4,7 +4,9 @@ Owns the alert rules (alert_rules, pure), the insight score and routing (insight
 alert runs on the workspace (alerts) with their state (alert_state: snooze, close) and
 delivery (webhook); the weekly digest (digest, digest_render), the leadership drivers
 report (drivers, drivers_report), feedback quotes (quotes), the indicator scorecard
-(scorecard), and their commands (cli: `radar alerts`, `radar digest`, `radar drivers`).
+(scorecard), model monitoring (monitor: the stored scores against the outcomes now
+known and the retrain signal; drift: the inputs' population stability index), and their
+commands (cli: `radar alerts`, `radar digest`, `radar drivers`, `radar monitor`).
 
 May import `serving.crm`, `serving.scoring`, `serving.render`, `features`, `training` and
 `radar`; never `serving.web`.

@@ -269,7 +269,8 @@ def drift_checks(drift: pd.DataFrame, important: Mapping[str, int], cfg: Monitor
             cfg.psi_retrain,
             False,
             True,
-            f"the {len(watched)} most important inputs moved at most PSI {top['psi']:.2f} "
+            f"the {len(watched)} inputs among each champion's {cfg.important_features} most important moved at "
+            f"most PSI {top['psi']:.2f} "
             f"(below monitor.psi_retrain {cfg.psi_retrain:g})",
         )
     ]
@@ -588,12 +589,13 @@ def reliability_png(report: MonitorReport, dpi: int = 110) -> bytes | None:
     axes = fig.subplots(1, len(TARGETS))
     for ax, (key, _, _, _, words) in zip(axes, TARGETS, strict=True):
         values = []
-        for d in report.dates:
+        for i, d in enumerate(report.dates):
             bins = d[key].get("bins") or []
             if bins:
                 x, y = [b["predicted"] for b in bins], [b["realised"] for b in bins]
                 values += x + y
-                ax.plot(x, y, color="#9aa7b8", linewidth=0.8, marker=".", markersize=3)
+                label = "each scored date" if i == 0 else None
+                ax.plot(x, y, color="#9aa7b8", linewidth=0.8, marker=".", markersize=3, label=label)
         pooled = (report.pooled.get(key) or {}).get("bins") or []
         if pooled:
             x, y = [b["predicted"] for b in pooled], [b["realised"] for b in pooled]
@@ -695,7 +697,7 @@ def training_window(models, ranges_of: Callable[[str, str], dict[str, str]] | No
     return found.get("train")
 
 
-def test_figures(settings: Settings, name: str, version: str) -> dict:
+def training_figures(settings: Settings, name: str, version: str) -> dict:
     """A registered version's test figures from its training report (version tags
     `test.model.*`, else its run's metrics): roc_auc, pr_auc, ece; empty when unknown."""
     from mlflow.exceptions import MlflowException
@@ -735,7 +737,7 @@ def run_monitor(
     from serving.scoring.batch import WorkspaceUnavailable, reading_workspace
     from serving.workflow.backtest import model_ranges
 
-    references_of = references_of or (lambda n, v: test_figures(settings, n, v))
+    references_of = references_of or (lambda n, v: training_figures(settings, n, v))
     ranges_of = ranges_of or (lambda n, v: model_ranges(settings, n, v))
     say = progress or (lambda text: None)
     cfg = settings.monitor

@@ -279,3 +279,35 @@ def test_command_logs_saves_and_the_page_shows_it(shifted, served_project):
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"monitor.json", PLOT.name, "calibration.csv", "drift.csv"} <= artifacts
     assert json.loads(json.dumps(saved))["dates"][0]["churn"]["bins"]
+
+
+def test_leadership_page_section(shifted, steady):
+    from html import unescape
+
+    from serving.web.app import ENV
+    from serving.web.pages import monitor_view
+    from serving.workflow.monitor import run_monitor, save_latest
+
+    empty = {"as_of": date(2025, 1, 31), "accounts": 0, "dates": [], "targets": [], "low": [], "threshold": 0.01}
+    models = dict.fromkeys(("renewal_model", "renewal_model_version", "upsell_model", "upsell_model_version"), "m")
+    context = {"view": empty | {"advocates": [], "found": 0}, "chart": "", "base": "/ui", "models": models}
+    context |= {"signed_in": False, "backtest": None, "title": "Leadership"}
+    assert monitor_view(None) is None and monitor_view({"kind": "radar-monitor"}) is None
+
+    def section(settings, models) -> str:
+        save_latest(run_monitor(settings, models), settings.output_dir)
+        view = monitor_view(read_latest(settings.output_dir))
+        html = unescape(ENV.get_template("leadership.html").render(monitor=view, **context))
+        part = html[html.index("Are the scores still right?") :]
+        return part[: part.index("</section>")]
+
+    settings, models, dates = shifted
+    shown = section(settings, models)
+    assert "Retraining recommended" in shown and "at or above monitor.psi_retrain 0.25" in shown
+    assert "'Active users" in shown and shown.count("<li>") == settings.monitor.top_movers
+    for day in dates[-5:-2]:
+        assert f"{day} <span" in shown  # a row per scored date with known outcomes
+    assert f"Outcomes not known yet for the scores of {dates[-1]}" in shown
+    assert "No retraining needed" in section(*steady[:2])
+    html = ENV.get_template("leadership.html").render(**context)  # no report saved: no section
+    assert "Are the scores still right?" not in html
