@@ -77,6 +77,12 @@ class RunSettings(_Section):
         "workspace",
         description="Where the CRM table goes (as `radar score --to`): 'workspace', a file, or a SQLAlchemy URL.",
     )
+    lock_wait_seconds: float = Field(
+        0,
+        ge=0,
+        description="How long `radar run` waits for another command writing the workspace before it exits 1 "
+        "naming it (0: at once, so two scheduled runs never pile up).",
+    )
     accept_shrink: bool = Field(
         False, description="Ingest even when a table shrank beyond ingest.max_shrink_share (see `radar ingest`)."
     )

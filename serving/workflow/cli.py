@@ -331,6 +331,48 @@ def digest_cmd(
         console.print(f"  {d.owner} ({html.stem}.html, .md): {d.summary()}", highlight=False, markup=False)
 
 
+@app.command("run")
+def run_cmd(
+    ctx: typer.Context,
+    day: Annotated[
+        str | None,
+        typer.Option(
+            "--date",
+            help="Today (YYYY-MM-DD, default: the current date): the run is for the week of the Monday on or before it.",
+        ),
+    ] = None,
+) -> None:
+    """The week's whole job, for cron or a systemd timer: ingest the source folder when it changed (run.source_dir),
+    build the weekly snapshots, score into the CRM table, raise and deliver the alerts (webhook, Slack), write and
+    e-mail the digests, refresh the monitoring report. Idempotent: a finished week does nothing; a failed or
+    killed run resumes at the step that did not finish."""
+    from datetime import datetime
+
+    from serving.workflow.weekly import RunFailed, WorkspaceBusy, run_week
+
+    settings = _settings(ctx)
+    now = datetime.now(UTC)
+    today = date_option(day, "--date") or now.date()
+    mark = {"done": "[green]done[/green]", "skipped": "[dim]skipped[/dim]", "earlier": "[dim]done earlier[/dim]"}
+
+    def shown(outcome) -> None:
+        if outcome.status == "failed":
+            return
+        took = f" ({outcome.seconds:.1f}s)" if outcome.status != "earlier" else ""
+        console.print(f"{outcome.step:>8} {mark[outcome.status]}{took}: ", end="", highlight=False)
+        console.print(outcome.detail, highlight=False, markup=False)
+
+    try:
+        with console.status("starting") as status:
+            report = run_week(settings, today, now=now, progress=status.update, on_step=shown)
+    except (RunFailed, WorkspaceBusy) as exc:
+        raise _fail(str(exc)) from exc
+    if report.nothing_to_do:
+        console.print(f"The week of {report.week} was already run: nothing to do.", highlight=False)
+    else:
+        console.print(f"The week of {report.week} is done.", highlight=False)
+
+
 @app.command("drivers")
 def drivers_cmd(
     ctx: typer.Context,

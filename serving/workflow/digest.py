@@ -12,7 +12,8 @@ is `serving.workflow.digest_render`.
 
 The week: `--week DATE` (default: the latest snapshot date) picks the latest snapshot on
 or before DATE; the digest covers the week ending on the first `digest.week_ends` day on
-or after that snapshot and is filed under that date. Its alerts are exactly those of
+or after that snapshot and is filed under that date. A DATE after that week (monthly
+snapshots asked for a later week) is refused rather than answered with an older week's digest. Its alerts are exactly those of
 `radar alerts --as-of <snapshot>` (`serving.workflow.alerts.load_inputs` + `alert_rules.evaluate`),
 with the status a run would give them from the stored alert state, read from a copy: the
 digest never changes the workspace. Snoozed and closed alerts are left out; so are alerts
@@ -387,6 +388,13 @@ def build_digests(
             raise DigestError(f"the workspace has no {SNAPSHOTS} table: run `radar build-features` first")
         dates = snapshot_dates(con, include_partial=include_partial)  # partial as-of dates only when asked
     snapshot, week_end = digest_week(dates, week, cfg.week_ends)
+    if week is not None and week_end < week:
+        asked = week + timedelta(days=(WEEKDAYS.index(cfg.week_ends) - week.weekday()) % 7)
+        raise DigestError(
+            f"no snapshot in the week ending {asked}: the latest snapshot on or before {week} is {snapshot}, "
+            f"whose digest is the week ending {week_end}. Build weekly snapshots (`radar build-features --freq "
+            "week`, or `radar run`), or ask for that week"
+        )
     inputs = load_inputs(settings, models, snapshot, scored_at=now)
     scores = inputs.scores
     wanted = _owners(scores, owner)
