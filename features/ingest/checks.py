@@ -112,6 +112,16 @@ def column_problems(col: Column) -> list[str]:
                 f"|| ' in an id: ' || {_shown(visible)}",
             )
         )
+    elif col.type == "string":  # text may hold tabs and line ends, never a NUL (PostgreSQL, C tools cut there)
+        visible = f"replace({raw}, chr(0), '?')"
+        checks.append(
+            _problem(
+                col.name,
+                "control_character",
+                f"contains({raw}, chr(0))",
+                f"'NUL byte (0x00) in text: ' || {_shown(visible)}",
+            )
+        )
     if col.type in ("float", "int") and col.max is not None:  # first: an implausible number is its own reason
         number = f"TRY_CAST({raw} AS DOUBLE)"
         if col.words:  # "99 years" is above the maximum too

@@ -409,10 +409,10 @@ def _unknown_account_problem(con, reports: list[TableReport], settings: Settings
 def _mapping_hint(column: str, check: str, example: str | None) -> str:
     """Which setting most likely fixes many subscription rows rejected for `column`/`check`."""
     if column == "billing_period":
-        word = (example or "your_word").strip().lower() or "your_word"
+        word = (example or "").strip().lower() or "your word"
         return (
             "map your billing period words to months in radar.toml under [ingest.billing_period_words], "
-            f'e.g. "{word}" = 6'
+            f'e.g. "{word}" = <its number of months>'
         )
     if column == "*":
         return (
@@ -486,7 +486,12 @@ def ingest_workspace(
     """
     plans, problems = plan_ingest(workspace, settings)
     if problems:
-        raise IngestError("\n".join(p.message for p in problems))
+        unchanged = (
+            f"\nNothing was changed: {settings.database_path} still holds the previous ingest."
+            if settings.database_path.exists()
+            else ""
+        )
+        raise IngestError("\n".join(p.message for p in problems) + unchanged)
     try:
         con = _connect(settings.database_path, settings)
     except duckdb.IOException as exc:

@@ -24,6 +24,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from features.contract import TABLES
+
 SUFFIXES = (".csv", ".parquet")
 SOURCE_FILE = "_source_file"
 ROW_NUMBER = "_row"
@@ -71,11 +73,21 @@ def _is_utf8(encoding: str) -> bool:
     return codecs.lookup(encoding).name == "utf-8"
 
 
+def shown_path(path: Path) -> str:
+    """A file as messages name it: `name.csv`, or `table/part-0.parquet` for a part of a table folder."""
+    return f"{path.parent.name}/{path.name}" if path.parent.name in TABLES else path.name
+
+
 def _parquet(path: Path) -> pq.ParquetFile:
-    try:
-        return pq.ParquetFile(path)
+    try:  # pages written with a checksum (CRC) are verified: a corrupt page is an error, not silent garbage
+        return pq.ParquetFile(path, page_checksum_verification=True)
     except (pa.ArrowException, OSError) as exc:
-        raise TableReadError(f"{path.name}: not a readable Parquet file ({exc})") from exc
+        hint = ""
+        with path.open("rb") as fh:
+            start = fh.read(4096)
+        if b"\x00" not in start and start.isascii() and b"," in start:
+            hint = f"; it looks like CSV text: name it {path.stem}.csv"
+        raise TableReadError(f"{shown_path(path)}: not a readable Parquet file ({exc}){hint}") from exc
 
 
 def _source_columns(path: Path, encoding: str = "utf-8") -> list[str]:
@@ -85,15 +97,19 @@ def _source_columns(path: Path, encoding: str = "utf-8") -> list[str]:
         return list(_parquet(path).schema_arrow.names)
     with path.open("rb") as fh:  # decode the header line only: a bad byte further down is the reader's to report
         first = fh.readline()
+    if first.startswith(b"PAR1"):
+        raise TableReadError(f"{shown_path(path)}: a Parquet file, not CSV: name it {path.stem}.parquet")
+    if b"\x00" in first:
+        raise TableReadError(f"{shown_path(path)}: not a CSV file (binary data in its header row)")
     try:  # a UTF-8 byte order mark is dropped
         header = next(csv.reader([first.decode("utf-8-sig" if _is_utf8(encoding) else encoding)]), None)
     except UnicodeDecodeError as exc:
         raise TableReadError(
-            f"{path.name}: the header row is not {encoding} text ({exc}); is it a CSV file? "
+            f"{shown_path(path)}: the header row is not {encoding} text ({exc}); is it a CSV file? "
             "(set ingest.encoding for another encoding)"
         ) from exc
     if not header:
-        raise TableReadError(f"{path.name}: no header row")
+        raise TableReadError(f"{shown_path(path)}: no header row")
     return header
 
 
@@ -104,7 +120,7 @@ def file_columns(path: Path, mapping: dict[str, str], encoding: str = "utf-8") -
     dupes = sorted({n for n in renamed if renamed.count(n) > 1})
     if dupes:
         raise TableReadError(
-            f"{path.name}: column(s) {', '.join(dupes)} appear more than once after the column mapping"
+            f"{shown_path(path)}: column(s) {', '.join(dupes)} appear more than once after the column mapping"
         )
     return renamed
 
@@ -263,7 +279,7 @@ def stream_rows(
     def batches() -> Iterator[pa.RecordBatch]:
         for path in files.files:
             names = file_columns(path, mapping, encoding)
-            source = str(path.relative_to(files.files[0].parent.parent)) if len(files.files) > 1 else path.name
+            source = shown_path(path)
             row = 0
             batches = _text_batches(path, batch_rows, encoding)
             while True:
