@@ -170,20 +170,29 @@ def _print_outcome(outcome, summary: pd.DataFrame, tracked, settings: Settings) 
         )
     for warning in outcome.warnings:
         console.print(f"[yellow]warning: {warning}[/yellow]", highlight=False)
+    from training.track import experiment_url, ui_command
+
+    where = (
+        f"logged run '{tracked.run_name}' ({tracked.run_id}) in experiment '{tracked.experiment}' "
+        f"({settings.training.tracking_uri})"
+    )
     if tracked.version is None:
         console.print(
-            f"logged run {tracked.run_id} in experiment '{tracked.experiment}' "
-            f"({settings.training.tracking_uri}); [yellow]{tracked.model_name} {escape(tracked.not_registered or '')}"
-            "[/yellow]",
+            f"{escape(where)}; [yellow]{tracked.model_name} {escape(tracked.not_registered or '')}[/yellow]",
             highlight=False,
         )
-        return
-    console.print(
-        f"logged run {tracked.run_id} in experiment '{tracked.experiment}' "
-        f"({settings.training.tracking_uri}); registered {tracked.model_name} v{tracked.version} "
-        f"as challenger",
-        highlight=False,
-    )
+    else:
+        console.print(
+            f"{escape(where)}; registered {tracked.model_name} v{tracked.version} as challenger", highlight=False
+        )
+    if tracked.experiment_id:
+        ui = ui_command(settings.training)
+        console.print(
+            f"runs: {experiment_url(settings.training, tracked.experiment_id)}" + (f" (after `{ui}`)" if ui else ""),
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 def _bands_table(outcome) -> Table:
@@ -313,7 +322,11 @@ def models_cmd(
                 min_width=MIN_WIDTH.get(col),
             )
         for r in versions.itertuples(index=False):
-            aliases = r.aliases.replace("champion", "[bold green]champion[/bold green]")
+            aliases = ", ".join(
+                "[bold green]champion[/bold green]" if a == "champion" else escape(a)
+                for a in r.aliases.split(", ")
+                if a
+            )
             table.add_row(
                 str(r.version),
                 aliases,

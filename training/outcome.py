@@ -69,3 +69,5 @@ class TrainOutcome:
     input_example: pd.DataFrame | None = None
     base_rate: float | None = None
     bands: pd.DataFrame | None = None
+    fold_ranges: list[dict[str, str]] = field(default_factory=list)  # per backtest/CV fold: part -> span
+    tuning: str = ""  # how `--tune` searched (time-aware folds, or grouped CV over accounts); "" without tuning

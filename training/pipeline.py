@@ -327,6 +327,7 @@ def train_and_evaluate(
         input_example=model.prepare(test.head(5)).reset_index(drop=True),
         base_rate=rate,
         bands=bands,
+        fold_ranges=[dict(f.ranges) for f in folds],
     )
     if plot_dir is not None:
         from training.plots import make_plots

@@ -1,13 +1,20 @@
 """MLflow tracking: one experiment per target, one run per training, one registered version.
 
-`log_training_run` records a `TrainOutcome` — parameters, metrics (overall, per backtest
-fold, per segment), the base rate (param, metric, version tag and model metadata), the
-dataset it came from (digest, source, as-of range), the feature list with the registry's
-descriptions, plots, the summary table, the per-band table of churn targets
-(`evaluation/renewal_bands.csv`), warnings and the test rows — then logs the model as a
-pyfunc with signature and input example, registers it under the target's model name and
-points the `challenger` alias at the new version.
-Promotion (`training.promote`) later compares that challenger with the champion.
+`log_training_run` records a `TrainOutcome` in a run named for what it is ("renewal
+2024-01..2026-10 lightgbm", `run_name`): parameters, including the parameters of the
+snapshot build that made the table (`snapshot.*`, read from the table's own metadata,
+`features.snapshot_meta`, so a weekly build is logged as weekly whatever the config
+says now); the headline metrics flat (the model's test figures with their intervals,
+the baselines' test figures, the backtest mean and spread, the base rate); each backtest
+fold as a nested run with its own figures; every metric, per segment included, as one
+table (`evaluation/metrics.csv`) instead of hundreds of flat metrics; the base rate
+(param, metric, version tag and model metadata), the dataset it came from (digest,
+source, as-of range), the feature list with the registry's descriptions, plots, the
+summary table, the per-band table of churn targets (`evaluation/renewal_bands.csv`),
+warnings and the test rows — then logs the model as a pyfunc with signature and input
+example, registers it under the target's model name and points the `challenger` alias
+at the new version. Promotion (`training.promote`) later compares that challenger with
+the champion. `experiment_url` is the link to the experiment's runs page.
 
 Nothing here runs at import: the tracking URI is set by `configure`, from the settings.
 """
@@ -15,6 +22,7 @@ Nothing here runs at import: the tracking URI is set by `configure`, from the se
 from __future__ import annotations
 
 import json
+import os
 import re
 import tempfile
 import time
@@ -32,7 +40,7 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.data.dataset_source_registry import resolve_dataset_source
 from mlflow.data.meta_dataset import MetaDataset
-from mlflow.entities import Metric
+from mlflow.entities import Metric, Param
 from mlflow.models import infer_signature
 from mlflow.models.model import ModelInfo
 
@@ -57,6 +65,8 @@ TAG_TARGET, TAG_LABEL, TAG_ID, TAG_TIME, TAG_WEIGHT = (
 TAG_TEST_RANGE, TAG_DIGEST, TAG_ASOF = "radar.test_range", "radar.dataset_digest", "radar.as_of_range"
 TAG_BASE_RATE = "radar.base_rate"  # positive rate of the calibration period: the typical risk
 BANDS_TABLE = "evaluation/renewal_bands.csv"  # test metrics per band of days to the next renewal
+METRICS_TABLE = "evaluation/metrics.csv"  # every metric of the run: scope, model, segment, metric, value, ci
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")  # the UI opens on runs, not traces
 _RUNTIME = ("mlflow", "lightgbm", "scikit-learn", "scipy", "numpy", "pandas", "pyarrow", "shap")
 _BAD_KEY = re.compile(r"[^\w\-. /:]")
 _SCHEMA_SAMPLE = 1000
@@ -72,6 +82,8 @@ class TrackedRun:
     model_name: str
     version: str | None  # None: logged but not registered (see `not_registered`)
     not_registered: str | None = None
+    experiment_id: str = ""
+    run_name: str = ""
 
     @property
     def model_uri(self) -> str:
@@ -84,6 +96,8 @@ def configure(settings: TrainingSettings) -> MlflowClient:
     uri = tracking_uri(settings)
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    # MLflow's own "View experiment at" link opens MLflow 3's traces tab; `experiment_url` is printed instead
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -122,8 +136,44 @@ def ensure_experiment(client: MlflowClient, name: str, settings: TrainingSetting
     if existing is not None:
         if existing.lifecycle_stage == "deleted":
             client.restore_experiment(existing.experiment_id)
+        if existing.tags.get(EXPERIMENT_KIND[0]) is None:  # made before the kind was set
+            client.set_experiment_tag(existing.experiment_id, *EXPERIMENT_KIND)
         return existing.experiment_id
-    return client.create_experiment(name, artifact_location=experiment_location(name, settings))
+    return client.create_experiment(
+        name, artifact_location=experiment_location(name, settings), tags=dict([EXPERIMENT_KIND])
+    )
+
+
+def experiment_url(settings: TrainingSettings, experiment_id: str, run_id: str | None = None) -> str:
+    """The MLflow UI's runs page of an experiment (or one run's page). A tracking server's
+    own address; for a database store, the address `mlflow ui` serves at by default.
+    MLflow's own link (`#/experiments/ID`) may open on the traces tab of MLflow 3."""
+    uri = tracking_uri(settings)
+    host = uri.rstrip("/") if urlparse(uri).scheme in ("http", "https") else "http://127.0.0.1:5000"
+    page = f"{host}/#/experiments/{experiment_id}/runs"
+    return f"{page}/{run_id}" if run_id else page
+
+
+def ui_command(settings: TrainingSettings) -> str | None:
+    """The command that serves the UI for a database store (None for a tracking server)."""
+    uri = tracking_uri(settings)
+    if urlparse(uri).scheme in ("http", "https", "databricks", "databricks-uc"):
+        return None
+    return f"mlflow ui --backend-store-uri {uri}"
+
+
+def run_name(table: TrainingTable, model: str = "lightgbm", tuned: bool = False) -> str:
+    """What a run is: target, as-of range (months) and model, e.g. "renewal 2024-01..2026-10
+    lightgbm" ("... lightgbm tuned" after --tune); a table without time: its row count."""
+    span = f"{len(table.frame):,} rows"
+    if table.time_col is not None and not table.frame.empty:
+        t = table.frame[table.time_col]
+        if pd.api.types.is_datetime64_any_dtype(t) or t.map(lambda v: hasattr(v, "isoformat")).all():
+            lo, hi = pd.Timestamp(t.min()), pd.Timestamp(t.max())
+            span = f"{lo:%Y-%m}..{hi:%Y-%m}"
+        else:
+            span = f"{t.min()}..{t.max()}"
+    return f"{table.target.name} {span} {model}" + (" tuned" if tuned else "")
 
 
 def experiment_location(name: str, settings: TrainingSettings) -> str | None:
@@ -156,13 +206,15 @@ def log_training_run(
     experiment_id = ensure_experiment(client, target.model_name, cfg)
     test_set = _test_rows(outcome, table)
     as_of = _as_of_range(table)
+    name = run_name(table, tuned=bool(outcome.params.get("tune_trials")))
+    build = snapshot_build(source)
     with mlflow.start_run(
         experiment_id=experiment_id,
-        run_name=f"train-{target.name}",
+        run_name=name,
         tags={TAG_TARGET: target.name, "radar.kind": "training"},
         nested=mlflow.active_run() is not None,
     ) as run:
-        mlflow.log_params(_params(outcome, table, settings, as_of))
+        mlflow.log_params(_params(outcome, table, settings, as_of, build))
         _log_dataset(table, outcome, source, as_of)
         with tempfile.TemporaryDirectory() as tmp:
             _write_reports(Path(tmp), outcome, table, test_set, settings)
@@ -176,11 +228,12 @@ def log_training_run(
         # to the model, one history request per metric (slow against a server); logged
         # afterwards with the model's id, they belong to both in one request.
         model = _log_model(outcome, table, test_set)
-        _log_metrics(client, run.info.run_id, outcome.metrics, model.model_id)
+        _log_metrics(client, run.info.run_id, headline_metrics(outcome.metrics), model.model_id)
+        _log_folds(client, experiment_id, run.info.run_id, outcome, name)
         refused = not_registrable(outcome, cfg.register_min_test_positives)
         if refused is not None:
             mlflow.set_tag("radar.not_registered", refused)
-            return TrackedRun(target.model_name, run.info.run_id, target.model_name, None, refused)
+            return TrackedRun(target.model_name, run.info.run_id, target.model_name, None, refused, experiment_id, name)
         # registered with its tags in one request (one per tag costs two round trips to a server)
         version = str(
             mlflow.register_model(
@@ -189,7 +242,7 @@ def log_training_run(
         )
     _describe_version(client, outcome, version)
     client.set_registered_model_alias(target.model_name, CHALLENGER, version)
-    return TrackedRun(target.model_name, run.info.run_id, target.model_name, version)
+    return TrackedRun(target.model_name, run.info.run_id, target.model_name, version, None, experiment_id, name)
 
 
 def not_registrable(outcome: TrainOutcome, minimum: int) -> str | None:
@@ -247,7 +300,41 @@ def _test_rows(outcome: TrainOutcome, table: TrainingTable) -> pd.DataFrame:
     return rows[[*keys, *[c for c in table.frame.columns if c not in keys]]]
 
 
-def _params(outcome: TrainOutcome, table: TrainingTable, settings: Settings, as_of: str) -> dict:
+def snapshot_build(source: str | Path) -> dict | None:
+    """The parameters of the build that made a snapshot Parquet file (its own metadata,
+    `features.snapshot_meta`); None for another file or one written before they were recorded."""
+    from features.snapshot_meta import read_parquet_meta
+
+    path = Path(str(source))
+    if "://" in str(source) or path.suffix.lower() != ".parquet" or not path.is_file():
+        return None
+    try:
+        meta = read_parquet_meta(path)
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+# config values the snapshot build records itself: logged from the table when it says
+_BUILD_OVERRIDES = {
+    "features.freq": "freq",
+    "features.windows": "windows",
+    "domain.horizon_days": "horizon_days",
+    "domain.max_lead_days": "max_lead_days",
+    "domain.grace_days": "grace_days",
+    "domain.renewal_window_mode": "renewal_window_mode",
+}
+
+
+def _param_text(value) -> str:
+    if isinstance(value, list | tuple):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def _params(
+    outcome: TrainOutcome, table: TrainingTable, settings: Settings, as_of: str, build: dict | None = None
+) -> dict:
     params = {f"model.{k}": v for k, v in outcome.params.items()}
     params.update({f"split.{k}": v for k, v in outcome.split.items()})
     params.update(
@@ -278,24 +365,92 @@ def _params(outcome: TrainOutcome, table: TrainingTable, settings: Settings, as_
     )
     for k, v in settings.training.model_dump(exclude={"lightgbm", "tracking_uri", "artifact_location"}).items():
         params[f"training.{k}"] = v
+    if build:  # the table's own record wins over today's config
+        params.update({f"snapshot.{k}": _param_text(v) for k, v in build.items()})
+        params.update({p: _param_text(build[k]) for p, k in _BUILD_OVERRIDES.items() if k in build})
+    else:
+        params["snapshot.recorded"] = "no: the table records no build (own table or older file); config values logged"
+    if outcome.tuning:
+        params["tuning"] = outcome.tuning
     return {k: ("" if v is None else str(v)[:6000]) for k, v in params.items()}
 
 
-def _log_metrics(client: MlflowClient, run_id: str, metrics: dict[str, float], model_id: str) -> None:
-    """Every metric under its flat name; backtest folds also as one series per metric
-    ("fold.model.pr_auc" at step 1, 2, ...) so MLflow can chart them."""
-    now = int(time.time() * 1000)
-    entries = []
+def headline_metrics(metrics: dict[str, float]) -> dict[str, float]:
+    """The metrics logged flat on the run: the model's test figures with their intervals,
+    the baselines' test figures, the backtest mean and spread, the base rate and what the
+    split dropped. Per segment and per fold figures go to `METRICS_TABLE` and the fold runs."""
+    out = {}
+    for name, value in metrics.items():
+        if value is None or ".segment." in name or re.match(r"fold\d+\.", name):
+            continue
+        parts = name.split(".")
+        if parts[0] == "test" and parts[1] != "model" and name.endswith(("_ci_low", "_ci_high")):
+            continue
+        out[name] = value
+    return out
+
+
+def metrics_table(metrics: dict[str, float]) -> pd.DataFrame:
+    """Every metric of a run as one long table: scope (test, fold1, backtest, ...), model,
+    segment ("" overall), metric, value, ci_low, ci_high."""
+    rows: dict[tuple, dict] = {}
     for name, value in metrics.items():
         if value is None:
             continue
-        entries.append(Metric(metric_key(name), float(value), now, 0, model_id=model_id))
-        fold = re.fullmatch(r"fold(\d+)\.(.+)", name)
-        if fold:
-            entries.append(
-                Metric(metric_key(f"fold.{fold.group(2)}"), float(value), now, int(fold.group(1)), model_id=model_id)
-            )
-    client.log_batch(run_id, metrics=entries)
+        m = re.fullmatch(r"(test|fold\d+|backtest)\.([^.]+)\.(?:segment\.(.+)\.)?([^.]+)", name)
+        if m is None:
+            scope, model, segment, metric = "run", "", "", name
+        else:
+            scope, model, segment, metric = m.group(1), m.group(2), m.group(3) or "", m.group(4)
+        bound = ""
+        for suffix in ("_ci_low", "_ci_high"):
+            if metric.endswith(suffix):
+                metric, bound = metric.removesuffix(suffix), suffix[1:]
+        row = rows.setdefault((scope, model, segment, metric), {"value": float("nan")})
+        row["value" if not bound else bound] = float(value)
+    out = pd.DataFrame(
+        [{"scope": k[0], "model": k[1], "segment": k[2], "metric": k[3], **v} for k, v in rows.items()],
+        columns=["scope", "model", "segment", "metric", "value", "ci_low", "ci_high"],
+    )
+    return out
+
+
+def _log_metrics(client: MlflowClient, run_id: str, metrics: dict[str, float], model_id: str | None) -> None:
+    now = int(time.time() * 1000)
+    entries = [
+        Metric(metric_key(name), float(value), now, 0, model_id=model_id)
+        for name, value in metrics.items()
+        if value is not None
+    ]
+    for start in range(0, len(entries), 1000):  # MLflow's batch limit
+        client.log_batch(run_id, metrics=entries[start : start + 1000])
+
+
+def _log_folds(client: MlflowClient, experiment_id: str, parent_id: str, outcome: TrainOutcome, name: str) -> None:
+    """Each backtest (or cross-validation) fold as a run nested under the training run,
+    with the model's figures on that fold's test rows."""
+    folds: dict[int, dict[str, float]] = {}
+    for key, value in outcome.metrics.items():
+        m = re.fullmatch(r"fold(\d+)\.model\.([^.]+)", key)
+        if m and value is not None:
+            folds.setdefault(int(m.group(1)), {})[m.group(2)] = float(value)
+    for i, figures in sorted(folds.items()):
+        ranges = outcome.fold_ranges[i - 1] if i - 1 < len(outcome.fold_ranges) else {}
+        test = ranges.get("test", "")
+        run = client.create_run(
+            experiment_id,
+            run_name=f"{name} fold {i}/{len(folds)}" + (f" test {test}" if test else ""),
+            tags={
+                "mlflow.parentRunId": parent_id,
+                TAG_TARGET: outcome.target.name,
+                "radar.kind": "fold",
+                "radar.fold": str(i),
+            },
+        )
+        params = [Param(f"split.{k}", str(v)[:6000]) for k, v in ranges.items()]
+        client.log_batch(run.info.run_id, params=params)
+        _log_metrics(client, run.info.run_id, figures, None)
+        client.set_terminated(run.info.run_id)
 
 
 def _log_dataset(table: TrainingTable, outcome: TrainOutcome, source: str | Path, as_of: str) -> None:
@@ -341,11 +496,12 @@ def _write_reports(
     md += [f"| `{f['name']}` | {f['description']} | {'yes' if f['categorical'] else ''} |" for f in features]
     (out / "features.md").write_text("\n".join(md) + "\n")
     outcome.summary.to_csv(out / "summary.csv", index=False)
+    (out / METRICS_TABLE).parent.mkdir(parents=True, exist_ok=True)
+    metrics_table(outcome.metrics).to_csv(out / METRICS_TABLE, index=False)
     (out / "warnings.txt").write_text("".join(f"{w}\n" for w in outcome.warnings))
     (out / "split.json").write_text(json.dumps(outcome.split, indent=2))
     (out / "settings.json").write_text(settings.model_dump_json(indent=2))
     if outcome.bands is not None:
-        (out / BANDS_TABLE).parent.mkdir(parents=True, exist_ok=True)
         outcome.bands.to_csv(out / BANDS_TABLE, index=False)
     (out / "test").mkdir()
     test_set.to_parquet(out / TEST_SET, index=False)

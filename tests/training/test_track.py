@@ -12,10 +12,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.snapshot_meta import PARQUET_KEY
 from training.model import RadarModel
 from training.outcome import TargetSpec
 from training.pyfunc import base_rate, load_radar_model
-from training.track import CHALLENGER, configure, metric_key, tracking_uri, train_and_log
+from training.track import (
+    CHALLENGER,
+    METRICS_TABLE,
+    configure,
+    experiment_url,
+    metric_key,
+    tracking_uri,
+    train_and_log,
+)
 
 TARGET = TargetSpec("track", "churned", "radar-track", "churns within the horizon")
 PLOTS = {"roc.png", "pr.png", "calibration.png", "gain.png", "shap_summary.png", "importance.png"}
@@ -65,10 +74,86 @@ def test_the_run_lands_in_the_targets_experiment_with_params_and_metrics(trained
     assert run.data.params["label"] == "churned" and run.data.params["time_col"] == "as_of"
     assert run.data.metrics["test.model.pr_auc"] == pytest.approx(outcome.metrics["test.model.pr_auc"])
     assert run.data.metrics["test.health_score.roc_auc"] == pytest.approx(outcome.metrics["test.health_score.roc_auc"])
-    assert any(".segment.smb." in k for k in run.data.metrics)
-    folds = client.get_metric_history(tracked.run_id, "fold.model.pr_auc")
-    assert sorted(m.step for m in folds) == [1, 2]
-    assert folds[0].value == pytest.approx(outcome.metrics[f"fold{folds[0].step}.model.pr_auc"])
+
+
+def test_the_run_is_named_for_what_it_is_with_headline_metrics_flat_and_folds_nested(trained, settings, tmp_path):
+    table, outcome, tracked, client, _ = trained
+    run = client.get_run(tracked.run_id)
+    assert run.info.run_name == tracked.run_name == "track 2023-01..2024-04 lightgbm"
+    # headline figures flat, per segment and per fold not: a few dozen, not hundreds
+    flat = run.data.metrics
+    assert "test.model.pr_auc_ci_low" in flat and "backtest.model.pr_auc_mean" in flat
+    assert not any(".segment." in k or k.startswith("fold") for k in flat)
+    assert len(flat) < 100 < len(outcome.metrics)
+    # every metric, segments included, in one table
+    local = mlflow.artifacts.download_artifacts(
+        run_id=tracked.run_id, artifact_path=METRICS_TABLE, dst_path=str(tmp_path)
+    )
+    table_ = pd.read_csv(local, keep_default_na=False, na_values=[""])
+    smb = table_[(table_.scope == "test") & (table_.model == "model") & (table_.segment == "smb")]
+    row = smb.set_index("metric").loc["roc_auc"]
+    assert row.value == pytest.approx(outcome.metrics["test.model.segment.smb.roc_auc"])
+    assert row.ci_low == pytest.approx(outcome.metrics["test.model.segment.smb.roc_auc_ci_low"])
+    # each backtest fold is a nested run with the model's figures on its test rows
+    children = client.search_runs(
+        [run.info.experiment_id], f"tags.`mlflow.parentRunId` = '{tracked.run_id}'", order_by=["tags.`radar.fold`"]
+    )
+    assert [c.data.tags["radar.fold"] for c in children] == ["1", "2"]
+    for child in children:
+        i = child.data.tags["radar.fold"]
+        assert child.data.metrics["pr_auc"] == pytest.approx(outcome.metrics[f"fold{i}.model.pr_auc"])
+        assert child.info.run_name.startswith(f"track 2023-01..2024-04 lightgbm fold {i}/2 test ")
+    # the link opens the experiment's runs page, not MLflow 3's traces tab
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert experiment_url(settings.training, tracked.experiment_id) == (
+        f"http://127.0.0.1:5000/#/experiments/{tracked.experiment_id}/runs"
+    )
+    served = settings.model_copy(
+        update={"training": settings.training.model_copy(update={"tracking_uri": "http://mlflow.example:5000/"})}
+    )
+    assert experiment_url(served.training, "7", "abc") == "http://mlflow.example:5000/#/experiments/7/runs/abc"
+
+
+def test_the_snapshot_builds_own_parameters_are_logged_not_the_config(trained, settings, store):
+    """Given a weekly build's table while the config says month: the run logs week."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from training.track import log_training_run
+
+    table, outcome, _, client, _ = trained
+    assert settings.features.freq == "month"
+    build = {
+        "freq": "week",
+        "horizon_days": 60,
+        "label_definition": "churned: MRR falls to 0 ...",
+        "data_end": "2024-05-01",
+        "data_end_source": "the subscriptions' last day",
+        "windows": [7, 28],
+    }
+    arrow = pa.Table.from_pandas(table.frame, preserve_index=False)
+    weekly = store / "weekly.parquet"
+    pq.write_table(
+        arrow.replace_schema_metadata({**arrow.schema.metadata, PARQUET_KEY.encode(): json.dumps(build).encode()}),
+        weekly,
+    )
+    other = TargetSpec("weekly", "churned", "radar-weekly", "churns within the horizon")  # leaves radar-track alone
+    logged = log_training_run(
+        dataclasses.replace(outcome, target=other), dataclasses.replace(table, target=other), settings, source=weekly
+    )
+    params = client.get_run(logged.run_id).data.params
+    assert params["snapshot.freq"] == params["features.freq"] == "week"
+    assert params["snapshot.horizon_days"] == params["domain.horizon_days"] == "60"
+    assert (
+        params["snapshot.data_end"] == "2024-05-01"
+        and params["snapshot.data_end_source"] == "the subscriptions' last day"
+    )
+    assert params["snapshot.label_definition"].startswith("churned: MRR falls to 0")
+    assert params["snapshot.windows"] == params["features.windows"] == "7,28"
+    # a table without a recorded build says so and logs the config
+    plain = client.get_run(trained[2].run_id).data.params
+    assert plain["features.freq"] == "month" and plain["snapshot.recorded"].startswith("no")
 
 
 def test_the_dataset_input_records_source_digest_and_as_of_range(trained):
