@@ -102,16 +102,30 @@ def show_config(ctx: typer.Context) -> None:
 @app.command("sample-data")
 def sample_data(
     out: Annotated[Path, typer.Argument(help="Folder to write the sample workspace to.")],
-    accounts: Annotated[int, typer.Option(min=10, help="Number of accounts.")] = 1500,
-    years: Annotated[int, typer.Option(min=1, max=10, help="Years of history.")] = 3,
+    accounts: Annotated[
+        int | None, typer.Option(min=10, help="Number of accounts (default: the product's, 1500 / ledgerly 600).")
+    ] = None,
+    years: Annotated[
+        int | None, typer.Option(min=1, max=10, help="Years of history (default: the product's, 3 / ledgerly 2).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same files.")] = 7,
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+    product: Annotated[
+        str,
+        typer.Option(
+            help="radar (the default sample: analytics product, monthly and annual plans) or ledgerly (an invoicing "
+            "product with its own event names, quarterly and semiannual plans, amounts in quantity and a partial "
+            "last month: data the defaults do not fit, for the bring-your-own-data walkthrough)."
+        ),
+    ] = "radar",
 ) -> None:
     """Write a realistic sample B2B SaaS workspace in the contract format."""
-    from features.sampledata import generate_workspace
+    from features.sampledata import PRODUCTS, generate_workspace
 
     if fmt not in ("parquet", "csv"):
         raise typer.BadParameter("--format must be parquet or csv")
+    if product not in PRODUCTS:
+        raise typer.BadParameter(f"--product must be one of {', '.join(PRODUCTS)}")
     with console.status("generating") as status:
         counts = generate_workspace(
             out,
@@ -120,8 +134,9 @@ def sample_data(
             seed=seed,
             fmt=fmt,
             progress=lambda step: status.update(f"generating {step}"),
+            product=product,
         )
-    table = Table(title=f"Sample workspace in {out}")
+    table = Table(title=f"Sample workspace ({product}) in {escape(str(out))}")
     table.add_column("table")
     table.add_column("rows", justify="right")
     for name, n in counts.items():

@@ -22,9 +22,13 @@ written before a churn is drawn from the churn decision itself. A good model fin
 falling usage and adoption, worsening support experience and NPS, red renewal, value,
 pricing and support cues, seat pressure (for expansion) and the distance to the next
 renewal; it should reach a ROC-AUC around 0.75-0.88 on 90-day churn, not near 1.
+
+A second product, `generate_workspace(..., product="ledgerly")`, reuses this machinery
+with its own vocabulary, contract terms, story knobs and export end
+(`features.sampledata.products`, `features.sampledata.ledgerly`).
 """
 
 from features.sampledata.catalog import EVENT_KINDS, EVENT_TYPES
-from features.sampledata.workspace import generate_workspace
+from features.sampledata.workspace import PRODUCTS, generate_workspace
 
-__all__ = ["EVENT_KINDS", "EVENT_TYPES", "generate_workspace"]
+__all__ = ["EVENT_KINDS", "EVENT_TYPES", "PRODUCTS", "generate_workspace"]

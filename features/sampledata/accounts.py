@@ -63,10 +63,18 @@ class Accounts:
     seats0: np.ndarray
     discount: np.ndarray
     onboarding_quality: np.ndarray  # N(0, 1): how well the account was onboarded
+    # months per term of the term contracts (`annual` True: 3, 6 or 12); None: all 12
+    term_months: np.ndarray | None = None
 
     @property
     def n(self) -> int:
         return len(self.ids)
+
+    def months(self, a: int, term: bool) -> int:
+        """Months per billing period of account `a` on a term contract (`term`) or monthly."""
+        if not term:
+            return 1
+        return 12 if self.term_months is None else int(self.term_months[a])
 
 
 def _company_names(rng: np.random.Generator, language: np.ndarray, names: dict) -> np.ndarray:

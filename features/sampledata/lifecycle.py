@@ -24,6 +24,8 @@ from features.sampledata.timeline import Window, anniversary
 
 BIG = 10**9
 CHURN_BASE = {True: -2.55, False: -4.75}  # logit at renewal, annual vs monthly
+# by months per term: quarterly and semiannual renewals lie between monthly and annual ones
+CHURN_BASE_BY_MONTHS = {1: CHURN_BASE[False], 3: -3.6, 6: -3.05, 12: CHURN_BASE[True]}
 CHURN_SLOPE = -1.6  # per unit of health
 CLOSURE_RATE = 0.018 / 52  # weekly, independent of health
 REACTIVATION_SHARE = 0.10
@@ -133,6 +135,7 @@ class _Simulation:
                 mrr,
                 bool(self.annual[a]),
                 int(self.anchor[a]),
+                self.acc.months(a, bool(self.annual[a])),
             )
         )
 
@@ -145,7 +148,7 @@ class _Simulation:
             self._open_line(a, product, day)
 
     def _renewal_date(self, a: int, k: int) -> int:
-        months = 12 if self.annual[a] else 1
+        months = self.acc.months(a, bool(self.annual[a]))
         return anniversary(dt.date.fromordinal(int(self.anchor[a])), k, months).toordinal()
 
     # -- relationship events ------------------------------------------------------
@@ -204,7 +207,7 @@ class _Simulation:
     def _plan_increase(self, a: int) -> None:
         probability, notice = PRICE_INCREASE[bool(self.annual[a])]
         recent = self.next_renew[a] - self.last_increase[a] < 330  # at most one a year
-        if not recent and self.rng.random() < probability:
+        if not recent and self.rng.random() < probability * self.health.story.price_increase_scale:
             self.pending[a] = self.rng.uniform(0.04, 0.09)
             self.announce[a] = self.next_renew[a] - notice
         else:
@@ -222,7 +225,10 @@ class _Simulation:
         annual, increase = bool(self.annual[a]), self.pending[a]
         seg = int(self.acc.segment[a])
         logit = (
-            CHURN_BASE[annual] + SEGMENT_PROFILES[seg].churn_offset + CHURN_SLOPE * h + (0.3 if increase > 0 else 0.0)
+            CHURN_BASE_BY_MONTHS[self.acc.months(a, annual)]
+            + SEGMENT_PROFILES[seg].churn_offset
+            + CHURN_SLOPE * h
+            + (0.3 if increase > 0 else 0.0)
         )
         if rng.random() < sigmoid(logit):
             self._churn(a, day)

@@ -20,17 +20,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from features.sampledata.accounts import Accounts
+from features.sampledata.products import Story
 from features.sampledata.timeline import Window
 
 PERSISTENCE = 0.92  # weekly AR(1) coefficient of the idiosyncratic part
 INNOVATION_SD = 0.22
-CHAMPION_RATE = 0.13 / 52  # weekly probability that the account's champion leaves
 CHAMPION_DROP = (0.8, 1.5)
 CHAMPION_DECAY = 0.965
 INCIDENT_DECAY = 0.70
 PRICE_DECAY = 0.92
 ONBOARDING_DECAY = 0.90
-SEASON_AMPLITUDE = 0.30
 SEASON_SENSITIVITY = (1.3, 0.9, 0.6)  # by segment
 LAG = 0.30  # weight of this week's health in the lagged health that usage follows
 
@@ -44,9 +43,9 @@ class Incidents:
     hits: np.ndarray  # (accounts, weeks) severity felt by each account, 0 if spared
 
 
-def draw_incidents(rng: np.random.Generator, n: int, window: Window) -> Incidents:
+def draw_incidents(rng: np.random.Generator, n: int, window: Window, per_year: float = 2.3) -> Incidents:
     years = window.n_days / 365.25
-    count = max(1, int(rng.poisson(2.3 * years)))
+    count = max(1, int(rng.poisson(per_year * years)))
     weeks = np.sort(rng.choice(window.n_weeks, size=min(count, window.n_weeks), replace=False))
     severity = rng.uniform(0.4, 1.2, size=len(weeks))
     reach = rng.uniform(0.25, 0.7, size=len(weeks))
@@ -57,18 +56,26 @@ def draw_incidents(rng: np.random.Generator, n: int, window: Window) -> Incident
     return Incidents(weeks, severity, hits)
 
 
-def budget_pressure(window: Window) -> np.ndarray:
-    """Per week, 0..1: budget pressure peaking in early January, nil from April to
-    September."""
+def budget_pressure(window: Window, peak_day: int = 10) -> np.ndarray:
+    """Per week, 0..1: budget pressure peaking on day `peak_day` of the year (default early
+    January), nil for the six months around its opposite."""
     doy = window.day_of_year()
-    return np.clip(np.cos(2 * np.pi * (doy - 10) / 365.25), 0, None) ** 2
+    return np.clip(np.cos(2 * np.pi * (doy - peak_day) / 365.25), 0, None) ** 2
 
 
 class HealthProcess:
     """Vectorised weekly update of every account's health."""
 
-    def __init__(self, rng: np.random.Generator, accounts: Accounts, window: Window, incidents: Incidents):
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        accounts: Accounts,
+        window: Window,
+        incidents: Incidents,
+        story: Story | None = None,
+    ):
         n = accounts.n
+        self.story = story or Story()
         self._rng = rng
         q = accounts.onboarding_quality
         self.quality = q
@@ -81,7 +88,7 @@ class HealthProcess:
         self.price = np.zeros(n)
         self.onboarding = np.zeros(n)
         self.sensitivity = np.array(SEASON_SENSITIVITY)[accounts.segment] * rng.uniform(0.5, 1.5, n)
-        self.pressure = budget_pressure(window)
+        self.pressure = budget_pressure(window, self.story.season_peak_day)
         self.hits = incidents.hits
         self.h = self.mu + self.z
         self.lagged = self.h.copy()
@@ -101,7 +108,7 @@ class HealthProcess:
         rng = self._rng
         n = len(self.mu)
         self.z = PERSISTENCE * self.z + INNOVATION_SD * rng.standard_normal(n)
-        left = rng.random(n) < CHAMPION_RATE
+        left = rng.random(n) < self.story.champion_rate
         drop = rng.uniform(*CHAMPION_DROP, size=n)
         self.champion = CHAMPION_DECAY * self.champion - np.where(left, drop, 0.0)
         self.incident = INCIDENT_DECAY * self.incident - self.hits[:, w]
@@ -114,7 +121,7 @@ class HealthProcess:
             + self.incident
             + self.price
             + self.onboarding
-            - SEASON_AMPLITUDE * self.sensitivity * self.pressure[w]
+            - self.story.season_amplitude * self.sensitivity * self.pressure[w]
         )
         self.lagged = (1 - LAG) * self.lagged + LAG * self.h
         return self.h

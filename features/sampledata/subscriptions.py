@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from features.sampledata.accounts import Accounts
+from features.sampledata.products import PERIOD_WORDS
 from features.sampledata.timeline import Window, anniversary, ordinals_to_dates
 
 
@@ -25,8 +26,9 @@ class Segment:
     end: int | None
     seats: int | None
     mrr: float
-    annual: bool
+    annual: bool  # a term contract (annual, or quarterly/semiannual for some products)
     anchor: int  # billing anchor of the relationship (for monthly invoice lines)
+    months: int = 12  # months per billing period of a term contract
 
 
 class LineBook:
@@ -74,15 +76,28 @@ def _invoice_split(seg: Segment, window: Window) -> list[tuple[int, int | None]]
             return pieces
 
 
-def subscription_rows(segments: list[Segment], accounts: Accounts, window: Window) -> dict:
-    """Columns of the subscriptions table, sorted by account and start."""
+def subscription_rows(
+    segments: list[Segment], accounts: Accounts, window: Window, export_lag_days: int = 0, custom_term_every: int = 0
+) -> dict:
+    """Columns of the subscriptions table, sorted by account and start.
+
+    `export_lag_days` > 0: the monthly invoice lines that renew in the last days of the
+    window are not in the export yet (posted at month close), so those accounts' lines
+    stop before the window ends; lines a sale or a change opened are there.
+    `custom_term_every` > 0: every n-th account's term lines of the last nine months say
+    billing_period "custom" (renegotiated terms no mapping knows)."""
+    cutoff = window.end_ord_excl - export_lag_days
+    custom_from = window.end_ord_excl - 270
     rows = []
     for seg in segments:
+        months = seg.months if seg.annual else 1
         if accounts.invoice_lines[seg.account] and not seg.annual:
             for lo, hi in _invoice_split(seg, window):
-                rows.append((seg.account, lo, seg.product, hi, seg.mrr, seg.seats, seg.annual))
+                if export_lag_days and lo >= cutoff and lo > seg.start:
+                    continue
+                rows.append((seg.account, lo, seg.product, hi, seg.mrr, seg.seats, months))
         else:
-            rows.append((seg.account, seg.start, seg.product, seg.end, seg.mrr, seg.seats, seg.annual))
+            rows.append((seg.account, seg.start, seg.product, seg.end, seg.mrr, seg.seats, months))
     rows.sort(key=lambda r: (r[0], r[1], r[2]))
     account = np.array([r[0] for r in rows], dtype=np.int64)
     end = np.array([-1 if r[3] is None else r[3] for r in rows], dtype=np.int64)
@@ -95,5 +110,13 @@ def subscription_rows(segments: list[Segment], accounts: Accounts, window: Windo
         "end_date": np.ma.masked_array(ordinals_to_dates(np.where(end < 0, 0, end)), mask=end < 0),
         "mrr": np.array([r[4] for r in rows], dtype=float),
         "seats": np.ma.masked_array(np.where(seats < 0, 0, seats), mask=seats < 0),
-        "billing_period": np.where([r[6] for r in rows], "year", "month").astype(object),
+        "billing_period": np.array(
+            [
+                "custom"
+                if custom_term_every and r[6] > 1 and r[0] % custom_term_every == 0 and r[1] >= custom_from
+                else PERIOD_WORDS[r[6]]
+                for r in rows
+            ],
+            dtype=object,
+        ),
     }

@@ -18,7 +18,8 @@ import pandas as pd
 from features.sampledata import catalog
 from features.sampledata.accounts import Accounts
 from features.sampledata.lifecycle import Trajectories, active_on, sigmoid
-from features.sampledata.timeline import REGION_HOUR, Window, business_times, weekday_offsets
+from features.sampledata.products import RADAR, Product
+from features.sampledata.timeline import EPOCH_ORD, REGION_HOUR, Window, business_times, weekday_offsets
 
 EVENT_KINDS = catalog.EVENT_KINDS
 EVENT_TYPES = catalog.EVENT_TYPES
@@ -124,16 +125,38 @@ def _first_steps(rng, accounts: Accounts, window: Window, tr: Trajectories, lo: 
 
 
 def usage_chunks(
-    rng: np.random.Generator, accounts: Accounts, window: Window, tr: Trajectories, chunk_accounts: int = 100
+    rng: np.random.Generator,
+    accounts: Accounts,
+    window: Window,
+    tr: Trajectories,
+    chunk_accounts: int = 100,
+    product: Product = RADAR,
 ) -> Iterator[dict]:
     """The usage_events table in blocks of accounts (bounded memory at any size), each
-    sorted by account and time, in account order."""
+    sorted by account and time, in account order; event names and money values are the
+    `product`'s."""
     bounds = range(0, accounts.n, chunk_accounts)
     for lo, stream in zip(bounds, rng.spawn(len(bounds))):
-        yield _chunk(stream, accounts, window, tr, lo, min(lo + chunk_accounts, accounts.n))
+        yield _chunk(stream, accounts, window, tr, lo, min(lo + chunk_accounts, accounts.n), product)
 
 
-def _chunk(rng, accounts: Accounts, window: Window, tr: Trajectories, lo: int, hi: int) -> dict:
+def _money(rng, accounts: Accounts, window: Window, tr: Trajectories, product: Product, acct, ts, etype, qty):
+    """`quantity` as an amount for the product's money events: a median by segment, moved
+    by the account's (lagged) health that week, with noise."""
+    qty = qty.copy()
+    week = np.clip((ts.astype("datetime64[D]").astype(np.int64) + EPOCH_ORD - window.start_ord) // 7, 0, None)
+    week = np.minimum(week, window.n_weeks - 1)
+    for name, (medians, slope) in product.money_events.items():
+        rows = np.flatnonzero(etype == product.event_types.index(name))
+        median = np.asarray(medians)[accounts.segment[acct[rows]]]
+        health = tr.lagged[acct[rows], week[rows]].astype(float)
+        qty[rows] = np.round(median * np.exp(slope * health + 0.6 * rng.standard_normal(len(rows))), 2)
+    return qty
+
+
+def _chunk(
+    rng, accounts: Accounts, window: Window, tr: Trajectories, lo: int, hi: int, product: Product = RADAR
+) -> dict:
     r1, r2 = rng.spawn(2)
     parts = [_recurring(r1, accounts, window, tr, lo, hi), _first_steps(r2, accounts, window, tr, lo, hi)]
     acct, day_ord, etype, user, qty = (np.concatenate(cols) for cols in zip(*parts))
@@ -144,6 +167,8 @@ def _chunk(rng, accounts: Accounts, window: Window, tr: Trajectories, lo: int, h
     secs = (ts - ts.min()).astype(np.int64) if len(ts) else np.zeros(0, np.int64)
     order = np.argsort((acct << 37) | (secs << 5) | etype, kind="stable")
     acct, ts, etype, user, qty = acct[order], ts[order], etype[order], user[order], qty[order]
+    if product.money_events:
+        qty = _money(rng.spawn(1)[0], accounts, window, tr, product, acct, ts, etype, qty)
     code = acct * 100_000 + user
     uniq, inverse = np.unique(code, return_inverse=True)
     names = [f"U{c // 100_000 + 1:05d}-{c % 100_000:03d}" for c in uniq]
@@ -151,7 +176,7 @@ def _chunk(rng, accounts: Accounts, window: Window, tr: Trajectories, lo: int, h
     return {
         "account_id": pd.Categorical.from_codes(acct, accounts.ids),
         "occurred_at": ts,
-        "event_type": pd.Categorical.from_codes(etype, EVENT_TYPES),
+        "event_type": pd.Categorical.from_codes(etype, product.event_types),
         "user_id": pd.Categorical.from_codes(inverse.ravel(), names),
         "quantity": qty,
     }

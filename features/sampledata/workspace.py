@@ -1,9 +1,11 @@
 """`generate_workspace`: runs the generative story step by step and writes one file per
 contract table. Each step draws from its own child of one seed sequence, so a seed
-fixes every byte written."""
+fixes every byte written. `product` picks the sample product (`PRODUCTS`: the default
+one, or `ledgerly` with its own vocabulary, terms, story and export end)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,7 +15,9 @@ import numpy as np
 from features.contract import TABLES
 from features.sampledata.accounts import SEGMENTS, Accounts, draw_accounts
 from features.sampledata.feedback import feedback_rows
+from features.sampledata.ledgerly import LEDGERLY
 from features.sampledata.lifecycle import simulate
+from features.sampledata.products import RADAR, Product
 from features.sampledata.story import HealthProcess, draw_incidents
 from features.sampledata.subscriptions import subscription_rows
 from features.sampledata.support import ticket_rows
@@ -34,7 +38,9 @@ _STREAMS = (
     "touchpoints",
     "feedback",
     "text",
+    "terms",  # appended last: the streams before it stay as they were
 )
+PRODUCTS = {p.name: p for p in (RADAR, LEDGERLY)}
 
 
 def _account_columns(acc: Accounts) -> dict:
@@ -49,18 +55,39 @@ def _account_columns(acc: Accounts) -> dict:
     }
 
 
+def _with_terms(rng: np.random.Generator, acc: Accounts, product: Product) -> Accounts:
+    """The product's contract terms: months per term of each term contract, and which
+    monthly accounts are written one line per invoiced month."""
+    months, shares = zip(*product.term_months, strict=True)
+    term = np.asarray(months)[rng.choice(len(months), size=acc.n, p=np.asarray(shares) / sum(shares))]
+    invoice = acc.invoice_lines
+    if product.invoice_line_share is not None:
+        invoice = ~acc.annual & (rng.random(acc.n) < product.invoice_line_share)
+    return dataclasses.replace(acc, term_months=term, invoice_lines=invoice)
+
+
 def generate_workspace(
     out: Path,
     *,
-    accounts: int = 1500,
-    years: int = 3,
+    accounts: int | None = None,
+    years: int | None = None,
     seed: int = 7,
-    end: dt.date = dt.date(2026, 10, 31),
+    end: dt.date | None = None,
     fmt: str = "parquet",
     progress: Callable[[str], None] | None = None,
+    product: Product | str = RADAR,
 ) -> dict[str, int]:
     """Writes one file per contract table into `out` (out/accounts.parquet,
-    out/subscriptions.parquet, ...; or .csv) and returns row counts per table."""
+    out/subscriptions.parquet, ...; or .csv) and returns row counts per table. Size,
+    history and end default to the product's (default sample: 1500 accounts, 3 years
+    to 2026-10-31)."""
+    if isinstance(product, str):
+        if product not in PRODUCTS:
+            raise ValueError(f"unknown sample product {product!r}; use one of {', '.join(PRODUCTS)}")
+        product = PRODUCTS[product]
+    accounts = product.accounts if accounts is None else accounts
+    years = product.years if years is None else years
+    end = dt.date.fromisoformat(product.end) if end is None else end
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; use one of {FORMATS}")
     if accounts < 1:
@@ -78,14 +105,19 @@ def generate_workspace(
 
     step("accounts")
     acc = draw_accounts(rng["accounts"], accounts, window)
+    if product is not RADAR:
+        acc = _with_terms(rng["terms"], acc, product)
     emit("accounts", _account_columns(acc))
     step("subscriptions")
-    incidents = draw_incidents(rng["incidents"], acc.n, window)
-    health = HealthProcess(rng["health"], acc, window, incidents)
+    incidents = draw_incidents(rng["incidents"], acc.n, window, product.story.incidents_per_year)
+    health = HealthProcess(rng["health"], acc, window, incidents, product.story)
     life = simulate(rng["lifecycle"], acc, window, health)
-    emit("subscriptions", subscription_rows(life.segments, acc, window))
+    emit(
+        "subscriptions",
+        subscription_rows(life.segments, acc, window, product.renewal_export_lag_days, product.custom_term_every),
+    )
     step("usage_events")
-    emit("usage_events", usage_chunks(rng["usage"], acc, window, life.trajectories))
+    emit("usage_events", usage_chunks(rng["usage"], acc, window, life.trajectories, product=product))
     composer = Composer(PhraseBank.load(), rng["text"])
     step("support_tickets")
     emit("support_tickets", ticket_rows(rng["support"], acc, window, life.trajectories, incidents, composer))
