@@ -14,7 +14,6 @@ history rows and of the account rows `serving.crm.accounts.plan_accounts` made.
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
 from datetime import datetime
@@ -27,21 +26,16 @@ from serving.crm.accounts import plan_accounts
 from serving.crm.csv_cells import neutralise_cell, neutralise_frame, restore_frame, safe_csv  # noqa: F401 - the CSV rule
 from serving.crm.table import (
     ACCOUNTS,
-    EXPANSION_REASONS,
     HISTORY,
     LEGACY_TABLE,
-    PCT,
-    RENEWAL_REASONS,
     CrmTable,
     WriteReport,
-    as_path,
-    clip_text,
     compare,
     empty,
+    from_legacy,
     normalise,
     required_nulls,
     to_arrow,
-    to_pct,
 )
 
 FILE_SUFFIXES = (".parquet", ".pq", ".csv")
@@ -198,55 +192,14 @@ def write_duckdb(rows: pd.DataFrame, path: Path, *, written_at: datetime | None 
     return _report(report, plan)
 
 
-def from_legacy(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows of the former `crm_scores` table as history rows: the likelihood integers from
-    the floats, the reasons from `top_reasons_json` by target; what it lacks is empty."""
-    out = frame.copy()
-    for c in PCT:
-        out[c] = to_pct(out[c.removesuffix("_pct")]).to_numpy()
-    renewal, expansion = [], []
-    for js in out.get("top_reasons_json", pd.Series([None] * len(out))):
-        reasons = json.loads(js) if isinstance(js, str) and js else []
-        renewal.append([clip_text(r["reason"]) for r in reasons if r.get("target") == "renewal"])
-        expansion.append([clip_text(r["reason"]) for r in reasons if r.get("target") == "upsell"])
-    for i, (r, e) in enumerate(zip(RENEWAL_REASONS, EXPANSION_REASONS)):
-        out[r] = [x[i] if i < len(x) else None for x in renewal]
-        out[e] = [x[i] if i < len(x) else None for x in expansion]
-    return normalise(out.reindex(columns=HISTORY.names), HISTORY)
-
-
 def _duckdb_tables(con) -> set[str]:
     return {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
 
 
-def _read_duckdb(con, table: CrmTable) -> pd.DataFrame:
+def read_duckdb(con, table: CrmTable) -> pd.DataFrame:
     tables = _duckdb_tables(con)
     if table.name in tables:
         return _duckdb_frame(con, f"SELECT * FROM {table.name}", table)
     if table is HISTORY and LEGACY_TABLE in tables:
         return from_legacy(con.execute(f"SELECT * FROM {LEGACY_TABLE}").to_arrow_table().to_pandas())
     return empty(table)
-
-
-def read_stored(source, table: CrmTable = HISTORY) -> pd.DataFrame:
-    """A stored CRM table (unordered) from any target `serving.crm.write.write_scores`
-    writes, or from an open DuckDB connection; empty when it has none."""
-    path = as_path(source)
-    if path is None and not isinstance(source, str):  # an open DuckDB connection
-        return _read_duckdb(source, table)
-    if path is None:
-        from serving.crm.sql import read_table
-
-        return read_table(str(source), table)
-    if path.suffix.lower() in FILE_SUFFIXES:
-        where = history_path(path) if table is HISTORY else path
-        return read_file(where, table) if where.exists() else empty(table)
-    if not path.exists():
-        return empty(table)
-    import duckdb
-
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        return _read_duckdb(con, table)
-    finally:
-        con.close()

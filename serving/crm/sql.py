@@ -24,7 +24,17 @@ import pandas as pd
 import sqlalchemy as sa
 
 from serving.crm.accounts import plan_accounts
-from serving.crm.table import ACCOUNTS, HISTORY, LEGACY_TABLE, CrmTable, WriteReport, empty, normalise, to_arrow
+from serving.crm.table import (
+    ACCOUNTS,
+    HISTORY,
+    LEGACY_TABLE,
+    CrmTable,
+    WriteReport,
+    empty,
+    from_legacy,
+    normalise,
+    to_arrow,
+)
 
 SQL_TYPES: dict[str, Callable[[], sa.types.TypeEngine[Any]]] = {
     "str": sa.Text,
@@ -145,8 +155,6 @@ def read_table(url: str, table: CrmTable = HISTORY) -> pd.DataFrame:
             if inspector.has_table(table.name):
                 return _select_frame(conn, crm_table(sa.MetaData(), table), table)
             if table is HISTORY and inspector.has_table(LEGACY_TABLE):
-                from serving.crm.files import from_legacy
-
                 legacy = sa.Table(LEGACY_TABLE, sa.MetaData(), autoload_with=conn)
                 return from_legacy(pd.DataFrame(conn.execute(sa.select(legacy)).mappings().all()))
             return empty(table)

@@ -10,7 +10,7 @@ Two tables, written together by `serving.crm.write.write_scores`:
 - `crm_score_history` (key `account_id`, `as_of`): the same score columns per snapshot,
   plus the raw model outputs (churn risk, likelihoods and lifts as floats, the health
   score, the risk summary and the reasons as JSON) for trends and audits. It holds every
-  column of the former per-as_of table `crm_scores`; `read_score_history` reads it (or
+  column of the former per-as_of table `crm_scores`; `serving.crm.read.read_score_history` reads it (or
   that older table when a target has only it).
 
 `crm_frame` projects `score_frame`'s output onto the history columns; the account rows are
@@ -24,7 +24,6 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -342,34 +341,18 @@ def workspace_crm_ids(con) -> dict[str, str]:
     return {str(a): str(c) for a, c in rows}
 
 
-def read_score_history(
-    source, *, account_ids: list[str] | None = None, since=None, table: CrmTable = HISTORY
-) -> pd.DataFrame:
-    """The stored score history (or, with `table=ACCOUNTS`, the account rows), normalised and
-    ordered by key: every as_of scored, for trends, monitoring and audits.
-
-    `source`: the workspace or another DuckDB database (a path, `duckdb:///path` or an open
-    DuckDB connection), a SQLAlchemy URL, or the `.parquet`/`.csv` target a score was
-    written to (the history is the file beside it, `serving.crm.files.history_path`).
-    `account_ids` / `since` (an as_of date, inclusive) narrow it. A target written before
-    `crm_score_history` existed is read from its `crm_scores` table (the columns it lacks
-    are empty); a target with neither gives an empty frame with the columns."""
-    from serving.crm.files import read_stored
-
-    rows = read_stored(source, table)
-    if account_ids is not None:
-        rows = rows[rows["account_id"].isin([str(a) for a in account_ids])]
-    if since is not None and "as_of" in table.names:
-        rows = rows[pd.to_datetime(rows["as_of"]) >= pd.Timestamp(since)]
-    return rows.sort_values(list(table.key), kind="stable", ignore_index=True)
-
-
-def as_path(source) -> Path | None:
-    """A local path for a file or DuckDB target, None for an URL or a connection."""
-    if isinstance(source, Path):
-        return source
-    if isinstance(source, str):
-        if source.startswith("duckdb:///"):
-            return Path(source.removeprefix("duckdb:///"))
-        return None if "://" in source else Path(source)
-    return None
+def from_legacy(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows of the former `crm_scores` table as history rows: the likelihood integers from
+    the floats, the reasons from `top_reasons_json` by target; what it lacks is empty."""
+    out = frame.copy()
+    for c in PCT:
+        out[c] = to_pct(out[c.removesuffix("_pct")]).to_numpy()
+    renewal, expansion = [], []
+    for js in out.get("top_reasons_json", pd.Series([None] * len(out))):
+        reasons = json.loads(js) if isinstance(js, str) and js else []
+        renewal.append([clip_text(r["reason"]) for r in reasons if r.get("target") == "renewal"])
+        expansion.append([clip_text(r["reason"]) for r in reasons if r.get("target") == "upsell"])
+    for i, (r, e) in enumerate(zip(RENEWAL_REASONS, EXPANSION_REASONS)):
+        out[r] = [x[i] if i < len(x) else None for x in renewal]
+        out[e] = [x[i] if i < len(x) else None for x in expansion]
+    return normalise(out.reindex(columns=HISTORY.names), HISTORY)

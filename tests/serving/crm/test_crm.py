@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from serving.crm.files import history_path
+from serving.crm.read import read_score_history
 from serving.crm.table import (
     ACCOUNTS,
     HISTORY,
@@ -20,7 +21,6 @@ from serving.crm.table import (
     WriteReport,
     crm_frame,
     normalise,
-    read_score_history,
 )
 from serving.crm.write import write_scores
 from serving.scoring.score import score_frame
