@@ -96,6 +96,7 @@ def alerts_cmd(
             return
         with workspace_lock(settings.database_path, "alerts run", settings.ingest.lock_wait_seconds):
             run, delivery = _run_alerts(settings, date_option(as_of, "--as-of"), webhook, quiet=json_out)
+            slack = _post_slack(settings, run)
     except (AlertError, PlaybookError, ValueError, FileNotFoundError, WorkspaceBusy) as exc:
         raise _fail(str(exc)) from exc
     if json_out:
@@ -104,10 +105,30 @@ def alerts_cmd(
         typer.echo(json.dumps(run.document(), indent=2, ensure_ascii=False))
     else:
         _print_alerts(run, show_all, limit)
+    if slack is not None:
+        line = f"Slack {slack.endpoint}: {len(slack.posted)} owner messages posted, {len(slack.already)} posted earlier"
+        for text in [line] + [f"  not posted for {owner}: {why}" for owner, why in slack.failed]:
+            if json_out:
+                typer.echo(text, err=True)
+            else:
+                console.print(text, highlight=False, markup=False)
     if delivery is not None:
         _print_delivery(delivery, json_out)
-        if not delivery.ok:
-            raise typer.Exit(1)
+    if (delivery is not None and not delivery.ok) or (slack is not None and not slack.ok):
+        raise typer.Exit(1)
+
+
+def _post_slack(settings: Settings, run):
+    """The run's open alerts to slack.webhook_url, one message per CSM owner (None when not configured)."""
+    from serving.workflow.alerts import workspace
+    from serving.workflow.slack import post_alerts
+
+    if settings.slack.webhook_url is None:
+        return None
+    with workspace(settings, read_only=False) as con:
+        return post_alerts(
+            run.alerts, run.as_of, settings.slack.webhook_url.get_secret_value(), settings.slack, settings.alerts, con
+        )
 
 
 def _run_alerts(settings: Settings, as_of, webhook: str | None, quiet: bool):
@@ -291,12 +312,17 @@ def digest_cmd(
         str | None,
         typer.Option(
             help="A date (YYYY-MM-DD): the digest uses the latest snapshot on or before it and covers the week ending "
-            "on the first digest.week_ends day (Sunday) on or after that snapshot (default: the latest snapshot)."
+            "on the first digest.week_ends day (Sunday) on or after that snapshot (default: the latest snapshot); "
+            "a date past that week (no snapshot of its own) is refused."
         ),
     ] = None,
     owner: Annotated[str | None, typer.Option(help="Only this CSM owner's digest (name as in csm_owner).")] = None,
     include_partial: Annotated[
         bool, typer.Option("--include-partial", help="Let partial as-of dates be picked (skipped by default).")
+    ] = False,
+    send: Annotated[
+        bool,
+        typer.Option("--send", help="Also e-mail each owner's digest (the [mail] settings), once per owner and week."),
     ] = False,
 ) -> None:
     """Weekly digest per CSM owner: flagged accounts with their top signals, action, owner and renewal trend,
@@ -329,6 +355,34 @@ def digest_cmd(
     )
     for d, html, _ in written:
         console.print(f"  {d.owner} ({html.stem}.html, .md): {d.summary()}", highlight=False, markup=False)
+    if send:
+        _send_digests(settings, run)
+
+
+def _send_digests(settings: Settings, run) -> None:
+    """`radar digest --send`: e-mail the digests not sent yet for their week, under the workspace lock."""
+    from serving.workflow.alerts import workspace
+    from serving.workflow.mail import MailError, send_digests
+
+    try:
+        with (
+            workspace_lock(settings.database_path, "digest --send", settings.ingest.lock_wait_seconds),
+            console.status("e-mailing the digests"),
+            workspace(settings, read_only=False) as con,
+        ):
+            report = send_digests(run, settings.mail, con)
+    except (MailError, WorkspaceBusy, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    console.print(
+        f"e-mailed via {report.server}: {len(report.sent)} sent, {len(report.already)} sent earlier for this week"
+        + (f"; no address for {', '.join(report.no_address)}" if report.no_address else ""),
+        highlight=False,
+        markup=False,
+    )
+    for owner, why in report.refused:
+        console.print(f"  not sent to {owner}: {why}", highlight=False, markup=False)
+    if report.refused:
+        raise typer.Exit(1)
 
 
 @app.command("run")

@@ -4,7 +4,8 @@ Both are Jinja2 templates in `templates/` (`digest.html`, escaped; `digest.md`, 
 text); this module only supplies their data and a few formatting filters. The HTML holds
 everything inline (styles as attributes, trend charts as data:image/png URIs), uses
 tables for layout, and links nowhere, so it reads the same in a mail client as in a
-browser. Trends are an account's churn risk over the recent snapshots, over the risk-tier
+browser; for sending, `serving.workflow.mail` turns the data: charts into attached `cid:`
+images (web mail clients block data: URIs), the file on disk keeps them inline. Trends are an account's churn risk over the recent snapshots, over the risk-tier
 bands (yellow and red from `yellow_lift` and `red_lift` times the base rate), on one
 scale for the whole digest so accounts compare; the Markdown shows them as text
 sparklines. Data comes from `serving.workflow.digest`; nothing here scores or reads the

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import email
 import re
+import shutil
 import socket
 from datetime import UTC, date, datetime
 from email import policy
@@ -171,3 +172,32 @@ def test_identical_charts_are_attached_once():
     png = "iVBORw0KGgo="
     html, images = inline_images(f'<img src="data:image/png;base64,{png}"><img src="data:image/png;base64,{png}">', "d")
     assert len(images) == 1 and html.count(f'src="cid:{images[0][0]}"') == 2
+
+
+def test_radar_digest_send_mails_each_owner_once_on_a_served_project(served_project, tmp_path, smtp):
+    """`radar digest --send` on the served project's workspace (a private copy): one message per
+    owner with an address, the owner without one named, and a second --send sends nothing."""
+    from typer.testing import CliRunner
+
+    from radar.cli import app
+
+    inbox, cfg = smtp
+    root, _ = served_project
+    shutil.copytree(root / "out", tmp_path / "out", ignore=shutil.ignore_patterns("digests", "alerts"))
+    env = {
+        "RADAR_CONFIG_FILE": None,
+        "RADAR_OUTPUT_DIR": str(tmp_path / "out"),
+        "COLUMNS": "200",
+        "RADAR_MAIL__HOST": "127.0.0.1",
+        "RADAR_MAIL__PORT": str(cfg.port),
+        "RADAR_MAIL__SECURITY": "none",
+        "RADAR_MAIL__FROM_ADDRESS": "radar@x.test",
+        "RADAR_MAIL__OWNER_ADDRESSES": '{"Ana": "ana@x.test", "Ben": "ben@x.test"}',
+    }
+    first = CliRunner().invoke(app, ["--config", str(root / "radar.toml"), "digest", "--send"], env=env)
+    assert first.exit_code == 0, first.output
+    assert "2 sent, 0 sent earlier for this week; no address for Chloe" in first.output
+    assert sorted(r for rcpts, _ in inbox.messages for r in rcpts) == ["ana@x.test", "ben@x.test"]
+    again = CliRunner().invoke(app, ["--config", str(root / "radar.toml"), "digest", "--send"], env=env)
+    assert again.exit_code == 0 and "0 sent, 2 sent earlier for this week" in again.output, again.output
+    assert len(inbox.messages) == 2
