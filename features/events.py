@@ -34,6 +34,7 @@ from ibis import _
 
 from features.exact import exact_sum
 from features.registry import FeatureSpec
+from features.window import trailing
 from radar.settings import FeatureSettings
 
 SRC = "usage_events"
@@ -175,26 +176,50 @@ def event_specs(chosen: list[EventType], cfg: FeatureSettings) -> list[FeatureSp
     return specs
 
 
-def window_aggregates(chosen: list[EventType], w: int) -> dict[str, ibis.Value]:
-    """Aggregates over the daily per-type table paired with the last 2w days (`cur`: in
-    the last w): per chosen type, events now and before, and quantity now."""
-    out: dict[str, ibis.Value] = {}
-    for i, et in enumerate(chosen):
-        is_type = _.event_type == et.name
-        out[f"_e{i}_{w}"] = _.n.sum(where=_.cur & is_type)
-        out[f"_e{i}_prev_{w}"] = _.n.sum(where=~_.cur & is_type)
-        if et.has_quantity:
-            out[f"_eq{i}_{w}"] = exact_sum(_.q, where=_.cur & is_type)
-    return out
+def event_parts(
+    events: ibis.Table, calendar: ibis.Table, windows: tuple[int, ...], chosen: list[EventType]
+) -> list[ibis.Table]:
+    """Per window, one table of (account_id, as_of) with each chosen type's events in the
+    window and the one before, its quantity and its distinct users (`_e<i>_<w>`, ...).
 
-
-def user_aggregates(chosen: list[EventType], w: int) -> dict[str, ibis.Value]:
-    """Aggregates over the per-type user-days of the last w days: distinct users per type."""
-    return {f"_eu{i}_{w}": _.user_id.nunique(where=_.event_type == et.name) for i, et in enumerate(chosen)}
+    Aggregated long first, per (account_id, as_of, event_type), from small daily tables
+    of the chosen types only, then turned wide: one filtered aggregate per type over a
+    few rows per snapshot, rather than over every event-day."""
+    if not chosen:
+        return []
+    key, long_key = ["account_id", "as_of"], ["account_id", "as_of", "event_type"]
+    picked = events.filter(events.event_type.isin([et.name for et in chosen]))
+    quantity = [et for et in chosen if et.has_quantity]
+    daily = (
+        picked.group_by(["account_id", "day", "event_type"])
+        .aggregate(n=_.count(), **({"q": exact_sum(_.quantity)} if quantity else {}))
+        .cache()
+    )
+    user_days = picked.filter(_.user_id.notnull()).select("account_id", "day", "event_type", "user_id").distinct()
+    user_days = user_days.cache()
+    parts = []
+    for w in windows:
+        ev = trailing(daily, calendar, 2 * w).mutate(cur=_.age_days <= w)
+        sums = {"now": _.n.sum(where=_.cur), "before": _.n.sum(where=~_.cur)}
+        if quantity:
+            sums["q"] = exact_sum(_.q, where=_.cur)
+        long = ev.group_by(long_key).aggregate(**sums)
+        users = trailing(user_days, calendar, w).group_by(long_key).aggregate(users=_.user_id.nunique())
+        long = long.left_join(users, long_key).drop("account_id_right", "as_of_right", "event_type_right")
+        wide: dict[str, ibis.Value] = {}
+        for i, et in enumerate(chosen):
+            is_type = _.event_type == et.name
+            wide[f"_e{i}_{w}"] = _.now.max(where=is_type)
+            wide[f"_e{i}_prev_{w}"] = _.before.max(where=is_type)
+            wide[f"_eu{i}_{w}"] = _.users.max(where=is_type)
+            if et.has_quantity:
+                wide[f"_eq{i}_{w}"] = _.q.max(where=is_type)
+        parts.append(long.group_by(key).aggregate(**wide))
+    return parts
 
 
 def event_columns(t: ibis.Table, chosen: list[EventType], w: int, users: ibis.Value, trend) -> dict[str, ibis.Value]:
-    """The per-event features of window `w` from the joined aggregates of `t`; `users`
+    """The per-event features of window `w` from the joined `event_parts` of `t`; `users`
     are the account's active users in the window, `trend` the usage builder's change."""
     out: dict[str, ibis.Value] = {}
     for i, et in enumerate(chosen):

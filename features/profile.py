@@ -39,7 +39,7 @@ ROLE_FEATURES: dict[str, str] = {
 ROLE_HINTS: list[tuple[str, tuple[str, ...]]] = [
     ("onboarding", ("onboarding", "onboard", "tutorial", "welcome", "walkthrough", "checklist", "getting_started")),
     ("setup", ("setup", "set_up", "configure", "config", "install", "connect", "invite", "sso", "integration")),
-    ("login", ("login", "log_in", "logon", "signin", "sign_in", "session", "authenticat")),
+    ("login", ("login", "log_in", "logged_in", "logon", "sign_in", "signed_in", "session", "authenticat")),
     (
         "value",
         ("share", "export", "publish", "goal", "achiev", "paid", "purchase", "order", "invoice", "deliver", "won"),

@@ -55,12 +55,8 @@ def _windowed(
     calendar: ibis.Table,
     w: int,
     cfg: FeatureSettings,
-    chosen: list[EventType],
-    type_user_days: ibis.Table | None,
 ) -> list[ibis.Table]:
-    """Aggregates over the last `w` days and the `w` days before, per (account_id, as_of);
-    with the per-event-type aggregates of the `chosen` types (`features.events`) in the
-    same passes."""
+    """Aggregates over the last `w` days and the `w` days before, per (account_id, as_of)."""
     key = ["account_id", "as_of"]
     logins, values = list(cfg.login_events), list(cfg.value_events)
     ev = trailing(daily, calendar, 2 * w).mutate(cur=_.age_days <= w)
@@ -74,7 +70,6 @@ def _windowed(
             f"_types_{w}": _.event_type.nunique(where=_.cur),
             f"_features_{w}": _.event_type.nunique(where=_.cur & _.event_type.isin(list(cfg.feature_events))),
         }
-        | per_event.window_aggregates(chosen, w)
     )
     us = trailing(user_days, calendar, 2 * w).mutate(cur=_.age_days <= w)
     us_agg = us.group_by(key).aggregate(
@@ -92,12 +87,7 @@ def _windowed(
             }
         )
     )
-    parts = [ev_agg, us_agg, ad_agg]
-    if type_user_days is not None:
-        parts.append(
-            trailing(type_user_days, calendar, w).group_by(key).aggregate(**per_event.user_aggregates(chosen, w))
-        )
-    return parts
+    return [ev_agg, us_agg, ad_agg]
 
 
 def _windowed_features(t: ibis.Table, w: int, n_features: int) -> dict[str, ibis.Value]:
@@ -181,24 +171,12 @@ def usage_features(
         return missing_features(spine, names)
     events = events.mutate(day=day_of(events, "occurred_at"))
     # small daily tables, each read several times below: materialise them once
-    quantity = any(et.has_quantity for et in chosen)
-    daily = (
-        events.group_by(["account_id", "day", "event_type"])
-        .aggregate(n=_.count(), **({"q": exact_sum(_.quantity)} if quantity else {}))
-        .cache()
-    )
+    daily = events.group_by(["account_id", "day", "event_type"]).aggregate(n=_.count()).cache()
     user_days = events.filter(_.user_id.notnull()).select("account_id", "day", "user_id").distinct().cache()
     account_days = daily.select("account_id", "day").distinct().cache()
-    type_user_days = None
-    if chosen:
-        picked = events.filter(_.user_id.notnull() & _.event_type.isin([et.name for et in chosen]))
-        type_user_days = picked.select("account_id", "day", "event_type", "user_id").distinct().cache()
 
-    parts = [
-        a
-        for w in cfg.windows
-        for a in _windowed(daily, user_days, account_days, calendar, w, cfg, chosen, type_user_days)
-    ]
+    parts = [a for w in cfg.windows for a in _windowed(daily, user_days, account_days, calendar, w, cfg)]
+    parts += per_event.event_parts(events, calendar, cfg.windows, chosen)
     parts += _history(events, spine, calendar, cfg)
     t = spine
     for part in parts:

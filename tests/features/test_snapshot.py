@@ -23,7 +23,8 @@ TEXTS = [
     "Abbiamo bisogno di più licenze.",
     "Thanks for the call.",
 ]
-EVENTS = ["login", "report_shared", "feature_api", "setup_invite_team", "onboarding_profile"]
+# the defaults' names, and names of another product's own (per-event-type features, some with quantities)
+EVENTS = ["login", "report_shared", "feature_api", "setup_invite_team", "onboarding_profile", "Pay Invoice", "canvas"]
 
 
 def _ts(day_offset: int, hour: int = 12) -> datetime:
@@ -74,7 +75,7 @@ def workspaces(draw):
             "occurred_at": _ts(draw(rows_at), draw(st.integers(0, 23))),
             "event_type": draw(st.sampled_from(EVENTS)),
             "user_id": f"u{draw(st.integers(0, 4))}",
-            "quantity": 1.0,
+            "quantity": draw(st.sampled_from([1.0, 1.0, 12.5, 300.0])),
         }
         for _ in range(draw(st.integers(1, 25)))
     ]
@@ -229,6 +230,8 @@ def test_rows_dated_on_or_after_as_of_never_change_a_snapshot(workspace_factory,
     # next_renewal and label_end_by_renewal are known at as_of: they are compared too
     features = [c for c in before.columns if c not in (*LABELS, "renewal_in_horizon")]
     assert {"next_renewal", "label_end_by_renewal"} <= set(features)
+    if any(_time_of("usage_events", r) < AS_OF for r in tables["usage_events"]):  # per-event features compared too
+        assert any(c.startswith("ev_") for c in features) and list(after.columns) == list(before.columns)
     pd.testing.assert_frame_equal(before[features], after[features], check_exact=False, rtol=1e-9)
 
 
