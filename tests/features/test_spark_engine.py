@@ -38,6 +38,11 @@ def builds(tmp_path_factory, spark_required):
     generate_workspace(root / "ws", accounts=40, years=1, seed=5)
     on_duckdb = load_settings(output_dir=root / "duckdb", features={"text_batch_rows": TEXT_BATCH})
     ingest_workspace(root / "ws", on_duckdb)
+    with duckdb.connect(str(on_duckdb.database_path)) as con:  # as if a subscription row of each was rejected
+        con.execute(
+            "INSERT INTO label_blackouts SELECT DISTINCT account_id, DATE '2020-01-01', 1 FROM subscriptions "
+            "WHERE account_id LIKE '%1'"
+        )
     gc.collect()  # let ingest's DuckDB connection go before the database is copied
     (root / "spark").mkdir()
     shutil.copy(on_duckdb.database_path, root / "spark" / on_duckdb.database_name)
@@ -86,6 +91,9 @@ def test_spark_and_duckdb_build_identical_snapshots(builds):
     assert snaps.next_renewal.notna().any() and snaps.next_renewal.isna().any()  # open-ended lines: none
     assert snaps.label_end_by_renewal.notna().all()
     assert spark_result.rows == duck_result.rows
+    # the accounts with a rejected subscription row (label_blackouts) have unknown labels on both engines
+    blacked = snaps[snaps.account_id.str.endswith("1")]
+    assert len(blacked) and blacked.churned.isna().all() and blacked.churned_by_renewal.isna().all()
     _assert_same_frames(snaps, spark["snapshots"], "snapshots")
 
 
