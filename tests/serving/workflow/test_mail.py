@@ -201,3 +201,43 @@ def test_radar_digest_send_mails_each_owner_once_on_a_served_project(served_proj
     again = CliRunner().invoke(app, ["--config", str(root / "radar.toml"), "digest", "--send"], env=env)
     assert again.exit_code == 0 and "0 sent, 2 sent earlier for this week" in again.output, again.output
     assert len(inbox.messages) == 2
+
+
+def test_the_login_uses_the_configured_user_and_password_and_a_refused_login_is_named(con):
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    def authenticator(server, session, envelope, mechanism, data):
+        ok = isinstance(data, LoginPassword) and (data.login, data.password) == (b"radar", b"s3cret")
+        return AuthResult(success=ok, handled=False)  # False: the server answers 535 itself
+
+    inbox = Inbox()
+    controller = Controller(
+        inbox,
+        hostname="127.0.0.1",
+        port=_free_port(),
+        authenticator=authenticator,
+        auth_required=True,
+        auth_require_tls=False,  # a test server without a certificate; real servers use STARTTLS
+    )
+    controller.start()
+    try:
+
+        def cfg(password: str) -> MailSettings:
+            return MailSettings(
+                host="127.0.0.1",
+                port=controller.port,
+                security="none",
+                username="radar",
+                password=password,
+                from_address="radar@x.test",
+                timeout_seconds=5,
+            )
+
+        with pytest.raises(
+            MailError, match="refused the login of 'radar': check mail.username and RADAR_MAIL__PASSWORD"
+        ):
+            send_digests(_digests(["Ana Lima"]), cfg("wrong"), con, now=NOW)
+        report = send_digests(_digests(["Ana Lima"]), cfg("s3cret"), con, now=NOW)
+        assert [o for o, _, _ in report.sent] == ["Ana Lima"] and len(inbox.messages) == 1
+    finally:
+        controller.stop()
