@@ -869,6 +869,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; the web pages' process reads it
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
