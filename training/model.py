@@ -20,6 +20,16 @@ constrained, the healthy way up. Context features (contract timing, tenure, MRR,
 and neutral or categorical features are free. Reasons then mostly follow the healthy
 direction (the few that do not are not shown, see serving.scoring.explain).
 
+High-cardinality categoricals. A categorical feature with few accounts per category (a
+region code of 26 values on a few hundred accounts) lets trees memorise categories:
+LightGBM then ranks it among the most important features while it only fits noise.
+When the training rows hold fewer than `categorical_min_accounts_per_level` distinct
+accounts per category (an account's repeated snapshots are not new evidence),
+`categorical_overrides` scales LightGBM's categorical parameters to the table: cat_smooth,
+cat_l2 and min_data_per_group at least the training rows per category, max_cat_threshold
+at most a quarter of the categories; `categorical_warnings` names such a feature when it
+still ranks within `categorical_warn_top` by gain ("likely overfitting").
+
 Reference. The model records each numeric feature's median over its training rows
 (`RadarModel.reference`, saved with it): the line between a feature's healthy and
 unhealthy side that reason strings are checked against (serving.scoring.explain).
@@ -28,7 +38,7 @@ unhealthy side that reason strings are checked against (serving.scoring.explain)
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import lightgbm as lgb
@@ -133,6 +143,10 @@ def lightgbm_params(settings: Settings, overrides: dict | None = None, constrain
         "bagging_fraction": g.bagging_fraction,
         "bagging_freq": g.bagging_freq,
         "lambda_l2": g.lambda_l2,
+        "cat_smooth": g.cat_smooth,
+        "cat_l2": g.cat_l2,
+        "max_cat_threshold": g.max_cat_threshold,
+        "min_data_per_group": g.min_data_per_group,
         "seed": settings.training.seed,
         "deterministic": True,
         "force_col_wise": True,
@@ -246,6 +260,87 @@ def levels_of(table: TrainingTable, rows: np.ndarray) -> dict[str, list[str]]:
     return {c: sorted(category_labels(table.frame[c].iloc[rows]).dropna().unique().tolist()) for c in table.categorical}
 
 
+@dataclass(frozen=True)
+class CategoryProfile:
+    """How much evidence a categorical feature's categories have in the training rows."""
+
+    feature: str
+    levels: int
+    rows_per_level: float
+    accounts_per_level: float
+    dates: int | None  # distinct training dates (None without a time column)
+
+
+def category_profiles(table: TrainingTable, rows: np.ndarray) -> dict[str, CategoryProfile]:
+    """Per categorical feature: its categories in `rows` and the rows and distinct accounts
+    per category (missing values are not a category)."""
+    frame = table.frame.iloc[rows]
+    dates = int(frame[table.time_col].nunique()) if table.time_col else None
+    out = {}
+    for f in table.categorical:
+        labels = category_labels(frame[f])
+        present = labels.notna().to_numpy()
+        levels = int(labels[present].nunique())
+        if not levels:
+            continue
+        accounts = frame[table.id_col].to_numpy()[present]
+        per_level = pd.Series(accounts).groupby(labels[present].to_numpy()).nunique()
+        out[f] = CategoryProfile(f, levels, present.sum() / levels, float(per_level.mean()), dates)
+    return out
+
+
+def high_cardinality(profiles: dict[str, CategoryProfile], settings: Settings) -> list[CategoryProfile]:
+    """The categorical features with fewer accounts per category than the setting."""
+    limit = settings.training.lightgbm.categorical_min_accounts_per_level
+    return [p for p in profiles.values() if p.levels > 1 and p.accounts_per_level < limit]
+
+
+def categorical_overrides(profiles: dict[str, CategoryProfile], settings: Settings) -> dict:
+    """LightGBM's categorical parameters scaled to the sparsest high-cardinality categorical
+    (overrides of LightGBMSettings; empty when there is none). LightGBM applies them to
+    every categorical feature alike, so the sparsest one sets them."""
+    sparse = high_cardinality(profiles, settings)
+    if not sparse:
+        return {}
+    g = settings.training.lightgbm
+    rows = float(min(p.rows_per_level for p in sparse))
+    levels = max(p.levels for p in sparse)
+    return {
+        "cat_smooth": max(g.cat_smooth, round(rows, 1)),
+        "cat_l2": max(g.cat_l2, round(rows, 1)),
+        "min_data_per_group": max(g.min_data_per_group, int(np.ceil(rows))),
+        "max_cat_threshold": min(g.max_cat_threshold, max(1, levels // 4)),
+    }
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+def categorical_warnings(
+    importance: pd.Series, profiles: dict[str, CategoryProfile], settings: Settings, params: dict | None = None
+) -> dict[str, str]:
+    """feature -> warning, for each high-cardinality categorical ranking within
+    `categorical_warn_top` by `importance` (feature -> gain, any order)."""
+    g = settings.training.lightgbm
+    ranks = {f: i + 1 for i, f in enumerate(importance.sort_values(ascending=False, kind="mergesort").index)}
+    used = ", ".join(f"{k} {v:g}" for k, v in (params or {}).items())
+    out = {}
+    for p in high_cardinality(profiles, settings):
+        rank = ranks.get(p.feature)
+        if rank is None or rank > g.categorical_warn_top or not importance.get(p.feature, 0) > 0:
+            continue
+        on = f" on {p.dates} training dates" if p.dates else ""
+        out[p.feature] = (
+            f"{p.feature} ranks {_ordinal(rank)} by importance with {p.levels} categories and "
+            f"~{p.rows_per_level:.0f} rows per category{on} (~{p.accounts_per_level:.0f} accounts each, fewer than "
+            f"lightgbm.categorical_min_accounts_per_level = {g.categorical_min_accounts_per_level}): likely "
+            f"overfitting. It was regularised ({used or 'LightGBM defaults'}); if it keeps ranking high, group its "
+            "rare categories or leave it out of the model."
+        )
+    return out
+
+
 def train_booster(
     X: pd.DataFrame,
     y: np.ndarray,
@@ -288,6 +383,8 @@ def constraints_for(table: TrainingTable, settings: Settings) -> list[int] | Non
 def fit_lightgbm(table: TrainingTable, split: Split, settings: Settings, overrides: dict | None = None) -> RadarModel:
     """Train on split.train, early-stop on split.calibration, calibrate on it (unweighted)."""
     frame = table.frame
+    categorical = categorical_overrides(category_profiles(table, split.train), settings)
+    overrides = {**categorical, **(overrides or {})}
     shell = RadarModel(None, Calibrator("platt"), table.features, levels_of(table, split.train), table.target)
     X, Xc = shell.prepare(frame.iloc[split.train]), shell.prepare(frame.iloc[split.calibration])
     y, yc = table.y[split.train], table.y[split.calibration]
@@ -312,6 +409,7 @@ def fit_lightgbm(table: TrainingTable, split: Split, settings: Settings, overrid
         "train_rows": len(split.train),
         "monotone_features": sum(1 for c in constraints or () if c),
         "monotone_method": settings.training.lightgbm.monotone_method if constraints and any(constraints) else "none",
+        "categorical_params": ", ".join(f"{k}={v:g}" for k, v in categorical.items()) or "defaults",
         # the typical rate the served tiers are relative to ("2.8x the typical churn risk"):
         # the positive share of the calibration period, the most recent labelled rows
         "base_rate": float(np.mean(yc)) if len(yc) and float(np.mean(yc)) > 0 else float(np.mean(y)),

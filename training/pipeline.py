@@ -32,7 +32,14 @@ from radar.settings import Settings
 from training.baselines import HealthScoreBaseline, LogisticBaseline
 from training.dataset import DatasetError, TrainingTable
 from training.evaluate import METRICS, RENEWAL_BANDS, band_table, metrics, renewal_band, scorecard, size_warnings
-from training.model import RadarModel, fit_lightgbm, lightgbm_params
+from training.model import (
+    RadarModel,
+    categorical_overrides,
+    categorical_warnings,
+    category_profiles,
+    fit_lightgbm,
+    lightgbm_params,
+)
 from training.outcome import TrainOutcome
 from training.split import Split, rolling_folds, stratified_folds, time_split
 
@@ -282,6 +289,12 @@ def train_and_evaluate(
     model, preds, fold_scores = _fit_and_predict(table, split, folds, settings, overrides, warns, say)
     rate, rate_from = base_rate(table, split)
     model.metadata.update(base_rate=rate, base_rate_from=rate_from)
+    profiles = category_profiles(table, split.train)
+    flagged = categorical_warnings(
+        model.importance("gain"), profiles, settings, categorical_overrides(profiles, settings)
+    )
+    warns.extend(flagged.values())
+    model.metadata["categorical_flagged"] = ",".join(flagged)  # logged as a parameter and a run tag
 
     say(
         f"{name}: metrics with bootstrap intervals ({settings.training.bootstrap_samples} resamples of "

@@ -215,6 +215,9 @@ def log_training_run(
         nested=mlflow.active_run() is not None,
     ) as run:
         mlflow.log_params(_params(outcome, table, settings, as_of, build))
+        flagged = outcome.model.metadata.get("categorical_flagged") if outcome.model is not None else None
+        if flagged:  # high-cardinality categoricals ranking high: likely overfitting (see warnings.txt)
+            mlflow.set_tag("radar.categorical_overfitting", flagged)
         _log_dataset(table, outcome, source, as_of)
         with tempfile.TemporaryDirectory() as tmp:
             _write_reports(Path(tmp), outcome, table, test_set, settings)

@@ -43,9 +43,14 @@ class LightGBMSettings(_Section):
         10.0,
         ge=0,
         description="LightGBM's cat_smooth: pulls each category's estimate towards the overall rate, more so for "
-        "rare categories. Raised further for tables with few rows per category (categorical_rows_per_level).",
+        "rare categories. Raised to the training rows per category for a high-cardinality categorical "
+        "(categorical_min_accounts_per_level).",
     )
-    cat_l2: float = Field(10.0, ge=0, description="LightGBM's cat_l2: L2 regularisation of categorical splits.")
+    cat_l2: float = Field(
+        10.0,
+        ge=0,
+        description="LightGBM's cat_l2: L2 regularisation of categorical splits (raised like cat_smooth).",
+    )
     max_cat_threshold: int = Field(
         32,
         gt=0,
@@ -55,16 +60,17 @@ class LightGBMSettings(_Section):
     min_data_per_group: int = Field(
         100,
         gt=0,
-        description="LightGBM's min_data_per_group: minimum rows per category group in a split; lowered to the "
-        "training rows per category when the table is smaller (so small categories are not dropped wholesale).",
+        description="LightGBM's min_data_per_group: minimum rows on each side of a categorical split (raised like "
+        "cat_smooth).",
     )
-    categorical_rows_per_level: int = Field(
+    categorical_min_accounts_per_level: int = Field(
         50,
         gt=0,
-        description="Rows per category below which a categorical feature counts as high-cardinality: LightGBM's "
-        "categorical parameters are then scaled to the table (cat_smooth raised to the rows per category at "
-        "least, max_cat_threshold at most half the categories) and the report flags it when it ranks in the top "
-        "categorical_warn_top features by importance.",
+        description="Accounts per category (distinct ids in the training rows, as an account's repeated snapshots "
+        "are not new evidence) below which a categorical feature counts as high-cardinality: LightGBM's "
+        "categorical parameters are then scaled to the table (cat_smooth, cat_l2 and min_data_per_group raised "
+        "to the training rows per category, max_cat_threshold at most a quarter of the categories) and the "
+        "report flags the feature when it ranks within categorical_warn_top by importance.",
     )
     categorical_warn_top: int = Field(
         5, gt=0, description="Flag a high-cardinality categorical feature ranking within this many by importance."

@@ -184,3 +184,78 @@ def test_the_training_medians_are_recorded_and_saved(fitted, table, settings, tm
     assert model.reference["usage"] == pytest.approx(train["usage"].median())
     again = RadarModel.load(model.save(tmp_path / "with_reference"))
     assert again.reference == model.reference
+
+
+@pytest.fixture(scope="module")
+def zoned(make_snapshots, make_table):
+    """The fixture's accounts with `zone`: 30 random codes, one per account (~5 accounts
+    per code), that says nothing about churn."""
+    import dataclasses
+
+    frame = make_snapshots(n_accounts=150, n_dates=16, seed=2, base=-2.0)
+    codes = np.random.default_rng(0).choice([f"z{i:02d}" for i in range(30)], 150)
+    frame["zone"] = codes[frame.account_id.str[1:].astype(int)]
+    table = make_table(frame)
+    return dataclasses.replace(
+        table,
+        features=[*table.features, "zone"],
+        categorical=[*table.categorical, "zone"],
+        descriptions={**table.descriptions, "zone": "zone code"},
+    )
+
+
+def _gain_share(model: RadarModel, feature: str) -> float:
+    gain = model.importance("gain")
+    return float(gain[feature] / gain.sum())
+
+
+def test_a_random_high_cardinality_categorical_is_regularised_and_flagged(zoned, make_settings):
+    """Given a random 30-level categorical: left alone, LightGBM ranks it among the top 5
+    features; scaled to ~5 accounts per category, its gain all but vanishes, the parameters
+    say so, and the report flags it while it ranks high."""
+    from training.model import categorical_warnings, category_profiles, high_cardinality
+
+    fast = {"bootstrap_samples": 0, "backtest_folds": 1}
+    free = make_settings(
+        **fast, lightgbm={"n_estimators": 150, "min_child_samples": 20, "categorical_min_accounts_per_level": 1}
+    )
+    scaled = make_settings(**fast, lightgbm={"n_estimators": 150, "min_child_samples": 20})
+    split = time_split(zoned.times, scaled)
+    loose, tight = fit_lightgbm(zoned, split, free), fit_lightgbm(zoned, split, scaled)
+
+    profiles = category_profiles(zoned, split.train)
+    zone = profiles["zone"]
+    assert zone.levels == 30 and zone.accounts_per_level == pytest.approx(5, abs=1) and zone.dates == 6
+    sparse = high_cardinality(profiles, scaled)
+    assert min(sparse, key=lambda p: p.accounts_per_level).feature == "zone"  # it sets the parameters
+    assert not high_cardinality(profiles, make_settings(lightgbm={"categorical_min_accounts_per_level": 10}))[1:]
+    assert loose.metadata["categorical_params"] == "defaults"
+    params = dict(kv.split("=") for kv in tight.metadata["categorical_params"].split(", "))
+    assert float(params["cat_smooth"]) >= zone.rows_per_level and int(params["max_cat_threshold"]) <= 30 // 4
+
+    rank = list(loose.importance("gain").index).index("zone") + 1
+    assert rank <= 5 and _gain_share(loose, "zone") > 0.02
+    assert _gain_share(tight, "zone") < _gain_share(loose, "zone") / 3
+
+    (warning,) = categorical_warnings(loose.importance("gain"), profiles, scaled).values()
+    assert warning.startswith(f"zone ranks {rank}th by importance with 30 categories and ~")
+    assert "rows per category on 6 training dates" in warning and "likely overfitting" in warning
+    # a categorical with enough accounts per category is never flagged, whatever its rank
+    few = make_settings(lightgbm={"categorical_min_accounts_per_level": 10})
+    assert not categorical_warnings(pd.Series({"segment": 10.0, "region": 5.0, "zone": 0.0}), profiles, few)
+
+
+def test_the_training_report_flags_a_high_cardinality_categorical_that_ranks_high(zoned, make_settings):
+    import dataclasses
+
+    from training.pipeline import train_and_evaluate
+
+    settings = make_settings(
+        bootstrap_samples=0, backtest_folds=1, lightgbm={"n_estimators": 80, "min_child_samples": 20}
+    )
+    small = dataclasses.replace(zoned, features=["usage", "mrr", "zone"], categorical=["zone"])
+    outcome = train_and_evaluate(small, settings)
+    flagged = [w for w in outcome.warnings if w.startswith("zone ranks")]
+    assert len(flagged) == 1 and "30 categories" in flagged[0] and "likely overfitting" in flagged[0]
+    assert outcome.params["categorical_params"].startswith("cat_smooth=")
+    assert outcome.params["categorical_flagged"] == "zone"
