@@ -281,11 +281,17 @@ def train_and_evaluate(
     name, started, warns = table.target.name, time.perf_counter(), []
     split, folds = _plan(table, settings, warns)
     overrides: dict = {}
+    tuning = ""
     if tune_trials > 0:
         from training.tune import tune
 
         say(f"{name}: tuning LightGBM ({tune_trials} trials)")
-        overrides = tune(table, split, settings, tune_trials)
+        notes: list[str] = []
+        overrides = tune(table, split, settings, tune_trials, notes)
+        tuning = "; ".join(notes) or "time-aware folds inside the training period"
+        warns.extend(f"{name}: {n}" for n in notes)
+        for note in notes:
+            say(f"{name}: {note}")
     model, preds, fold_scores = _fit_and_predict(table, split, folds, settings, overrides, warns, say)
     rate, rate_from = base_rate(table, split)
     model.metadata.update(base_rate=rate, base_rate_from=rate_from)
@@ -341,6 +347,7 @@ def train_and_evaluate(
         base_rate=rate,
         bands=bands,
         fold_ranges=[dict(f.ranges) for f in folds],
+        tuning=tuning,
     )
     if plot_dir is not None:
         from training.plots import make_plots

@@ -299,3 +299,42 @@ def stratified_folds(y: pd.Series | np.ndarray, settings: Settings) -> list[Spli
             )
         )
     return out
+
+
+def grouped_folds(y: pd.Series | np.ndarray, groups: np.ndarray, k: int, seed: int) -> list[Split]:
+    """`k` folds over whole groups (accounts): fold i tests on part i, early-stops on part
+    i+1 and trains on the others, so an account's rows are never on two sides. Parts keep
+    the positive share about even (StratifiedGroupKFold, shuffled with `seed`). Raises
+    DatasetError when there are fewer than `k` accounts with a positive label, or with none."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    y = np.asarray(y).astype(int)
+    groups = np.asarray(groups)
+    positive_groups = len(np.unique(groups[y == 1]))
+    negative_groups = len(np.unique(groups[y == 0]))
+    if min(positive_groups, negative_groups) < k:
+        raise DatasetError(
+            f"{k} folds grouped by account need at least {k} accounts with a positive label and {k} with a "
+            f"negative one; the rows hold {positive_groups} and {negative_groups}"
+        )
+    cv = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    parts = [test for _, test in cv.split(np.zeros(len(y)), y, groups)]
+    out = []
+    for i in range(k):
+        cal = parts[(i + 1) % k]
+        train = np.sort(np.concatenate([parts[j] for j in range(k) if j not in (i, (i + 1) % k)]))
+        out.append(
+            Split(
+                train,
+                np.sort(cal),
+                np.sort(parts[i]),
+                {
+                    "scheme": f"{k}-fold cross-validation grouped by account",
+                    "train": f"{len(train)} rows",
+                    "calibration": f"{len(cal)} rows",
+                    "test": f"{len(parts[i])} rows",
+                    "fold": str(i + 1),
+                },
+            )
+        )
+    return out

@@ -142,9 +142,10 @@ class TrainingSettings(_Section):
         "resamples (the probability that it is better on these accounts).",
     )
     tune_group_folds: int = Field(
-        3,
-        ge=2,
+        4,
+        ge=3,
         description="`--tune` on a history too short for time-aware folds: folds of a cross-validation grouped "
-        "by account (GroupKFold on the training rows; an account's rows never on both sides).",
+        "by account over the training rows (stratified GroupKFold: an account's rows are never on two sides); "
+        "each fold tests on one part, early-stops on the next and trains on the rest.",
     )
     lightgbm: LightGBMSettings = Field(default_factory=LightGBMSettings)
