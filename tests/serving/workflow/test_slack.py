@@ -58,3 +58,30 @@ def test_a_429_with_retry_after_is_waited_for(receiver, tmp_path):
 
 def test_escape_leaves_plain_text_alone():
     assert escape("Chloé Garnier") == "Chloé Garnier" and escape("a<b>&c") == "a&lt;b&gt;&amp;c"
+
+
+def test_radar_alerts_posts_one_message_per_owner_once(served_project, tmp_path, receiver):
+    """`radar alerts` with slack.webhook_url on a private copy of the served project."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from radar.cli import app
+
+    root, _ = served_project
+    shutil.copytree(root / "out", tmp_path / "out", ignore=shutil.ignore_patterns("digests", "alerts"))
+    env = {
+        "RADAR_CONFIG_FILE": None,
+        "RADAR_OUTPUT_DIR": str(tmp_path / "out"),
+        "COLUMNS": "200",
+        "RADAR_SLACK__WEBHOOK_URL": receiver.url,
+        "RADAR_SLACK__ROUTINGS": '["meeting", "review", "tag"]',
+    }
+    first = CliRunner().invoke(app, ["--config", str(root / "radar.toml"), "alerts"], env=env)
+    assert first.exit_code == 0, first.output
+    texts = [r["body"]["text"] for r in receiver.requests]
+    assert texts and len(texts) == len({t.split("* (")[0] for t in texts})  # one message per owner
+    assert f"{len(texts)} owner messages posted, 0 posted earlier" in first.output
+    again = CliRunner().invoke(app, ["--config", str(root / "radar.toml"), "alerts"], env=env)
+    assert again.exit_code == 0 and f"0 owner messages posted, {len(texts)} posted earlier" in again.output
+    assert len(receiver.requests) == len(texts)
