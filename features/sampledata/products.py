@@ -46,7 +46,7 @@ class Product:
     # monthly renewal lines of the last days before `end` missing from the export (posted at
     # month close, after it): the subscriptions stop covering those accounts before the events do
     renewal_export_lag_days: int = 0
-    # every n-th account on a term contract (0: none) renegotiated its last terms: its
+    # every n-th account on a term contract (0: none; the first, the n+1-th, ...) renegotiated its last terms: its
     # lines of the last nine months say billing_period "custom", a word no mapping knows
     custom_term_every: int = 0
     story: Story = field(default_factory=Story)

@@ -84,8 +84,9 @@ def subscription_rows(
     `export_lag_days` > 0: the monthly invoice lines that renew in the last days of the
     window are not in the export yet (posted at month close), so those accounts' lines
     stop before the window ends; lines a sale or a change opened are there.
-    `custom_term_every` > 0: every n-th account's term lines of the last nine months say
-    billing_period "custom" (renegotiated terms no mapping knows)."""
+    `custom_term_every` > 0: the term lines of the last nine months of every n-th account
+    on a term contract (the first, the n+1-th, ...) say billing_period "custom"
+    (renegotiated terms no mapping knows)."""
     cutoff = window.end_ord_excl - export_lag_days
     custom_from = window.end_ord_excl - 270
     rows = []
@@ -99,6 +100,8 @@ def subscription_rows(
         else:
             rows.append((seg.account, seg.start, seg.product, seg.end, seg.mrr, seg.seats, months))
     rows.sort(key=lambda r: (r[0], r[1], r[2]))
+    term_accounts = sorted({r[0] for r in rows if r[6] > 1})
+    custom = set(term_accounts[::custom_term_every]) if custom_term_every else set()
     account = np.array([r[0] for r in rows], dtype=np.int64)
     end = np.array([-1 if r[3] is None else r[3] for r in rows], dtype=np.int64)
     seats = np.array([-1 if r[5] is None else r[5] for r in rows], dtype=np.int64)
@@ -111,12 +114,7 @@ def subscription_rows(
         "mrr": np.array([r[4] for r in rows], dtype=float),
         "seats": np.ma.masked_array(np.where(seats < 0, 0, seats), mask=seats < 0),
         "billing_period": np.array(
-            [
-                "custom"
-                if custom_term_every and r[6] > 1 and r[0] % custom_term_every == 0 and r[1] >= custom_from
-                else PERIOD_WORDS[r[6]]
-                for r in rows
-            ],
+            ["custom" if r[0] in custom and r[6] > 1 and r[1] >= custom_from else PERIOD_WORDS[r[6]] for r in rows],
             dtype=object,
         ),
     }
