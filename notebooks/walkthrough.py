@@ -26,7 +26,7 @@
 # ```
 #
 # Then open this file as a notebook (`jupytext` pairs it; in JupyterLab: *Open With →
-# Notebook*). Everything here calls the `features` and `training` packages; the notebook
+# Notebook*). It logs to a temporary MLflow store unless told otherwise (see below). Everything here calls the `features` and `training` packages; the notebook
 # defines nothing of its own, so what you see is what `radar train` does.
 #
 # The test suite runs this notebook top to bottom on a small generated workspace, so it
@@ -35,6 +35,7 @@
 # %%
 import logging
 import os
+import tempfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -60,7 +61,27 @@ from training.track import configure, train_and_log
 
 pd.set_option("display.width", 160)
 settings = load_settings()  # ./radar.toml and RADAR_* variables, like every radar command
-settings.training.tracking_uri, settings.output_dir
+
+# %% [markdown]
+# **Where this notebook logs.** It trains and registers a model. So that running it never
+# adds a challenger to your real registry, it writes to a **temporary** MLflow store unless
+# told otherwise: `RADAR_NOTEBOOK_REGISTRY=workspace` (set before starting the kernel) uses
+# the configured store (`training.tracking_uri`), a folder keeps the store there; or edit
+# `REGISTRY` below (a parameters cell, for papermill and friends).
+
+# %% tags=["parameters"]
+REGISTRY = os.environ.get("RADAR_NOTEBOOK_REGISTRY", "temporary")  # temporary | workspace | a folder
+
+# %%
+if REGISTRY != "workspace":
+    store = Path(tempfile.mkdtemp(prefix="radar-notebook-") if REGISTRY == "temporary" else REGISTRY).resolve()
+    store.mkdir(parents=True, exist_ok=True)
+    training_settings = settings.training.model_copy(
+        update={"tracking_uri": f"sqlite:///{store}/mlflow.db", "artifact_location": str(store / "artifacts")}
+    )
+    settings = settings.model_copy(update={"training": training_settings})
+print("MLflow store:", settings.training.tracking_uri)
+print("snapshots and workspace:", settings.output_dir)
 
 # %% [markdown]
 # ## 1. The snapshot table
@@ -172,15 +193,18 @@ for warning in outcome.warnings:
 # %% [markdown]
 # ## 5. Read the run back from MLflow
 #
-# Everything above is in the run: parameters (model, split, settings), metrics (test,
-# per segment, per backtest fold), the dataset input with its digest and as-of range,
-# the feature list with descriptions, plots, and the test rows used for promotion.
+# Everything above is in the run, named for what it is (target, as-of range, model):
+# parameters (model, split, settings, and `snapshot.*`: the build that made the table),
+# the headline metrics (every metric, per segment too, in `evaluation/metrics.csv`; each
+# backtest fold as a nested run), the dataset input with its digest and as-of range, the
+# feature list with descriptions, plots, and the test rows used for promotion.
 
 # %%
 client = configure(settings.training)  # points MLflow at settings.training.tracking_uri
 run = client.get_run(tracked.run_id)
+print("run:", run.info.run_name)
 params = pd.Series(run.data.params)
-params[params.index.str.startswith(("split.", "dataset.", "model.learning_rate", "model.num_leaves"))]
+params[params.index.str.startswith(("split.", "dataset.", "snapshot.freq", "model.learning_rate", "model.num_leaves"))]
 
 # %%
 metrics = pd.Series(run.data.metrics)
@@ -244,10 +268,12 @@ drivers
 # %% [markdown]
 # ## 7. Versions and promotion
 #
-# Each training run adds a challenger version. `radar promote renewal` makes it champion
-# only if it beats the current champion on the same test rows by `promotion_margin`
-# (`radar train --promote` does both); `radar models` lists versions, aliases and metrics.
-# Serving loads `models:/radar-renewal@champion`.
+# Each training run adds a challenger version (here in the notebook's store). `radar
+# promote renewal` makes it champion only if it is better than the current champion on
+# the same test rows in at least `promotion_min_probability` (90%) of paired bootstrap
+# resamples of accounts (`radar train --promote` does both); `radar promote renewal --to
+# VERSION` rolls back; `radar models` lists versions, aliases and metrics. Serving loads
+# `models:/radar-renewal@champion`.
 
 # %%
 model_versions(settings, ["radar-renewal"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -46,21 +47,27 @@ def test_the_walkthrough_runs_on_a_sample_workspace(tmp_path, empty_mlflow_db, m
         notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
     ).execute()
 
-    # then: it trained, logged and registered a renewal model in the workspace's store
+    # then: it trained, logged and registered a renewal model, in a temporary store
     outputs = "\n".join(
         str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
         for cell in notebook.cells
         if cell.cell_type == "code"
         for o in cell.outputs
     )
-    assert "TrackedRun(experiment='radar-renewal'" in outputs
+    assert "TrackedRun(experiment='radar-renewal'" in outputs and "run: renewal " in outputs
     assert "image/png" in {
         k for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs for k in o.get("data", {})
     }
-    store = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
-    client = MlflowClient(tracking_uri=store, registry_uri=store)
+    (used,) = re.findall(r"MLflow store: (sqlite:///\S+)", outputs)
+    assert "radar-notebook-" in used and str(tmp_path) not in used
+    client = MlflowClient(tracking_uri=used, registry_uri=used)
     assert client.get_model_version_by_alias("radar-renewal", "challenger")
-    assert any((tmp_path / "mlruns" / "artifacts" / "radar-renewal").rglob("shap_summary.png"))
+    temporary = Path(used.removeprefix("sqlite:///")).parent
+    assert any((temporary / "artifacts" / "radar-renewal").rglob("shap_summary.png"))
+    # and never in the workspace's real registry
+    real = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+    assert not MlflowClient(tracking_uri=real, registry_uri=real).search_registered_models()
+    shutil.rmtree(temporary, ignore_errors=True)
 
 
 def test_the_notebook_is_stored_without_outputs_and_defines_nothing():
