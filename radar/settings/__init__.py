@@ -166,6 +166,11 @@ def load_settings(config_file: Path | None = None, **overrides) -> Settings:
         raise ConfigError(f"invalid configuration ({target}): {exc}") from exc
 
 
+def _toml_key(key: str) -> str:
+    """A bare TOML key as is; any other (spaces, accents: an owner's name) quoted."""
+    return key if key and all(c.isascii() and (c.isalnum() or c in "_-") for c in key) else _toml_value(key)
+
+
 def _toml_value(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -174,7 +179,7 @@ def _toml_value(value) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{_toml_key(str(k))} = {_toml_value(v)}" for k, v in value.items()) + "}"
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 

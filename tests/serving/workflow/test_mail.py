@@ -241,3 +241,12 @@ def test_the_login_uses_the_configured_user_and_password_and_a_refused_login_is_
         assert [o for o, _, _ in report.sent] == ["Ana Lima"] and len(inbox.messages) == 1
     finally:
         controller.stop()
+
+
+def test_owner_addresses_print_as_toml_that_reads_back():
+    import tomllib
+
+    from radar.settings import Settings, settings_toml
+
+    text = settings_toml(Settings(mail={"owner_addresses": {"Chloé Garnier": "c@x.test", "ana": "a@x.test"}}))
+    assert tomllib.loads(text)["mail"]["owner_addresses"] == {"Chloé Garnier": "c@x.test", "ana": "a@x.test"}
