@@ -64,6 +64,7 @@ def serve(
         + (f"a new champion is picked up within {poll:g} s" if poll else "restart to serve a new champion"),
         highlight=False,
         markup=False,
+        soft_wrap=True,
     )
     sys.stdout.flush()
     fd, failures = tempfile.mkstemp(prefix="radar-serve-", suffix=".failures")

@@ -13,7 +13,14 @@ Endpoints (all JSON; the OpenAPI document is at /docs.json, Swagger UI at /):
 - BentoML's own /livez, /readyz and /metrics (Prometheus).
 
 Start-up loads the `champion` renewal and upsell versions from the MLflow registry (the
-service refuses to start without them) and the workspace's latest snapshots. Settings
+service refuses to start without them: a worker that cannot load them logs one line,
+records the failure for `radar serve`'s bound on failed starts and exits) and the
+workspace's latest snapshots. Every `serving.champion_poll_seconds` the service looks for a
+new champion and switches to it without a restart (`serving.scoring.champions.LiveChampions`:
+the whole set loaded first, then one reference swapped; a request reads it once). Every
+response names the model versions that produced it (`models`, and per scored account).
+The workspace endpoints answer 503 with a plain reason while the workspace is missing or
+being written (paths and lock holders go to the log only). Settings
 come from `radar.toml` in the working directory, or the file named by RADAR_CONFIG_FILE,
 plus RADAR_* variables. With `serving.api_token` set (RADAR_SERVING__API_TOKEN), scoring
 and listing requests need `Authorization: Bearer <token>`. Request bodies (account names,
@@ -26,6 +33,7 @@ import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # LightGBM threads must not spin (see radar/cli.py)
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")  # no usage reports leave the machine
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no download bars in the service log
 
 import hmac
 import logging
@@ -34,21 +42,26 @@ from typing import Annotated
 
 import bentoml
 import pandas as pd
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import FastAPI, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from radar.settings import Settings, load_settings
-from serving.scoring.champions import load_champions
+from serving.scoring.batch import at_risk, opportunities
+from serving.scoring.champions import LiveChampions, NoChampion, load_champions
 from serving.scoring.portfolio import Portfolio, WorkspaceUnavailable
-from serving.scoring.schemas import Driver, ScoreResponse, records_frame, request_models, response_json
-from serving.scoring.score import lineage_words, score_frame
+from serving.scoring.schemas import Driver, ModelRef, ScoreResponse, records_frame, request_models, response_json
+from serving.scoring.score import ScoringModels, lineage_words, score_frame
 from serving.web.app import UI_PATH, ui_refusal, web_app
 
 log = logging.getLogger("radar.service")
 
 PROTECTED = ("/score", "/score_accounts", "/accounts", UI_PATH)  # what the bearer token guards
+# `radar serve` names a file here; a worker that fails to start appends one line to it, and
+# `radar serve` stops after serving.max_worker_start_failures lines (serving/cli.py, same name)
+START_FAILURES_ENV = "ACCOUNT_RADAR_START_FAILURES"
+START_FAILURE_EXIT = 3  # a worker's exit status when it cannot start
 
 
 SETTINGS: Settings = load_settings()  # RADAR_CONFIG_FILE (set by `radar --config`) or ./radar.toml, and env
@@ -72,7 +85,34 @@ class ScoreAccountsRequest(BaseModel):
     ]
 
 
-class ScoreAccountsResponse(ScoreResponse):
+class ServedModels(BaseModel):
+    """The model versions behind a response: one set, never mixed (a champion switch
+    happens between requests)."""
+
+    renewal_model: ModelRef
+    upsell_model: ModelRef
+    next_renewal_model: ModelRef | None
+
+
+def served_models(models: ScoringModels) -> dict:
+    """`ServedModels` of a champion set, as JSON-ready data."""
+    lineage = models.lineage
+    return {
+        f"{t}_model": None
+        if lineage[f"{t}_model"] is None
+        else {"name": lineage[f"{t}_model"], "version": lineage[f"{t}_model_version"]}
+        for t in ("renewal", "upsell", "next_renewal")
+    }
+
+
+MODELS_FIELD = Field(description="The model versions that produced this response.")
+
+
+class ScoredResponse(ScoreResponse):
+    models: ServedModels = MODELS_FIELD
+
+
+class ScoreAccountsResponse(ScoredResponse):
     not_found: list[str] = Field(description="Requested ids with no snapshot in the workspace.")
 
 
@@ -107,13 +147,16 @@ class Ranking(BaseModel):
     ranked_by: str
     total: int = Field(description="Accounts that match the filters (before the limit).")
     accounts: list[RankedAccount]
+    models: ServedModels = MODELS_FIELD
 
 
 def _clean(value):
     return None if value is None or (isinstance(value, float) and value != value) else value
 
 
-def ranking(rows: pd.DataFrame, total: int, as_of: date, ranked_by: str, value_col: str, target: str) -> Ranking:
+def ranking(
+    rows: pd.DataFrame, total: int, as_of: date, ranked_by: str, value_col: str, target: str, models: ScoringModels
+) -> Ranking:
     accounts = [
         RankedAccount(
             rank=i + 1,
@@ -138,7 +181,9 @@ def ranking(rows: pd.DataFrame, total: int, as_of: date, ranked_by: str, value_c
         )
         for i, r in enumerate(rows.to_dict("records"))
     ]
-    return Ranking(as_of=as_of, ranked_by=ranked_by, total=total, accounts=accounts)
+    return Ranking(
+        as_of=as_of, ranked_by=ranked_by, total=total, accounts=accounts, models=ServedModels(**served_models(models))
+    )
 
 
 class ClientErrorsInOneLine(logging.Filter):
@@ -232,6 +277,7 @@ class BadBody:
 
 
 listing = FastAPI(title="Account Radar portfolio", description="Rankings of the active portfolio.")
+UNAVAILABLE: dict = {503: {"description": "The workspace is missing or being written; the body says which."}}
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="Most accounts to return.")]
 Segment = Annotated[
@@ -254,53 +300,64 @@ class RadarService:
     """Champion models, the workspace's latest snapshots, and the scoring function they share."""
 
     def __init__(self) -> None:
-        from serving.scoring.playbook import load_playbooks
-
+        logging.getLogger("radar").setLevel(logging.INFO)  # start-up, champion switches (BentoML's root: WARNING)
         self.settings = SETTINGS
-        load_playbooks(self.settings.serving.playbooks_file)  # a broken team file stops the start, clearly
-        self.models = load_champions(self.settings)
+        models = _champions_or_exit(self.settings)
         self.request_serving = self.settings.serving.model_copy(
             update={"explain_threads": self.settings.serving.request_threads}
         )
-        self.portfolio = Portfolio(self.settings, self.models)
-        problem = self.portfolio.load()
-        lineage = self.models.lineage
-        log.info("serving %s", lineage_words(lineage))
-        if problem:
-            log.warning("workspace endpoints unavailable until the workspace is built: %s", problem)
+        self.portfolio = Portfolio(self.settings, lambda: self.champions.models)
+        self.champions = LiveChampions(self.settings, models, prepare=self.portfolio.prepare)
+        self.portfolio.load()  # or the portfolio logs why the workspace endpoints answer 503 for now
+        log.info("serving %s", lineage_words(models.lineage))
+        self.champions.start(self.settings.serving.champion_poll_seconds)
 
-    def _score(self, frame: pd.DataFrame, **extra) -> Response:
+    @property
+    def models(self) -> ScoringModels:
+        """The champion set served now: read it once per request and use that object throughout."""
+        return self.champions.models
+
+    @bentoml.on_shutdown
+    def stop_polling(self) -> None:
+        self.champions.stop()
+
+    def _score(self, frame: pd.DataFrame, models: ScoringModels, **extra) -> Response:
         """The scored accounts as the documented response, written straight to JSON (the
         same bytes as the response model would give, without a model per account)."""
-        scored = score_frame(frame, self.models, self.settings, serving=self.request_serving)
-        return Response(response_json(scored, **extra), media_type="application/json")
+        scored = score_frame(frame, models, self.settings, serving=self.request_serving)
+        return Response(response_json(scored, models=served_models(models), **extra), media_type="application/json")
 
-    @bentoml.api(route="/score", input_spec=ScoreRequest, output_spec=ScoreResponse)
+    @bentoml.api(route="/score", input_spec=ScoreRequest, output_spec=ScoredResponse)
     def score(self, accounts: list) -> Response:
         """Score accounts given as snapshot feature records (any feature may be missing)."""
-        return self._score(records_frame(accounts, REQUEST.registry))
+        return self._score(records_frame(accounts, REQUEST.registry), self.models)
 
     @bentoml.api(route="/score_accounts", input_spec=ScoreAccountsRequest, output_spec=ScoreAccountsResponse)
     def score_accounts(self, account_ids: list[str]) -> ScoreAccountsResponse | Response:
         """Score the latest workspace snapshot of each account id; unknown ids are listed."""
-        from bentoml.exceptions import ServiceUnavailable
-
+        models = self.models
         try:
             frame, missing = self.portfolio.snapshots_of(list(dict.fromkeys(account_ids)))
         except WorkspaceUnavailable as exc:
-            raise ServiceUnavailable(str(exc)) from exc
+            return unavailable(exc)
         if frame.empty:
-            return ScoreAccountsResponse(accounts=[], scored_at=datetime.now(UTC), not_found=missing)
-        return self._score(frame, not_found=missing)
+            return ScoreAccountsResponse(
+                accounts=[],
+                scored_at=datetime.now(UTC),
+                models=ServedModels(**served_models(models)),
+                not_found=missing,
+            )
+        return self._score(frame, models, not_found=missing)
 
-    def _ranking(self, kind: str, limit: int, segment: str | None, owner: str | None) -> Ranking:
+    def _ranking(self, kind: str, limit: int, segment: str | None, owner: str | None) -> Ranking | Response:
+        models = self.models
         try:
-            self.portfolio.scored()  # loads the workspace, or says why it cannot
             as_of = self.portfolio.as_of
+            scored = self.portfolio.scored(models)
         except WorkspaceUnavailable as exc:
-            raise HTTPException(status_code=503, detail=str(exc)) from exc
+            return unavailable(exc)
         if kind == "at_risk":
-            rows = self.portfolio.at_risk(limit=10**9, segment=segment, owner=owner)
+            rows = at_risk(scored, limit=10**9, segment=segment, owner=owner)
             return ranking(
                 rows.head(limit),
                 len(rows),
@@ -308,8 +365,9 @@ class RadarService:
                 "call list: expected MRR lost in 90 days = mrr x churn risk, sooner renewal first",
                 "mrr_at_risk",
                 "renewal",
+                models,
             )
-        rows = self.portfolio.opportunities(limit=10**9, segment=segment, owner=owner)
+        rows = opportunities(scored, limit=10**9, segment=segment, owner=owner)
         return ranking(
             rows.head(limit),
             len(rows),
@@ -317,18 +375,51 @@ class RadarService:
             "expansion_potential = upsell likelihood x mrr",
             "expansion_potential",
             "upsell",
+            models,
         )
 
-    @listing.get("/at-risk", response_model=Ranking)
-    def accounts_at_risk(self, limit: Limit = 20, segment: Segment = None, owner: Owner = None) -> Ranking:
+    @listing.get("/at-risk", response_model=Ranking, responses=UNAVAILABLE)
+    def accounts_at_risk(self, limit: Limit = 20, segment: Segment = None, owner: Owner = None) -> Ranking | Response:
         """Red and yellow accounts of the active portfolio in call-list order: expected MRR lost in
         90 days (MRR x churn risk), largest first, the sooner renewal breaking ties."""
         return self._ranking("at_risk", limit, segment, owner)
 
-    @listing.get("/opportunities", response_model=Ranking)
-    def accounts_opportunities(self, limit: Limit = 20, segment: Segment = None, owner: Owner = None) -> Ranking:
+    @listing.get("/opportunities", response_model=Ranking, responses=UNAVAILABLE)
+    def accounts_opportunities(
+        self, limit: Limit = 20, segment: Segment = None, owner: Owner = None
+    ) -> Ranking | Response:
         """Accounts flagged as expansion opportunities, by expansion potential (largest first)."""
         return self._ranking("opportunities", limit, segment, owner)
+
+
+def unavailable(exc: WorkspaceUnavailable) -> Response:
+    """503 with the plain reason (the portfolio logs the full one, with paths, once)."""
+    return JSONResponse({"error": f"workspace unavailable: {exc}"}, status_code=503)
+
+
+def _champions_or_exit(settings: Settings) -> ScoringModels:
+    """The playbooks checked and the champion models loaded, or this worker exits: one log
+    line saying why (no traceback for a known cause), one line in `radar serve`'s failures
+    file, exit status START_FAILURE_EXIT (the server restarts the worker until `radar serve`
+    stops at serving.max_worker_start_failures)."""
+    from serving.scoring.playbook import PlaybookError, load_playbooks
+    from training.track import TrackingUnavailable
+
+    try:
+        load_playbooks(settings.serving.playbooks_file)  # a broken team file stops the start, clearly
+        return load_champions(settings)
+    except (NoChampion, TrackingUnavailable, PlaybookError) as exc:  # RegistryBroken is a TrackingUnavailable
+        reason = str(exc)
+        log.error("worker cannot start: %s", reason)
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        log.exception("worker cannot start")
+    failures = os.environ.get(START_FAILURES_ENV)
+    if failures:
+        with open(failures, "a", encoding="utf-8") as out:  # one short append: whole lines, even from 2 workers
+            out.write(" ".join(reason.split()) + "\n")
+    logging.shutdown()  # flush the log before leaving without Python's clean-up
+    os._exit(START_FAILURE_EXIT)
 
 
 _token = SETTINGS.serving.api_token

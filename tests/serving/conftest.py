@@ -84,6 +84,7 @@ def as_of_dates(snapshots) -> list[date]:
 # --- a served project: champion models in a real MLflow store, a workspace, a real server ---
 
 SERVED_TOKEN = "test-token-7f3a"
+SERVER_READY_SECONDS = 300  # a worker starts in ~10 s alone, but several minutes on a machine busy with other tests
 
 
 @pytest.fixture(scope="session")
@@ -186,7 +187,7 @@ def running_server(root, token: str | None = SERVED_TOKEN):
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + SERVER_READY_SECONDS
         while True:
             if proc.poll() is not None:
                 pytest.fail(f"radar serve exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
@@ -196,7 +197,7 @@ def running_server(root, token: str | None = SERVED_TOKEN):
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"radar serve not ready after 120 s:\n{log_path.read_text()[-3000:]}")
+                pytest.fail(f"radar serve not ready after {SERVER_READY_SECONDS} s:\n{log_path.read_text()[-3000:]}")
             time.sleep(0.5)
         from types import SimpleNamespace
 
@@ -336,3 +337,53 @@ def workspace_with_red_quotes(
 def red_quotes_workspace():
     """`workspace_with_red_quotes`, as a fixture (test modules cannot import conftest)."""
     return workspace_with_red_quotes
+
+
+@pytest.fixture(scope="session")
+def serve_project():
+    """`running_server`, as a fixture: `with serve_project(root) as server: ...`."""
+    return running_server
+
+
+def copy_of_served_project(served_project, root: Path, serving_toml: str = "") -> Settings:
+    """A project at `root` with copies of the served project's workspace and MLflow store
+    (moving aliases or registering versions there leaves the shared one alone; the copied
+    versions still read their model files from the served project, never written), plus
+    `serving_toml` lines in its [serving] section. Returns its settings."""
+    from radar.settings import load_settings
+
+    source, served = served_project
+    (root / "out").mkdir(parents=True)
+    (root / "mlruns").mkdir()
+    shutil.copy(served.database_path, root / "out" / served.database_path.name)
+    shutil.copy(source / "mlruns" / "mlflow.db", root / "mlruns" / "mlflow.db")
+    config = (source / "radar.toml").read_text().replace(str(source), str(root))
+    (root / "radar.toml").write_text(config.replace("[serving]\n", f"[serving]\n{serving_toml}\n"))
+    return load_settings(root / "radar.toml")
+
+
+def register_copied_version(settings: Settings, target: str, folder: Path, alias: str | None = None) -> str:
+    """A new version of `target`'s model whose files are a copy (in `folder`) of its
+    champion's, pointed at by `alias` when given; returns the version. Deleting `folder`
+    damages that version only."""
+    from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
+
+    from training.track import CHAMPION, configure
+
+    client = configure(settings.training)
+    name = TARGETS[target].model_name
+    champion = client.get_model_version_by_alias(name, CHAMPION)
+    files = ModelsArtifactRepository.get_underlying_uri(f"models:/{name}/{champion.version}")
+    shutil.copytree(files.removeprefix("file://"), folder)
+    version = client.create_model_version(name, str(folder), run_id=champion.run_id, tags=champion.tags).version
+    if alias is not None:
+        client.set_registered_model_alias(name, alias, version)
+    return str(version)
+
+
+@pytest.fixture(scope="session")
+def served_copy():
+    """`copy_of_served_project` and `register_copied_version`, as a fixture."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(project=copy_of_served_project, register=register_copied_version)
