@@ -21,6 +21,11 @@ class MailSettings(_Section):
         description="starttls: upgrade the connection before logging in (required, not optional); tls: TLS from "
         "the first byte (port 465); none: plain text (a relay on localhost only).",
     )
+    ca_file: Path | None = Field(
+        None,
+        description="CA certificates (PEM) the server's certificate is checked against, for a server with a "
+        "private CA; unset = the system's. The certificate is always verified.",
+    )
     username: str | None = Field(None, description="Login name; unset = no login.")
     password: SecretStr | None = Field(
         None, description="Login password; set it with the RADAR_MAIL__PASSWORD environment variable, not in a file."

@@ -122,15 +122,27 @@ def _server(cfg: MailSettings) -> str:
     return f"{cfg.host}:{cfg.port}"
 
 
+def _unverified(where: str, exc: ssl.SSLCertVerificationError) -> str:
+    return (
+        f"the SMTP server {where} presented a certificate that could not be verified ({exc.verify_message}): "
+        "set mail.ca_file to its CA's certificate, or check mail.host"
+    )
+
+
 def _connect(cfg: MailSettings) -> smtplib.SMTP:
     """A connected (and, as configured, encrypted and logged-in) SMTP session."""
     where = _server(cfg)
-    context = ssl.create_default_context()
+    try:
+        context = ssl.create_default_context(cafile=str(cfg.ca_file) if cfg.ca_file else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise MailError(f"cannot read mail.ca_file {cfg.ca_file}: {exc}") from exc
     try:
         if cfg.security == "tls":
             smtp: smtplib.SMTP = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout_seconds, context=context)
         else:
             smtp = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout_seconds)
+    except ssl.SSLCertVerificationError as exc:
+        raise MailError(_unverified(where, exc)) from exc
     except (OSError, smtplib.SMTPException) as exc:
         raise MailError(f"cannot connect to the SMTP server {where}: {exc}") from exc
     try:
@@ -150,6 +162,9 @@ def _connect(cfg: MailSettings) -> smtplib.SMTP:
             f"the SMTP server {where} refused the login of {cfg.username!r}: check mail.username and "
             "RADAR_MAIL__PASSWORD"
         ) from exc
+    except ssl.SSLCertVerificationError as exc:
+        smtp.close()
+        raise MailError(_unverified(where, exc)) from exc
     except (OSError, smtplib.SMTPException) as exc:
         smtp.close()
         raise MailError(f"the SMTP server {where} failed during {cfg.security} or login: {exc}") from exc

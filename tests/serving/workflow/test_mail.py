@@ -250,3 +250,59 @@ def test_owner_addresses_print_as_toml_that_reads_back():
 
     text = settings_toml(Settings(mail={"owner_addresses": {"Chloé Garnier": "c@x.test", "ana": "a@x.test"}}))
     assert tomllib.loads(text)["mail"]["owner_addresses"] == {"Chloé Garnier": "c@x.test", "ana": "a@x.test"}
+
+
+def _self_signed(folder) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 and its key (PEM files), valid for a day."""
+    x509 = pytest.importorskip("cryptography.x509")
+    import datetime as dt
+    import ipaddress
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "radar test SMTP")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "smtp.pem", folder / "smtp.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return str(cert_path), str(key_path)
+
+
+def test_starttls_upgrades_verifies_the_certificate_and_then_sends(tmp_path, con):
+    import ssl
+
+    cert, key = _self_signed(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    inbox = Inbox()
+    controller = Controller(
+        inbox, hostname="127.0.0.1", port=_free_port(), tls_context=server_tls, require_starttls=True
+    )
+    controller.start()
+    try:
+        cfg = MailSettings(host="127.0.0.1", port=controller.port, from_address="radar@x.test", timeout_seconds=10)
+        assert cfg.security == "starttls"  # the default
+        with pytest.raises(MailError, match="certificate that could not be verified .* set mail.ca_file"):
+            send_digests(_digests(["Ana Lima"]), cfg, con, now=NOW)  # a private CA the system does not know
+        trusted = MailSettings(**{**cfg.model_dump(), "ca_file": cert})
+        report = send_digests(_digests(["Ana Lima"]), trusted, con, now=NOW)
+        assert [o for o, _, _ in report.sent] == ["Ana Lima"] and len(inbox.messages) == 1
+    finally:
+        controller.stop()
