@@ -176,7 +176,8 @@ def build_features(
     snaps = store.table("snapshots")
     parquet = settings.output_dir / "snapshots.parquet"
     with _phase("snapshots", "snapshots", seconds, None):
-        counts = snapshot_meta.populations(store)
+        found = dict(snapshot_meta.populations(store))
+        counts = [(d, found.get(d, 0)) for d in dates]  # a date nobody is active on has 0 accounts
         partial = partial_as_of(counts, settings.features.partial_drop_share)
         meta = _build_meta(ws, settings, dates, freq or settings.features.freq, sorted(partial))
         snapshot_meta.record(store, meta, snapshot_meta.as_of_frame(counts, partial))

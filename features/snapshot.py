@@ -72,7 +72,7 @@ class Workspace:
     that a table exported earlier than the others (subscriptions ending on 2024-01-01
     while events go on to 2024-01-31) never turns the days it misses into churn.
     `table_ends` holds every present table's last date (subscriptions: the latest
-    start_date); `data_end_source` says where the end comes from, in words.
+    start_date or passed end_date); `data_end_source` says where the end comes from, in words.
     """
 
     backend: ibis.BaseBackend
@@ -99,6 +99,8 @@ class Workspace:
         start = pd.Timestamp(spans.first_at.min()).date()
         activity_start = pd.Timestamp(activity.first_at.max()).date() if len(activity) else start
         ends = {str(r.table_name): pd.Timestamp(r.last_at).date() for r in spans.itertuples() if pd.notna(r.last_at)}
+        if len(activity):  # subscriptions also record ends already passed: a line ending on 2024-01-01
+            ends["subscriptions"] = _last_subscription_date(tables["subscriptions"], ends, activity.last_at.max())
         end, source = resolve_data_end(ends, data_end)
         return cls(backend, tables, start, end, activity_start, source, ends)
 
@@ -106,6 +108,16 @@ class Workspace:
         """From one full longest window after every activity table has started, to the
         end of the data (subscription history often reaches further back than events)."""
         return self.activity_start + timedelta(days=max(settings.features.windows)), self.data_end
+
+
+def _last_subscription_date(subs: ibis.Table, ends: dict[str, date], activity_end) -> date:
+    """The last date the subscriptions record: the latest start_date, or a later end_date
+    that has already passed when the activity tables end (contract ends scheduled beyond
+    them are plans, not data)."""
+    limit = pd.Timestamp(activity_end).date()
+    passed = subs.filter(subs.end_date <= ibis.date(limit)).end_date.max().execute()
+    last = ends["subscriptions"]
+    return max(last, pd.Timestamp(passed).date()) if pd.notna(passed) else last
 
 
 # Tables that record something every day of a live business: their last date is where

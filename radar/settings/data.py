@@ -162,7 +162,7 @@ class FeatureSettings(_Section):
     data_end: date | None = Field(
         None,
         description="The last day the data covers (labels are known only up to it; the default calendar ends "
-        "there). Default: the earlier of the last dates of subscriptions (latest start_date) and usage_events, "
+        "there). Default: the earlier of the last dates of subscriptions (latest start or passed end) and usage_events, "
         "so a table exported earlier than the other never looks like churn (sparse tables: tickets, feedback, "
         "touchpoints are reported, not used).",
     )
