@@ -85,6 +85,35 @@ def test_a_champion_whose_model_folder_was_deleted_is_named_with_the_repair(stor
     assert len(result.output.strip().splitlines()) <= 8
 
 
+def test_radar_score_names_a_champion_whose_files_are_gone(store, trained):
+    """`radar score` loads the champions through the same door (serving's champions use
+    `load_version`): exit 1, the broken version and the repair, no traceback."""
+    import dataclasses
+
+    from training.outcome import TARGETS
+
+    root, settings = store
+    table, outcome = trained
+    for target in ("renewal", "upsell"):  # the same tiny churn model under both served names
+        spec = dataclasses.replace(TARGETS[target], label="churned")
+        log_training_run(
+            dataclasses.replace(outcome, target=spec),
+            dataclasses.replace(table, target=spec),
+            settings,
+            source="snapshots.parquet",
+        )
+        promote(spec.model_name, settings)
+    client = MlflowClient(settings.training.tracking_uri)
+    mv = client.get_model_version("radar-renewal", "1")
+    shutil.rmtree(Path(urlparse(client.get_logged_model(mv.source.removeprefix("models:/")).artifact_location).path))
+
+    result = run("score", "--to", str(root / "scores.csv"))
+    text = " ".join(result.output.split())
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "radar-renewal v1 (the champion) cannot be read" in text and "radar promote renewal --to VERSION" in text
+    assert len(result.output.strip().splitlines()) <= 8
+
+
 def test_a_store_of_random_bytes_is_named_with_the_repair(store, make_snapshots):
     root, settings = store
     (root / "mlruns" / "mlflow.db").write_bytes(np.random.default_rng(0).bytes(64_000))
@@ -95,7 +124,9 @@ def test_a_store_of_random_bytes_is_named_with_the_repair(store, make_snapshots)
     for args in (
         ("train", "--snapshots", "mine.parquet", "--label", "churned", "--name", "mine"),
         ("promote", "renewal"),
+        ("promote", "renewal", "--to", "1"),
         ("models",),
+        ("score", "--to", str(root / "scores.csv")),
     ):
         result = run(*args)
         assert result.exit_code == 1, args
