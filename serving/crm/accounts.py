@@ -32,9 +32,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import numpy as np
 import pandas as pd
 
-from serving.crm.table import ACCOUNTS, ACTIVE, CHURNED, PCT, SCORE_COLUMNS, VISIBLE, empty, normalise
+from serving.crm.table import ACCOUNTS, ACTIVE, CHURNED, PCT, SCORE_COLUMNS, VISIBLE, empty, normalise, same_values
 
 SCORE_NAMES = [c.name for c in SCORE_COLUMNS]
 
@@ -58,10 +59,6 @@ def _same(a, b) -> bool:
     return bool(a == b)
 
 
-def _differs(a: dict, b: dict, columns) -> bool:
-    return any(not _same(a[c], b[c]) for c in columns)
-
-
 def write_time(existing: pd.DataFrame, written_at: datetime | None) -> pd.Timestamp:
     """The write's `changed_at`: now (or `written_at`), moved past the latest stored one."""
     stamp = pd.Timestamp(written_at or datetime.now(UTC))
@@ -69,6 +66,13 @@ def write_time(existing: pd.DataFrame, written_at: datetime | None) -> pd.Timest
     if len(existing) and existing["changed_at"].notna().any():
         stamp = max(stamp, existing["changed_at"].max() + pd.Timedelta(microseconds=1))
     return stamp
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as dicts (faster than `DataFrame.to_dict("records")`); missing values stay missing."""
+    columns = list(frame.columns)
+    values = [frame[c].to_numpy(dtype=object) for c in columns]
+    return [dict(zip(columns, row)) for row in zip(*values)]
 
 
 def plan_accounts(existing: pd.DataFrame, history: pd.DataFrame, written_at: datetime | None = None) -> AccountsPlan:
@@ -79,14 +83,22 @@ def plan_accounts(existing: pd.DataFrame, history: pd.DataFrame, written_at: dat
         return AccountsPlan(empty(ACCOUNTS), 0, 0, 0, stamp.to_pydatetime())
     latest = history.sort_values("as_of", kind="stable").drop_duplicates("account_id", keep="last")
     batch_as_of = max(history["as_of"])
-    stored = {r["account_id"]: r for r in existing.to_dict("records")}
+    stored = {r["account_id"]: r for r in _records(existing)}
+    # what a CSM sees, compared for every account at once (the loop below only assembles rows)
+    incoming = latest[SCORE_NAMES].assign(status=ACTIVE).reset_index(drop=True)
+    known = incoming["account_id"].isin(existing["account_id"]).to_numpy()
+    visible_moved = np.ones(len(incoming), dtype=bool)
+    if known.any():
+        before = existing.set_index("account_id").loc[incoming["account_id"][known]].reset_index()
+        visible_moved[known] = ~same_values(incoming[known].reset_index(drop=True), before, VISIBLE)
     state = dict(stored)
+    candidates: dict[str, dict] = {}
     written: dict[str, dict] = {}
     inserted = 0
-    for new in latest[SCORE_NAMES].to_dict("records"):
+    for new, visible in zip(_records(incoming), visible_moved.tolist()):
         account = new["account_id"]
         prev = stored.get(account)
-        row = {**new, "status": ACTIVE}
+        row = dict(new)
         if prev is None:
             row.update(status_since=new["as_of"], previous_as_of=None, previous_risk_tier=None, changed=True)
             row.update({f"previous_{c}": None for c in PCT}, changed_at=stamp)
@@ -96,17 +108,22 @@ def plan_accounts(existing: pd.DataFrame, history: pd.DataFrame, written_at: dat
         was_churned = prev["status"] == CHURNED
         if new["as_of"] < (prev["status_since"] if was_churned else prev["as_of"]):
             continue  # an older snapshot never moves the current row
-        visible = _differs(row, prev, VISIBLE)
         if was_churned or new["as_of"] > prev["as_of"]:  # a new snapshot: the stored values become the previous
             row.update(previous_as_of=prev["as_of"], previous_risk_tier=prev["risk_tier"], changed=visible)
             row.update({f"previous_{c}": prev[c] for c in PCT})
             row["status_since"] = new["as_of"] if was_churned else prev["status_since"]
         else:  # the same snapshot again
             row.update({c: prev[c] for c in ("previous_as_of", "previous_risk_tier", "status_since")})
-            row.update({f"previous_{c}": prev[f"previous_{c}"] for c in PCT}, changed=visible or prev["changed"])
+            row.update({f"previous_{c}": prev[f"previous_{c}"] for c in PCT}, changed=visible or bool(prev["changed"]))
         row["changed_at"] = stamp if visible else prev["changed_at"]
-        if _differs(row, prev, ACCOUNTS.compared):
-            state[account] = written[account] = row
+        candidates[account] = row
+    if candidates:  # rows equal to the stored ones (scored_at aside) are not rewritten
+        frame = normalise(pd.DataFrame(list(candidates.values())), ACCOUNTS)
+        before = existing.set_index("account_id").loc[frame["account_id"]].reset_index()
+        moved = ~same_values(frame, before, ACCOUNTS.compared)
+        for account, row in zip(frame["account_id"], moved.tolist()):
+            if row:
+                state[account] = written[account] = candidates[account]
     for account, row in state.items():  # not in the latest snapshot: its subscriptions ended
         if row["status"] == ACTIVE and row["as_of"] < batch_as_of:
             gone = {**row, "status": CHURNED, "status_since": batch_as_of, "changed": True, "changed_at": stamp}

@@ -20,7 +20,6 @@ derived from those by the writer.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -258,18 +257,23 @@ def normalise(frame: pd.DataFrame, table: CrmTable = HISTORY) -> pd.DataFrame:
             out[c.name] = col.map(lambda v: v if v is None or pd.isna(v) else str(v).lower() in ("true", "1"))
             out[c.name] = out[c.name].astype(bool) if out[c.name].notna().all() else out[c.name].astype(object)
         elif c.kind == "date":
-            out[c.name] = pd.Series(
-                [None if pd.isna(v) else v for v in pd.to_datetime(col).dt.date], index=col.index, dtype=object
-            )
+            days = pd.to_datetime(col)
+            out[c.name] = _objects(days.dt.date.astype(object), days.isna())
         elif c.kind == "timestamp":
             out[c.name] = pd.to_datetime(col, utc=True, format="mixed").astype("datetime64[us, UTC]")
         else:
-            out[c.name] = pd.Series([None if _missing(v) else str(v) for v in col], index=col.index, dtype=object)
+            text = _objects(col.astype(object), col.isna())
+            if pd.api.types.infer_dtype(text, skipna=True) not in ("string", "empty"):
+                text = _objects(text.map(lambda v: v if v is None else str(v)), text.isna())
+            out[c.name] = text
     return pd.DataFrame(out).reset_index(drop=True)
 
 
-def _missing(v) -> bool:
-    return v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
+def _objects(values: pd.Series, missing: pd.Series) -> pd.Series:
+    """An object Series with None where `missing`."""
+    array = values.to_numpy(dtype=object, copy=True)
+    array[missing.to_numpy(dtype=bool)] = None
+    return pd.Series(array, index=values.index, dtype=object)
 
 
 def to_arrow(rows: pd.DataFrame, table: CrmTable = HISTORY) -> pa.Table:
@@ -301,13 +305,14 @@ def same_values(a: pd.DataFrame, b: pd.DataFrame, columns: list[str]) -> np.ndar
     (two missing values are the same)."""
     equal = np.ones(len(a), dtype=bool)
     for c in columns:
-        x, y = a[c].reset_index(drop=True), b[c].reset_index(drop=True)
-        both_missing = (x.isna() & y.isna()).to_numpy(dtype=bool)
-        one_missing = (x.isna() ^ y.isna()).to_numpy(dtype=bool)
-        eq = np.array(
-            [not (m or n) and bool(u == v) for u, v, m, n in zip(x, y, both_missing, one_missing)], dtype=bool
-        )
-        equal &= both_missing | eq
+        x, y = a[c], b[c]
+        xm, ym = x.isna().to_numpy(dtype=bool), y.isna().to_numpy(dtype=bool)
+        xv, yv = x.to_numpy(dtype=object), y.to_numpy(dtype=object)
+        eq = np.zeros(len(a), dtype=bool)
+        both = ~xm & ~ym
+        if both.any():
+            eq[both] = np.asarray(xv[both] == yv[both], dtype=bool)
+        equal &= (xm & ym) | eq
     return equal
 
 
