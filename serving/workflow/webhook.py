@@ -35,6 +35,7 @@ from email.utils import parsedate_to_datetime
 
 import duckdb
 import httpx
+import pandas as pd
 import tenacity
 
 from radar.settings import AlertSettings
@@ -221,10 +222,21 @@ def deliver(
             ).encode()
             outcome, code, why, attempts = _post_batch(client, url, body, batch_key(keys), cfg, sleep, report)
             if outcome == "ok":
-                con.executemany(
-                    f"INSERT OR REPLACE INTO {DELIVERIES} VALUES (?, ?, ?, ?, ?, ?)",
-                    [[k, endpoint, a.key, stamp, code, attempts] for k, a in zip(keys, batch)],
+                rows = pd.DataFrame(  # one statement per batch (executemany runs one per row)
+                    {
+                        "idempotency_key": keys,
+                        "endpoint": endpoint,
+                        "key": [a.key for a in batch],
+                        "delivered_at": pd.Timestamp(stamp),
+                        "status_code": code,
+                        "attempts": attempts,
+                    }
                 )
+                con.register("delivered_batch", rows)
+                try:
+                    con.execute(f"INSERT OR REPLACE INTO {DELIVERIES} SELECT * FROM delivered_batch")
+                finally:
+                    con.unregister("delivered_batch")
                 report.sent += [a.key for a in batch]
                 report.batches += 1
             elif outcome == "rejected":
