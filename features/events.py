@@ -110,7 +110,7 @@ def type_counts(events: ibis.Table, before: date | None = None) -> pd.DataFrame:
     q = events.quantity
     return (
         events.group_by("event_type")
-        .aggregate(events=_.count(), with_quantity=(q.notnull() & (q != 1)).cast("int64").sum())
+        .aggregate(events=_.count(), with_quantity=ibis.ifelse(q.notnull() & (q != 1), 1, 0).sum())
         .execute()
     )
 

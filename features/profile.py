@@ -134,7 +134,7 @@ def profile_events(events: ibis.Table, cfg: FeatureSettings) -> EventProfile:
             users=_.user_id.nunique(),
             first=_.occurred_at.min(),
             last=_.occurred_at.max(),
-            with_quantity=(q.notnull() & (q != 1)).cast("int64").sum(),
+            with_quantity=ibis.ifelse(q.notnull() & (q != 1), 1, 0).sum(),
         )
         .execute()
     )

@@ -32,6 +32,7 @@ from features.sampledata import generate_workspace
 from features.snapshot import KEY, LABELS, Workspace
 from radar.cli import app
 from radar.settings import Settings
+from tests.features.test_event_features import add_foreign_events, assert_foreign_features
 
 START, END = date(2026, 3, 31), date(2026, 10, 31)
 
@@ -63,6 +64,7 @@ def local(tmp_path_factory) -> Settings:
     generate_workspace(root / "ws", accounts=60, years=1, seed=3)
     settings = Settings(output_dir=root / "local")
     ingest_workspace(root / "ws", settings)
+    add_foreign_events(settings.database_path)  # per-event features of names of another product's
     build_features(settings, START, END)
     return settings
 
@@ -99,6 +101,10 @@ def test_snapshots_from_postgresql_equal_those_from_duckdb(local, workspace_url,
     other = [c for c in expected.columns if c not in numeric]
     pd.testing.assert_frame_equal(got[other], expected[other])
     assert got.filter(like="_red_").notna().to_numpy().sum() > 0  # text signals came through
+    assert_foreign_features(got)
+    assert (tmp_path / "out" / "event_features.json").read_text() == (
+        local.output_dir / "event_features.json"
+    ).read_text()
 
     # the outputs are local: snapshots and evidence in the local database, the report beside them
     with (

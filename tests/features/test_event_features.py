@@ -215,3 +215,31 @@ def test_the_build_records_its_types_and_the_registry_and_reasons_use_them(works
     (tmp_path / per_event.RECORD_FILE).write_text("{not json")
     with pytest.raises(ValueError, match="build-features"):
         feature_registry(s)
+
+
+FOREIGN = ("Export Report!", "canvas-opened")  # names of another product's, one carrying an amount
+
+
+def add_foreign_events(database) -> None:
+    """Add events named after another product's actions to an ingested workspace database
+    (for the engine equivalence tests): `Export Report!` with amounts beside every third
+    login, `canvas-opened` beside every dashboard view."""
+    import duckdb
+
+    with duckdb.connect(str(database)) as con:
+        con.execute(
+            "INSERT INTO usage_events (account_id, occurred_at, event_type, user_id, quantity) "
+            "SELECT account_id, occurred_at, 'Export Report!', user_id, (hash(user_id) % 40) * 1.25 + 0.5 "
+            "FROM usage_events WHERE event_type = 'login' AND hash(account_id || CAST(occurred_at AS VARCHAR)) % 3 = 0"
+        )
+        con.execute(
+            "INSERT INTO usage_events (account_id, occurred_at, event_type, user_id, quantity) "
+            "SELECT account_id, occurred_at, 'canvas-opened', user_id, 1.0 "
+            "FROM usage_events WHERE event_type = 'feature_dashboards'"
+        )
+
+
+def assert_foreign_features(snapshots: pd.DataFrame) -> None:
+    """The per-event features of the added types are there and vary."""
+    for name in ("ev_export_report__quantity_28d", "ev_export_report__per_user_90d", "ev_canvas_opened__users_28d"):
+        assert name in snapshots.columns and snapshots[name].nunique() > 3, name

@@ -19,6 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from radar.settings import ConfigError, load_settings
+from tests.features.test_event_features import add_foreign_events, assert_foreign_features
 
 AS_OF = (date(2026, 6, 30), date(2026, 8, 31))  # first and last of 3 month-ends, labels partly known
 TEXT_BATCH = 200  # several batches of texts on either engine (the sample has about 1,000 texts)
@@ -43,6 +44,7 @@ def builds(tmp_path_factory, spark_required):
             "INSERT INTO label_blackouts SELECT DISTINCT account_id, DATE '2020-01-01', 1 FROM subscriptions "
             "WHERE account_id LIKE '%1'"
         )
+    add_foreign_events(on_duckdb.database_path)  # per-event features of names of another product's
     gc.collect()  # let ingest's DuckDB connection go before the database is copied
     (root / "spark").mkdir()
     shutil.copy(on_duckdb.database_path, root / "spark" / on_duckdb.database_name)
@@ -80,7 +82,7 @@ def _assert_same_frames(duck: pd.DataFrame, spark: pd.DataFrame, what: str) -> N
 
 @pytest.mark.slow
 def test_spark_and_duckdb_build_identical_snapshots(builds):
-    results, _, _ = builds
+    results, on_duckdb, on_spark = builds
     (duck_result, duck, duck_types), (spark_result, spark, spark_types) = results["duckdb"], results["spark"]
     assert spark_types == duck_types
     snaps = duck["snapshots"]
@@ -91,6 +93,10 @@ def test_spark_and_duckdb_build_identical_snapshots(builds):
     assert snaps.next_renewal.notna().any() and snaps.next_renewal.isna().any()  # open-ended lines: none
     assert snaps.label_end_by_renewal.notna().all()
     assert spark_result.rows == duck_result.rows
+    assert_foreign_features(snaps)  # compared below with every other column
+    assert (on_spark.output_dir / "event_features.json").read_text() == (
+        on_duckdb.output_dir / "event_features.json"
+    ).read_text()
     # the accounts with a rejected subscription row (label_blackouts) have unknown labels on both engines
     blacked = snaps[snaps.account_id.str.endswith("1")]
     assert len(blacked) and blacked.churned.isna().all() and blacked.churned_by_renewal.isna().all()
