@@ -311,3 +311,19 @@ def test_leadership_page_section(shifted, steady):
     assert "No retraining needed" in section(*steady[:2])
     html = ENV.get_template("leadership.html").render(**context)  # no report saved: no section
     assert "Are the scores still right?" not in html
+
+
+def test_no_workspace_or_no_champion_is_a_clear_error(steady, tmp_path):
+    from radar.cli import app
+    from serving.workflow.monitor import MonitorError, run_monitor
+
+    settings, models, _ = steady
+    with pytest.raises(MonitorError, match="no workspace database at"):
+        run_monitor(settings.model_copy(update={"output_dir": tmp_path / "none"}), models)
+    (tmp_path / "radar.toml").write_text(
+        f'output_dir = "{tmp_path / "out"}"\n[training]\ntracking_uri = "sqlite:///{tmp_path / "empty.db"}"\n'
+    )
+    got = CliRunner().invoke(
+        app, ["--config", str(tmp_path / "radar.toml"), "monitor"], env={"RADAR_CONFIG_FILE": None}
+    )
+    assert got.exit_code == 1 and "no champion version" in got.output and "Traceback" not in got.output
