@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,7 +17,10 @@ from radar.settings import load_settings
 
 AS_OF = date(2024, 6, 30)
 DATA_END = date(2025, 3, 31)
-SETTINGS = load_settings(features={"windows": (28, 90)})
+# an output folder of its own: no recorded per-event choice of another build is read
+SETTINGS = load_settings(
+    output_dir=Path(tempfile.mkdtemp(prefix="radar-snapshot-tests-")), features={"windows": (28, 90)}
+)
 TEXTS = [
     "We plan to renew next quarter.",
     "We are looking at other vendors. The price is too expensive.",
