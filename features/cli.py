@@ -334,8 +334,9 @@ def print_profile(result) -> None:
     from features.profile import ROLE_FEATURES
 
     table = Table(title=f"{len(result.types):,} event types, {result.events:,} events")
-    for col in ("event type", "events", "accounts", "users", "first", "last", "quantity", "role"):
-        table.add_column(col, justify="right" if col in ("events", "accounts", "users", "quantity") else "left")
+    numbers = ("events", "accounts", "users", "with quantity", "quantity total")
+    for col in ("event type", *numbers[:3], "first", "last", *numbers[3:], "role"):
+        table.add_column(col, justify="right" if col in numbers else "left")
     for t in result.types:
         role = ", ".join(t.roles) if t.roles else f"[yellow]unmapped[/yellow] (suggested: {t.suggested})"
         table.add_row(
@@ -346,6 +347,7 @@ def print_profile(result) -> None:
             f"{t.first:%Y-%m-%d}" if t.first else "",
             f"{t.last:%Y-%m-%d}" if t.last else "",
             f"{t.with_quantity:,}" if t.with_quantity else "",
+            f"{t.quantity_total:,.2f}" if t.with_quantity else "",
             role,
         )
     console.print(table)

@@ -82,6 +82,7 @@ class TypeProfile:
     first: datetime | None
     last: datetime | None
     with_quantity: int  # events whose quantity is present and not the default 1
+    quantity_total: float  # the sum of those quantities
     roles: list[str]  # roles it is mapped to in the settings
     suggested: str | None  # for an unmapped type: the role its name suggests
 
@@ -135,6 +136,7 @@ def profile_events(events: ibis.Table, cfg: FeatureSettings) -> EventProfile:
             first=_.occurred_at.min(),
             last=_.occurred_at.max(),
             with_quantity=ibis.ifelse(q.notnull() & (q != 1), 1, 0).sum(),
+            quantity_total=q.sum(where=q.notnull() & (q != 1)).cast("float64"),
         )
         .execute()
     )
@@ -153,6 +155,7 @@ def profile_events(events: ibis.Table, cfg: FeatureSettings) -> EventProfile:
                 _when(r.first),
                 _when(r.last),
                 int(r.with_quantity or 0),
+                0.0 if pd.isna(r.quantity_total) else float(r.quantity_total),
                 roles,
                 None if roles else suggest_role(r.event_type),
             )

@@ -70,7 +70,8 @@ def test_types_are_listed_with_their_counts_accounts_users_and_dates():
     signed = by_name["user_signed_in"]
     assert (signed.events, signed.accounts, signed.users) == (4, 2, 3)
     assert signed.first == datetime(2024, 1, 3, 9) and signed.last == datetime(2024, 2, 11, 8)
-    assert by_name["invoiceSent"].with_quantity == 1 and by_name["canvas_opened"].with_quantity == 0
+    assert by_name["invoiceSent"].with_quantity == 1 and by_name["invoiceSent"].quantity_total == 120.0
+    assert by_name["canvas_opened"].with_quantity == 0 and by_name["canvas_opened"].quantity_total == 0
     assert result.events == len(ROWS)
     assert all(t.roles == [] for t in result.types)  # nothing matches the default names
     assert result.unmapped_roles == ["login", "value", "setup", "onboarding", "feature"]
