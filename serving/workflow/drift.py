@@ -76,6 +76,11 @@ def _median(values) -> float | None:
     return None if pd.isna(m) else float(m)
 
 
+def _mean(values) -> float | None:
+    m = pd.to_numeric(pd.Series(values), errors="coerce").mean(skipna=True)
+    return None if pd.isna(m) else float(m)
+
+
 def _missing_share(values) -> float:
     s = pd.Series(values)
     return float(s.isna().mean()) if len(s) else float("nan")
@@ -93,7 +98,7 @@ def feature_drift(
 ) -> pd.DataFrame:
     """One row per input of `features` present in both frames, largest PSI first:
     feature, categorical, psi, median_train / median_recent (numeric; the recorded
-    training median when given), category / share_train / share_recent (categorical: the
+    training median when given), mean_train / mean_recent (numeric), category / share_train / share_recent (categorical: the
     bin whose share moved most), missing_train / missing_recent (shares), rank (importance,
     1 = most important; None when not ranked)."""
     categories = categories or {}
@@ -123,6 +128,8 @@ def feature_drift(
             row.update(
                 median_train=float(recorded) if recorded is not None else _median(train[f]),
                 median_recent=_median(recent[f]),
+                mean_train=_mean(train[f]),
+                mean_recent=_mean(recent[f]),
             )
         row["psi"] = psi(e, a)
         rows.append(row)
@@ -132,6 +139,8 @@ def feature_drift(
         "psi",
         "median_train",
         "median_recent",
+        "mean_train",
+        "mean_recent",
         "category",
         "share_train",
         "share_recent",
@@ -150,7 +159,8 @@ def _pct(v: float) -> str:
 
 def mover_sentence(row: Mapping, registry=None) -> str:
     """One drift row in words: "'Logins per active user, last 28 days' moved (PSI 0.41): median 12 -> 4.10".
-    The description and the value format come from the feature registry when it knows the feature."""
+    The description and the value format come from the feature registry when it knows the feature;
+    the means are added when the medians read the same."""
     name = str(row["feature"])
     spec = registry[name] if registry is not None and name in registry else None
     label = spec.description if spec is not None else name
@@ -159,8 +169,10 @@ def mover_sentence(row: Mapping, registry=None) -> str:
     if row.get("categorical"):
         change = f"'{row['category']}' {_pct(row['share_train'])} -> {_pct(row['share_recent'])} of accounts"
     else:
-        before, after = row.get("median_train"), row.get("median_recent")
-        change = f"median {value(_num(before))} -> {value(_num(after))}"
+        before, after = value(_num(row.get("median_train"))), value(_num(row.get("median_recent")))
+        change = f"median {before} -> {after}"
+        if before == after and _num(row.get("mean_train")) is not None and _num(row.get("mean_recent")) is not None:
+            change += f" (mean {value(_num(row['mean_train']))} -> {value(_num(row['mean_recent']))})"
     missing_before, missing_after = row.get("missing_train"), row.get("missing_recent")
     if (
         missing_before is not None

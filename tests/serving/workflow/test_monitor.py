@@ -97,6 +97,10 @@ def test_feature_drift_finds_and_names_the_mover():
         }
     )
     assert gone == "'x' moved (PSI 0.50): median 3.00 -> missing; missing for 0% -> 100% of accounts"
+    same_median = {"feature": "x", "psi": 0.3, "median_train": 1.0, "median_recent": 1.0}
+    assert mover_sentence(same_median | {"mean_train": 0.8, "mean_recent": 0.45}).endswith(
+        "median 1.00 -> 1.00 (mean 0.80 -> 0.45)"
+    )
 
 
 def test_reliability_and_figures_by_hand():
