@@ -630,7 +630,7 @@ def churn_events_of(settings: Settings) -> pd.DataFrame | None:
     try:
         if "subscriptions" not in set(backend.list_tables()):
             return None
-        ws = Workspace.from_backend(backend)
+        ws = Workspace.from_backend(backend, settings.features.data_end)
         events = churn_events(ws.tables["subscriptions"], settings.domain.grace_days, ws.data_end).to_pandas()
     finally:
         backend.disconnect()
