@@ -51,6 +51,7 @@ def main(
 
 for sub in (features_cli.app, training_cli.app, serving_cli.app, workflow_cli.app):
     app.registered_commands.extend(sub.registered_commands)
+    app.registered_groups.extend(sub.registered_groups)  # e.g. `radar users ...`, `radar keys ...`
 
 if __name__ == "__main__":
     app()

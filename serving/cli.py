@@ -321,6 +321,134 @@ def _print_ranking(title: str, rows, value_col: str, target: str) -> None:
         )
 
 
+# --- people and keys (serving.web.users, serving.web.keys): `radar users ...`, `radar keys ...` ---
+
+users_app = typer.Typer(help="People who sign in to the web pages (/ui): csm, leader or admin.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys, one per integration (scope score or read).", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(keys_app, name="keys")
+
+
+def _password(stdin: bool) -> str:
+    import sys
+
+    if stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@users_app.command("add")
+def users_add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The name they sign in with.")],
+    role: Annotated[str, typer.Option(help="csm (their own accounts), leader (every account) or admin.")],
+    owner: Annotated[
+        str | None, typer.Option(help="A csm's csm_owner value in the accounts table (default: their name).")
+    ] = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+    replace: Annotated[bool, typer.Option(help="Change an existing user's role, owner and password.")] = False,
+) -> None:
+    """Add a user of the web pages (asks for the password twice; stored as an argon2 hash)."""
+    from serving.web.access import AccessError, access_path
+    from serving.web.users import ROLES, check_name, check_password
+
+    path = access_path(_settings(ctx))
+    if role not in ROLES:
+        console.print(f"[red]error:[/red] --role must be one of {', '.join(ROLES)}, not {escape(role[:40])!r}")
+        raise typer.Exit(2)
+    try:
+        check_name(name)
+        password = check_password(_password(password_stdin))
+        from serving.web.users import add_user
+
+        user = add_user(path, name, role, password, owner=owner, replace=replace)
+    except AccessError as exc:
+        raise _fail(str(exc)) from exc
+    sees = f"the accounts of {user.owner or user.name}" if user.role == "csm" else "every account"
+    console.print(f"user {escape(user.name)} ({user.role}) saved: sees {escape(sees)}", highlight=False)
+
+
+@users_app.command("remove")
+def users_remove(ctx: typer.Context, name: Annotated[str, typer.Argument(help="The user to remove.")]) -> None:
+    """Remove a user; their sign-ins end at once."""
+    from serving.web.access import AccessError, access_path
+    from serving.web.users import remove_user
+
+    try:
+        remove_user(access_path(_settings(ctx)), name)
+    except AccessError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"user {escape(name)} removed", highlight=False)
+
+
+@users_app.command("list")
+def users_list(ctx: typer.Context) -> None:
+    """The users, their roles and whose accounts a csm sees."""
+    from serving.web.access import access_path
+    from serving.web.users import list_users
+
+    rows = list_users(access_path(_settings(ctx)))
+    if not rows:
+        console.print("no users yet: add one with `radar users add NAME --role csm|leader|admin`", highlight=False)
+    for r in rows:
+        book = f"accounts of {r['owner'] or r['name']}" if r["role"] == "csm" else "every account"
+        console.print(f"{escape(r['name'])}  {r['role']}  {escape(book)}  since {r['created_at']}", highlight=False)
+
+
+@keys_app.command("add")
+def keys_add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The integration's name (shown in each request's log line).")],
+    scope: Annotated[str, typer.Option(help="score (POST /score, /score_accounts) or read (/accounts, /ui).")],
+) -> None:
+    """Create an API key and print it once (only its hash is kept)."""
+    from serving.web.access import AccessError, access_path
+    from serving.web.keys import SCOPES, add_key
+
+    if scope not in SCOPES:
+        console.print(f"[red]error:[/red] --scope must be one of {', '.join(SCOPES)}, not {escape(scope[:40])!r}")
+        raise typer.Exit(2)
+    try:
+        key = add_key(access_path(_settings(ctx)), name, scope)
+    except AccessError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"key {escape(name)} ({scope}); shown only now, send it as 'Authorization: Bearer <key>':")
+    print(key, flush=True)
+
+
+@keys_app.command("revoke")
+def keys_revoke(ctx: typer.Context, name: Annotated[str, typer.Argument(help="The key to revoke.")]) -> None:
+    """Revoke a key: its requests answer 401 from now on."""
+    from serving.web.access import AccessError, access_path
+    from serving.web.keys import revoke_key
+
+    try:
+        revoke_key(access_path(_settings(ctx)), name)
+    except AccessError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"key {escape(name)} revoked", highlight=False)
+
+
+@keys_app.command("list")
+def keys_list(ctx: typer.Context) -> None:
+    """The keys: name, scope, first characters, created, revoked (never the keys themselves)."""
+    from serving.web.access import access_path
+    from serving.web.keys import DEFAULT, list_keys
+
+    settings = _settings(ctx)
+    rows = list_keys(access_path(settings))
+    if settings.serving.api_token is not None:
+        console.print(f"{DEFAULT}  score+read  (serving.api_token)", highlight=False)
+    if not rows and settings.serving.api_token is None:
+        console.print("no keys yet: add one with `radar keys add NAME --scope score|read`", highlight=False)
+    for r in rows:
+        state = f"revoked {r['revoked_at']}" if r["revoked_at"] else "active"
+        console.print(
+            f"{escape(r['name'])}  {r['scope']}  {escape(r['prefix'])}…  created {r['created_at']}  {state}",
+            highlight=False,
+        )
+
+
 if __name__ == "__main__":  # `radar serve` runs the server through this guard: LIMIT FAILURES_FILE COMMAND...
     import sys
 

@@ -35,7 +35,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # LightGBM threads must not
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")  # no usage reports leave the machine
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no download bars in the service log
 
-import hmac
 import logging
 from datetime import UTC, date, datetime
 from typing import Annotated
@@ -53,7 +52,10 @@ from serving.scoring.champions import LiveChampions, NoChampion, load_champions
 from serving.scoring.portfolio import Portfolio, WorkspaceUnavailable
 from serving.scoring.schemas import Driver, ModelRef, ScoreResponse, records_frame, request_models, response_json
 from serving.scoring.score import ScoringModels, lineage_words, score_frame
-from serving.web.app import UI_PATH, ui_refusal, web_app
+from serving.web.access import access_path
+from serving.web.app import UI_PATH, web_app
+from serving.web.keys import KeyInLog, any_keys, bearer, check_key, note_key
+from serving.web.limits import BodyLimit, bounded, install_header_timeout
 
 log = logging.getLogger("radar.service")
 
@@ -207,27 +209,32 @@ class ClientErrorsInOneLine(logging.Filter):
 
 
 logging.getLogger("bentoml._internal.server.http_app").addFilter(ClientErrorsInOneLine())
+logging.getLogger("bentoml.access").addFilter(KeyInLog())  # each request's line names its API key
 
 
 class BearerToken:
-    """ASGI middleware: with a token configured, scoring and listing paths need it (401)."""
+    """ASGI middleware: with a token or an API key configured, scoring paths need a key with the
+    `score` scope and listing paths one with `read` (401); serving.api_token is the key
+    `default` with both. The pages under /ui check keys and sign-ins themselves (serving.web)."""
 
-    def __init__(self, app, token: str | None = None):
+    def __init__(self, app, token: str | None = None, access_file=None):
         self.app = app
-        self.token = token.encode() if token else None
+        self.token = token
+        self.access_file = access_file
 
     async def __call__(self, scope, receive, send):
-        if self.token is None or scope["type"] != "http" or not scope["path"].startswith(PROTECTED):
+        if scope["type"] != "http" or not scope["path"].startswith(PROTECTED) or scope["path"].startswith(UI_PATH):
             return await self.app(scope, receive, send)
-        header = dict(scope.get("headers") or []).get(b"authorization", b"")
-        scheme, _, given = header.partition(b" ")
-        if scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self.token):
+        given = bearer(scope.get("headers") or [])
+        if self.token is None and not any_keys(self.access_file):
+            return await self.app(scope, receive, send)  # nothing configured: open (a local demo)
+        key = check_key(self.access_file, self.token, given or "")
+        wanted = "read" if scope["path"].startswith("/accounts") else "score"
+        if key is not None and wanted in key.scopes:
+            note_key(key.name)
             return await self.app(scope, receive, send)
-        if scope["path"].startswith(UI_PATH):  # the web pages: a sign-in cookie, else the login page
-            refused = ui_refusal(scope, self.token)
-            return await (self.app if refused is None else refused)(scope, receive, send)
         response = JSONResponse(
-            {"error": "unauthorized: send 'Authorization: Bearer <token>'"},
+            {"error": f"unauthorized: send 'Authorization: Bearer <key>' with an active key of scope '{wanted}'"},
             status_code=401,
             headers={"WWW-Authenticate": "Bearer"},
         )
@@ -340,6 +347,7 @@ class RadarService:
             frame, missing = self.portfolio.snapshots_of(list(dict.fromkeys(account_ids)))
         except WorkspaceUnavailable as exc:
             return unavailable(exc)
+        missing = [bounded(m, self.settings.serving.echo_chars) for m in missing]  # never echo a huge id whole
         if frame.empty:
             return ScoreAccountsResponse(
                 accounts=[],
@@ -423,5 +431,11 @@ def _champions_or_exit(settings: Settings) -> ScoringModels:
 
 
 _token = SETTINGS.serving.api_token
-RadarService.add_asgi_middleware(BearerToken, token=_token.get_secret_value() if _token else None)  # outermost
+install_header_timeout(SETTINGS.serving.header_timeout_s)  # uvicorn has none of its own (serving.web.limits)
+RadarService.add_asgi_middleware(  # outermost: no body beyond serving.max_body_bytes reaches anything
+    BodyLimit, max_bytes=SETTINGS.serving.max_body_bytes, timeout_s=SETTINGS.serving.body_timeout_s
+)
+RadarService.add_asgi_middleware(
+    BearerToken, token=_token.get_secret_value() if _token else None, access_file=access_path(SETTINGS)
+)
 RadarService.add_asgi_middleware(BadBody)

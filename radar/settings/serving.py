@@ -91,6 +91,36 @@ class ServingSettings(_Section):
         "RADAR_SERVING__API_TOKEN environment variable rather than in a file.",
     )
 
+    access_file: Path | None = Field(
+        None,
+        description="The users, API keys and web sign-in sessions (an SQLite file, written by `radar users`, "
+        "`radar keys` and the service's sign-ins); unset = access.sqlite in output_dir.",
+    )
+    max_body_bytes: int = Field(
+        10 * 1024 * 1024,
+        gt=0,
+        description="Largest request body accepted (bytes, default 10 MB); a larger one answers 413 as soon as "
+        "that many bytes arrived, whatever Content-Length said.",
+    )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a client may take to send a request's headers (from connecting, or from the end of "
+        "its previous request) before the connection is closed.",
+    )
+    body_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds a client may take to send a request's whole body before it answers 408.",
+    )
+    echo_chars: int = Field(
+        100,
+        ge=8,
+        le=10_000,
+        description="Longest client-given id echoed back in a response (e.g. `not_found`); longer ones are cut "
+        "with a marker.",
+    )
+
     @model_validator(mode="after")
     def _ordered(self) -> ServingSettings:
         if self.red_lift < self.yellow_lift:
@@ -405,7 +435,7 @@ class UiSettings(_Section):
     login_hours: int = Field(
         12,
         ge=1,
-        description="With serving.api_token set, how long a /ui/login sign-in lasts (a cookie).",
+        description="How long a /ui/login sign-in lasts (a server-side session; signing out ends it at once).",
     )
 
 

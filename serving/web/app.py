@@ -6,19 +6,17 @@ page (the Content-Security-Policy forbids it). The pages only read: the scored p
 the service holds (`serving.scoring.portfolio`), one account's records and the open alerts from
 the workspace database (`serving.web.reads`).
 
-Sign-in: with `serving.api_token` set, /ui is guarded like the API. A browser signs in
-once at /ui/login with the token and gets a cookie (HttpOnly, SameSite=Lax, path /ui,
-valid `ui.login_hours`) holding an expiry signed with the token, not the token itself;
-changing the token signs everyone out. Scripts may send `Authorization: Bearer` instead.
+Sign-in (serving.web.sessions, serving.web.users): people sign in at /ui/login with the
+name and password `radar users add` gave them and get a server-side session that
+sign-out ends; a CSM sees only the accounts they own, a leader or admin every account.
+Scripts may send `Authorization: Bearer <key>` instead (an API key with the `read` scope,
+or serving.api_token). With no users, no keys and no token (a local demo) the pages are
+open to anyone who can reach them.
 """
 
 # no `from __future__ import annotations`: FastAPI resolves the route closures' annotations
-import hashlib
-import hmac
 import threading
-import time
 from collections.abc import Callable
-from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, parse_qsl, quote
@@ -26,7 +24,10 @@ from urllib.parse import parse_qs, parse_qsl, quote
 import pandas as pd
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection
 
 from serving.render.templating import environment
 from serving.scoring.decisions import pct as risk_pct
@@ -34,6 +35,9 @@ from serving.scoring.decisions import times_typical
 from serving.scoring.explain import likelihood_of
 from serving.scoring.portfolio import WorkspaceUnavailable
 from serving.scoring.score import score_frame
+from serving.web.access import access_path
+from serving.web.keys import any_keys, bearer, check_key, note_key
+from serving.web.limits import bounded
 from serving.web.pages import (
     TABS,
     TIERS,
@@ -46,11 +50,21 @@ from serving.web.pages import (
     query_from,
 )
 from serving.web.reads import AlertQueue, account_records
+from serving.web.sessions import (
+    CSRF,
+    VIEWER,
+    Sessions,
+    csrf_token,
+    sign_in,
+    sign_out,
+    signed_in_user,
+    viewer,
+)
+from serving.web.users import OPEN, Viewer, any_users, authenticate, viewer_of
 from serving.workflow.scorecard import measures_of, portfolio_levels
 
 UI_PATH = "/ui"
-OPEN_PATHS = (f"{UI_PATH}/login",)  # reachable without signing in
-COOKIE = "radar_ui"
+OPEN_ROUTES = ("/login",)  # reachable without signing in
 HERE = Path(__file__).parent
 CSS = (HERE / "static" / "radar.css").read_text(encoding="utf-8")
 HEADERS = {
@@ -65,39 +79,63 @@ HEADERS = {
 # --- sign-in ---
 
 
-def _signature(token: bytes, expires: int) -> str:
-    return hmac.new(token, f"account-radar ui until {expires}".encode(), hashlib.sha256).hexdigest()
+def sign_in_configured(settings) -> bool:
+    """Whether the pages need a sign-in: a token, an API key or a user exists."""
+    path = access_path(settings)
+    return settings.serving.api_token is not None or any_users(path) or any_keys(path)
 
 
-def session_cookie(token: bytes, hours: int, now: float | None = None) -> str:
-    """The cookie value: an expiry (epoch seconds) and its signature with the token."""
-    expires = int((now or time.time()) + hours * 3600)
-    return f"{expires}.{_signature(token, expires)}"
+def _route(scope) -> str:
+    """The path inside the pages (without the /ui mount)."""
+    path, root = scope.get("path", ""), scope.get("root_path", "")
+    return path[len(root) :] or "/" if root and path.startswith(root) else path
 
 
-def valid_session(value: str, token: bytes, now: float | None = None) -> bool:
-    expires, _, signature = value.partition(".")
-    if not expires.isdigit() or int(expires) < (now or time.time()):
-        return False
-    return hmac.compare_digest(signature.encode(), _signature(token, int(expires)).encode())
+class SignInGuard:
+    """ASGI middleware (inside `Sessions`): who is asking. A bearer header must be an active key
+    with the `read` scope (else 401); otherwise the session's user; otherwise, when sign-in is
+    configured, the login page (303). The Viewer is left in the scope's state for the pages."""
 
+    def __init__(self, app, service_of: Callable[[], Any]):
+        self.app, self.service_of = app, service_of
 
-def _cookie_of(headers: dict) -> str:
-    try:
-        jar = SimpleCookie(headers.get(b"cookie", b"").decode("latin-1"))
-    except CookieError:
-        return ""
-    return jar[COOKIE].value if COOKIE in jar else ""
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        settings = self.service_of().settings
+        path = access_path(settings)
+        state = scope.setdefault("state", {})
+        given = bearer(scope.get("headers") or [])
+        if given is not None:
+            token = settings.serving.api_token
+            key = check_key(path, token.get_secret_value() if token else None, given)
+            if key is None or "read" not in key.scopes:
+                refused = Response(
+                    "unauthorized: the key is not an active API key with the read scope\n",
+                    status_code=401,
+                    media_type="text/plain",
+                    headers={"WWW-Authenticate": "Bearer", **HEADERS},
+                )
+                return await refused(scope, receive, send)
+            note_key(key.name)
+            state[VIEWER] = Viewer(key.name, "key", None)
+            return await self.app(scope, receive, send)
+        conn = HTTPConnection(scope)
+        user = signed_in_user(conn, path)
+        if user is not None:
+            state[VIEWER] = viewer_of(user)
+        elif not sign_in_configured(settings):
+            state[VIEWER] = OPEN
+            if not isinstance(conn.session.get(CSRF), str):  # the demo's forms post a token too
+                import secrets
 
-
-def ui_refusal(scope, token: bytes) -> Response | None:
-    """For a /ui request without a valid bearer header: None when it may pass (the login
-    page, or a valid sign-in cookie), else the redirect to the login page."""
-    if scope["path"] in OPEN_PATHS or valid_session(_cookie_of(dict(scope.get("headers") or [])), token):
-        return None
-    query = scope.get("query_string", b"").decode("latin-1")
-    target = scope["path"] + (f"?{query}" if query else "")
-    return RedirectResponse(f"{UI_PATH}/login?next={quote(target, safe='')}", status_code=303)
+                conn.session[CSRF] = secrets.token_urlsafe(32)
+        elif _route(scope) not in OPEN_ROUTES:
+            query = scope.get("query_string", b"").decode("latin-1")
+            target = UI_PATH + _route(scope) + (f"?{query}" if query else "")
+            refused = RedirectResponse(f"{UI_PATH}/login?next={quote(target[:2000], safe='')}", status_code=303)
+            return await refused(scope, receive, send)
+        return await self.app(scope, receive, send)
 
 
 def _safe_next(target: str | None) -> str:
@@ -105,6 +143,16 @@ def _safe_next(target: str | None) -> str:
     if target and target.startswith(UI_PATH + "/") and not target.startswith("//") and "\\" not in target:
         return target
     return UI_PATH + "/"
+
+
+def in_book(who: Viewer, scored: pd.DataFrame, alerts: pd.DataFrame | None):
+    """The scored portfolio and open alerts cut to the viewer's book (a CSM's own accounts)."""
+    if who.sees_all:
+        return scored, alerts
+    scored = who.visible(scored)
+    if alerts is not None and "account_id" in alerts.columns:
+        alerts = alerts[alerts["account_id"].isin(scored["account_id"])]
+    return scored, alerts
 
 
 # --- rendering ---
@@ -197,7 +245,18 @@ def web_app(service_of: Callable[[], Any]) -> FastAPI:
     """The /ui app. `service_of` gives the object holding `settings`, `models` and
     `portfolio` (the BentoML service: `bentoml.get_current_service`)."""
     app = FastAPI(title="Account Radar pages", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(SignInGuard, service_of=service_of)  # added first: runs inside Sessions
+    app.add_middleware(Sessions, settings_of=lambda: service_of().settings, path=UI_PATH)
     states: dict[int, UiState] = {}
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_parameters(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """422 naming each bad parameter and what is wrong, never echoing the value sent."""
+        problems = [
+            f"{'.'.join(str(p) for p in e.get('loc', ()))[:80]}: {str(e.get('msg', 'invalid'))[:200]}"
+            for e in exc.errors()[:10]
+        ]
+        return JSONResponse({"error": "bad parameters", "problems": problems}, status_code=422, headers=HEADERS)
 
     def state(service: Annotated[Any, Depends(service_of)]) -> UiState:
         found = states.get(id(service))
@@ -209,13 +268,27 @@ def web_app(service_of: Callable[[], Any]) -> FastAPI:
     Text = Annotated[str | None, Query(max_length=200)]
 
     def common(request: Request, st: UiState) -> dict:
-        token = st.service.settings.serving.api_token
         models = st.service.models
+        who = viewer(request)
         return {
             "base": request.scope.get("root_path", "").rstrip("/") or UI_PATH,
-            "signed_in": token is not None,
+            "signed_in": who.role in ("csm", "leader", "admin"),
+            "viewer": who,
+            "csrf": csrf_token(request),
             "models": models.lineage,
         }
+
+    def not_found(request: Request, st: UiState, account_id: str, back: str = "") -> HTMLResponse:
+        """The same answer for an account that is not there and one outside the viewer's book."""
+        return page(
+            "problem.html",
+            404,
+            title="No such account",
+            message="The workspace has no snapshots of account "
+            f"{bounded(account_id, st.service.settings.serving.echo_chars)!r}.",
+            back=back,
+            **common(request, st),
+        )
 
     def unavailable(request: Request, st: UiState, exc: Exception) -> HTMLResponse:
         return page("problem.html", 503, title="Workspace unavailable", message=str(exc), **common(request, st))
@@ -247,6 +320,7 @@ def web_app(service_of: Callable[[], Any]) -> FastAPI:
             alerts = st.open_alerts()
         except WorkspaceUnavailable as exc:
             return unavailable(request, st, exc)
+        scored, alerts = in_book(viewer(request), scored, alerts)
         inverted = likelihood_of(service.models.renewal.model)[1]
         view = portfolio_view(scored, as_of, alerts, query, service.settings.ui.page_size, inverted)
         return page(
@@ -276,16 +350,10 @@ def web_app(service_of: Callable[[], Any]) -> FastAPI:
             alerts = st.open_alerts()
         except WorkspaceUnavailable as exc:
             return unavailable(request, st, exc)
-        if records.snapshots.empty:
-            return page(
-                "problem.html",
-                404,
-                title="No such account",
-                message=f"The workspace has no snapshots of account {account_id!r}.",
-                back=returning.params(),
-                **common(request, st),
-            )
         snaps = records.snapshots
+        if snaps.empty or not viewer(request).sees(snaps["csm_owner"].iloc[-1] if "csm_owner" in snaps else None):
+            return not_found(request, st, account_id, returning.params())
+        scored, alerts = in_book(viewer(request), scored, alerts)
         history = score_frame(snaps, service.models, settings, explain=False)
         mine = scored[scored["account_id"] == account_id]
         active = not mine.empty and snaps["as_of"].iloc[-1] == as_of
@@ -324,6 +392,14 @@ def web_app(service_of: Callable[[], Any]) -> FastAPI:
         """The top drivers of renewal and expansion, their movement, low-signal indicators, advocates."""
         from serving.workflow.alert_rules import AlertError  # DriversError's base: also "no workspace"
 
+        if viewer(request).role == "csm":
+            return page(
+                "problem.html",
+                403,
+                title="For leaders",
+                message="The leadership page is for leaders and admins; your portfolio is on the Portfolio page.",
+                **common(request, st),
+            )
         try:
             view, chart = st.leadership()
         except (WorkspaceUnavailable, AlertError) as exc:
@@ -344,11 +420,12 @@ def web_app(service_of: Callable[[], Any]) -> FastAPI:
             **common(request, st),
         )
 
+
     @app.get("/login", response_class=HTMLResponse)
     def login_form(
         request: Request, st: State, next_: Annotated[str | None, Query(alias="next", max_length=2000)] = None
     ):
-        if st.service.settings.serving.api_token is None:
+        if not sign_in_configured(st.service.settings):
             return RedirectResponse(_safe_next(next_), status_code=303)
         return page("login.html", title="Sign in", next=_safe_next(next_), error=None, **common(request, st))
 
@@ -357,36 +434,28 @@ def web_app(service_of: Callable[[], Any]) -> FastAPI:
         settings = st.service.settings
         form = parse_qs((await request.body())[:4096].decode("utf-8", "replace"))
         target = _safe_next((form.get("next") or [None])[0])
-        secret = settings.serving.api_token
-        if secret is None:
+        if not sign_in_configured(settings):
             return RedirectResponse(target, status_code=303)
-        token = secret.get_secret_value().encode()
-        given = (form.get("token") or [""])[0].strip().encode()
-        if not hmac.compare_digest(given, token):
+        name = (form.get("name") or [""])[0].strip()
+        password = (form.get("password") or [""])[0]
+        user = await run_in_threadpool(authenticate, access_path(settings), name, password)  # argon2: ~50 ms
+        if user is None:
             return page(
                 "login.html",
                 401,
                 title="Sign in",
                 next=target,
-                error="That token is not the service's API token.",
+                name=name[:64],
+                error="That name and password do not match a user of these pages.",
                 **common(request, st),
             )
-        response = RedirectResponse(target, status_code=303)
-        response.set_cookie(
-            COOKIE,
-            session_cookie(token, settings.ui.login_hours),
-            max_age=settings.ui.login_hours * 3600,
-            path=UI_PATH,
-            httponly=True,
-            samesite="lax",
-            secure=request.url.scheme == "https",
-        )
-        return response
+        sign_in(request, user)
+        return RedirectResponse(target, status_code=303)
 
-    @app.get("/logout")
-    def logout():
-        response = RedirectResponse(f"{UI_PATH}/login", status_code=303)
-        response.delete_cookie(COOKIE, path=UI_PATH)
-        return response
+    @app.api_route("/logout", methods=["GET", "POST"])
+    def logout(request: Request):
+        """Sign out: the session is deleted server-side (a copy of the cookie opens nothing)."""
+        sign_out(request)
+        return RedirectResponse(f"{UI_PATH}/login", status_code=303)
 
     return app

@@ -97,7 +97,19 @@ def _fits_the_screen(driver) -> bool:
     return driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1;")
 
 
-def test_portfolio_to_account_and_back_in_chromium(browser, ui_server):
+_LEADER, _PASSWORD = "lea-browser", "a long browser password"
+
+
+@pytest.fixture(scope="module")
+def leader(ui_project):
+    """A leader of the web pages' project (added to its access database; the server reads it per request)."""
+    from serving.web.access import access_path
+    from serving.web.users import add_user
+
+    add_user(access_path(ui_project[1]), _LEADER, "leader", _PASSWORD, replace=True)
+
+
+def test_portfolio_to_account_and_back_in_chromium(browser, ui_server, leader):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
@@ -105,7 +117,8 @@ def test_portfolio_to_account_and_back_in_chromium(browser, ui_server):
     b.get(f"{ui_server.base}/ui/")
     _wait(b, lambda d: "/ui/login" in d.current_url, "the login page")
     _shot(b, "01-login")
-    b.find_element(By.ID, "token").send_keys(ui_server.token)
+    b.find_element(By.ID, "name").send_keys(_LEADER)
+    b.find_element(By.ID, "password").send_keys(_PASSWORD)
     b.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     _wait(
         b,

@@ -13,7 +13,7 @@ from features.registry import INDICATORS, QCF_BUCKETS
 from features.snapshot import feature_registry
 from radar.settings import Settings
 from serving.render.charts import Series, likelihood_png, scale_top, summary
-from serving.web.app import _safe_next, session_cookie, valid_session
+from serving.web.app import _safe_next
 from serving.web.pages import PortfolioQuery, portfolio_view, query_from, quote_groups
 from serving.workflow.scorecard import measures_of, portfolio_levels, scorecard
 
@@ -256,16 +256,36 @@ def test_quotes_grouped_by_bucket_newest_first():
     assert quote_groups(None, 3) is None
 
 
-def test_sign_in_cookie_is_signed_and_expires():
-    token = b"s3cret"
-    value = session_cookie(token, hours=1, now=1_000_000)
-    assert valid_session(value, token, now=1_000_100)
-    assert "s3cret" not in value
-    assert not valid_session(value, token, now=1_000_000 + 3601)  # expired
-    assert not valid_session(value, b"other", now=1_000_100)  # token changed
-    expires, _, sig = value.partition(".")
-    assert not valid_session(f"{int(expires) + 999}.{sig}", token, now=1_000_100)  # expiry moved
-    assert not valid_session("", token) and not valid_session("garbage", token)
+def test_a_csm_views_their_own_book_and_a_leader_everything():
+    from serving.web.users import User, viewer_of
+
+    frame = pd.DataFrame({"account_id": ["a", "b", "c"], "csm_owner": ["Ana", "Bo", None]})
+    ana = viewer_of(User("ana", "csm", "Ana"))
+    assert list(ana.visible(frame)["account_id"]) == ["a"] and ana.sees("Ana") and not ana.sees("Bo")
+    assert not ana.sees(None) and not ana.sees_all
+    assert list(viewer_of(User("kim", "csm", None)).visible(frame)["account_id"]) == []  # owner = their name
+    lea = viewer_of(User("lea", "leader", None))
+    assert lea.visible(frame) is frame and lea.sees(None) and lea.sees_all
+
+
+def test_session_store_reads_hostile_ids_as_no_session(tmp_path):
+    import asyncio
+
+    from serving.web.sessions import SqliteSessionStore
+
+    store = SqliteSessionStore(tmp_path / "access.sqlite")
+    sid = "ab" * 16
+
+    async def run():
+        assert await store.read(sid, 60) == b""  # no file yet
+        await store.write(sid, b'{"user": "ana"}', 60, 60)
+        assert await store.read(sid, 60) == b'{"user": "ana"}'
+        for hostile in ("9" * 5000 + ".sig", "", "AB" * 16, "' OR 1=1 --", "\x00" * 40):
+            assert await store.read(hostile, 60) == b""
+        await store.remove(sid)
+        assert await store.read(sid, 60) == b""
+
+    asyncio.run(run())
 
 
 @pytest.mark.parametrize(
