@@ -69,6 +69,7 @@ def test_serve_with_a_store_of_random_bytes_says_so_and_exits_1(served_project, 
     assert "Traceback" not in output and len(output.strip().splitlines()) <= 8, output
 
 
+@pytest.mark.slow  # two real worker starts (~40 s alone, minutes on a busy machine)
 def test_serve_stops_after_the_configured_worker_start_failures(served_project, served_copy, radar_cli, tmp_path):
     """The champion's files vanish between `radar serve`'s check and the workers' start."""
     root = tmp_path / "project"
