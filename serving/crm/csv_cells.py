@@ -44,21 +44,31 @@ def restore_cell(value):
     return value
 
 
+def _text_columns(frame: pd.DataFrame) -> list:
+    return [c for c in frame.columns if frame[c].dtype == object or pd.api.types.is_string_dtype(frame[c])]
+
+
 def neutralise_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """A copy of `frame` with every text cell neutralised (numeric columns untouched)."""
     out = frame.copy()
-    for c in out.columns:
-        if out[c].dtype == object or pd.api.types.is_string_dtype(out[c]):
-            out[c] = out[c].map(neutralise_cell)
+    for c in _text_columns(out):
+        col = out[c]
+        text = col.map(lambda v: isinstance(v, str)).astype(bool)
+        risky = text & col.where(text, "").str.match(_RISKY) & ~col.where(text, "").str.match(_NUMBER)
+        if risky.any():
+            out[c] = col.where(~risky, "'" + col.where(risky, ""))
     return out
 
 
 def restore_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """`neutralise_frame` undone (for a CSV read back as text)."""
     out = frame.copy()
-    for c in out.columns:
-        if out[c].dtype == object or pd.api.types.is_string_dtype(out[c]):
-            out[c] = out[c].map(restore_cell)
+    for c in _text_columns(out):
+        col = out[c]
+        text = col.map(lambda v: isinstance(v, str)).astype(bool)
+        quoted = text & col.where(text, "").str.match(_PREFIXED)
+        if quoted.any():
+            out[c] = col.where(~quoted, col.where(quoted, "").str.slice(1))
     return out
 
 

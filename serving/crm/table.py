@@ -260,13 +260,22 @@ def normalise(frame: pd.DataFrame, table: CrmTable = HISTORY) -> pd.DataFrame:
             days = pd.to_datetime(col)
             out[c.name] = _objects(days.dt.date.astype(object), days.isna())
         elif c.kind == "timestamp":
-            out[c.name] = pd.to_datetime(col, utc=True, format="mixed").astype("datetime64[us, UTC]")
+            out[c.name] = _timestamps(col)
         else:
             text = _objects(col.astype(object), col.isna())
             if pd.api.types.infer_dtype(text, skipna=True) not in ("string", "empty"):
                 text = _objects(text.map(lambda v: v if v is None else str(v)), text.isna())
             out[c.name] = text
     return pd.DataFrame(out).reset_index(drop=True)
+
+
+def _timestamps(col: pd.Series) -> pd.Series:
+    """UTC timestamps from datetimes or ISO 8601 text (CSV, SQLite); other text formats parsed one by one."""
+    try:
+        stamps = pd.to_datetime(col, utc=True, format="ISO8601")
+    except (ValueError, TypeError):
+        stamps = pd.to_datetime(col, utc=True, format="mixed")
+    return stamps.astype("datetime64[us, UTC]")
 
 
 def _objects(values: pd.Series, missing: pd.Series) -> pd.Series:
