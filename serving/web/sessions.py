@@ -16,7 +16,6 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
-import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -70,20 +69,6 @@ class SqliteSessionStore(SessionStore):
         if SESSION_ID.fullmatch(session_id or ""):
             with connect(self.path) as con:
                 con.execute("DELETE FROM sessions WHERE id = ?", [session_id])
-
-
-def sessions_of(con: sqlite3.Connection, name: str) -> list[str]:
-    """The ids of a user's live sessions."""
-    return [r[0] for r in con.execute("SELECT id FROM sessions WHERE json_extract(data, '$.user') = ?", [name])]
-
-
-def live_sessions(path: Path) -> int:
-    with reading(path) as con:
-        return (
-            0
-            if con is None
-            else con.execute("SELECT count(*) FROM sessions WHERE expires > ?", [time.time()]).fetchone()[0]
-        )
 
 
 class Sessions:
