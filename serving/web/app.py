@@ -36,9 +36,11 @@ from serving.scoring.explain import likelihood_of
 from serving.scoring.portfolio import WorkspaceUnavailable
 from serving.scoring.score import score_frame
 from serving.web.access import access_path
+from serving.web.actions import action_context, add_routes
 from serving.web.keys import any_keys, bearer, check_key, note_key
 from serving.web.limits import bounded
 from serving.web.pages import (
+    SORTS,
     TABS,
     TIERS,
     PortfolioQuery,
@@ -65,6 +67,7 @@ from serving.workflow.scorecard import measures_of, portfolio_levels
 
 UI_PATH = "/ui"
 OPEN_ROUTES = ("/login",)  # reachable without signing in
+MAX_NEXT = 2000  # longest page address the login page returns to (the login form's own limit)
 HERE = Path(__file__).parent
 CSS = (HERE / "static" / "radar.css").read_text(encoding="utf-8")
 HEADERS = {
@@ -133,7 +136,8 @@ class SignInGuard:
         elif _route(scope) not in OPEN_ROUTES:
             query = scope.get("query_string", b"").decode("latin-1")
             target = UI_PATH + _route(scope) + (f"?{query}" if query else "")
-            refused = RedirectResponse(f"{UI_PATH}/login?next={quote(target[:2000], safe='')}", status_code=303)
+            back = f"?next={quote(target, safe='')}" if len(target) <= MAX_NEXT else ""  # never echo a huge URL
+            refused = RedirectResponse(f"{UI_PATH}/login{back}", status_code=303)
             return await refused(scope, receive, send)
         return await self.app(scope, receive, send)
 
@@ -276,6 +280,7 @@ def web_app(service_of: Callable[[], Any]) -> FastAPI:
             "viewer": who,
             "csrf": csrf_token(request),
             "models": models.lineage,
+            "act": action_context(request, st.service),
         }
 
     def not_found(request: Request, st: UiState, account_id: str, back: str = "") -> HTMLResponse:
@@ -302,6 +307,8 @@ def web_app(service_of: Callable[[], Any]) -> FastAPI:
         segment: Text = None,
         tier: Literal["red", "yellow", "green", "at_risk", ""] | None = None,
         q: Text = None,
+        sort: Text = None,
+        dir_: Annotated[Literal["asc", "desc", ""] | None, Query(alias="dir")] = None,
         page_: Annotated[int, Query(alias="page", ge=1, le=10**6)] = 1,
     ) -> HTMLResponse:
         """The active portfolio by MRR at risk, the expansion opportunities, or the alert queue."""
@@ -311,6 +318,8 @@ def web_app(service_of: Callable[[], Any]) -> FastAPI:
             segment=segment or None,
             tier=tier or None,
             q=(q or "").strip() or None,
+            sort=sort if sort in SORTS[tab] else None,  # any column of the tab's table (serving.web.pages)
+            dir=(dir_ or None) if sort in SORTS[tab] else None,
             page=page_,
         )
         service = st.service
@@ -420,6 +429,7 @@ def web_app(service_of: Callable[[], Any]) -> FastAPI:
             **common(request, st),
         )
 
+    add_routes(app, State, common, page, in_book)  # the alert forms and the CSV export (serving.web.actions)
 
     @app.get("/login", response_class=HTMLResponse)
     def login_form(

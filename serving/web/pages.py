@@ -5,6 +5,10 @@ open alerts and one account's records; serving/web/app.py reads the inputs and r
 templates. Rankings are those of the API (`serving.scoring.batch`): MRR at risk = mrr x (1 -
 renewal likelihood) and expansion potential = upsell likelihood x mrr; the portfolio
 tab lists every active account (green ones too), the API only red and yellow ones.
+
+Every table sorts by any of its columns (`sort` and `dir` in the URL, done here on the
+whole filtered list before paging; an empty value always last) and exports the rows of
+the current view, every page, as CSV (`export_frame`).
 """
 
 from __future__ import annotations
@@ -23,7 +27,27 @@ from serving.scoring.decisions import call_order
 
 Tab = Literal["risk", "opportunities", "alerts"]
 TABS: dict[str, str] = {"risk": "At risk", "opportunities": "Expansion opportunities", "alerts": "Alert queue"}
-QUERY_KEYS = ("tab", "owner", "segment", "tier", "q")
+QUERY_KEYS = ("tab", "owner", "segment", "tier", "q", "sort", "dir")
+SORTS: dict[str, tuple[str, ...]] = {  # the sortable columns of each tab's table (keys of its rows)
+    "risk": ("name", "tier", "churn_risk", "next_renewal", "mrr", "mrr_at_risk", "health", "driver", "action"),
+    "opportunities": ("name", "upsell", "mrr", "expansion_potential", "tier", "driver", "action"),
+    "alerts": ("insight", "routing", "name", "title", "owner", "opened", "last_seen"),
+}
+EXPORTS: dict[str, tuple[str, ...]] = {  # the CSV export's columns per tab
+    "risk": (
+        "account_id", "name", "segment", "csm_owner", "tier", "churn_risk", "churn_lift", "next_renewal", "renewal",
+        "mrr", "mrr_at_risk", "health", "health_band", "driver", "action", "action_owner",
+    ),
+    "opportunities": (
+        "account_id", "name", "segment", "csm_owner", "upsell", "mrr", "expansion_potential", "tier", "driver",
+        "action", "action_owner",
+    ),
+    "alerts": (
+        "key", "account_id", "name", "csm_owner", "tier", "rule", "title", "insight", "routing", "owner", "opened",
+        "last_seen",
+    ),
+}  # fmt: skip
+TIER_ORDER = {"red": 0, "yellow": 1, "green": 2}
 TIERS = {"red": "Red", "yellow": "Yellow", "green": "Green", "at_risk": "Red and yellow"}  # the tier filter
 POLARITY = {"red": "Risk", "gray": "Neutral", "green": "Positive"}
 
@@ -37,6 +61,8 @@ class PortfolioQuery:
     segment: str | None = None
     tier: str | None = None
     q: str | None = None
+    sort: str | None = None  # one of SORTS[tab]; None: the tab's own order (call list, potential, queue)
+    dir: Literal["asc", "desc"] | None = None
     page: int = 1
 
     def params(self, **changes) -> str:
@@ -56,7 +82,25 @@ def query_from(params: dict[str, str]) -> PortfolioQuery:
     tier = params.get("tier") if params.get("tier") in TIERS else None
     text = {k: (params.get(k) or "")[:200] or None for k in ("owner", "segment", "q")}
     page = params.get("page", "1")
-    return PortfolioQuery(tab=tab, tier=tier, page=int(page) if page.isdigit() and 0 < int(page) < 10**6 else 1, **text)
+    sort = params.get("sort") if params.get("sort") in SORTS[tab] else None
+    order = params.get("dir") if sort and params.get("dir") in ("asc", "desc") else None
+    page = int(page) if page.isdigit() and 0 < int(page) < 10**6 else 1
+    return PortfolioQuery(tab=tab, tier=tier, sort=sort, dir=order, page=page, **text)
+
+
+def sort_rows(rows: list[dict], key: str, descending: bool) -> list[dict]:
+    """`rows` by one column: numbers as numbers, text ignoring case, tiers red-yellow-green,
+    dates in order; rows without a value last either way; ties keep the tab's own order."""
+
+    def value(r):
+        v = r.get(key)
+        if key == "tier":
+            return TIER_ORDER.get(v, len(TIER_ORDER))
+        return v if isinstance(v, int | float) and not isinstance(v, bool) else str(v).casefold()
+
+    present = [r for r in rows if r.get(key) is not None and r.get(key) == r.get(key)]  # NaN is missing
+    missing = [r for r in rows if not (r.get(key) is not None and r.get(key) == r.get(key))]
+    return sorted(present, key=value, reverse=descending) + missing
 
 
 @dataclass
@@ -214,15 +258,10 @@ def _queue_order(alerts: pd.DataFrame, scored: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([risks, chances])[alerts.columns]
 
 
-def portfolio_view(
-    scored: pd.DataFrame,
-    as_of: date,
-    alerts: pd.DataFrame | None,
-    query: PortfolioQuery,
-    page_size: int,
-    inverted: bool,
-) -> PortfolioView:
-    """One page of the portfolio for `query`, with the summary of the owner's and segment's accounts."""
+def _listed(
+    scored: pd.DataFrame, alerts: pd.DataFrame | None, query: PortfolioQuery
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
+    """(the tab's rows for `query` in the tab's own order, the owner's and segment's accounts, their open alerts)."""
     mine = _owned(scored, query.owner, query.segment, ("csm_owner", "action_owner"))
     people = scored[["account_id", "name", "segment", "csm_owner", "risk_tier"]].drop_duplicates("account_id")
     open_alerts = None
@@ -239,14 +278,33 @@ def portfolio_view(
             wanted = ("red", "yellow") if query.tier == "at_risk" else (query.tier,)
             listed = listed[listed["risk_tier"].isin(wanted)]
         listed = _search(listed, query.q)
+    return listed, mine, open_alerts
+
+
+def _rows(listed: pd.DataFrame, query: PortfolioQuery, inverted: bool, has_alerts: bool) -> list[dict]:
+    if query.tab == "alerts":
+        return _alert_rows(listed) if has_alerts else []
+    return _account_rows(listed, inverted, "upsell" if query.tab == "opportunities" else "renewal")
+
+
+def portfolio_view(
+    scored: pd.DataFrame,
+    as_of: date,
+    alerts: pd.DataFrame | None,
+    query: PortfolioQuery,
+    page_size: int,
+    inverted: bool,
+) -> PortfolioView:
+    """One page of the portfolio for `query`, with the summary of the owner's and segment's accounts."""
+    listed, mine, open_alerts = _listed(scored, alerts, query)
     total = len(listed)
     pages = max(1, -(-total // page_size))
     page = min(query.page, pages)
-    chunk = listed.iloc[(page - 1) * page_size : page * page_size]
-    if query.tab == "alerts":
-        rows = _alert_rows(chunk) if open_alerts is not None else []
+    if query.sort in SORTS[query.tab]:  # every row made, sorted, then the page cut
+        ordered = sort_rows(_rows(listed, query, inverted, open_alerts is not None), query.sort, query.dir == "desc")
+        rows = ordered[(page - 1) * page_size : page * page_size]
     else:
-        rows = _account_rows(chunk, inverted, "upsell" if query.tab == "opportunities" else "renewal")
+        rows = _rows(listed.iloc[(page - 1) * page_size : page * page_size], query, inverted, open_alerts is not None)
     owners = sorted({o for o in scored["csm_owner"].dropna().astype(str)})
     roles = sorted({o for o in scored["action_owner"].dropna().astype(str)} - set(owners))
     segments = sorted({s for s in scored["segment"].dropna().astype(str)})
@@ -265,6 +323,18 @@ def portfolio_view(
         alerts_missing=alerts is None,
         base_rate=_base_rate(scored),
     )
+
+
+def export_frame(
+    scored: pd.DataFrame, alerts: pd.DataFrame | None, query: PortfolioQuery, inverted: bool
+) -> pd.DataFrame:
+    """The current view as a table for CSV: the tab's rows for `query`, every page, in its
+    order (sorted when asked), the tab's EXPORTS columns."""
+    listed, _, open_alerts = _listed(scored, alerts, query)
+    rows = _rows(listed, query, inverted, open_alerts is not None)
+    if query.sort in SORTS[query.tab]:
+        rows = sort_rows(rows, query.sort, query.dir == "desc")
+    return pd.DataFrame([{c: r.get(c) for c in EXPORTS[query.tab]} for r in rows], columns=list(EXPORTS[query.tab]))
 
 
 def _base_rate(scored: pd.DataFrame) -> float | None:

@@ -118,6 +118,11 @@ class AlertQueue:
         self._stamp: tuple | None = None
         self._frame: pd.DataFrame | None = None
 
+    def forget(self) -> None:
+        """Read again at the next request (after the pages changed an alert)."""
+        with self._lock:
+            self._stamp = None
+
     def open_alerts(self) -> pd.DataFrame | None:
         try:
             st = self.settings.database_path.stat()

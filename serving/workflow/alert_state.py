@@ -2,7 +2,10 @@
 
 `alert_state` holds one row per alert key: open, snoozed (until a date), closed, or
 resolved (its condition stopped holding); `alert_history` logs every change with its
-reason. A run (`apply_state`) marks each triggered alert:
+reason. What a CSM records while working an alert (`work_alert`, from the pages or the
+CLI) sits beside it: `alert_assignment` (the owner an alert was handed to, whose digest
+lists it from then on) and `alert_notes` (notes, a closing outcome among them); a run
+never rewrites those. A run (`apply_state`) marks each triggered alert:
 
 - new: never seen, resolved earlier, or its snooze ended (on or before as_of): opened;
 - open: raised by an earlier run and still open: not raised again;
@@ -23,6 +26,10 @@ from serving.workflow.alert_rules import Alert, AlertError
 
 STATE, HISTORY = "alert_state", "alert_history"
 STATUSES = ("open", "snoozed", "closed", "resolved")
+ASSIGNMENT, NOTES = "alert_assignment", "alert_notes"
+OUTCOMES = ("called", "meeting booked", "no action needed", "saved", "lost")  # closing an alert says which
+ACTIONS = ("snooze", "close", "assign", "note")
+MAX_NOTE = 2000  # characters of a note kept
 
 DDL = (
     f"""CREATE TABLE IF NOT EXISTS {STATE} (
@@ -31,6 +38,10 @@ DDL = (
         insight_score DOUBLE, routing VARCHAR, owner VARCHAR, title VARCHAR)""",
     f"""CREATE TABLE IF NOT EXISTS {HISTORY} (
         key VARCHAR, changed_at TIMESTAMP, status VARCHAR, as_of DATE, until DATE, reason VARCHAR)""",
+    f"""CREATE TABLE IF NOT EXISTS {ASSIGNMENT} (
+        key VARCHAR PRIMARY KEY, assignee VARCHAR, assigned_by VARCHAR, assigned_at TIMESTAMP)""",
+    f"""CREATE TABLE IF NOT EXISTS {NOTES} (
+        key VARCHAR, written_at TIMESTAMP, author VARCHAR, kind VARCHAR, note VARCHAR)""",
 )
 COLUMNS = (
     "key",
@@ -62,6 +73,7 @@ def stored(con: duckdb.DuckDBPyConnection, statuses: tuple[str, ...] | None = No
     frame = con.execute(
         f"SELECT * FROM {STATE} {where} ORDER BY changed_at DESC, insight_score DESC, key", list(statuses or ())
     ).df()
+    frame["assignee"] = frame["key"].map(assignments(con))  # whom it was handed to (work_alert)
     return frame.astype(object).where(frame.notna(), None)
 
 
@@ -186,3 +198,94 @@ def set_status(
     except Exception:
         con.execute("ROLLBACK")
         raise
+
+
+def work_alert(
+    con: duckdb.DuckDBPyConnection,
+    key: str,
+    action: str,
+    *,
+    by: str,
+    now: datetime,
+    until: date | None = None,
+    outcome: str | None = None,
+    assignee: str | None = None,
+    note: str | None = None,
+) -> str:
+    """What a CSM did with one stored alert, in one transaction: `snooze` (until a date),
+    `close` (with one of OUTCOMES), `assign` (to another owner) or `note`; an optional note
+    goes with each. Returns the sentence logged (`alert_history.reason`)."""
+    if action not in ACTIONS:
+        raise AlertError(f"an alert can be {', '.join(ACTIONS)}-ed, not {str(action)[:40]!r}")
+    note = (note or "").strip()[:MAX_NOTE] or None
+    ensure_tables(con)
+    found = con.execute(f"SELECT status FROM {STATE} WHERE key = ?", [key]).fetchone()
+    if found is None:
+        raise AlertError(f"no alert {key[:200]!r} in the workspace: `radar alerts list` shows the stored keys")
+    status = found[0]
+    if action == "snooze":
+        if until is None:
+            raise AlertError("a snooze needs a date")
+        status, reason = "snoozed", f"snoozed until {until} by {by}" + (f": {note}" if note else "")
+    elif action == "close":
+        if outcome not in OUTCOMES:
+            raise AlertError(f"closing an alert needs its outcome, one of: {', '.join(OUTCOMES)}")
+        status, reason = "closed", f"outcome: {outcome} (by {by})" + (f": {note}" if note else "")
+    elif action == "assign":
+        if not (assignee or "").strip():
+            raise AlertError("say whom to assign the alert to")
+        reason = f"assigned to {assignee} by {by}" + (f": {note}" if note else "")
+    else:
+        if note is None:
+            raise AlertError("the note is empty")
+        reason = f"note by {by}: {note}"
+    stamp = utc_naive(now)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        if action in ("snooze", "close"):
+            con.execute(
+                f"UPDATE {STATE} SET status = ?, snoozed_until = ?, reason = ?, changed_at = ? WHERE key = ?",
+                [status, until if status == "snoozed" else None, reason, stamp, key],
+            )
+        if action == "assign":
+            con.execute(f"INSERT OR REPLACE INTO {ASSIGNMENT} VALUES (?, ?, ?, ?)", [key, assignee.strip(), by, stamp])
+        if action == "close" or note is not None:
+            text = outcome if action == "close" and note is None else note
+            kind = "outcome" if action == "close" else action
+            con.execute(
+                f"INSERT INTO {NOTES} VALUES (?, ?, ?, ?, ?)",
+                [key, stamp, by, kind, f"{outcome}: {note}" if action == "close" and note else text],
+            )
+        con.execute(
+            f"INSERT INTO {HISTORY} VALUES (?, ?, ?, NULL, ?, ?)",
+            [key, stamp, status, until if action == "snooze" else None, reason],
+        )
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    return reason
+
+
+def assignments(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Alert key -> the owner it was assigned to (read-only connections without the table: none)."""
+    if not _has(con, ASSIGNMENT):
+        return {}
+    return dict(con.execute(f"SELECT key, assignee FROM {ASSIGNMENT}").fetchall())
+
+
+def notes_of(con: duckdb.DuckDBPyConnection, keys: list[str] | None = None) -> pd.DataFrame:
+    """The notes on alerts (of `keys`, or all), newest first: key, written_at, author, kind, note."""
+    columns = ["key", "written_at", "author", "kind", "note"]
+    if not _has(con, NOTES):
+        return pd.DataFrame(columns=columns)
+    if keys is not None and not keys:
+        return pd.DataFrame(columns=columns)
+    where = f"WHERE key IN ({', '.join('?' * len(keys))})" if keys else ""
+    return con.execute(f"SELECT * FROM {NOTES} {where} ORDER BY written_at DESC, key", list(keys or [])).df()
+
+
+def _has(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return bool(
+        con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]).fetchone()[0]
+    )

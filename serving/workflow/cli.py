@@ -276,6 +276,8 @@ def _print_alert_states(states, limit: int) -> None:
     for r in states.head(limit).to_dict("records"):
         until = f" until {str(r['snoozed_until'])[:10]}" if r["snoozed_until"] is not None else ""
         why = f"\n[dim]{r['status']}{until}: {escape(r['reason'])}[/dim]" if r["reason"] else ""
+        if r.get("assignee"):
+            why += f"\n[dim]assigned to {escape(r['assignee'])}[/dim]"
         table.add_row(
             escape(r["key"]),
             r["status"] + until,

@@ -16,7 +16,8 @@ or after that snapshot and is filed under that date. A DATE after that week (mon
 snapshots asked for a later week) is refused rather than answered with an older week's digest. Its alerts are exactly those of
 `radar alerts --as-of <snapshot>` (`serving.workflow.alerts.load_inputs` + `alert_rules.evaluate`),
 with the status a run would give them from the stored alert state, read from a copy: the
-digest never changes the workspace. Snoozed and closed alerts are left out; so are alerts
+digest never changes the workspace. Snoozed and closed alerts are left out (an alert
+assigned to another owner in the pages is listed in that owner's digest); so are alerts
 of green accounts routed to a tag (`digest.routings`), while every red or yellow account
 with an open alert is listed: the accounts to call are the owner's call list (red and
 yellow in call-list order), then green accounts flagged by signals. With the alert rules switched off (empty
@@ -46,7 +47,7 @@ from serving.scoring.decisions import call_order, risk_words
 from serving.scoring.playbook import load_playbooks
 from serving.scoring.score import ScoringModels, score_frame
 from serving.workflow.alert_rules import Alert, AlertError, AlertInputs, Evidence, driver_evidence, evaluate
-from serving.workflow.alert_state import COLUMNS, STATE, apply_state, ensure_tables
+from serving.workflow.alert_state import COLUMNS, STATE, apply_state, assignments, ensure_tables
 from serving.workflow.alerts import SNAPSHOTS, load_inputs, workspace
 from serving.workflow.quotes import latest_quotes
 
@@ -411,6 +412,7 @@ def build_digests(
     ranked = _rank(flags, scores)
     owner_of = scores.set_index("account_id")["csm_owner"].map(lambda o: UNASSIGNED if _plain(o) is None else str(o))
     ranked["csm_owner"] = ranked["account_id"].map(owner_of)
+    ranked["csm_owner"] = _handed_over(settings, ranked)
     up = improved_accounts(inputs.history, inputs.current, inputs.previous, cfg.improved_threshold)
     up["csm_owner"] = up["account_id"].map(owner_of)
 
@@ -445,6 +447,20 @@ def build_digests(
         base_rate=models.base_rates["renewal"],
         red_lift=settings.serving.red_lift,
         yellow_lift=settings.serving.yellow_lift,
+    )
+
+
+def _handed_over(settings: Settings, ranked: pd.DataFrame) -> pd.Series:
+    """Each flagged account's owner for the digest: the owner one of its alerts was assigned
+    to (`alert_state.work_alert`, from the pages), else its CSM owner."""
+    with workspace(settings, read_only=True) as con:
+        handed = assignments(con)
+    if not handed or ranked.empty:
+        return ranked["csm_owner"]
+    return pd.Series(
+        [next((handed[k] for k in keys if k in handed), o) for keys, o in zip(ranked["keys"], ranked["csm_owner"])],
+        index=ranked.index,
+        dtype=object,
     )
 
 
