@@ -40,10 +40,13 @@ def _holder(fd: int) -> str:
 
 
 @contextmanager
-def workspace_lock(database: Path, command: str, wait_seconds: float) -> Iterator[None]:
+def workspace_lock(
+    database: Path, command: str, wait_seconds: float, *, setting: str = "ingest.lock_wait_seconds"
+) -> Iterator[None]:
     """Hold the write lock of the workspace `database` while the block runs.
 
-    Waits up to `wait_seconds` for another holder to finish, then raises WorkspaceBusy.
+    Waits up to `wait_seconds` for another holder to finish, then raises WorkspaceBusy,
+    whose message suggests raising `setting` (the setting `wait_seconds` came from).
     """
     path = lock_path(database)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,7 +62,7 @@ def workspace_lock(database: Path, command: str, wait_seconds: float) -> Iterato
                     raise WorkspaceBusy(
                         f"the workspace {database} is being written by {_holder(fd)}; "
                         f"waited {wait_seconds:g}s. Run this again when it has finished "
-                        "(or raise ingest.lock_wait_seconds)."
+                        f"(or raise {setting})."
                     ) from None
                 time.sleep(POLL_SECONDS)
         info = {

@@ -202,9 +202,9 @@ def _features(w: _Week) -> tuple[str, str]:
 
 
 def _score(w: _Week) -> tuple[str, str]:
-    from serving.crm.table import crm_frame
+    from serving.crm.table import crm_frame, workspace_crm_ids
     from serving.crm.write import write_scores
-    from serving.scoring.batch import load_snapshots
+    from serving.scoring.batch import load_snapshots, reading_workspace
     from serving.scoring.score import score_frame
 
     s = w.settings
@@ -215,7 +215,9 @@ def _score(w: _Week) -> tuple[str, str]:
     w.progress(f"scoring {len(frame):,} accounts")
     scored = score_frame(frame, models, s, scored_at=w.now)
     target = str(s.database_path) if s.run.crm_to == "workspace" else s.run.crm_to
-    report = write_scores(crm_frame(scored, s.serving), target, written_at=w.now)
+    with reading_workspace(s) as con:
+        crm_ids = workspace_crm_ids(con)
+    report = write_scores(crm_frame(scored, s.serving, crm_ids=crm_ids), target, written_at=w.now)
     return "done", (
         f"{len(scored):,} accounts scored at {day}; CRM table {report.inserted:,} inserted, "
         f"{report.updated:,} updated, {report.unchanged:,} unchanged"
@@ -346,7 +348,9 @@ def run_week(
     progress = progress or (lambda _: None)
     runners = steps or STEP_RUNNERS
     report = WeekReport(week)
-    with workspace_lock(settings.database_path, f"run (week of {week})", settings.run.lock_wait_seconds):
+    with workspace_lock(
+        settings.database_path, f"run (week of {week})", settings.run.lock_wait_seconds, setting="run.lock_wait_seconds"
+    ):
         earlier = recorded_steps(settings, week)
         w = _Week(settings, week, now, progress)
         for step, runner in runners.items():

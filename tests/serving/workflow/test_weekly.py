@@ -168,6 +168,7 @@ def test_a_second_run_while_the_workspace_is_held_exits_1_naming_the_holder(proj
     with workspace_lock(out / "radar.duckdb", "ingest", 0):
         busy = radar(config, "--date", "2026-10-21")
     assert busy.exit_code == 1 and "being written by `radar ingest` (pid" in busy.output, busy.output
+    assert "raise run.lock_wait_seconds" in busy.output  # the setting `radar run` waits by
     assert not (out / "radar.duckdb").exists()  # nothing was done
 
 
