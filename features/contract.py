@@ -93,6 +93,7 @@ ACCOUNTS = Table(
         Column("region", "string"),
         Column("created_at", "timestamp"),
         Column("csm_owner", "string"),
+        Column("csm_email", "string", description="The CSM owner's e-mail address (where the weekly digest is sent)."),
         Column("crm_id", "string", description="The account's record id in the CRM (carried to crm_accounts)."),
     ),
     key="account_id",

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
+import unicodedata
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -52,7 +54,14 @@ def _account_columns(acc: Accounts) -> dict:
         "region": acc.region,
         "created_at": to_timestamps(acc.created_ord, acc.created_second),
         "csm_owner": acc.csm,
+        "csm_email": np.array([owner_address(name) for name in acc.csm], dtype=object),
     }
+
+
+def owner_address(name: str) -> str:
+    """A made-up address for a sample CSM, on the domain reserved for examples (RFC 2606)."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return ".".join(re.findall(r"[a-z0-9]+", ascii_name.lower())) + "@example.com"
 
 
 def _with_terms(rng: np.random.Generator, acc: Accounts, product: Product) -> Accounts:

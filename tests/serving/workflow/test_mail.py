@@ -306,3 +306,20 @@ def test_starttls_upgrades_verifies_the_certificate_and_then_sends(tmp_path, con
         assert [o for o, _, _ in report.sent] == ["Ana Lima"] and len(inbox.messages) == 1
     finally:
         controller.stop()
+
+
+def test_the_ingested_sample_carries_an_address_for_every_csm_owner(tmp_path):
+    """The contract's optional csm_email reaches the workspace, so the sample's digests have
+    somewhere to go without a config map."""
+    from features.ingest import ingest_workspace
+    from features.sampledata import generate_workspace
+    from radar.settings import load_settings
+
+    generate_workspace(tmp_path / "ws", accounts=30, years=1, seed=3)
+    settings = load_settings(output_dir=tmp_path / "out")
+    ingest_workspace(tmp_path / "ws", settings)
+    with duckdb.connect(str(settings.database_path), read_only=True) as connection:
+        owners = {r[0] for r in connection.execute("SELECT DISTINCT csm_owner FROM accounts").fetchall()}
+        found = owner_addresses(connection, MailSettings())
+    assert owners and set(found) == owners
+    assert all(re.fullmatch(r"[a-z0-9.]+@example\.com", address) for address in found.values())
