@@ -437,7 +437,7 @@ def web_app(service_of: Callable[[], Any]) -> FastAPI:
     ):
         if not sign_in_configured(st.service.settings):
             return RedirectResponse(_safe_next(next_), status_code=303)
-        return page("login.html", title="Sign in", next=_safe_next(next_), error=None, **common(request, st))
+        return page("login.html", title="Sign in", next=_safe_next(next_), name="", error=None, **common(request, st))
 
     @app.post("/login", response_class=HTMLResponse)
     async def login(request: Request, st: State):
