@@ -9,7 +9,11 @@ rules, per account:
   and likelihoods (`previous_*`) become the stored ones; `changed` says whether something
   a CSM sees (`table.VISIBLE`: tier, the likelihood integers, the reasons, the next step
   and its owner, the status) differs from the stored row, and only then `changed_at`
-  moves. Otherwise it keeps its old value.
+  moves. Otherwise it keeps its old value. The reasons are compared by their keys
+  (`table.reason_keys`: each reason's feature and direction, in order), not by their
+  texts, which quote values that move every week: a reason whose value alone moved
+  updates its text quietly. A stored row written before the keys existed (no keys, some
+  reason text) is compared by its texts, once.
 - scored again at the same as_of (a rerun): nothing is written when the values are the
   same (not even `scored_at`); when something visible differs (say a new model), `changed`
   is set and `changed_at` moves, the `previous_*` still being the as_of before.
@@ -35,7 +39,19 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from serving.crm.table import ACCOUNTS, ACTIVE, CHURNED, PCT, SCORE_COLUMNS, VISIBLE, empty, normalise, same_values
+from serving.crm.table import (
+    ACCOUNTS,
+    ACTIVE,
+    CHURNED,
+    PCT,
+    REASON_KEYS,
+    REASON_TEXTS,
+    SCORE_COLUMNS,
+    VISIBLE,
+    empty,
+    normalise,
+    same_values,
+)
 
 SCORE_NAMES = [c.name for c in SCORE_COLUMNS]
 
@@ -57,6 +73,25 @@ def _same(a, b) -> bool:
     if _missing(a) or _missing(b):
         return _missing(a) and _missing(b)
     return bool(a == b)
+
+
+def _without_keys(rows: pd.DataFrame) -> np.ndarray:
+    """Per row, whether it has reason texts but no reason keys (written before the keys existed)."""
+    no_keys = rows[list(REASON_KEYS)].isna().all(axis=1).to_numpy(dtype=bool)
+    return no_keys & rows[REASON_TEXTS].notna().any(axis=1).to_numpy(dtype=bool)
+
+
+def visible_change(incoming: pd.DataFrame, stored: pd.DataFrame) -> np.ndarray:
+    """Per row of two aligned frames (normalised account columns), whether something a CSM
+    sees differs (`VISIBLE`); the reasons by their keys, or by their texts where a row has
+    no keys (`_without_keys`)."""
+    moved = ~same_values(incoming, stored, VISIBLE)
+    by_text = _without_keys(incoming) | _without_keys(stored)
+    if by_text.any():
+        others = [c for c in VISIBLE if c not in REASON_KEYS]
+        a, b = incoming[by_text].reset_index(drop=True), stored[by_text].reset_index(drop=True)
+        moved[by_text] = ~same_values(a, b, [*others, *REASON_TEXTS])
+    return moved
 
 
 def write_time(existing: pd.DataFrame, written_at: datetime | None) -> pd.Timestamp:
@@ -90,7 +125,7 @@ def plan_accounts(existing: pd.DataFrame, history: pd.DataFrame, written_at: dat
     visible_moved = np.ones(len(incoming), dtype=bool)
     if known.any():
         before = existing.set_index("account_id").loc[incoming["account_id"][known]].reset_index()
-        visible_moved[known] = ~same_values(incoming[known].reset_index(drop=True), before, VISIBLE)
+        visible_moved[known] = visible_change(incoming[known].reset_index(drop=True), before)
     state = dict(stored)
     candidates: dict[str, dict] = {}
     written: dict[str, dict] = {}

@@ -9,7 +9,8 @@ behind and the next write completes it. CSV cells a spreadsheet would execute ar
 neutralised (`serving.crm.csv_cells`) and restored on reading.
 
 DuckDB: both tables in one transaction: `INSERT OR REPLACE` of the new and changed
-history rows and of the account rows `serving.crm.accounts.plan_accounts` made.
+history rows and of the account rows `serving.crm.accounts.plan_accounts` made. A
+table written before a column of `table.ADDED_LATER` existed gets it (empty) first.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from serving.crm.accounts import plan_accounts
 from serving.crm.csv_cells import neutralise_cell, neutralise_frame, restore_frame, safe_csv  # noqa: F401 - the CSV rule
 from serving.crm.table import (
     ACCOUNTS,
+    ADDED_LATER,
     HISTORY,
     LEGACY_TABLE,
     CrmTable,
@@ -148,6 +150,13 @@ def duckdb_ddl(table: CrmTable = HISTORY) -> str:
     return f"CREATE TABLE IF NOT EXISTS {table.name} ({cols}, PRIMARY KEY ({', '.join(table.key)}))"
 
 
+def duckdb_add_columns(con, table: CrmTable) -> None:
+    """Add the columns of `table.ADDED_LATER` a stored `table` lacks (empty)."""
+    for c in table.columns:
+        if c.name in ADDED_LATER:
+            con.execute(f"ALTER TABLE {table.name} ADD COLUMN IF NOT EXISTS {c.name} {DUCKDB_TYPES[c.kind]}")
+
+
 def _duckdb_frame(con, sql: str, table: CrmTable) -> pd.DataFrame:
     return normalise(con.execute(sql).to_arrow_table().to_pandas(), table)
 
@@ -161,8 +170,9 @@ def write_duckdb(rows: pd.DataFrame, path: Path, *, written_at: datetime | None 
         con.execute("SET enable_progress_bar = false")
         con.execute("BEGIN TRANSACTION")
         try:
-            con.execute(duckdb_ddl(HISTORY))
-            con.execute(duckdb_ddl(ACCOUNTS))
+            for table in (HISTORY, ACCOUNTS):
+                con.execute(duckdb_ddl(table))
+                duckdb_add_columns(con, table)
             con.register("crm_incoming_rows", to_arrow(rows, HISTORY))
             on = " AND ".join(f"i.{k} = t.{k}" for k in HISTORY.key)
             differs = " OR ".join(f"i.{c} IS DISTINCT FROM t.{c}" for c in HISTORY.compared)
@@ -174,14 +184,16 @@ def write_duckdb(rows: pd.DataFrame, path: Path, *, written_at: datetime | None 
             assert counts is not None  # an aggregate without GROUP BY returns one row
             inserted, updated = int(counts[0]), int(counts[1])
             con.execute(
-                f"INSERT OR REPLACE INTO {HISTORY.name} SELECT i.* FROM crm_incoming_rows i "
+                f"INSERT OR REPLACE INTO {HISTORY.name} ({', '.join(HISTORY.names)}) "
+                f"SELECT {', '.join(f'i.{c}' for c in HISTORY.names)} FROM crm_incoming_rows i "
                 f"LEFT JOIN {HISTORY.name} t ON {on} WHERE t.account_id IS NULL OR {differs}"
             )
             plan = plan_accounts(_duckdb_frame(con, f"SELECT * FROM {ACCOUNTS.name}", ACCOUNTS), rows, written_at)
             if len(plan.rows):
                 required_nulls(plan.rows, ACCOUNTS)
                 con.register("crm_account_rows", to_arrow(plan.rows, ACCOUNTS))
-                con.execute(f"INSERT OR REPLACE INTO {ACCOUNTS.name} SELECT * FROM crm_account_rows")
+                names = ", ".join(ACCOUNTS.names)
+                con.execute(f"INSERT OR REPLACE INTO {ACCOUNTS.name} ({names}) SELECT {names} FROM crm_account_rows")
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")

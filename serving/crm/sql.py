@@ -10,6 +10,7 @@ a temporary staging table, count new / changed / unchanged rows against the tabl
 
 so unchanged rows are not rewritten; read the account rows, let
 `serving.crm.accounts.plan_accounts` decide which change, and upsert those by account_id.
+A table written before a column of `table.ADDED_LATER` existed gets it (empty) first.
 Any error (a NULL in a required column halfway through, a lost connection) rolls the
 whole transaction back: the previous tables stay.
 """
@@ -26,6 +27,7 @@ import sqlalchemy as sa
 from serving.crm.accounts import plan_accounts
 from serving.crm.table import (
     ACCOUNTS,
+    ADDED_LATER,
     HISTORY,
     LEGACY_TABLE,
     CrmTable,
@@ -86,9 +88,22 @@ def _engine(url: str) -> sa.Engine:
     return engine
 
 
-def _select_frame(conn, table: sa.Table, spec: CrmTable) -> pd.DataFrame:
-    result = conn.execute(sa.select(table))
-    rows = pd.DataFrame(result.mappings().all(), columns=spec.names)
+def _add_columns(conn, spec: CrmTable) -> None:
+    """Add the columns of `table.ADDED_LATER` a stored table lacks (empty), in the transaction."""
+    stored = {c["name"] for c in sa.inspect(conn).get_columns(spec.name)}
+    preparer = conn.dialect.identifier_preparer
+    for c in spec.columns:
+        if c.name in ADDED_LATER and c.name not in stored:
+            kind = SQL_TYPES[c.kind]().compile(dialect=conn.dialect)
+            conn.execute(sa.text(f"ALTER TABLE {preparer.quote(spec.name)} ADD COLUMN {preparer.quote(c.name)} {kind}"))
+
+
+def _select_frame(conn, table: sa.Table, spec: CrmTable, stored: set[str] | None = None) -> pd.DataFrame:
+    """The rows of `table`; `stored` (the columns the database has) leaves out columns of
+    `table.ADDED_LATER` it lacks (read empty)."""
+    columns = [c for c in table.columns if stored is None or c.name in stored]
+    result = conn.execute(sa.select(*columns))
+    rows = pd.DataFrame(result.mappings().all(), columns=[c.name for c in columns])
     return normalise(rows, spec) if len(rows) else empty(spec)
 
 
@@ -110,6 +125,8 @@ def write_sql(
         with engine.begin() as conn:
             history.create(conn, checkfirst=True)
             accounts.create(conn, checkfirst=True)
+            _add_columns(conn, HISTORY)
+            _add_columns(conn, ACCOUNTS)
             if engine.dialect.name == "postgresql":  # one writer at a time: the next waits for this commit
                 conn.execute(sa.text(f"LOCK TABLE {ACCOUNTS.name} IN SHARE ROW EXCLUSIVE MODE"))
             stage.create(conn)
@@ -153,7 +170,8 @@ def read_table(url: str, table: CrmTable = HISTORY) -> pd.DataFrame:
         inspector = sa.inspect(engine)
         with engine.connect() as conn:
             if inspector.has_table(table.name):
-                return _select_frame(conn, crm_table(sa.MetaData(), table), table)
+                stored = {c["name"] for c in inspector.get_columns(table.name)}
+                return _select_frame(conn, crm_table(sa.MetaData(), table), table, stored)
             if table is HISTORY and inspector.has_table(LEGACY_TABLE):
                 legacy = sa.Table(LEGACY_TABLE, sa.MetaData(), autoload_with=conn)
                 return from_legacy(pd.DataFrame(conn.execute(sa.select(legacy)).mappings().all()))

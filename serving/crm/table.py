@@ -7,6 +7,11 @@ Two tables, written together by `serving.crm.write.write_scores`:
   most `TEXT_LIMIT` characters, the previous tier and likelihoods, `changed` /
   `changed_at` (moved only when something a CSM sees changed) and a `status`
   (`active`, `churned`); see `serving.crm.accounts` for how a write moves them.
+  A reason's text carries its feature's value ("… is 0.04 over the last 28 days"),
+  which moves almost every week; what a CSM acts on is which feature it names and
+  which way it pushes, kept per reason in `renewal_reason_keys` / `expansion_reason_keys`
+  (`reason_keys`: "feature:raises, feature:lowers", in the order of the reason columns).
+  Those, not the texts, decide `changed`.
 - `crm_score_history` (key `account_id`, `as_of`): the same score columns per snapshot,
   plus the raw model outputs (churn risk, likelihoods and lifts as floats, the health
   score, the risk summary and the reasons as JSON) for trends and audits. It holds every
@@ -35,6 +40,7 @@ TEXT_LIMIT = 255  # a CRM text field (e.g. a Salesforce Text(255)) holds at most
 ELLIPSIS = "\u2026"
 REASON_SLOTS = 3  # renewal_reason_1..3 and expansion_reason_1..3
 ACTIVE, CHURNED = "active", "churned"
+RAISES, LOWERS = "raises", "lowers"  # a reason's direction on its likelihood (churn risk for renewal reasons)
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,8 @@ class CrmTable:
 RENEWAL_REASONS = [f"renewal_reason_{i}" for i in range(1, REASON_SLOTS + 1)]
 EXPANSION_REASONS = [f"expansion_reason_{i}" for i in range(1, REASON_SLOTS + 1)]
 PCT = ("churn_risk_pct", "renewal_likelihood_pct", "upsell_likelihood_pct")
+# what the reasons say a CSM should look at, without the values inside their texts (`reason_keys`)
+REASON_KEYS = ("renewal_reason_keys", "expansion_reason_keys")
 
 # the score columns both tables hold
 SCORE_COLUMNS = (
@@ -87,6 +95,7 @@ SCORE_COLUMNS = (
     Column("expected_mrr_loss", "float"),
     *(Column(c, "str", nullable=True) for c in RENEWAL_REASONS),
     *(Column(c, "str", nullable=True) for c in EXPANSION_REASONS),
+    *(Column(c, "str", nullable=True) for c in REASON_KEYS),
     Column("recommended_action", "str"),
     Column("action_owner", "str"),
     Column("renewal_model", "str"),
@@ -129,8 +138,14 @@ ACCOUNTS = CrmTable(
     ),
     ("account_id",),
 )
-# what a CSM sees: a change in one of these sets `changed` and moves `changed_at`
-VISIBLE = ["risk_tier", *PCT, *RENEWAL_REASONS, *EXPANSION_REASONS, "recommended_action", "action_owner", "status"]
+# what a CSM sees: a change in one of these sets `changed` and moves `changed_at`; the
+# reasons are compared by their keys (feature and direction), not by their texts
+VISIBLE = ["risk_tier", *PCT, *REASON_KEYS, "recommended_action", "action_owner", "status"]
+REASON_TEXTS = [*RENEWAL_REASONS, *EXPANSION_REASONS]
+# columns added after tables were first written: a stored table may lack them (readers give
+# them empty, the DuckDB and SQL writers add them); a row stored without its keys is compared
+# by its reason texts (`serving.crm.accounts`)
+ADDED_LATER = REASON_KEYS
 LEGACY_TABLE = "crm_scores"  # the per-as_of table written before crm_score_history (still read)
 
 # the history table is what `crm_frame` returns and `write_scores` takes
@@ -185,6 +200,20 @@ def _reason_columns(drivers: list[dict] | None, k: int) -> list[str | None]:
     return top + [None] * (REASON_SLOTS - len(top))
 
 
+def reason_key(driver: Mapping) -> str:
+    """What a reason asks a CSM to look at: its feature and which way it pushes the
+    likelihood ("active_user_ratio_28d:raises"; a positive contribution raises, as the
+    reason's text says), without the value its text quotes."""
+    return f"{driver['feature']}:{RAISES if float(driver['contribution']) > 0 else LOWERS}"
+
+
+def reason_keys(drivers: list[dict] | None, k: int = REASON_SLOTS) -> str | None:
+    """The keys of the reasons in the reason columns (`_reason_columns`), in their order,
+    joined by ", "; None without reasons."""
+    top = (drivers or [])[: min(k, REASON_SLOTS)]
+    return ", ".join(reason_key(d) for d in top) or None
+
+
 def _reasons(drivers: list[dict] | None, target: str, k: int) -> tuple[str, str]:
     top = (drivers or [])[:k]
     text = "; ".join(d["reason"] for d in top)
@@ -200,7 +229,7 @@ def crm_frame(
     renewal drivers otherwise. `crm_ids` maps account_id to the CRM record id (from the
     accounts table, `workspace_crm_ids`); without it a `crm_id` column of `scored` is used."""
     k = (serving or ServingSettings()).crm_reasons
-    texts, jsons, renewal_cols, expansion_cols = [], [], [], []
+    texts, jsons, renewal_cols, expansion_cols, renewal_keys, expansion_keys = [], [], [], [], [], []
     for playbook, renewal, upsell in zip(scored["playbook"], scored["renewal_drivers"], scored["upsell_drivers"]):
         text, js = (
             _reasons(upsell, "upsell", k) if playbook == "expansion_opportunity" else _reasons(renewal, "renewal", k)
@@ -209,11 +238,14 @@ def crm_frame(
         jsons.append(js)
         renewal_cols.append(_reason_columns(renewal, k))
         expansion_cols.append(_reason_columns(upsell, k))
+        renewal_keys.append(reason_keys(renewal, k))
+        expansion_keys.append(reason_keys(upsell, k))
     out = scored.reindex(columns=[c for c in NAMES if c in scored.columns]).copy()
     out["top_reasons"], out["top_reasons_json"], out["call_rank"] = texts, jsons, 0
     for i, (r, e) in enumerate(zip(RENEWAL_REASONS, EXPANSION_REASONS)):
         out[r] = [cols[i] for cols in renewal_cols]
         out[e] = [cols[i] for cols in expansion_cols]
+    out["renewal_reason_keys"], out["expansion_reason_keys"] = renewal_keys, expansion_keys
     for c in PCT:
         out[c] = to_pct(scored[c.removesuffix("_pct")]).to_numpy()
     if crm_ids is not None:
@@ -243,7 +275,9 @@ def normalise(frame: pd.DataFrame, table: CrmTable = HISTORY) -> pd.DataFrame:
     text and dates as Python objects (missing: None), floats, nullable integers, bools,
     UTC timestamps."""
     absent = [c for c in table.names if c not in frame.columns]
-    if absent:
+    if absent and set(absent) <= set(ADDED_LATER):  # a table stored before those columns existed
+        frame = frame.assign(**{c: None for c in absent})
+    elif absent:
         raise ValueError(f"CRM frame for {table.name} lacks column(s): {', '.join(absent)}")
     out = {}
     for c in table.columns:
@@ -364,9 +398,19 @@ def from_legacy(frame: pd.DataFrame) -> pd.DataFrame:
     renewal, expansion = [], []
     for js in out.get("top_reasons_json", pd.Series([None] * len(out))):
         reasons = json.loads(js) if isinstance(js, str) and js else []
-        renewal.append([clip_text(r["reason"]) for r in reasons if r.get("target") == "renewal"])
-        expansion.append([clip_text(r["reason"]) for r in reasons if r.get("target") == "upsell"])
+        renewal.append([r for r in reasons if r.get("target") == "renewal"])
+        expansion.append([r for r in reasons if r.get("target") == "upsell"])
     for i, (r, e) in enumerate(zip(RENEWAL_REASONS, EXPANSION_REASONS)):
-        out[r] = [x[i] if i < len(x) else None for x in renewal]
-        out[e] = [x[i] if i < len(x) else None for x in expansion]
+        out[r] = [clip_text(x[i]["reason"]) if i < len(x) else None for x in renewal]
+        out[e] = [clip_text(x[i]["reason"]) if i < len(x) else None for x in expansion]
+    out["renewal_reason_keys"] = [_legacy_keys(x) for x in renewal]
+    out["expansion_reason_keys"] = [_legacy_keys(x) for x in expansion]
     return normalise(out.reindex(columns=HISTORY.names), HISTORY)
+
+
+def _legacy_keys(reasons: list[dict]) -> str | None:
+    """`reason_keys` of stored reasons; None when one lacks its feature or contribution."""
+    try:
+        return reason_keys(reasons)
+    except (KeyError, TypeError, ValueError):
+        return None

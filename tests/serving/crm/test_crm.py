@@ -4,6 +4,7 @@ SQLite and a real PostgreSQL), with the reverse-ETL incremental query on each.""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -16,6 +17,8 @@ from serving.crm.table import (
     ACCOUNTS,
     HISTORY,
     NAMES,
+    REASON_KEYS,
+    REASON_TEXTS,
     TEXT_LIMIT,
     VISIBLE,
     WriteReport,
@@ -28,12 +31,17 @@ from serving.scoring.score import score_frame
 TARGETS = ["parquet", "csv", "duckdb", "sqlite", "postgres"]
 T1 = datetime(2025, 5, 1, 7, 0, tzinfo=UTC)  # when week 1 is written
 T2 = T1 + timedelta(days=7)
-MOVED = ["acc0002", "acc0005", "acc0009"]  # accounts whose scores move in week 2
+MOVED = ["acc0002", "acc0005", "acc0009", "acc0011"]  # accounts whose scores move in week 2
 
 
 @pytest.fixture(scope="module")
-def rows(models, latest, settings, scored_at) -> pd.DataFrame:
-    return crm_frame(score_frame(latest.iloc[:30], models, settings, scored_at=scored_at))
+def scored(models, latest, settings, scored_at) -> pd.DataFrame:
+    return score_frame(latest.iloc[:30], models, settings, scored_at=scored_at)
+
+
+@pytest.fixture(scope="module")
+def rows(scored) -> pd.DataFrame:
+    return crm_frame(scored)
 
 
 @dataclass
@@ -71,6 +79,37 @@ class Target:
         engine = sa.create_engine(self.where)
         try:
             return sa.inspect(engine).has_table(table.name)
+        finally:
+            engine.dispose()
+
+    def drop_columns(self, table, columns: list[str]) -> None:
+        """What a table written by an earlier version looks like: without `columns`."""
+        if self.kind in ("parquet", "csv"):
+            from pathlib import Path
+
+            path = Path(self.where)
+            path = history_path(path) if table is HISTORY else path
+            if self.kind == "parquet":
+                pd.read_parquet(path).drop(columns=columns).to_parquet(path, index=False)
+            else:
+                frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+                frame.drop(columns=columns).to_csv(path, index=False)
+            return
+        statements = [f"ALTER TABLE {table.name} DROP COLUMN {c}" for c in columns]
+        if self.kind == "duckdb":
+            import duckdb
+
+            with duckdb.connect(self.where) as con:
+                for statement in statements:
+                    con.execute(statement)
+            return
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(self.where)
+        try:
+            with engine.begin() as conn:
+                for statement in statements:
+                    conn.execute(sa.text(statement))
         finally:
             engine.dispose()
 
@@ -132,20 +171,47 @@ def stored_equal(got: pd.DataFrame, want: pd.DataFrame, table=HISTORY) -> None:
     pd.testing.assert_frame_equal(got[table.names], want[table.names], check_dtype=False)
 
 
+def other_values(text: str | None) -> str | None:
+    """A reason quoting another value of its feature: "… is 0.31 over …" -> "… is 0.31 (was 7) over …"."""
+    if text is None:
+        return None
+    moved = re.sub(r" is (\S+)", r" is \1 (was 7)", text, count=1)
+    return moved if moved != text else text.replace(" — ", " (was 7) — ", 1)
+
+
+def values_moved(rows: pd.DataFrame, days: int = 7) -> pd.DataFrame:
+    """The same portfolio `days` later where only the values quoted in the reasons moved
+    (and raw scores below what a CSM sees): same features, directions, tiers, integers."""
+    week = rows.copy()
+    week["as_of"] = [d + timedelta(days=days) for d in week.as_of]
+    week["scored_at"] = week.scored_at + timedelta(days=days)
+    week["churn_risk"] = week.churn_risk + 1e-6  # below the integer a CSM sees
+    for c in REASON_TEXTS:
+        week[c] = week[c].map(other_values)
+    return week
+
+
+def flipped(keys: str) -> str:
+    """Reason keys whose first reason points the other way."""
+    first, _, rest = keys.partition(", ")
+    feature, _, way = first.partition(":")
+    return ", ".join(filter(None, [f"{feature}:{'lowers' if way == 'raises' else 'raises'}", rest]))
+
+
 def week_two(rows: pd.DataFrame, *, gone: str = "acc0013") -> pd.DataFrame:
     """Week 1's portfolio a week later: MOVED accounts' scores move (a tier, a likelihood
-    integer, a reason), every other account's raw scores drift below what a CSM sees,
+    integer, a reason naming another feature, a reason pointing the other way), every other
+    account's raw scores and the values its reasons quote drift, below what a CSM acts on,
     `gone` left (its subscriptions ended), and acc9999 is new."""
-    week = rows[rows.account_id != gone].copy()
-    week["as_of"] = [d + timedelta(days=7) for d in week.as_of]
-    week["scored_at"] = week.scored_at + timedelta(days=7)
-    week["churn_risk"] = week.churn_risk + 1e-6  # below the integer a CSM sees
+    week = values_moved(rows[rows.account_id != gone])
     week["expected_mrr_loss"] = week.expected_mrr_loss + 1.5
     week["call_rank"] = week.call_rank[::-1].to_numpy()
     i = week.index[week.account_id.isin(MOVED)]
     week.loc[i[0], "risk_tier"] = "red" if week.loc[i[0], "risk_tier"] != "red" else "green"
     week.loc[i[1], "upsell_likelihood_pct"] = (week.loc[i[1], "upsell_likelihood_pct"] + 7) % 100
-    week.loc[i[2], "renewal_reason_1"] = "Logins fell by half over the last 28 days"
+    week.loc[i[2], "renewal_reason_1"] = "Logins fell by half over the last 28 days — raises churn risk"
+    week.loc[i[2], "renewal_reason_keys"] = "logins_halved:raises, " + week.loc[i[2], "renewal_reason_keys"]
+    week.loc[i[3], "expansion_reason_keys"] = flipped(week.loc[i[3], "expansion_reason_keys"])
     new = week.iloc[[0]].assign(account_id="acc9999", name="New Co")
     return pd.concat([week, new], ignore_index=True)
 
@@ -163,8 +229,25 @@ def test_history_rows_have_the_issue_columns(rows):
         assert (rows[f"{c}_pct"] == (rows[c] * 100 + 0.5).astype(int)).all()
         assert rows[f"{c}_pct"].between(0, 100).all()
     assert rows.renewal_reason_1.notna().all() and rows.expansion_reason_1.notna().all()
-    reason_cols = [c for c in NAMES if "_reason_" in c]
-    assert len(reason_cols) == 6 and all(rows[c].dropna().str.len().max() <= TEXT_LIMIT for c in reason_cols)
+    reason_cols = [c for c in NAMES if re.fullmatch(r"(renewal|expansion)_reason_\d", c)]
+    assert reason_cols == REASON_TEXTS and all(rows[c].dropna().str.len().max() <= TEXT_LIMIT for c in reason_cols)
+
+
+def test_each_reason_has_a_key_naming_its_feature_and_direction(rows, scored):
+    """`renewal_reason_keys` / `expansion_reason_keys`: per reason column, in order, the
+    driver's feature and whether it raises or lowers the likelihood, as the text says."""
+    for keys_column, texts, drivers in (
+        ("renewal_reason_keys", REASON_TEXTS[:3], scored.renewal_drivers),
+        ("expansion_reason_keys", REASON_TEXTS[3:], scored.upsell_drivers),
+    ):
+        for keys, found, row_texts in zip(rows[keys_column], drivers, rows[texts].itertuples(index=False)):
+            shown = [t for t in row_texts if t is not None]
+            parsed = [k.split(":") for k in keys.split(", ")]
+            assert [f for f, _ in parsed] == [d["feature"] for d in found[: len(shown)]]
+            assert len(parsed) == len(shown) and all(way in ("raises", "lowers") for _, way in parsed)
+            assert all(f" — {way} " in text for (_, way), text in zip(parsed, shown))  # the text's direction
+    ways = {k.split(":")[1] for keys in rows[list(REASON_KEYS)].stack() for k in keys.split(", ")}
+    assert ways == {"raises", "lowers"}
 
 
 def test_first_write_inserts_every_account_and_a_rerun_changes_nothing(rows, target):
@@ -206,10 +289,15 @@ def test_a_second_week_changes_exactly_the_accounts_whose_scores_moved(rows, tar
     assert (quiet.previous_as_of == rows.as_of.iloc[0]).all()
     assert (quiet.previous_risk_tier == first.loc[quiet.index, "risk_tier"]).all()
     assert (quiet.previous_churn_risk_pct == first.loc[quiet.index, "churn_risk_pct"]).all()
+    latest = week.set_index("account_id")
+    for c in [*REASON_TEXTS, *REASON_KEYS]:  # the reasons' latest wording, written quietly
+        assert quiet[c].tolist() == latest.loc[quiet.index, c].tolist(), c
+    assert (quiet.renewal_reason_1 != first.loc[quiet.index, "renewal_reason_1"]).all()
     moved = accounts.loc[MOVED]
     assert moved.changed.all() and (moved.changed_at == pd.Timestamp(T2)).all()
     assert moved.loc["acc0005", "previous_upsell_likelihood_pct"] == first.loc["acc0005", "upsell_likelihood_pct"]
-    assert moved.loc["acc0009", "renewal_reason_1"] == "Logins fell by half over the last 28 days"
+    assert moved.loc["acc0009", "renewal_reason_1"] == "Logins fell by half over the last 28 days — raises churn risk"
+    assert moved.loc["acc0011", "expansion_reason_keys"] == flipped(first.loc["acc0011", "expansion_reason_keys"])
     # the lost account says so and keeps its last values
     gone = accounts.loc["acc0013"]
     assert gone.status == "churned" and gone.changed and gone.changed_at == pd.Timestamp(T2)
@@ -222,6 +310,62 @@ def test_a_second_week_changes_exactly_the_accounts_whose_scores_moved(rows, tar
     # the week rerun: nothing changes
     again = write_scores(week, target.where, written_at=T2 + timedelta(hours=1))
     assert again.changed == again.accounts_written == again.inserted == again.updated == 0
+    assert target.changed_since(T2) == set()
+
+
+def test_reasons_whose_values_alone_moved_are_updated_quietly(rows, target):
+    """Week 2 quotes other values in every reason (same features, directions, tiers and
+    integers): no account changed, the texts are the new ones. Week 3: one tier, one
+    reason's feature and one reason's direction change: exactly those accounts."""
+    write_scores(rows, target.where, written_at=T1)
+    week2 = values_moved(rows)
+    assert (week2.renewal_reason_1 != rows.renewal_reason_1).all()
+    report = write_scores(week2, target.where, written_at=T2)
+    assert (report.changed, report.accounts_written) == (0, len(rows))
+    assert target.changed_since(T1) == set()
+    accounts = target.read(ACCOUNTS)
+    assert not accounts.changed.any() and (accounts.changed_at == pd.Timestamp(T1)).all()
+    shown = [c for c in ACCOUNTS.names if c in NAMES]  # the score columns: week 2's, reason texts included
+    want = normalise(week2).sort_values("account_id", ignore_index=True)[shown]
+    pd.testing.assert_frame_equal(accounts[shown].reset_index(drop=True), want, check_dtype=False)
+    # the same snapshot rescored with other values in the reasons: quiet again
+    rescored = week2.assign(renewal_reason_2=week2.renewal_reason_2.map(other_values))
+    assert write_scores(rescored, target.where, written_at=T2 + timedelta(hours=1)).changed == 0
+    assert target.read(ACCOUNTS).renewal_reason_2.tolist() == rescored.renewal_reason_2.tolist()
+    assert target.changed_since(T1) == set()
+
+    week3 = values_moved(rescored)
+    t3 = T2 + timedelta(days=7)
+    tier, feature, direction = rows.account_id[[4, 7, 12]]
+    week3.loc[4, "risk_tier"] = "red" if week3.loc[4, "risk_tier"] != "red" else "green"
+    week3.loc[7, "expansion_reason_keys"] = "nps_dropped:lowers"
+    week3.loc[7, ["expansion_reason_1", "expansion_reason_2", "expansion_reason_3"]] = ["NPS dropped", None, None]
+    week3.loc[12, "renewal_reason_keys"] = flipped(week3.loc[12, "renewal_reason_keys"])
+    report = write_scores(week3, target.where, written_at=t3)
+    assert (report.changed, report.accounts_written) == (3, len(rows))
+    assert target.changed_since(T2) == target.changed_since(T1) == {tier, feature, direction}
+    accounts = target.read(ACCOUNTS).set_index("account_id")
+    assert accounts.loc[[tier, feature, direction], "changed"].all() and accounts.changed.sum() == 3
+    assert accounts.loc[feature, "expansion_reason_2"] is None
+
+
+def test_a_table_written_before_the_reason_keys_gets_them(rows, target):
+    """A target written by an earlier version has no key columns: the next write adds them
+    (DuckDB and SQL: ALTER TABLE), compares that once by the reason texts, then by keys."""
+    write_scores(rows, target.where, written_at=T1)
+    for table in (HISTORY, ACCOUNTS):
+        target.drop_columns(table, list(REASON_KEYS))
+    old = target.read(ACCOUNTS)
+    assert old.renewal_reason_keys.isna().all() and old.expansion_reason_keys.isna().all()
+    week2 = values_moved(rows)
+    report = write_scores(week2, target.where, written_at=T2)
+    assert report.changed == len(rows)  # texts moved, and there were no keys to tell better
+    accounts, history = target.read(ACCOUNTS), target.read(HISTORY)
+    assert accounts.renewal_reason_keys.tolist() == week2.renewal_reason_keys.tolist()
+    assert (
+        history[history.as_of == week2.as_of.iloc[0]].renewal_reason_keys.tolist() == week2.renewal_reason_keys.tolist()
+    )
+    assert write_scores(values_moved(rows, days=14), target.where, written_at=T2 + timedelta(days=7)).changed == 0
     assert target.changed_since(T2) == set()
 
 
