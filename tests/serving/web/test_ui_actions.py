@@ -74,6 +74,8 @@ def _client(service, name: str | None):
     outer.mount("/ui", web_app(lambda: service))
     client = TestClient(outer, base_url="http://127.0.0.1")
     if name is not None:
+        form = client.get("/ui/login")
+        assert form.status_code == 200 and 'id="password"' in form.text
         signed = client.post(
             "/ui/login", data={"name": name, "password": PASSWORD, "next": "/ui/"}, follow_redirects=False
         )
