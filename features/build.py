@@ -37,6 +37,7 @@ class BuildResult:
     findings: quality.QualityFindings
     meta: snapshot_meta.BuildMeta | None = None  # the build's parameters, data end and partial dates
     partial: dict[date, tuple[date, int, int]] | None = None  # partial as_of -> (compared with, its accounts, accounts)
+    event_choice: events.EventChoice | None = None  # the per-event types, where they come from, what changed
 
 
 def open_workspace(settings: Settings) -> Workspace:
@@ -159,8 +160,10 @@ def build_features(
     freq: str | None = None,
     step: Callable[[str], None] | None = None,
     texts: Callable[[int], None] | None = None,
+    refresh_event_types: bool = False,
 ) -> BuildResult:
-    """Build snapshots for the as-of calendar [start, end] (defaults: the data's span)."""
+    """Build snapshots for the as-of calendar [start, end] (defaults: the data's span).
+    `refresh_event_types`: choose the per-event types anew rather than keep the record."""
     ws = open_workspace(settings)
     store = open_store(settings, ws)
     default_start, default_end = ws.default_calendar(settings)
@@ -169,8 +172,16 @@ def build_features(
         raise ValueError(f"no as-of dates between {start or default_start} and {end or default_end}")
     seconds: dict[str, float] = {}
     run = _run_on_spark if settings.features.engine == "spark" else _run_here
-    # chosen once, where the workspace lives: the same types on every engine
-    event_types = events.choose_event_types(ws.tables["usage_events"], dates[-1], settings.features)
+    # chosen once, where the workspace lives: the same types on every engine; a later build
+    # keeps the recorded list (served models need its columns) unless pinned or refreshed
+    choice = events.stable_event_types(
+        ws.tables["usage_events"],
+        dates[-1],
+        settings.features,
+        events.recorded_event_types(settings.output_dir),
+        refresh_event_types,
+    )
+    event_types = choice.chosen
     has_evidence = run(ws, store, dates, settings, seconds, step, texts, event_types)
     events.record_event_types(settings.output_dir, event_types)  # the registry's generated features
     snaps = store.table("snapshots")
@@ -179,7 +190,7 @@ def build_features(
         found = dict(snapshot_meta.populations(store))
         counts = [(d, found.get(d, 0)) for d in dates]  # a date nobody is active on has 0 accounts
         partial = partial_as_of(counts, settings.features.partial_drop_share)
-        meta = _build_meta(ws, settings, dates, freq or settings.features.freq, sorted(partial))
+        meta = _build_meta(ws, settings, dates, freq or settings.features.freq, sorted(partial), choice)
         snapshot_meta.record(store, meta, snapshot_meta.as_of_frame(counts, partial))
         snapshot_meta.write_parquet(store, "snapshots", parquet, meta)
 
@@ -205,10 +216,13 @@ def build_features(
         findings=findings,
         meta=meta,
         partial={d: (ref, ref_n, dict(counts)[d]) for d, (ref, ref_n) in partial.items()},
+        event_choice=choice,
     )
 
 
-def _build_meta(ws: Workspace, settings: Settings, dates: list[date], freq: str, partial: list[date]):
+def _build_meta(
+    ws: Workspace, settings: Settings, dates: list[date], freq: str, partial: list[date], choice: events.EventChoice
+):
     """The parameters of this build (see `features.snapshot_meta`)."""
     d = settings.domain
     return snapshot_meta.BuildMeta(
@@ -232,4 +246,6 @@ def _build_meta(ws: Workspace, settings: Settings, dates: list[date], freq: str,
         partial_as_of=[p.isoformat() for p in partial],
         partial_drop_share=settings.features.partial_drop_share,
         built_at=snapshot_meta.now_iso(),
+        event_types=choice.names,
+        event_types_source=choice.source_words(),
     )

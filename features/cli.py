@@ -176,6 +176,13 @@ def build_features_cmd(
             help="Spark master URL with --engine spark, e.g. local[4] or spark://host:7077; default from config (spark.master)."
         ),
     ] = None,
+    refresh_event_types: Annotated[
+        bool,
+        typer.Option(
+            "--refresh-event-types",
+            help="Choose the per-event-type features anew (the features.event_type_cap most frequent) instead of keeping the types the last build recorded; retrain afterwards.",
+        ),
+    ] = False,
 ) -> None:
     """Build point-in-time account snapshots with labels, features and the health score."""
     from features.build import build_features
@@ -209,6 +216,7 @@ def build_features_cmd(
                     freq,
                     step=lambda s: progress.update(task, description=s),
                     texts=lambda n: progress.advance(task, n),
+                    refresh_event_types=refresh_event_types,
                 )
         except (FileNotFoundError, ValueError, SparkUnavailable, WorkspaceBusy) as exc:
             console.print(f"[red]error:[/red] {escape(str(exc))}")  # messages may hold [extras]
@@ -220,6 +228,10 @@ def build_features_cmd(
     )
     if result.meta is not None:
         console.print(f"data end: {result.meta.data_end}, {result.meta.data_end_source}", markup=False)
+    if result.event_choice is not None and result.event_choice.chosen:
+        console.print(f"per-event features: {result.event_choice.source_words()}", markup=False)
+    for note in result.event_choice.notes() if result.event_choice is not None else []:
+        console.print(f"[yellow]event types:[/yellow] {escape(note)}", highlight=False)
     for day, (ref, ref_n, n) in (result.partial or {}).items():
         console.print(
             f"[yellow]partial as-of date:[/yellow] {day} has {n:,} active accounts against {ref_n:,} on {ref} "

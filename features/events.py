@@ -7,10 +7,18 @@ distinct users, and the sum of `quantity` when the type carries one (some of its
 have a quantity other than the contract's default 1). This does not depend on the role
 mapping (`features.login_events`, ...), which only sets the indicator family.
 
-The types are chosen once per build, from events before its last as-of date, and
-recorded in the output folder (`event_features.json`) next to the snapshot table: the
-feature registry reads that record, so training, reasons, the scorecard and serving
-all know the same generated columns (`recorded_event_types`).
+The types are chosen once, from events before the build's last as-of date, and recorded
+in the output folder (`event_features.json`) next to the snapshot table: the feature
+registry reads that record, so training, reasons, the scorecard and serving all know the
+same generated columns (`recorded_event_types`). Later builds keep the recorded list
+(`stable_event_types`): new data that ranks other types first is reported, not followed,
+so a served model never loses its columns; `features.event_types` pins a list and
+`radar build-features --refresh-event-types` chooses anew. The snapshot build metadata
+records the list (`event_types`), training logs it, and a model that needs columns a
+table lacks is refused with the fix (`missing_features_message`).
+
+The role mapping also names the role features: `describe_roles` writes the configured
+event names into their descriptions ("Value events (invoice_created, ...)").
 
 Feature names are safe identifiers: `ev_<slug>__<measure>_<w>d`, where the slug is the
 event name in lower-case letters, digits and single underscores (`slugify`), numbered
@@ -24,7 +32,7 @@ import json
 import os
 import re
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
@@ -115,25 +123,109 @@ def type_counts(events: ibis.Table, before: date | None = None) -> pd.DataFrame:
     )
 
 
+def _found(events: ibis.Table, before: date) -> dict[str, tuple[int, bool]]:
+    """Event type -> (its events before `before`, whether it carries a quantity)."""
+    counts = type_counts(events, before)
+    return {
+        str(r.event_type): (int(r.events), int(r.with_quantity or 0) > 0)
+        for r in counts.itertuples(index=False)
+        if r.event_type is not None
+    }
+
+
+def _ranked(found: dict[str, tuple[int, bool]]) -> list[str]:
+    return sorted(found, key=lambda n: (-found[n][0], n))
+
+
 def choose_event_types(events: ibis.Table | None, before: date, cfg: FeatureSettings) -> list[EventType]:
     """The event types that get per-event features: `cfg.event_types` when pinned, else
     the `cfg.event_type_cap` most frequent before `before` (ties by name), so the same
     data gives the same choice on every engine."""
     if events is None or (cfg.event_type_cap == 0 and not cfg.event_types):
         return []
-    counts = type_counts(events, before)
-    found = {
-        str(r.event_type): (int(r.events), int(r.with_quantity or 0) > 0)
-        for r in counts.itertuples(index=False)
-        if r.event_type is not None
-    }
-    if cfg.event_types:
-        names = list(dict.fromkeys(cfg.event_types))
-    else:
-        ranked = sorted(found, key=lambda n: (-found[n][0], n))
-        names = ranked[: cfg.event_type_cap]
+    found = _found(events, before)
+    names = list(dict.fromkeys(cfg.event_types)) if cfg.event_types else _ranked(found)[: cfg.event_type_cap]
     slugs = assign_slugs(names)
     return [EventType(n, slugs[n], *found.get(n, (0, False))) for n in names]
+
+
+REFRESH_FLAG = "--refresh-event-types"
+
+
+@dataclass(frozen=True)
+class EventChoice:
+    """The event types a build uses and why (`source`: "pinned", "recorded" or "chosen").
+
+    `unused`: types among today's `event_type_cap` most frequent that a kept record leaves
+    out; `vanished`: recorded types with no events any more (their features are 0)."""
+
+    chosen: list[EventType]
+    source: str
+    unused: list[str] = field(default_factory=list)
+    vanished: list[str] = field(default_factory=list)
+    cap: int = 0
+
+    @property
+    def names(self) -> list[str]:
+        return [et.name for et in self.chosen]
+
+    def source_words(self) -> str:
+        n = len(self.chosen)
+        if self.source == "pinned":
+            return f"pinned by features.event_types ({n} types)"
+        if self.source == "recorded":
+            return f"kept from the previous build's record ({n} types; {REFRESH_FLAG} chooses anew)"
+        return f"chosen: the {n} most frequent (features.event_type_cap = {self.cap})"
+
+    def notes(self) -> list[str]:
+        """What the console says about a kept record that today's data would change."""
+        out = []
+        if self.unused:
+            out.append(
+                f"frequent event types not used until you rebuild with {REFRESH_FLAG} (and retrain): "
+                f"{', '.join(map(_quoted, self.unused))}; the build keeps the {len(self.chosen)} recorded types "
+                "the models were trained on"
+            )
+        if self.vanished:
+            out.append(
+                f"recorded event types with no events any more (their features are 0): "
+                f"{', '.join(map(_quoted, self.vanished))}; {REFRESH_FLAG} chooses anew"
+            )
+        if self.source == "recorded" and len(self.chosen) > self.cap:
+            out.append(
+                f"the record keeps {len(self.chosen)} event types, more than features.event_type_cap = {self.cap}: "
+                f"rebuild with {REFRESH_FLAG} to apply the cap"
+            )
+        return out
+
+
+def stable_event_types(
+    events: ibis.Table | None,
+    before: date,
+    cfg: FeatureSettings,
+    recorded: list[EventType],
+    refresh: bool = False,
+) -> EventChoice:
+    """The event types of a build, stable across builds so that served models keep their
+    columns: `cfg.event_types` when pinned; else the `recorded` list of the previous build
+    (new data that would rank other types first is reported, not followed); else, on a
+    first build, with `refresh`, or with `event_type_cap = 0`, a fresh `choose_event_types`.
+
+    The record fixes the columns: a kept type keeps its slug and whether it has a quantity
+    measure (0 when it no longer carries one; a new quantity waits for a fresh choice)."""
+    cap = cfg.event_type_cap
+    if cfg.event_types or refresh or not recorded or cap == 0 or events is None:
+        chosen = choose_event_types(events, before, cfg)
+        if cfg.event_types:  # a pinned type keeps the quantity column its record had
+            had = {et.name for et in recorded if et.has_quantity}
+            chosen = [replace(et, has_quantity=et.has_quantity or et.name in had) for et in chosen]
+        return EventChoice(chosen, "pinned" if cfg.event_types else "chosen", cap=cap)
+    found = _found(events, before)
+    kept = [replace(et, events=found.get(et.name, (0, False))[0]) for et in recorded]
+    names = {et.name for et in kept}
+    unused = [n for n in _ranked(found)[:cap] if n not in names]
+    vanished = [et.name for et in kept if et.events == 0]
+    return EventChoice(kept, "recorded", unused, vanished, cap)
 
 
 def _quoted(name: str) -> str:
@@ -174,6 +266,85 @@ def event_specs(chosen: list[EventType], cfg: FeatureSettings) -> list[FeatureSp
                 )
             )
     return specs
+
+
+# the usage features computed from a role's events (features.usage): name -> role
+ROLE_FEATURES: dict[str, str] = {
+    "logins_{w}d": "login",
+    "logins_trend_{w}d": "login",
+    "value_events_{w}d": "value",
+    "value_events_per_seat_{w}d": "value",
+    "time_to_value_days": "value",
+    "days_without_value": "value",
+    "activation_rate": "setup",
+    "onboarding_completion": "onboarding",
+    "feature_breadth_{w}d": "feature",
+}
+NAMED_EVENTS_MAX = 4  # event names written into a role feature's description, then "and N more"
+
+
+def role_words(role: str, cfg: FeatureSettings) -> str | None:
+    """The configured events of `role` in words ("invoice_created, payment_reconciled"),
+    or None when the mapping is the default one (the features' own wording fits it)."""
+    key = ROLE_SETTINGS[role]
+    names = list(getattr(cfg, key))
+    if tuple(names) == tuple(type(cfg).model_fields[key].get_default(call_default_factory=True)):
+        return None
+    if not names:
+        return f"no {role} events configured: features.{key}"
+    shown = ", ".join(names[:NAMED_EVENTS_MAX])
+    more = len(names) - NAMED_EVENTS_MAX
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
+def describe_roles(specs: list[FeatureSpec], cfg: FeatureSettings) -> list[FeatureSpec]:
+    """`specs` with the role features (`ROLE_FEATURES`) described by the event names the
+    configuration maps to their role: "Value events (invoice_created, payment_reconciled)"
+    rather than the default vocabulary's "(reports shared, goals reached)". With the
+    default mapping the specs are unchanged."""
+    words = {role: role_words(role, cfg) for role in ROLE_SETTINGS}
+    out = []
+    for spec in specs:
+        role = ROLE_FEATURES.get(spec.name)
+        if role is not None and words[role] is not None:
+            base = re.sub(r"\s*\([^)]*\)$", "", spec.label)  # the default vocabulary's example names
+            spec = replace(spec, label=f"{base} ({words[role]})")
+        out.append(spec)
+    return out
+
+
+def missing_features_message(missing: list[str], model: str, model_event_types: list[str] | None) -> str:
+    """Why a snapshot table lacks columns a model needs and what fixes it: per-event
+    features of types the build did not choose (pin the model's list or retrain), others."""
+    per_event = [c for c in missing if c.startswith(PREFIX) and "__" in c]
+    other = [c for c in missing if c not in per_event]
+    parts = [f"the snapshot table lacks {len(missing)} feature column(s) that {model} needs"]
+    if per_event:
+        slug_names = {slug: name for name, slug in assign_slugs(list(model_event_types or [])).items()}
+        slugs = list(dict.fromkeys(c[len(PREFIX) :].split("__")[0] for c in per_event))
+        types = ", ".join(_quoted(slug_names[s]) if s in slug_names else s for s in slugs)
+        shown = ", ".join(per_event[:8]) + (" ..." if len(per_event) > 8 else "")
+        parts.append(
+            f"per-event features of the event types {types} ({shown}): this build chose other event types "
+            "than the model was trained on"
+        )
+        if model_event_types:
+            pinned = json.dumps(list(model_event_types), ensure_ascii=False)
+            fix = (
+                f"pin the model's list in radar.toml ([features] event_types = {pinned}) and run `radar build-features`"
+            )
+        else:
+            fix = (
+                "pin the model's event types (its training run's snapshot.event_types parameter) as "
+                "features.event_types in radar.toml and run `radar build-features`"
+            )
+        parts.append(f"fix: {fix}, or retrain on this build (`radar train`)")
+    if other:
+        shown = ", ".join(other[:10]) + (" ..." if len(other) > 10 else "")
+        parts.append(
+            f"other missing features: {shown} (rebuild with the settings the model was trained with, or retrain)"
+        )
+    return "; ".join(parts)
 
 
 def event_parts(

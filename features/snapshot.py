@@ -58,9 +58,11 @@ def all_specs() -> list[FeatureSpec]:
 
 def feature_registry(settings: Settings, event_types: list[events.EventType] | None = None) -> FeatureRegistry:
     """Every snapshot feature, for the configured windows, with the per-event-type features
-    of `event_types` (default: those the last build recorded, `events.recorded_event_types`)."""
+    of `event_types` (default: those the last build recorded, `events.recorded_event_types`);
+    the role features are described by the configured event names (`events.describe_roles`)."""
     chosen = events.recorded_event_types(settings.output_dir) if event_types is None else event_types
-    return FeatureRegistry(all_specs() + events.event_specs(chosen, settings.features), settings.features.windows)
+    specs = events.describe_roles(all_specs(), settings.features) + events.event_specs(chosen, settings.features)
+    return FeatureRegistry(specs, settings.features.windows)
 
 
 @dataclass

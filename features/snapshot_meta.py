@@ -24,6 +24,9 @@ The keys of the object (`BuildMeta.to_dict`):
 * `partial_as_of` (ISO dates) and `partial_drop_share`: the as-of dates whose active
   population fell by more than that share against the previous complete one
   (`features.calendar.partial_as_of`);
+* `event_types` (names) and `event_types_source` (pinned, kept from the record, or
+  chosen): the per-event-type features' event types (`features.events`), which a
+  model trained on the table needs again when it scores;
 * `built_at`: when (UTC, ISO timestamp).
 """
 
@@ -31,7 +34,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -65,6 +68,8 @@ class BuildMeta:
     partial_as_of: list[str]
     partial_drop_share: float
     built_at: str
+    event_types: list[str] = field(default_factory=list)
+    event_types_source: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)

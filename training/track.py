@@ -21,6 +21,8 @@ Nothing here runs at import: the tracking URI is set by `configure`, from the se
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import os
 import re
@@ -208,6 +210,12 @@ def log_training_run(
     as_of = _as_of_range(table)
     name = run_name(table, tuned=bool(outcome.params.get("tune_trials")))
     build = snapshot_build(source)
+    if build and "event_types" in build and outcome.model is not None:
+        # saved with the model (a copy: the caller's model is left as it was); serving
+        # names these when a snapshot table lacks their columns
+        typed = copy.copy(outcome.model)
+        typed.metadata = {**outcome.model.metadata, "event_types": list(build["event_types"])}
+        outcome = dataclasses.replace(outcome, model=typed)
     with mlflow.start_run(
         experiment_id=experiment_id,
         run_name=name,
@@ -371,6 +379,8 @@ def _params(
     if build:  # the table's own record wins over today's config
         params.update({f"snapshot.{k}": _param_text(v) for k, v in build.items()})
         params.update({p: _param_text(build[k]) for p, k in _BUILD_OVERRIDES.items() if k in build})
+        if "event_types" in build:  # names may hold commas: a JSON list
+            params["snapshot.event_types"] = json.dumps(build["event_types"], ensure_ascii=False)
     else:
         params["snapshot.recorded"] = "no: the table records no build (own table or older file); config values logged"
     if outcome.tuning:
@@ -532,10 +542,12 @@ def _log_model(outcome: TrainOutcome, table: TrainingTable, test_set: pd.DataFra
 
 def model_metadata(outcome: TrainOutcome) -> dict:
     """What the registered model says about itself without being loaded (the MLmodel
-    file's metadata): its target, label and base rate."""
+    file's metadata): its target, label, base rate and per-event types."""
     meta = {"radar_target": outcome.target.name, "radar_label": outcome.target.label}
     if outcome.base_rate is not None:
         meta["radar_base_rate"] = outcome.base_rate
+    if outcome.model is not None and "event_types" in outcome.model.metadata:  # the per-event features' types
+        meta["radar_event_types"] = list(outcome.model.metadata["event_types"])
     return meta
 
 

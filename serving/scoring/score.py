@@ -22,6 +22,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from features.events import missing_features_message
 from features.snapshot import feature_registry
 from radar.settings import ServingSettings, Settings, serving_settings
 from serving.scoring.context import context_lines
@@ -142,6 +143,17 @@ def disagreement(band: np.ndarray, tier: np.ndarray, serving: ServingSettings) -
     return flag, text
 
 
+def check_columns(models: ScoringModels, columns: pd.Index) -> None:
+    """A ValueError naming the feature columns a served model needs and the snapshots lack
+    (per-event features of other event types: which, and the fix)."""
+    for target in models.targets:
+        served = getattr(models, target)
+        absent = [f for f in served.model.features if f not in columns]
+        if absent:
+            model = f"the {target} model ({served.name} version {served.version})"
+            raise ValueError(missing_features_message(absent, model, served.model.metadata.get("event_types")))
+
+
 def _predict(models: ScoringModels, frame: pd.DataFrame, threads: int) -> dict:
     """Per target: the explainer's inputs, raw margin and calibrated P(positive) — inputs
     prepared once for models that read the same features, margins for all rows at once."""
@@ -190,6 +202,7 @@ def score_frame(
     dates = np.array([d.date() for d in pd.to_datetime(dates)] + [stamp.date()], dtype=object)
     as_of = pd.Series(dates[codes], dtype=object)  # code -1 (missing) takes the scoring date
 
+    check_columns(models, frame.columns)
     predicted = _predict(models, frame, cfg.explain_threads)
     result = {"account_id": frame["account_id"].astype(str).to_numpy(dtype=object), "as_of": as_of.to_numpy()}
     for c in CARRIED:

@@ -9,6 +9,7 @@ use those descriptions; and with such a vocabulary most usage features still var
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import date, datetime, timedelta
 
@@ -243,3 +244,175 @@ def assert_foreign_features(snapshots: pd.DataFrame) -> None:
     """The per-event features of the added types are there and vary."""
     for name in ("ev_export_report__quantity_28d", "ev_export_report__per_user_90d", "ev_canvas_opened__users_28d"):
         assert name in snapshots.columns and snapshots[name].nunique() > 3, name
+
+
+# --- the choice is stable across builds (train/serve skew) -----------------------------
+
+
+def _ranked_events(counts: dict[str, int], quantity: str | None = None) -> list[dict]:
+    return [
+        {
+            "account_id": "A",
+            "occurred_at": _at(-d),
+            "event_type": t,
+            "user_id": "u",
+            "quantity": 25.0 if t == quantity else 1.0,
+        }
+        for t, n in counts.items()
+        for d in range(1, n + 1)
+    ]
+
+
+def test_a_later_build_keeps_the_recorded_types_and_reports_what_it_leaves_out(workspace_factory):
+    def events_of(counts, quantity=None):
+        tables = {"subscriptions": _subs(["A"]), "usage_events": _ranked_events(counts, quantity)}
+        return workspace_factory(tables, date(2025, 1, 1)).tables["usage_events"]
+
+    cfg = load_settings(features={"event_type_cap": 2}).features
+    first = per_event.stable_event_types(events_of({"a": 5, "b": 3, "c": 1}, "b"), AS_OF, cfg, [])
+    assert (first.names, first.source) == (["a", "b"], "chosen") and first.chosen[1].has_quantity
+    # new data: `c` is now the most frequent, `b` has stopped and lost its quantity
+    later = events_of({"a": 2, "c": 9, "new type": 4})
+    kept = per_event.stable_event_types(later, AS_OF, cfg, first.chosen)
+    assert kept.source == "recorded"
+    assert [(et.name, et.slug, et.events, et.has_quantity) for et in kept.chosen] == [
+        ("a", "a", 2, False),
+        ("b", "b", 0, True),  # the same columns: its quantity measure stays (0)
+    ]
+    assert (kept.unused, kept.vanished) == (["c", "new type"], ["b"])
+    notes = " ".join(kept.notes())
+    assert "not used until you rebuild with --refresh-event-types" in notes and "'c'" in notes and "'b'" in notes
+    assert "kept from the previous build" in kept.source_words()
+    # asked for, a fresh choice; pinned, exactly the list (a recorded quantity column kept)
+    fresh = per_event.stable_event_types(later, AS_OF, cfg, first.chosen, refresh=True)
+    assert (fresh.names, fresh.source, fresh.notes()) == (["c", "new type"], "chosen", [])
+    pinned_cfg = load_settings(features={"event_type_cap": 2, "event_types": ("b", "new type")}).features
+    pinned = per_event.stable_event_types(later, AS_OF, pinned_cfg, first.chosen)
+    assert pinned.source == "pinned" and [(et.name, et.has_quantity) for et in pinned.chosen] == [
+        ("b", True),
+        ("new type", False),
+    ]
+    # a record longer than a lowered cap is kept, and the console says how to apply the cap
+    one = load_settings(features={"event_type_cap": 1}).features
+    assert "rebuild with --refresh-event-types to apply the cap" in " ".join(
+        per_event.stable_event_types(later, AS_OF, one, first.chosen).notes()
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    """Four accounts on monthly plans, in CSV; their product's most frequent event type
+    (`Exported [bold]PDF[/bold]`) is new since the previous build chose two others."""
+    root = tmp_path_factory.mktemp("stable-types")
+    ws = root / "ws"
+    ws.mkdir()
+    accounts = ["A1", "A2", "A3", "A4"]
+    pd.DataFrame({"account_id": accounts, "name": accounts}).to_csv(ws / "accounts.csv", index=False)
+    pd.DataFrame(
+        {
+            "subscription_id": [f"S{a}{n}" for n in (1, 2) for a in accounts],
+            "account_id": accounts * 2,
+            "product": "base",
+            "start_date": ["2023-01-05"] * 4 + ["2023-12-05"] * 4,  # renewed: the data runs to 2023-12-05
+            "end_date": ["2023-12-05"] * 4 + [None] * 4,
+            "mrr": 100.0,
+            "billing_period": "month",
+        }
+    ).to_csv(ws / "subscriptions.csv", index=False)
+    per_week = {"Exported [bold]PDF[/bold]": 4, "board_opened": 3, "card_moved": 2}
+    rows = [
+        (a, datetime(2023, 1, 6, 10) + timedelta(days=7 * k, hours=h), t, f"{a}-u{h % 2}")
+        for i, a in enumerate(accounts)
+        for k in range(52)
+        for t, n in per_week.items()
+        for h in range(n + i)
+    ]
+    pd.DataFrame(rows, columns=["account_id", "occurred_at", "event_type", "user_id"]).to_csv(
+        ws / "usage_events.csv", index=False
+    )
+    return root
+
+
+def test_rebuilding_on_new_data_keeps_the_models_columns_until_asked(tiny_folder, monkeypatch):
+    import duckdb
+    from typer.testing import CliRunner
+
+    from features import snapshot_meta
+    from radar.cli import app
+
+    out = tiny_folder / "out"
+    monkeypatch.chdir(tiny_folder)
+    monkeypatch.setenv("RADAR_OUTPUT_DIR", str(out))
+    monkeypatch.setenv("RADAR_FEATURES__EVENT_TYPE_CAP", "2")
+    monkeypatch.setenv("COLUMNS", "300")
+    runner = CliRunner()
+    assert runner.invoke(app, ["ingest", "ws"]).exit_code == 0
+    # the previous build (on older data) chose these two, and the served models read their columns
+    per_event.record_event_types(
+        out, [EventType("board_opened", "board_opened", 90, False), EventType("card_moved", "card_moved", 60, True)]
+    )
+    span = ["--from", "2023-10-31", "--to", "2023-11-30"]  # two month-ends: enough, and quick
+    again = runner.invoke(app, ["build-features", *span])
+    assert again.exit_code == 0, again.output
+    said = " ".join(again.output.split())
+    assert "per-event features: kept from the previous build's record (2 types" in said
+    assert "not used until you rebuild with --refresh-event-types" in said
+    assert "'Exported [bold]PDF[/bold]'" in said  # the user's name, shown as written
+    columns = list(pd.read_parquet(out / "snapshots.parquet").columns)
+    kept = ["ev_board_opened__count_28d", "ev_card_moved__users_90d", "ev_card_moved__quantity_28d"]
+    assert set(kept) <= set(columns) and not any(c.startswith("ev_exported") for c in columns)
+    meta = snapshot_meta.read_parquet_meta(out / "snapshots.parquet")
+    assert meta["event_types"] == ["board_opened", "card_moved"] and "kept" in meta["event_types_source"]
+    with duckdb.connect(str(out / "radar.duckdb"), read_only=True) as con:
+        stored = dict(con.execute(f"SELECT key, value FROM {snapshot_meta.BUILD_TABLE}").fetchall())
+    assert json.loads(stored["event_types"]) == ["board_opened", "card_moved"]
+
+    fresh = runner.invoke(app, ["build-features", *span, "--refresh-event-types"])
+    assert fresh.exit_code == 0, fresh.output
+    assert "per-event features: chosen: the 2 most frequent" in fresh.output
+    columns = list(pd.read_parquet(out / "snapshots.parquet").columns)
+    assert "ev_exported_bold_pdf_bold__count_28d" in columns and "ev_card_moved__count_28d" not in columns
+    assert [et.name for et in recorded_event_types(out)] == ["Exported [bold]PDF[/bold]", "board_opened"]
+    assert snapshot_meta.read_parquet_meta(out / "snapshots.parquet")["event_types"] == [
+        "Exported [bold]PDF[/bold]",
+        "board_opened",
+    ]
+
+
+def test_scoring_with_a_model_whose_per_event_columns_are_missing_names_them_and_the_fix(tmp_path):
+    from serving.scoring.score import score_frame
+    from tests.serving.conftest import serving_snapshots, train_models
+
+    per_event.record_event_types(tmp_path, [EventType("Comment, posted", "comment_posted", 50, False)])
+    s = load_settings(
+        output_dir=tmp_path,
+        training={"bootstrap_samples": 0, "lightgbm": {"n_estimators": 10, "min_child_samples": 10}},
+    )
+    frame = serving_snapshots(n_accounts=120, n_dates=3)
+    rng = np.random.default_rng(1)
+    generated = [f.name for f in feature_registry(s) if f.name.startswith("ev_")]
+    for name in generated:
+        frame[name] = rng.poisson(5, len(frame)).astype(float)
+    models = train_models(frame, s)
+    assert "ev_comment_posted__count_28d" in models.renewal.model.features
+    models.renewal.model.metadata["event_types"] = ["Comment, posted"]  # as training saves it
+    rebuilt = frame.drop(columns=generated)  # a build that chose other event types
+    with pytest.raises(ValueError) as caught:
+        score_frame(rebuilt, models, s, explain=False)
+    message = str(caught.value)
+    assert f"lacks {len(generated)} feature column(s) that the renewal model (radar-renewal version 7) needs" in (
+        message
+    )
+    assert "per-event features of the event types 'Comment, posted' (ev_comment_posted__count_28d" in message
+    assert 'event_types = ["Comment, posted"]' in message and "radar build-features" in message
+    assert "retrain" in message
+    assert len(score_frame(frame, models, s, explain=False)) == len(frame)  # with the columns, it scores
+
+
+def test_the_missing_columns_message_without_the_models_list_points_at_the_training_run():
+    message = per_event.missing_features_message(
+        ["ev_export_report__trend_90d", "nps_last"], "the upsell model (radar-upsell version 3)", None
+    )
+    assert "event types export_report (ev_export_report__trend_90d)" in message
+    assert "snapshot.event_types parameter" in message and "features.event_types" in message
+    assert "other missing features: nps_last" in message

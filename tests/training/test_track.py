@@ -131,6 +131,7 @@ def test_the_snapshot_builds_own_parameters_are_logged_not_the_config(trained, s
         "data_end": "2024-05-01",
         "data_end_source": "the subscriptions' last day",
         "windows": [7, 28],
+        "event_types": ["Export, Report", "canvas_opened"],
     }
     arrow = pa.Table.from_pandas(table.frame, preserve_index=False)
     weekly = store / "weekly.parquet"
@@ -151,6 +152,13 @@ def test_the_snapshot_builds_own_parameters_are_logged_not_the_config(trained, s
     )
     assert params["snapshot.label_definition"].startswith("churned: MRR falls to 0")
     assert params["snapshot.windows"] == params["features.windows"] == "7,28"
+    # the per-event types: a JSON list in the run, carried by the registered model (not the caller's)
+    assert json.loads(params["snapshot.event_types"]) == ["Export, Report", "canvas_opened"]
+    from training.registry_access import load_version
+
+    registered = load_version(settings.training, "radar-weekly", logged.version)
+    assert registered.metadata["event_types"] == ["Export, Report", "canvas_opened"]
+    assert "event_types" not in outcome.model.metadata
     # a table without a recorded build says so and logs the config
     plain = client.get_run(trained[2].run_id).data.params
     assert plain["features.freq"] == "month" and plain["snapshot.recorded"].startswith("no")
