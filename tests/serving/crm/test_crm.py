@@ -439,9 +439,10 @@ def test_real_scores_a_month_later_change_the_accounts_whose_visible_values_move
     models, snapshots, as_of_dates, settings, tmp_path
 ):
     """Two real month-ends: the changed accounts are those whose tier, likelihood integers,
-    reasons, next step or status differ (computed here with pandas), no more, no less. The
-    synthetic months are independent draws, so 10 accounts are made steady: their second
-    month shows what the first showed, with other raw scores."""
+    reasons (by feature and direction), next step or status differ (computed here with
+    pandas), no more, no less. The synthetic months are independent draws, so 10 accounts
+    are made steady: their second month shows what the first showed, with other raw scores
+    and other values quoted in their reasons."""
     ids = sorted(set(snapshots.account_id))[:40]
     month = [
         crm_frame(score_frame(snapshots[(snapshots.as_of == d) & snapshots.account_id.isin(ids)], models, settings))
@@ -466,6 +467,10 @@ def test_real_scores_a_month_later_change_the_accounts_whose_visible_values_move
     assert set(accounts.loc[accounts.changed_at == pd.Timestamp(T2), "account_id"]) == expected
     assert moved and not moved & set(ids[:10])
     assert (b.loc[ids[:10], "churn_risk"] != a.loc[ids[:10], "churn_risk"]).all()  # raw scores did move
+    texts_moved = (b.loc[ids[:10], REASON_TEXTS].fillna("") != a.loc[ids[:10], REASON_TEXTS].fillna("")).any(axis=1)
+    assert texts_moved.sum() >= 8  # and so did the values in their reasons, quietly
+    steady = accounts.set_index("account_id").loc[ids[:10]]
+    assert steady.renewal_reason_1.tolist() == b.loc[ids[:10], "renewal_reason_1"].tolist()
 
 
 def test_read_score_history_narrows_and_reads_a_former_crm_scores_table(rows, tmp_path):
