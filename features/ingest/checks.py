@@ -41,9 +41,19 @@ def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def raw_value(col: Column) -> str:
-    """The raw text of a column, with blank meaning missing."""
+def raw_value(col: Column, native: frozenset[str] = frozenset()) -> str:
+    """The raw text of a column, with blank meaning missing; a native column (read from Parquet
+    already in its contract type) as itself."""
+    if col.name in native:
+        return quote(col.name)
     return f"NULLIF(TRIM({quote(col.name)}), '')"
+
+
+def raw_text(col: Column, native: frozenset[str] = frozenset()) -> str:
+    """The raw value as text, as reasons show it."""
+    if col.name in native:
+        return f"CAST({quote(col.name)} AS VARCHAR)"
+    return raw_value(col)
 
 
 def normalised_word(word: str) -> str:
@@ -63,13 +73,16 @@ def _word_value(col: Column, raw: str) -> str:
     )
 
 
-def typed_value(col: Column) -> str:
+def typed_value(col: Column, native: frozenset[str] = frozenset()) -> str:
     """SQL turning the raw text into the contract type; NULL where it does not parse.
 
     Timestamps: naive values are UTC, values with an offset are converted to UTC, and
     the result is stored as a naive UTC timestamp. Whole numbers with `words` also
     accept those words ("quarterly" -> 3) and "N months" / "N years" (as months).
+    A native column already holds the contract type (no text to parse).
     """
+    if col.name in native:
+        return quote(col.name)
     raw = raw_value(col)
     if col.type == "string":
         return raw
@@ -95,8 +108,14 @@ def _shown(raw: str) -> str:
     return f"'''' || left({raw}, 60) || ''''"
 
 
-def column_problems(col: Column) -> list[str]:
-    """SQL struct expressions, one per check of the column, NULL when the check passes."""
+def column_problems(col: Column, native: frozenset[str] = frozenset()) -> list[str]:
+    """SQL struct expressions, one per check of the column, NULL when the check passes.
+
+    A native column skips the text checks (it parsed as its type already); its value is
+    shown as text in reasons.
+    """
+    if col.name in native:
+        return _native_problems(col)
     raw, typed = raw_value(col), typed_value(col)
     checks: list[str] = []
     if col.required:
@@ -177,12 +196,51 @@ def column_problems(col: Column) -> list[str]:
     return checks
 
 
-def order_problems(table: Table, present: set[str]) -> list[str]:
+def _native_problems(col: Column) -> list[str]:
+    """The checks of a column that arrived in its contract type: missing, finite, allowed, min, max."""
+    value, shown = quote(col.name), _shown(raw_text(col, frozenset({col.name})))
+    checks: list[str] = []
+    if col.required:
+        checks.append(_problem(col.name, "missing", f"{value} IS NULL", _lit("missing required value")))
+    if col.type in ("float", "int") and col.max is not None:
+        number = f"CAST({value} AS DOUBLE)"
+        checks.append(
+            _problem(
+                col.name,
+                "max",
+                f"isfinite({number}) AND {number} > {col.max}",
+                f"{shown} || ' is above the maximum {col.max:g}'",
+            )
+        )
+    if col.type == "float":
+        checks.append(_problem(col.name, "finite", f"NOT isfinite({value})", f"'not a finite number: ' || {shown}"))
+    if col.allowed:
+        allowed = ", ".join(_lit(a) for a in col.allowed)
+        checks.append(
+            _problem(
+                col.name,
+                "allowed",
+                f"{value} IS NOT NULL AND {value} NOT IN ({allowed})",
+                f"{shown} || ' is not one of {', '.join(col.allowed)}'",
+            )
+        )
+    if col.min is not None:
+        checks.append(
+            _problem(col.name, "min", f"{value} < {col.min}", f"{shown} || ' is below the minimum {col.min:g}'")
+        )
+    if col.max is not None and col.type not in ("float", "int"):
+        checks.append(
+            _problem(col.name, "max", f"{value} > {col.max}", f"{shown} || ' is above the maximum {col.max:g}'")
+        )
+    return checks
+
+
+def order_problems(table: Table, present: set[str], native: frozenset[str] = frozenset()) -> list[str]:
     checks = []
     for later, earlier in table.ordered:
         if later not in present or earlier not in present:
             continue
-        a, b = typed_value(table.column(later)), typed_value(table.column(earlier))
+        a, b = typed_value(table.column(later), native), typed_value(table.column(earlier), native)
         checks.append(
             _problem(
                 later,
@@ -194,18 +252,19 @@ def order_problems(table: Table, present: set[str]) -> list[str]:
     return checks
 
 
-def typed_select(table: Table, present: set[str]) -> str:
+def typed_select(table: Table, present: set[str], native: frozenset[str] = frozenset()) -> str:
     """SELECT list of typed contract columns plus `_problems`, over the staged text table.
 
     Columns absent from every file are NULL (so optional columns may be left out). A row
-    the reader could not read (`_read_reason` set) has that as its only problem.
+    the reader could not read (`_read_reason` set) has that as its only problem. `native`
+    columns arrive in their contract type (Parquet), so they are used as they are.
     """
     parts = []
     problems: list[str] = []
     for col in table.columns:
         if col.name in present:
-            value = typed_value(col)
-            problems.extend(column_problems(col))
+            value = typed_value(col, native)
+            problems.extend(column_problems(col, native))
         else:
             value = "NULL"
             if col.required:
@@ -213,7 +272,7 @@ def typed_select(table: Table, present: set[str]) -> str:
         if col.default is not None:
             value = f"COALESCE({value}, {col.default!r})"
         parts.append(f"CAST({value} AS {SQL_TYPES[col.type]}) AS {quote(col.name)}")
-    problems.extend(order_problems(table, present))
+    problems.extend(order_problems(table, present, native))
     problem_list = "list_filter([" + ", ".join(problems) + "], lambda x: x IS NOT NULL)" if problems else "[]"
     unread = f"{{'column': {READ_COLUMN}, 'check': 'unreadable', 'reason': {READ_REASON}}}"
     problem_list = f"CASE WHEN {READ_REASON} IS NOT NULL THEN [{unread}] ELSE {problem_list} END"

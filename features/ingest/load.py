@@ -28,6 +28,7 @@ from features.ingest.read import (
     file_columns,
     find_table_files,
     is_empty,
+    native_columns,
     stream_rows,
 )
 from radar.settings import Settings
@@ -157,10 +158,8 @@ def _rank_duplicates(con, partition: str, candidates: str, column: str, check: s
                    row_number() OVER w AS n,
                    first_value({SOURCE_FILE}) OVER w AS first_file,
                    first_value({ROW_NUMBER}) OVER w AS first_row
-            FROM _typed t
+            FROM _typed t ANTI JOIN _cross c ON c.{SOURCE_FILE} = t.{SOURCE_FILE} AND c.{ROW_NUMBER} = t.{ROW_NUMBER}
             WHERE len(_problems) = 0 AND {partition} IN ({candidates})
-              AND NOT EXISTS (SELECT 1 FROM _cross c
-                              WHERE c.{SOURCE_FILE} = t.{SOURCE_FILE} AND c.{ROW_NUMBER} = t.{ROW_NUMBER})
             WINDOW w AS (PARTITION BY {partition} ORDER BY {SOURCE_FILE}, {ROW_NUMBER})
         )
         SELECT {SOURCE_FILE}, {ROW_NUMBER}, '{column}', '{check}', {reason}
@@ -172,7 +171,7 @@ def _rank_duplicates(con, partition: str, candidates: str, column: str, check: s
 def _cross_row_problems(con, table: Table, known_accounts: str | None) -> None:
     """Rows valid on their own but duplicated, with a repeated id, or naming an unknown account."""
     con.execute(
-        f"CREATE OR REPLACE TABLE _cross ({SOURCE_FILE} VARCHAR, {ROW_NUMBER} BIGINT, "
+        f"CREATE OR REPLACE TEMP TABLE _cross ({SOURCE_FILE} VARCHAR, {ROW_NUMBER} BIGINT, "
         "column_name VARCHAR, check_name VARCHAR, reason VARCHAR)"
     )
     row = "struct_pack(" + ", ".join(f"{quote(c)} := {quote(c)}" for c in table.column_names) + ")"
@@ -201,11 +200,9 @@ def _cross_row_problems(con, table: Table, known_accounts: str | None) -> None:
             INSERT INTO _cross
             SELECT t.{SOURCE_FILE}, t.{ROW_NUMBER}, 'account_id', 'unknown_account',
                    'unknown account_id ' || '''' || t.account_id || '''' || ' (not in {known_accounts})'
-            FROM _typed t
+            FROM _typed t ANTI JOIN _cross c ON c.{SOURCE_FILE} = t.{SOURCE_FILE} AND c.{ROW_NUMBER} = t.{ROW_NUMBER}
             WHERE len(t._problems) = 0
               AND t.account_id NOT IN (SELECT account_id FROM {known_accounts})
-              AND NOT EXISTS (SELECT 1 FROM _cross c
-                              WHERE c.{SOURCE_FILE} = t.{SOURCE_FILE} AND c.{ROW_NUMBER} = t.{ROW_NUMBER})
             """
         )
 
@@ -244,15 +241,23 @@ def _load_table(con, plan: _Plan, settings: Settings, known_accounts: str | None
     table = with_words(table, {"billing_period": settings.ingest.billing_period_words})
     mapping = settings.ingest.column_mapping.get(name, {})
     failures: list[TableReadError] = []
+    native = native_columns(plan.files, {c: table.column(c).type for c in plan.columns}, mapping)
     reader = stream_rows(
-        plan.files, plan.columns, mapping, settings.ingest.batch_rows, failures, settings.ingest.encoding
+        plan.files, plan.columns, mapping, settings.ingest.batch_rows, failures, settings.ingest.encoding, native
     )
     raw = ", ".join(f"{quote(c)} AS {quote('_raw_' + c)}" for c in plan.columns)
+    # the raw values are kept (as JSON text) for the rows with a problem only: the others' raw values
+    # are needed only if a cross-row check rejects them, and then their checked values stand for them
+    raw_json = ", ".join(f"{quote(c)} := CAST({quote('_raw_' + c)} AS VARCHAR)" for c in plan.columns)
+    typed_cols = ", ".join(quote(c) for c in table.column_names)
     con.register("_incoming", reader)
     try:
         con.execute(
-            f"CREATE OR REPLACE TABLE _typed AS SELECT {SOURCE_FILE}, {ROW_NUMBER}, {raw}, "
-            f"{typed_select(table, set(plan.columns))} FROM _incoming"
+            f"""CREATE OR REPLACE TEMP TABLE _typed AS
+            SELECT {SOURCE_FILE}, {ROW_NUMBER}, {typed_cols}, _problems,
+                   CASE WHEN len(_problems) > 0 THEN CAST(to_json(struct_pack({raw_json})) AS VARCHAR) END AS _raw
+            FROM (SELECT {SOURCE_FILE}, {ROW_NUMBER}, {raw}, {typed_select(table, set(plan.columns), frozenset(native))}
+                  FROM _incoming)"""
         )
     except duckdb.Error as exc:
         if failures:
@@ -262,36 +267,33 @@ def _load_table(con, plan: _Plan, settings: Settings, known_accounts: str | None
     _cross_row_problems(con, table, known_accounts)
 
     cols = ", ".join(quote(c) for c in table.column_names)
+    read = con.execute("SELECT count(*) FROM _typed").fetchone()[0]
+    # a table of one batch is stored sorted (by account, then time); a larger one in the order read:
+    # sorting millions of events would cost more than all the checks, and every reader groups or filters
     order = ", ".join(quote(c) for c in ("account_id", table.time_column) if c and c in table.column_names)
+    order_by = f"ORDER BY {order}" if read <= settings.ingest.batch_rows else ""
     con.execute(
         f"""
         CREATE OR REPLACE TABLE {quote(name)} AS
-        SELECT {cols} FROM _typed t
-        WHERE len(_problems) = 0 AND NOT EXISTS (
-            SELECT 1 FROM _cross c WHERE c.{SOURCE_FILE} = t.{SOURCE_FILE} AND c.{ROW_NUMBER} = t.{ROW_NUMBER})
-        ORDER BY {order}
+        SELECT {cols} FROM _typed t ANTI JOIN _cross c ON c.{SOURCE_FILE} = t.{SOURCE_FILE} AND c.{ROW_NUMBER} = t.{ROW_NUMBER}
+        WHERE len(_problems) = 0
+        {order_by}
         """
     )
-    raw_json = ", ".join(f"{quote(c)} := t.{quote('_raw_' + c)}" for c in plan.columns)
+    checked_json = ", ".join(f"{quote(c)} := CAST(t.{quote(c)} AS VARCHAR)" for c in plan.columns)
     con.execute("DELETE FROM rejects WHERE table_name = ?", [name])
     con.execute(
         f"""
         INSERT INTO rejects
-        WITH bad AS (
-            SELECT {SOURCE_FILE}, {ROW_NUMBER}, _problems[1].column AS column_name,
-                   _problems[1].check AS check_name, _problems[1].reason AS reason,
-                   array_to_string(list_transform(_problems, lambda p: p.column || ': ' || p.reason), '; ')
-                       AS problems
-            FROM _typed WHERE len(_problems) > 0
-            UNION ALL
-            SELECT {SOURCE_FILE}, {ROW_NUMBER}, column_name, check_name, reason, reason FROM _cross
-        )
-        SELECT '{name}', b.{SOURCE_FILE}, b.{ROW_NUMBER}, b.column_name, b.check_name, b.reason,
-               b.problems, CAST(to_json(struct_pack({raw_json})) AS VARCHAR)
-        FROM bad b JOIN _typed t USING ({SOURCE_FILE}, {ROW_NUMBER})
+        SELECT '{name}', {SOURCE_FILE}, {ROW_NUMBER}, _problems[1].column, _problems[1].check, _problems[1].reason,
+               array_to_string(list_transform(_problems, lambda p: p.column || ': ' || p.reason), '; '), _raw
+        FROM _typed WHERE len(_problems) > 0
+        UNION ALL
+        SELECT '{name}', c.{SOURCE_FILE}, c.{ROW_NUMBER}, c.column_name, c.check_name, c.reason, c.reason,
+               CAST(to_json(struct_pack({checked_json})) AS VARCHAR)
+        FROM _cross c JOIN _typed t ON c.{SOURCE_FILE} = t.{SOURCE_FILE} AND c.{ROW_NUMBER} = t.{ROW_NUMBER}
         """
     )
-    read = con.execute("SELECT count(*) FROM _typed").fetchone()[0]
     accepted = con.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()[0]
     rejected = con.execute("SELECT count(*) FROM rejects WHERE table_name = ?", [name]).fetchone()[0]
     if read != accepted + rejected:

@@ -169,15 +169,11 @@ def _text_batches(
     """(text batch, data-row numbers, {row: (column, reason)} of rows that could not be read)."""
     if is_empty(path):
         return
-    if path.suffix == ".parquet":
+    if path.suffix == ".parquet":  # values in their stored types: stream_rows casts them to its schema's
         row = 0
         for batch in _parquet(path).iter_batches(batch_size=batch_rows):
             n = batch.num_rows
-            yield (
-                pa.RecordBatch.from_arrays([col.cast(pa.string()) for col in batch.columns], names=batch.schema.names),
-                np.arange(row + 1, row + n + 1, dtype=np.int64),
-                {},
-            )
+            yield batch, np.arange(row + 1, row + n + 1, dtype=np.int64), {}
             row += n
         return
     names = _source_columns(path, encoding)
@@ -255,6 +251,55 @@ def _read_error(path: Path, source: str, row: int, exc: Exception) -> TableReadE
     return TableReadError(f"{source}: unreadable {where}: {exc}")
 
 
+def _native(arrow: pa.DataType, wanted: str) -> bool:
+    """Whether a Parquet column of type `arrow` holds contract type `wanted` as it is (no text needed)."""
+    if wanted == "timestamp":
+        return pa.types.is_timestamp(arrow) and arrow.tz is None
+    if wanted == "date":
+        return pa.types.is_date(arrow)
+    if wanted == "float":
+        return pa.types.is_floating(arrow)
+    if wanted == "int":
+        return pa.types.is_integer(arrow) and arrow != pa.uint64()
+    if wanted == "bool":
+        return pa.types.is_boolean(arrow)
+    return False
+
+
+NATIVE_TYPES = {
+    "timestamp": pa.timestamp("us"),
+    "date": pa.date32(),
+    "float": pa.float64(),
+    "int": pa.int64(),
+    "bool": pa.bool_(),
+}
+
+
+def native_columns(files: TableFiles, types: dict[str, str], mapping: dict[str, str]) -> dict[str, pa.DataType]:
+    """Columns every file of the table stores in their contract type (Parquet only): these are
+    streamed as they are, not as text to parse again. {column: Arrow type of the stream}."""
+    found: dict[str, pa.DataType] = {}
+    nonempty = [p for p in files.files if not is_empty(p)]
+    if not nonempty or any(p.suffix != ".parquet" for p in nonempty):
+        return {}
+    schemas = []
+    for path in nonempty:
+        schema = _parquet(path).schema_arrow
+        schemas.append({mapping.get(n.strip(), n.strip()): schema.field(i).type for i, n in enumerate(schema.names)})
+    for column, wanted in types.items():
+        if wanted in NATIVE_TYPES and all(column in s and _native(s[column], wanted) for s in schemas):
+            found[column] = NATIVE_TYPES[wanted]
+    return found
+
+
+def _as(array: pa.Array, to: pa.DataType) -> pa.Array:
+    if array.type == to:
+        return array
+    if pa.types.is_timestamp(to):  # nanoseconds and the like: DuckDB keeps microseconds
+        return array.cast(to, safe=False)
+    return array.cast(to)
+
+
 def stream_rows(
     files: TableFiles,
     columns: list[str],
@@ -262,10 +307,12 @@ def stream_rows(
     batch_rows: int,
     failures: list[TableReadError] | None = None,
     encoding: str = "utf-8",
+    native: dict[str, pa.DataType] | None = None,
 ) -> pa.RecordBatchReader:
     """One stream of text batches over all of a table's files, in the given column order.
 
-    Columns a file lacks come out null; columns outside `columns` are dropped. A row that
+    Columns a file lacks come out null; columns outside `columns` are dropped. `native`
+    columns (see native_columns) keep their stored type; all others are text. A row that
     could not be read has `_read_column` and `_read_reason` set (and its values null). A
     file that cannot be read raises TableReadError naming it and the row; it is also
     appended to `failures`, as whoever consumes the stream (DuckDB) may wrap it in its own error.
@@ -273,7 +320,7 @@ def stream_rows(
     schema = pa.schema(
         [pa.field(SOURCE_FILE, pa.string()), pa.field(ROW_NUMBER, pa.int64())]
         + [pa.field(READ_COLUMN, pa.string()), pa.field(READ_REASON, pa.string())]
-        + [pa.field(c, pa.string()) for c in columns]
+        + [pa.field(c, (native or {}).get(c, pa.string())) for c in columns]
     )
 
     def batches() -> Iterator[pa.RecordBatch]:
@@ -302,7 +349,10 @@ def stream_rows(
                     pa.array(numbers, pa.int64()),
                     pa.array([p and p[0] for p in found], pa.string()) if found else pa.nulls(n, pa.string()),
                     pa.array([p and p[1] for p in found], pa.string()) if found else pa.nulls(n, pa.string()),
-                ] + [by_name.get(c, pa.nulls(n, pa.string())) for c in columns]
+                ] + [
+                    _as(by_name[c], field.type) if c in by_name else pa.nulls(n, field.type)
+                    for c, field in zip(columns, list(schema)[4:], strict=True)
+                ]
                 yield pa.RecordBatch.from_arrays(arrays, schema=schema)
 
     return pa.RecordBatchReader.from_batches(schema, batches())
