@@ -17,7 +17,8 @@ snapshots asked for a later week) is refused rather than answered with an older 
 `radar alerts --as-of <snapshot>` (`serving.workflow.alerts.load_inputs` + `alert_rules.evaluate`),
 with the status a run would give them from the stored alert state, read from a copy: the
 digest never changes the workspace. Snoozed and closed alerts are left out (an alert
-assigned to another owner in the pages is listed in that owner's digest); so are alerts
+assigned to another owner in the pages is listed in that owner's digest, with the latest
+notes CSMs recorded on it); so are alerts
 of green accounts routed to a tag (`digest.routings`), while every red or yellow account
 with an open alert is listed: the accounts to call are the owner's call list (red and
 yellow in call-list order), then green accounts flagged by signals. With the alert rules switched off (empty
@@ -33,7 +34,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
@@ -47,7 +48,7 @@ from serving.scoring.decisions import call_order, risk_words
 from serving.scoring.playbook import load_playbooks
 from serving.scoring.score import ScoringModels, score_frame
 from serving.workflow.alert_rules import Alert, AlertError, AlertInputs, Evidence, driver_evidence, evaluate
-from serving.workflow.alert_state import COLUMNS, STATE, apply_state, assignments, ensure_tables
+from serving.workflow.alert_state import COLUMNS, STATE, apply_state, assignments, ensure_tables, notes_of
 from serving.workflow.alerts import SNAPSHOTS, load_inputs, workspace
 from serving.workflow.quotes import latest_quotes
 
@@ -85,6 +86,7 @@ class FlaggedAccount:
     trend: tuple[tuple[date, float], ...]  # churn risk at the recent snapshots
     alert_keys: tuple[str, ...] = ()
     context: str | None = None  # contract facts, shown apart from the reasons
+    notes: tuple[str, ...] = ()  # what CSMs recorded on its alerts in the pages, newest first
 
 
 @dataclass(frozen=True)
@@ -412,7 +414,8 @@ def build_digests(
     ranked = _rank(flags, scores)
     owner_of = scores.set_index("account_id")["csm_owner"].map(lambda o: UNASSIGNED if _plain(o) is None else str(o))
     ranked["csm_owner"] = ranked["account_id"].map(owner_of)
-    ranked["csm_owner"] = _handed_over(settings, ranked)
+    handed, notes = _worked(settings)
+    ranked["csm_owner"] = _handed_over(ranked, handed)
     up = improved_accounts(inputs.history, inputs.current, inputs.previous, cfg.improved_threshold)
     up["csm_owner"] = up["account_id"].map(owner_of)
 
@@ -428,10 +431,14 @@ def build_digests(
                 owner=name,
                 slug=owner_slug(name, taken),
                 accounts=c.accounts,
-                at_risk=tuple(_flagged(r, explained, inputs, settings, trends) for r in c.risk.itertuples()),
+                at_risk=tuple(
+                    _noted(_flagged(r, explained, inputs, settings, trends), notes) for r in c.risk.itertuples()
+                ),
                 more_at_risk=c.risk_total - len(c.risk),
                 new_at_risk=c.risk_new,
-                opportunities=tuple(_flagged(r, explained, inputs, settings, trends) for r in c.chance.itertuples()),
+                opportunities=tuple(
+                    _noted(_flagged(r, explained, inputs, settings, trends), notes) for r in c.chance.itertuples()
+                ),
                 more_opportunities=c.chance_total - len(c.chance),
                 improved=tuple(_improved(r, explained, inputs, trends) for r in c.better.itertuples()),
                 more_improved=c.better_total - len(c.better),
@@ -450,11 +457,32 @@ def build_digests(
     )
 
 
-def _handed_over(settings: Settings, ranked: pd.DataFrame) -> pd.Series:
+NOTES_SHOWN = 3  # the latest notes on an account's alerts in its digest entry
+
+
+def _worked(settings: Settings) -> tuple[dict[str, str], pd.DataFrame]:
+    """What CSMs did in the pages (`alert_state.work_alert`): alert key -> assignee, and the notes."""
+    with workspace(settings, read_only=True) as con:
+        return assignments(con), notes_of(con)
+
+
+def _noted(a: FlaggedAccount, notes: pd.DataFrame) -> FlaggedAccount:
+    """The account with the latest notes on its alerts ("2026-05-02 ben: left a voicemail")."""
+    mine = notes[notes["key"].isin(a.alert_keys)].head(NOTES_SHOWN) if len(notes) and a.alert_keys else notes.iloc[:0]
+    if mine.empty:
+        return a
+    lines = tuple(
+        f"{pd.Timestamp(r.written_at):%Y-%m-%d} {r.author}"
+        + ("" if r.kind == "note" else f" ({r.kind})")
+        + f": {r.note}"
+        for r in mine.itertuples()
+    )
+    return replace(a, notes=lines)
+
+
+def _handed_over(ranked: pd.DataFrame, handed: dict[str, str]) -> pd.Series:
     """Each flagged account's owner for the digest: the owner one of its alerts was assigned
     to (`alert_state.work_alert`, from the pages), else its CSM owner."""
-    with workspace(settings, read_only=True) as con:
-        handed = assignments(con)
     if not handed or ranked.empty:
         return ranked["csm_owner"]
     return pd.Series(
