@@ -50,6 +50,7 @@ def connect(path: Path) -> Iterator[sqlite3.Connection]:
         con.execute(f"PRAGMA busy_timeout = {BUSY_MS}")
         if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             con.execute("PRAGMA journal_mode = WAL")
+        con.execute("PRAGMA synchronous = NORMAL")  # WAL: no sync per commit (a crash loses seconds of sign-ins)
         con.execute("BEGIN IMMEDIATE")
         try:
             for ddl in SCHEMA:

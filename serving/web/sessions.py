@@ -14,6 +14,7 @@ see (`serving.web.users.Viewer`); `csrf_token(request)` the token every form pos
 from __future__ import annotations
 
 import hmac
+import json
 import re
 import secrets
 import time
@@ -31,6 +32,21 @@ COOKIE = "radar_ui"
 SESSION_ID = re.compile(r"[0-9a-f]{32}")  # starsessions' ids: 16 random bytes in hex
 USER, CSRF = "user", "csrf"
 VIEWER = "radar_viewer"  # where the sign-in guard leaves the Viewer in the request scope's state
+
+
+SAME_EXPIRY_S = 60  # a stored expiry this close to the new one is not rewritten
+
+
+def _same(new: bytes, stored: str) -> bool:
+    """Whether two session records differ only in starsessions' last-access time."""
+    try:
+        a, b = json.loads(new), json.loads(stored)
+    except ValueError:
+        return False
+    for record in (a, b):
+        if isinstance(record, dict) and isinstance(record.get("__metadata__"), dict):
+            record["__metadata__"].pop("last_access", None)
+    return a == b
 
 
 class SqliteSessionStore(SessionStore):
@@ -56,6 +72,14 @@ class SqliteSessionStore(SessionStore):
     async def write(self, session_id: str, data: bytes, lifetime: int, ttl: int) -> str:
         now = time.time()
         expires = now + (ttl if ttl > 0 else lifetime or 3600)
+        with reading(self.path) as con:  # starsessions saves after every page: write only what changed
+            row = (
+                None
+                if con is None
+                else con.execute("SELECT data, expires FROM sessions WHERE id = ?", [session_id]).fetchone()
+            )
+        if row is not None and abs(row[1] - expires) < SAME_EXPIRY_S and _same(data, row[0]):
+            return session_id
         with connect(self.path) as con:
             con.execute("DELETE FROM sessions WHERE expires <= ?", [now])
             con.execute(
