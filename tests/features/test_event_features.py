@@ -5,6 +5,9 @@ event names): the most frequent types get counts, per-active-user rates, trends,
 distinct users and quantity sums per window, with hand-checked values; the cap is
 honoured; names are safe identifiers; the registry describes them and the reasons
 use those descriptions; and with such a vocabulary most usage features still vary.
+The choice is stable: a later build keeps the recorded types (and says which frequent
+ones it leaves out) until --refresh-event-types, and scoring a model whose per-event
+columns a build lacks names them and the fix.
 """
 
 from __future__ import annotations
