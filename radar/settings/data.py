@@ -147,7 +147,9 @@ class FeatureSettings(_Section):
     event_types: tuple[str, ...] = Field(
         (),
         description="Pin the per-event-type features to exactly these event types (e.g. those a served model was "
-        "trained on) instead of the event_type_cap most frequent; empty: the most frequent.",
+        "trained on) instead of the event_type_cap most frequent; empty: the types the last build recorded "
+        "(out/event_features.json), chosen as the most frequent on a first build or with "
+        "`radar build-features --refresh-event-types`.",
     )
     event_families: dict[str, int] = Field(
         default_factory=dict,
