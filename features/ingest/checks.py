@@ -8,6 +8,7 @@ inside DuckDB over the staged text rows, so memory stays bounded at any size.
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 from features.contract import Column, Table
 from features.ingest.read import READ_COLUMN, READ_REASON
@@ -98,9 +99,17 @@ def typed_value(col: Column, native: frozenset[str] = frozenset()) -> str:
     return f"TRY_CAST({raw} AS {SQL_TYPES[col.type]})"
 
 
-def _problem(column: str, check: str, condition: str, reason_sql: str) -> str:
-    return (
-        f"CASE WHEN {condition} THEN {{'column': {_lit(column)}, 'check': {_lit(check)}, 'reason': {reason_sql}}} END"
+class Problem(NamedTuple):
+    """One check as SQL: the condition that fails it and the struct (column, check, reason) it reports."""
+
+    condition: str
+    sql: str
+
+
+def _problem(column: str, check: str, condition: str, reason_sql: str) -> Problem:
+    return Problem(
+        condition,
+        f"CASE WHEN {condition} THEN {{'column': {_lit(column)}, 'check': {_lit(check)}, 'reason': {reason_sql}}} END",
     )
 
 
@@ -108,7 +117,7 @@ def _shown(raw: str) -> str:
     return f"'''' || left({raw}, 60) || ''''"
 
 
-def column_problems(col: Column, native: frozenset[str] = frozenset()) -> list[str]:
+def column_problems(col: Column, native: frozenset[str] = frozenset()) -> list[Problem]:
     """SQL struct expressions, one per check of the column, NULL when the check passes.
 
     A native column skips the text checks (it parsed as its type already); its value is
@@ -117,7 +126,7 @@ def column_problems(col: Column, native: frozenset[str] = frozenset()) -> list[s
     if col.name in native:
         return _native_problems(col)
     raw, typed = raw_value(col), typed_value(col)
-    checks: list[str] = []
+    checks: list[Problem] = []
     if col.required:
         checks.append(_problem(col.name, "missing", f"{raw} IS NULL", _lit("missing required value")))
     if col.type == "string" and col.name.endswith("_id"):
@@ -196,10 +205,10 @@ def column_problems(col: Column, native: frozenset[str] = frozenset()) -> list[s
     return checks
 
 
-def _native_problems(col: Column) -> list[str]:
+def _native_problems(col: Column) -> list[Problem]:
     """The checks of a column that arrived in its contract type: missing, finite, allowed, min, max."""
     value, shown = quote(col.name), _shown(raw_text(col, frozenset({col.name})))
-    checks: list[str] = []
+    checks: list[Problem] = []
     if col.required:
         checks.append(_problem(col.name, "missing", f"{value} IS NULL", _lit("missing required value")))
     if col.type in ("float", "int") and col.max is not None:
@@ -235,7 +244,7 @@ def _native_problems(col: Column) -> list[str]:
     return checks
 
 
-def order_problems(table: Table, present: set[str], native: frozenset[str] = frozenset()) -> list[str]:
+def order_problems(table: Table, present: set[str], native: frozenset[str] = frozenset()) -> list[Problem]:
     checks = []
     for later, earlier in table.ordered:
         if later not in present or earlier not in present:
@@ -260,7 +269,7 @@ def typed_select(table: Table, present: set[str], native: frozenset[str] = froze
     columns arrive in their contract type (Parquet), so they are used as they are.
     """
     parts = []
-    problems: list[str] = []
+    problems: list[Problem] = []
     for col in table.columns:
         if col.name in present:
             value = typed_value(col, native)
@@ -273,7 +282,11 @@ def typed_select(table: Table, present: set[str], native: frozenset[str] = froze
             value = f"COALESCE({value}, {col.default!r})"
         parts.append(f"CAST({value} AS {SQL_TYPES[col.type]}) AS {quote(col.name)}")
     problems.extend(order_problems(table, present, native))
-    problem_list = "list_filter([" + ", ".join(problems) + "], lambda x: x IS NOT NULL)" if problems else "[]"
     unread = f"{{'column': {READ_COLUMN}, 'check': 'unreadable', 'reason': {READ_REASON}}}"
-    problem_list = f"CASE WHEN {READ_REASON} IS NOT NULL THEN [{unread}] ELSE {problem_list} END"
+    problem_list = f"CASE WHEN {READ_REASON} IS NOT NULL THEN [{unread}] "
+    if problems:  # the list is built only for the rows failing a check (few): the others are tested once, cheaply
+        failing = " OR ".join(f"({p.condition})" for p in problems)
+        listed = "list_filter([" + ", ".join(p.sql for p in problems) + "], lambda x: x IS NOT NULL)"
+        problem_list += f"WHEN {failing} THEN {listed} "
+    problem_list += "ELSE [] END"
     return ", ".join(parts) + f", {problem_list} AS _problems"
