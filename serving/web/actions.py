@@ -154,9 +154,10 @@ def export_name(tab: str, as_of: date) -> str:
     return f"account-radar-{tab}-{as_of}.csv"
 
 
-def add_routes(app, State, common, page, in_book) -> None:
+def add_routes(app, State, common, page, in_book, safe_next=None) -> None:
     """The action and export routes on the /ui app (`serving.web.app.web_app` passes its
-    state dependency, page context, renderer and book filter)."""
+    state dependency, page context, renderer, book filter and the check of a return path)."""
+    safe_next = safe_next or _within_pages
     from fastapi import Request
     from fastapi.responses import RedirectResponse, Response
     from starlette.concurrency import run_in_threadpool
@@ -171,10 +172,8 @@ def add_routes(app, State, common, page, in_book) -> None:
     @app.post("/alerts/act")
     async def act(request: Request, st: State):
         """Snooze, close, assign or annotate one open alert (a form of the queue or the account page)."""
-        from serving.web.app import _safe_next
-
         form = form_fields(await request.body())
-        target = _safe_next(form.get("back"))
+        target = safe_next(form.get("back"))
         back = target.partition("?")[2] if target.startswith(_ui(request) + "/?") else ""
         if not csrf_ok(request, form.get("csrf")):
             return refused(
@@ -219,6 +218,13 @@ def add_routes(app, State, common, page, in_book) -> None:
                 "X-Content-Type-Options": "nosniff",
             },
         )
+
+
+def _within_pages(target: str | None) -> str:
+    """Only a path of these pages as the page to return to: never another site."""
+    if target and target.startswith("/ui/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/ui/"
 
 
 def _ui(request) -> str:

@@ -226,7 +226,7 @@ def work_alert(
     if action == "snooze":
         if until is None:
             raise AlertError("a snooze needs a date")
-        status, reason = "snoozed", f"snoozed until {until} by {by}" + (f": {note}" if note else "")
+        status, reason = "snoozed", f"{note} (by {by})" if note else f"by {by}"
     elif action == "close":
         if outcome not in OUTCOMES:
             raise AlertError(f"closing an alert needs its outcome, one of: {', '.join(OUTCOMES)}")

@@ -124,7 +124,7 @@ def test_snooze_close_assign_and_note_write_the_alert_state_the_cli_reads(leader
     assert 'id="notice"' not in _queue(leader)[0]
     state = _state(settings, keys[0])
     assert state["status"] == "snoozed" and str(state["snoozed_until"])[:10] == str(until)
-    assert "by lea: renewal call next month" in state["reason"]
+    assert state["reason"] == "renewal call next month (by lea)"
 
     closed = _act(leader, token, keys[1], "close", outcome="meeting booked")
     assert closed.status_code == 303

@@ -162,4 +162,4 @@ def test_a_csm_snoozes_an_alert_in_chromium_and_the_cli_lists_it(browser, acting
     assert listed.returncode == 0, listed.stderr
     line = next(row for row in listed.stdout.splitlines() if key in row)
     assert f"snoozed until {until}" in line
-    assert "by ben: renewal call booked for next month" in listed.stdout
+    assert f"snoozed until {until}: renewal call booked for next month (by ben)" in listed.stdout
