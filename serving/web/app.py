@@ -62,7 +62,7 @@ from serving.web.sessions import (
     signed_in_user,
     viewer,
 )
-from serving.web.users import OPEN, Viewer, any_users, authenticate, viewer_of
+from serving.web.users import OPEN, Viewer, any_users, authenticate, list_users, viewer_of
 from serving.workflow.scorecard import measures_of, portfolio_levels
 
 UI_PATH = "/ui"
@@ -430,6 +430,14 @@ def web_app(service_of: Callable[[], Any]) -> FastAPI:
         )
 
     add_routes(app, State, common, page, in_book)  # the alert forms and the CSV export (serving.web.actions)
+
+    @app.get("/users", response_class=HTMLResponse)
+    def users(request: Request, st: State) -> HTMLResponse:
+        """For admins: the users, their roles and books (managed with `radar users`); 404 for anyone else."""
+        if not viewer(request).manages_users:
+            return page("problem.html", 404, title="Not found", message="There is no such page.", **common(request, st))
+        people = list_users(access_path(st.service.settings))
+        return page("users.html", title="Users", users=people, **common(request, st))
 
     @app.get("/login", response_class=HTMLResponse)
     def login_form(

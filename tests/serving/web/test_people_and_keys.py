@@ -41,6 +41,17 @@ def test_a_csm_sees_only_their_own_accounts_and_a_leader_sees_all(guarded_server
     assert lea.get("/ui/leadership").status_code == 200
 
 
+def test_an_admin_sees_the_users_page_and_nobody_else(guarded_server, sign_in):
+    adm = sign_in(guarded_server, "adm")
+    listed = adm.get("/ui/users")
+    assert listed.status_code == 200 and 'href="/ui/users"' in listed.text
+    assert re.findall(r'data-user="([^"]+)"', listed.text) == ["adm", "ana", "bo", "lea"]
+    assert "$argon2" not in listed.text
+    for name in ("ana", "lea"):
+        other = sign_in(guarded_server, name)
+        assert other.get("/ui/users").status_code == 404 and 'href="/ui/users"' not in other.get("/ui/").text
+
+
 def test_sign_in_needs_the_right_password_and_sign_out_revokes_a_copied_cookie(guarded_server, sign_in):
     base = guarded_server.base
     wrong = httpx.post(f"{base}/ui/login", data={"name": "ana", "password": "nope-nope", "next": "/ui/"}, timeout=60)
