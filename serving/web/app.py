@@ -429,7 +429,8 @@ def web_app(service_of: Callable[[], Any]) -> FastAPI:
             **common(request, st),
         )
 
-    add_routes(app, State, common, page, in_book)  # the alert forms and the CSV export (serving.web.actions)
+    # the alert forms and the CSV export (serving.web.actions), returning only to these pages
+    add_routes(app, State, common, page, in_book, _safe_next)
 
     @app.get("/users", response_class=HTMLResponse)
     def users(request: Request, st: State) -> HTMLResponse:
