@@ -199,7 +199,11 @@ def score(
             ),
             console.status(f"writing the CRM table to {escape(_shown_target(target))}"),
         ):
-            report = write_scores(crm_frame(scored, settings.serving, crm_ids=crm_ids), target)
+            report = write_scores(
+                crm_frame(scored, settings.serving, crm_ids=crm_ids),
+                target,
+                change_points=settings.serving.crm_change_points,
+            )
     except (NoChampion, TrackingUnavailable, FileNotFoundError, ValueError, WorkspaceBusy) as exc:
         raise _fail(str(exc)) from exc
     lineage = models.lineage
@@ -259,7 +263,7 @@ def _score_on_spark(settings: Settings, day, target: str, master: str | None) ->
         with quiet_mlflow(), console.status(f"scoring on Spark ({settings.spark.master})"):
             run = score_on_spark(settings, day)
         with console.status(f"writing the CRM table to {escape(_shown_target(target))}"):
-            report = write_scores(run.crm, target)
+            report = write_scores(run.crm, target, change_points=settings.serving.crm_change_points)
     except (NoChampion, TrackingUnavailable, SparkUnavailable, FileNotFoundError, ValueError) as exc:
         raise _fail(str(exc)) from exc
     lineage = run.lineage

@@ -54,6 +54,13 @@ class ServingSettings(_Section):
     max_batch: int = Field(1000, gt=0, description="Most accounts one POST /score request may hold.")
     top_drivers: int = Field(5, gt=0, le=50, description="Drivers (largest SHAP contributions) returned per target.")
     crm_reasons: int = Field(3, gt=0, le=50, description="Reasons written per account to the CRM table.")
+    crm_change_points: int = Field(
+        5,
+        gt=0,
+        le=100,
+        description="How far (0-100 points) a likelihood integer in crm_accounts must move from its value at the "
+        "account's last change to count as changed (smaller moves update the row quietly).",
+    )
     explain_threads: int = Field(2, gt=0, description="Threads computing SHAP contributions in batch scoring.")
     explain_chunk_rows: int = Field(
         4096, gt=0, description="Rows per SHAP work unit: bounds memory (rows x features floats per unit)."

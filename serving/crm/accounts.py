@@ -8,12 +8,16 @@ rules, per account:
 - scored at a later as_of than its row: the row takes the new scores; the previous tier
   and likelihoods (`previous_*`) become the stored ones; `changed` says whether something
   a CSM sees (`table.VISIBLE`: tier, the likelihood integers, the reasons, the next step
-  and its owner, the status) differs from the stored row, and only then `changed_at`
-  moves. Otherwise it keeps its old value. The reasons are compared by their keys
-  (`table.reason_keys`: each reason's feature and direction, in order), not by their
-  texts, which quote values that move every week: a reason whose value alone moved
-  updates its text quietly. A stored row written before the keys existed (no keys, some
-  reason text) is compared by its texts, once.
+  and its owner, the status) changed enough to act on, and only then `changed_at` moves
+  (otherwise it keeps its old value; the row still takes the new values, quietly):
+  tier, next step, its owner and status on any change; a likelihood integer when it is
+  at least `change_points` (`ServingSettings.crm_change_points`) away from its value at
+  the account's last change (`synced_*`, so a drift of 1 point a week counts once it adds
+  up, not never); the reasons when the first renewal or first expansion reason names
+  another feature or direction (its key, `table.reason_keys`; the 2nd/3rd reasons, and
+  texts whose quoted values alone moved, update quietly). A stored row written before
+  the keys existed (no keys, some reason text) is compared by its first reasons' texts,
+  once; one written before `synced_*` against its stored integers.
 - scored again at the same as_of (a rerun): nothing is written when the values are the
   same (not even `scored_at`); when something visible differs (say a new model), `changed`
   is set and `changed_at` moves, the `previous_*` still being the as_of before.
@@ -39,15 +43,18 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
+from radar.settings import ServingSettings
 from serving.crm.table import (
     ACCOUNTS,
     ACTIVE,
+    ALWAYS,
     CHURNED,
+    FIRST_REASONS,
     PCT,
     REASON_KEYS,
     REASON_TEXTS,
     SCORE_COLUMNS,
-    VISIBLE,
+    SYNCED,
     empty,
     normalise,
     same_values,
@@ -81,17 +88,45 @@ def _without_keys(rows: pd.DataFrame) -> np.ndarray:
     return no_keys & rows[REASON_TEXTS].notna().any(axis=1).to_numpy(dtype=bool)
 
 
-def visible_change(incoming: pd.DataFrame, stored: pd.DataFrame) -> np.ndarray:
+def first_keys(rows: pd.DataFrame) -> pd.DataFrame:
+    """The key of the first renewal and the first expansion reason per row (`reason_keys`
+    lists them in column order; the first is the strongest driver)."""
+    return pd.DataFrame({c: rows[c].map(lambda k: k if k is None else k.split(", ")[0]) for c in REASON_KEYS})
+
+
+def synced_values(stored: pd.DataFrame) -> pd.DataFrame:
+    """Per stored row, the likelihood integers at its last change (`SYNCED`); a row written
+    before those columns existed has none, and its stored integers stand in."""
+    return pd.DataFrame({c: stored[SYNCED[c]].where(stored[SYNCED[c]].notna(), stored[c]) for c in PCT})
+
+
+def visible_change(incoming: pd.DataFrame, stored: pd.DataFrame, change_points: int) -> np.ndarray:
     """Per row of two aligned frames (normalised account columns), whether something a CSM
-    sees differs (`VISIBLE`); the reasons by their keys, or by their texts where a row has
-    no keys (`_without_keys`)."""
-    moved = ~same_values(incoming, stored, VISIBLE)
+    acts on changed: one of `ALWAYS`, the first reason of either kind (by its key, or by its
+    text where a row has no keys, `_without_keys`), or a likelihood integer at least
+    `change_points` away from its value at the last change (`synced_values`; one missing
+    and the other not counts)."""
+    moved = ~same_values(incoming, stored, ALWAYS)
+    moved |= ~same_values(first_keys(incoming), first_keys(stored), list(REASON_KEYS))
     by_text = _without_keys(incoming) | _without_keys(stored)
     if by_text.any():
-        others = [c for c in VISIBLE if c not in REASON_KEYS]
         a, b = incoming[by_text].reset_index(drop=True), stored[by_text].reset_index(drop=True)
-        moved[by_text] = ~same_values(a, b, [*others, *REASON_TEXTS])
+        moved[by_text] = ~same_values(a, b, [*ALWAYS, *FIRST_REASONS])
+    synced = synced_values(stored)
+    for c in PCT:
+        new = pd.to_numeric(incoming[c]).astype("Float64").to_numpy(dtype="float64", na_value=np.nan)
+        old = pd.to_numeric(synced[c]).astype("Float64").to_numpy(dtype="float64", na_value=np.nan)
+        one_missing = np.isnan(new) != np.isnan(old)
+        with np.errstate(invalid="ignore"):
+            far = np.abs(new - old) >= change_points
+        moved |= one_missing | np.nan_to_num(far, nan=False).astype(bool)
     return moved
+
+
+def _synced(row: dict, column: str):
+    """A stored row's likelihood integer at its last change (`synced_values`, for one row)."""
+    kept = row.get(SYNCED[column])
+    return row[column] if _missing(kept) else kept
 
 
 def write_time(existing: pd.DataFrame, written_at: datetime | None) -> pd.Timestamp:
@@ -110,9 +145,16 @@ def _records(frame: pd.DataFrame) -> list[dict]:
     return [dict(zip(columns, row)) for row in zip(*values)]
 
 
-def plan_accounts(existing: pd.DataFrame, history: pd.DataFrame, written_at: datetime | None = None) -> AccountsPlan:
+def plan_accounts(
+    existing: pd.DataFrame,
+    history: pd.DataFrame,
+    written_at: datetime | None = None,
+    change_points: int | None = None,
+) -> AccountsPlan:
     """The account rows a write of `history` rows (normalised) makes, given the stored
-    account rows (normalised `ACCOUNTS`); see the module doc for the rules."""
+    account rows (normalised `ACCOUNTS`); see the module doc for the rules. `change_points`:
+    `ServingSettings.crm_change_points` (its default when None)."""
+    points = ServingSettings().crm_change_points if change_points is None else change_points
     stamp = write_time(existing, written_at)
     if not len(history):
         return AccountsPlan(empty(ACCOUNTS), 0, 0, 0, stamp.to_pydatetime())
@@ -125,7 +167,7 @@ def plan_accounts(existing: pd.DataFrame, history: pd.DataFrame, written_at: dat
     visible_moved = np.ones(len(incoming), dtype=bool)
     if known.any():
         before = existing.set_index("account_id").loc[incoming["account_id"][known]].reset_index()
-        visible_moved[known] = visible_change(incoming[known].reset_index(drop=True), before)
+        visible_moved[known] = visible_change(incoming[known].reset_index(drop=True), before, points)
     state = dict(stored)
     candidates: dict[str, dict] = {}
     written: dict[str, dict] = {}
@@ -137,6 +179,7 @@ def plan_accounts(existing: pd.DataFrame, history: pd.DataFrame, written_at: dat
         if prev is None:
             row.update(status_since=new["as_of"], previous_as_of=None, previous_risk_tier=None, changed=True)
             row.update({f"previous_{c}": None for c in PCT}, changed_at=stamp)
+            row.update({SYNCED[c]: new[c] for c in PCT})
             state[account] = written[account] = row
             inserted += 1
             continue
@@ -151,6 +194,7 @@ def plan_accounts(existing: pd.DataFrame, history: pd.DataFrame, written_at: dat
             row.update({c: prev[c] for c in ("previous_as_of", "previous_risk_tier", "status_since")})
             row.update({f"previous_{c}": prev[f"previous_{c}"] for c in PCT}, changed=visible or bool(prev["changed"]))
         row["changed_at"] = stamp if visible else prev["changed_at"]
+        row.update({SYNCED[c]: new[c] if visible else _synced(prev, c) for c in PCT})
         candidates[account] = row
     if candidates:  # rows equal to the stored ones (scored_at aside) are not rewritten
         frame = normalise(pd.DataFrame(list(candidates.values())), ACCOUNTS)
@@ -162,6 +206,7 @@ def plan_accounts(existing: pd.DataFrame, history: pd.DataFrame, written_at: dat
     for account, row in state.items():  # not in the latest snapshot: its subscriptions ended
         if row["status"] == ACTIVE and row["as_of"] < batch_as_of:
             gone = {**row, "status": CHURNED, "status_since": batch_as_of, "changed": True, "changed_at": stamp}
+            gone.update({SYNCED[c]: row[c] for c in PCT})  # what the sync reads with the churned status
             state[account] = written[account] = gone
     rows = list(written.values())
     frame = normalise(pd.DataFrame(rows), ACCOUNTS) if rows else empty(ACCOUNTS)

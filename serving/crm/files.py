@@ -103,7 +103,9 @@ def _write_tmp(frame: pd.DataFrame, path: Path, table: CrmTable) -> Path:
     return tmp
 
 
-def write_file(rows: pd.DataFrame, path: Path, *, written_at: datetime | None = None) -> WriteReport:
+def write_file(
+    rows: pd.DataFrame, path: Path, *, written_at: datetime | None = None, change_points: int | None = None
+) -> WriteReport:
     """Write history rows and the account rows they make to `path` and `history_path(path)`."""
     hpath = history_path(path)
     remove_stale_tmp(path)
@@ -111,7 +113,7 @@ def write_file(rows: pd.DataFrame, path: Path, *, written_at: datetime | None = 
     history = read_file(hpath, HISTORY) if hpath.exists() else empty(HISTORY)
     accounts = read_file(path, ACCOUNTS) if path.exists() else empty(ACCOUNTS)
     report, write = compare(history, rows, HISTORY)
-    plan = plan_accounts(accounts, rows, written_at)
+    plan = plan_accounts(accounts, rows, written_at, change_points)
     pending: list[tuple[pd.DataFrame, Path, CrmTable]] = []
     if write.any() or not hpath.exists():
         pending.append((_merged(history, rows[write.to_numpy()], HISTORY), hpath, HISTORY))
@@ -161,7 +163,9 @@ def _duckdb_frame(con, sql: str, table: CrmTable) -> pd.DataFrame:
     return normalise(con.execute(sql).to_arrow_table().to_pandas(), table)
 
 
-def write_duckdb(rows: pd.DataFrame, path: Path, *, written_at: datetime | None = None) -> WriteReport:
+def write_duckdb(
+    rows: pd.DataFrame, path: Path, *, written_at: datetime | None = None, change_points: int | None = None
+) -> WriteReport:
     """Upsert history rows and the account rows they make into a DuckDB database, one transaction."""
     import duckdb
 
@@ -188,7 +192,8 @@ def write_duckdb(rows: pd.DataFrame, path: Path, *, written_at: datetime | None 
                 f"SELECT {', '.join(f'i.{c}' for c in HISTORY.names)} FROM crm_incoming_rows i "
                 f"LEFT JOIN {HISTORY.name} t ON {on} WHERE t.account_id IS NULL OR {differs}"
             )
-            plan = plan_accounts(_duckdb_frame(con, f"SELECT * FROM {ACCOUNTS.name}", ACCOUNTS), rows, written_at)
+            stored = _duckdb_frame(con, f"SELECT * FROM {ACCOUNTS.name}", ACCOUNTS)
+            plan = plan_accounts(stored, rows, written_at, change_points)
             if len(plan.rows):
                 required_nulls(plan.rows, ACCOUNTS)
                 con.register("crm_account_rows", to_arrow(plan.rows, ACCOUNTS))

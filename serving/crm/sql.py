@@ -108,7 +108,12 @@ def _select_frame(conn, table: sa.Table, spec: CrmTable, stored: set[str] | None
 
 
 def write_sql(
-    rows: pd.DataFrame, url: str, *, engine: sa.Engine | None = None, written_at: datetime | None = None
+    rows: pd.DataFrame,
+    url: str,
+    *,
+    engine: sa.Engine | None = None,
+    written_at: datetime | None = None,
+    change_points: int | None = None,
 ) -> WriteReport:
     """Upsert normalised history rows, and the account rows they make, at `url` in one transaction."""
     own = engine is None
@@ -148,7 +153,7 @@ def write_sql(
             )
             conn.execute(stmt)
             stage.drop(conn)
-            plan = plan_accounts(_select_frame(conn, accounts, ACCOUNTS), rows, written_at)
+            plan = plan_accounts(_select_frame(conn, accounts, ACCOUNTS), rows, written_at, change_points)
             if len(plan.rows):
                 upsert = insert(accounts)
                 upsert = upsert.on_conflict_do_update(

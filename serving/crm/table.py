@@ -5,7 +5,8 @@ Two tables, written together by `serving.crm.write.write_scores`:
 - `crm_accounts` (key `account_id`): one row per account, what a CRM syncs. Likelihoods
   as 0-100 integers, up to 3 renewal and 3 expansion reasons as separate columns of at
   most `TEXT_LIMIT` characters, the previous tier and likelihoods, `changed` /
-  `changed_at` (moved only when something a CSM sees changed) and a `status`
+  `changed_at` (moved only when something a CSM acts on changed: a likelihood integer
+  by `ServingSettings.crm_change_points` since the last change, kept in `synced_*`) and a `status`
   (`active`, `churned`); see `serving.crm.accounts` for how a write moves them.
   A reason's text carries its feature's value ("… is 0.04 over the last 28 days"),
   which moves almost every week; what a CSM acts on is which feature it names and
@@ -77,6 +78,7 @@ EXPANSION_REASONS = [f"expansion_reason_{i}" for i in range(1, REASON_SLOTS + 1)
 PCT = ("churn_risk_pct", "renewal_likelihood_pct", "upsell_likelihood_pct")
 # what the reasons say a CSM should look at, without the values inside their texts (`reason_keys`)
 REASON_KEYS = ("renewal_reason_keys", "expansion_reason_keys")
+SYNCED = {c: f"synced_{c}" for c in PCT}  # crm_accounts: each likelihood integer at the account's last change
 
 # the score columns both tables hold
 SCORE_COLUMNS = (
@@ -133,19 +135,26 @@ ACCOUNTS = CrmTable(
         Column("previous_as_of", "date", nullable=True),
         Column("previous_risk_tier", "str", nullable=True),
         *(Column(f"previous_{c}", "int", nullable=True) for c in PCT),
+        # the likelihood integers at the last change (what a sync reading `changed_at` holds):
+        # `changed` compares the new ones with these, so a slow drift triggers once it adds up
+        *(Column(SYNCED[c], "int", nullable=True) for c in PCT),
         Column("changed", "bool"),
         Column("changed_at", "timestamp"),
     ),
     ("account_id",),
 )
-# what a CSM sees: a change in one of these sets `changed` and moves `changed_at`; the
-# reasons are compared by their keys (feature and direction), not by their texts
+# what a CSM sees; what of it sets `changed` and moves `changed_at` (`serving.crm.accounts`):
+# any change of `ALWAYS`, a likelihood integer `ServingSettings.crm_change_points` away from
+# its value at the last change (`SYNCED`), the first reason of either kind naming another
+# feature or direction (by its key, not its text; the 2nd/3rd reasons update quietly)
+ALWAYS = ["risk_tier", "recommended_action", "action_owner", "status"]
 VISIBLE = ["risk_tier", *PCT, *REASON_KEYS, "recommended_action", "action_owner", "status"]
 REASON_TEXTS = [*RENEWAL_REASONS, *EXPANSION_REASONS]
+FIRST_REASONS = [RENEWAL_REASONS[0], EXPANSION_REASONS[0]]
 # columns added after tables were first written: a stored table may lack them (readers give
 # them empty, the DuckDB and SQL writers add them); a row stored without its keys is compared
-# by its reason texts (`serving.crm.accounts`)
-ADDED_LATER = REASON_KEYS
+# by its first reasons' texts, one stored without `SYNCED` values against its stored integers
+ADDED_LATER = (*REASON_KEYS, *SYNCED.values())
 LEGACY_TABLE = "crm_scores"  # the per-as_of table written before crm_score_history (still read)
 
 # the history table is what `crm_frame` returns and `write_scores` takes

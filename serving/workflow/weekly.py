@@ -217,7 +217,12 @@ def _score(w: _Week) -> tuple[str, str]:
     target = str(s.database_path) if s.run.crm_to == "workspace" else s.run.crm_to
     with reading_workspace(s) as con:
         crm_ids = workspace_crm_ids(con)
-    report = write_scores(crm_frame(scored, s.serving, crm_ids=crm_ids), target, written_at=w.now)
+    report = write_scores(
+        crm_frame(scored, s.serving, crm_ids=crm_ids),
+        target,
+        written_at=w.now,
+        change_points=s.serving.crm_change_points,
+    )
     return "done", (
         f"{len(scored):,} accounts scored at {day}; CRM table {report.inserted:,} inserted, "
         f"{report.updated:,} updated, {report.unchanged:,} unchanged"

@@ -15,8 +15,10 @@ from serving.crm.files import history_path
 from serving.crm.read import read_score_history
 from serving.crm.table import (
     ACCOUNTS,
+    ALWAYS,
     HISTORY,
     NAMES,
+    PCT,
     REASON_KEYS,
     REASON_TEXTS,
     TEXT_LIMIT,
@@ -349,6 +351,83 @@ def test_reasons_whose_values_alone_moved_are_updated_quietly(rows, target):
     assert accounts.loc[feature, "expansion_reason_2"] is None
 
 
+def nudged(rows: pd.DataFrame, moves: dict[str, tuple[str, int]], days: int) -> pd.DataFrame:
+    """`values_moved(rows, days)` with, per account, one likelihood integer moved by some points."""
+    week = values_moved(rows, days)
+    for account, (column, points) in moves.items():
+        week.loc[week.account_id == account, column] += points
+    return week
+
+
+def test_likelihood_moves_count_once_they_add_up_from_the_last_change(rows, target):
+    """Moves below `crm_change_points` (5) update the row quietly; two 3-point moves the
+    same way count on the second, as the move is taken from the value at the last change."""
+    first = rows.set_index("account_id")
+    low = [a for a in rows.account_id if 10 <= first.at[a, "churn_risk_pct"] <= 90]
+    up = [a for a in rows.account_id if first.at[a, "upsell_likelihood_pct"] <= 90]
+    churn_up, churn_down, upsell_drift = low[0], low[1], next(a for a in up if a not in low[:2])
+    write_scores(rows, target.where, written_at=T1)
+    moves = {
+        churn_up: ("churn_risk_pct", 4),
+        churn_down: ("churn_risk_pct", -4),
+        upsell_drift: ("upsell_likelihood_pct", 3),
+    }
+    week2 = nudged(rows, moves, 7)
+    report = write_scores(week2, target.where, written_at=T2)
+    assert (report.changed, report.accounts_written) == (0, len(rows))
+    assert target.changed_since(T1) == set()
+    accounts = target.read(ACCOUNTS).set_index("account_id")
+    assert not accounts.changed.any() and (accounts.changed_at == pd.Timestamp(T1)).all()
+    assert accounts.at[churn_up, "churn_risk_pct"] == first.at[churn_up, "churn_risk_pct"] + 4  # written quietly
+    assert accounts.at[churn_up, "previous_churn_risk_pct"] == first.at[churn_up, "churn_risk_pct"]
+    assert accounts.at[churn_up, "synced_churn_risk_pct"] == first.at[churn_up, "churn_risk_pct"]
+
+    t3 = T2 + timedelta(days=7)  # 3 more points the same way: 6 since the last change
+    week3 = nudged(rows, {**moves, upsell_drift: ("upsell_likelihood_pct", 6)}, 14)
+    report = write_scores(week3, target.where, written_at=t3)
+    assert report.changed == 1 and target.changed_since(T2) == target.changed_since(T1) == {upsell_drift}
+    accounts = target.read(ACCOUNTS).set_index("account_id")
+    drifted = accounts.loc[upsell_drift]
+    assert drifted.changed and drifted.changed_at == pd.Timestamp(t3)
+    assert (
+        drifted.upsell_likelihood_pct
+        == drifted.synced_upsell_likelihood_pct
+        == first.at[upsell_drift, "upsell_likelihood_pct"] + 6
+    )
+    assert drifted.previous_upsell_likelihood_pct == first.at[upsell_drift, "upsell_likelihood_pct"] + 3
+    assert accounts.changed.sum() == 1 and (accounts.drop(upsell_drift).changed_at == pd.Timestamp(T1)).all()
+
+
+def test_only_the_first_reason_of_either_kind_counts(rows, target):
+    """The 2nd/3rd reasons reordered or naming another feature update quietly; the first
+    renewal or expansion reason naming another feature or direction is a change."""
+    full = rows.index[rows.renewal_reason_keys.str.count(", ") == 2]
+    shuffle, second, renewal_first = full[:3]
+    expansion_first = next(i for i in rows.index if i not in full[:3] and rows.at[i, "expansion_reason_keys"])
+    write_scores(rows, target.where, written_at=T1)
+    week = values_moved(rows)
+    keys = week.at[shuffle, "renewal_reason_keys"].split(", ")
+    week.at[shuffle, "renewal_reason_keys"] = ", ".join([keys[0], keys[2], keys[1]])
+    week.loc[shuffle, ["renewal_reason_2", "renewal_reason_3"]] = week.loc[
+        shuffle, ["renewal_reason_3", "renewal_reason_2"]
+    ].to_numpy()
+    keys = week.at[second, "renewal_reason_keys"].split(", ")
+    week.at[second, "renewal_reason_keys"] = ", ".join([keys[0], "nps_dropped:raises", keys[2]])
+    week.at[second, "renewal_reason_2"] = "NPS dropped — raises churn risk"
+    week.at[renewal_first, "renewal_reason_keys"] = flipped(week.at[renewal_first, "renewal_reason_keys"])
+    keys = week.at[expansion_first, "expansion_reason_keys"].split(", ")
+    week.at[expansion_first, "expansion_reason_keys"] = ", ".join(["seats_added:raises", *keys[1:]])
+    report = write_scores(week, target.where, written_at=T2)
+    changed = {rows.account_id[renewal_first], rows.account_id[expansion_first]}
+    assert report.changed == 2 and target.changed_since(T1) == changed
+    accounts = target.read(ACCOUNTS).set_index("account_id")
+    assert set(accounts.index[accounts.changed]) == changed
+    quiet = accounts.loc[rows.account_id[[shuffle, second]]]
+    assert not quiet.changed.any() and (quiet.changed_at == pd.Timestamp(T1)).all()
+    assert quiet.renewal_reason_keys.tolist() == week.renewal_reason_keys[[shuffle, second]].tolist()
+    assert quiet.renewal_reason_2.tolist() == week.renewal_reason_2[[shuffle, second]].tolist()
+
+
 def test_a_table_written_before_the_reason_keys_gets_them(rows, target):
     """A target written by an earlier version has no key columns: the next write adds them
     (DuckDB and SQL: ALTER TABLE), compares that once by the reason texts, then by keys."""
@@ -367,6 +446,20 @@ def test_a_table_written_before_the_reason_keys_gets_them(rows, target):
     )
     assert write_scores(values_moved(rows, days=14), target.where, written_at=T2 + timedelta(days=7)).changed == 0
     assert target.changed_since(T2) == set()
+
+
+def test_a_table_written_before_the_synced_likelihoods_gets_them(rows, target):
+    """Without `synced_*` the stored integers stand in: a 3-point move is quiet, and the
+    write fills them in (DuckDB and SQL: ALTER TABLE)."""
+    write_scores(rows, target.where, written_at=T1)
+    synced = [c for c in ACCOUNTS.names if c.startswith("synced_")]
+    target.drop_columns(ACCOUNTS, synced)
+    assert target.read(ACCOUNTS)[synced].isna().all(axis=None)
+    account = rows.account_id[rows.churn_risk_pct <= 90].iloc[0]
+    report = write_scores(nudged(rows, {account: ("churn_risk_pct", 3)}, 7), target.where, written_at=T2)
+    assert report.changed == 0 and target.changed_since(T1) == set()
+    accounts = target.read(ACCOUNTS).set_index("account_id")
+    assert accounts.synced_churn_risk_pct.tolist() == rows.sort_values("account_id").churn_risk_pct.tolist()
 
 
 def test_a_churned_account_that_returns_is_active_again(rows, target):
@@ -435,12 +528,13 @@ def test_changed_at_never_goes_back_when_the_clock_does(rows, tmp_path):
     assert (accounts.loc[MOVED, "changed_at"] > pd.Timestamp(T2)).all()
 
 
-def test_real_scores_a_month_later_change_the_accounts_whose_visible_values_moved(
+def test_real_scores_a_month_later_change_the_accounts_whose_values_moved_enough(
     models, snapshots, as_of_dates, settings, tmp_path
 ):
-    """Two real month-ends: the changed accounts are those whose tier, likelihood integers,
-    reasons (by feature and direction), next step or status differ (computed here with
-    pandas), no more, no less. The synthetic months are independent draws, so 10 accounts
+    """Two real month-ends: the changed accounts are those whose tier, next step or status
+    differ, whose first reason of either kind names another feature or direction, or a
+    likelihood integer moved by `crm_change_points` (computed here with pandas), no more,
+    no less. The synthetic months are independent draws, so 10 accounts
     are made steady: their second month shows what the first showed, with other raw scores
     and other values quoted in their reasons."""
     ids = sorted(set(snapshots.account_id))[:40]
@@ -452,16 +546,35 @@ def test_real_scores_a_month_later_change_the_accounts_whose_visible_values_move
     first = month[0].set_index("account_id")
     shown = [c for c in VISIBLE if c != "status"]
     month[1].loc[steady, shown] = first.loc[month[1].account_id[steady], shown].to_numpy()
+    for account, column, points in ((ids[0], "churn_risk_pct", 4), (ids[1], "upsell_likelihood_pct", 3)):
+        at = month[1].account_id == account  # moves below crm_change_points: still steady
+        month[1].loc[at, column] += points if first.at[account, column] < 50 else -points
     where = tmp_path / "crm.duckdb"
     write_scores(month[0], where, written_at=T1)
     write_scores(month[1], where, written_at=T2)
     a, b = (m.set_index("account_id").assign(status="active") for m in month)
     both = a.index.intersection(b.index)
+
+    def differ(x, y) -> bool:
+        return not (pd.isna(x) and pd.isna(y)) and (pd.isna(x) or pd.isna(y) or x != y)
+
+    def lead(keys):
+        return keys if pd.isna(keys) else keys.split(", ")[0]
+
+    points = settings.serving.crm_change_points
     moved = {
         i
         for i in both
-        if any(not (pd.isna(a.at[i, c]) and pd.isna(b.at[i, c])) and a.at[i, c] != b.at[i, c] for c in VISIBLE)
+        if any(differ(a.at[i, c], b.at[i, c]) for c in ALWAYS)
+        or any(differ(lead(a.at[i, c]), lead(b.at[i, c])) for c in REASON_KEYS)
+        or any(
+            differ(a.at[i, c], b.at[i, c])
+            and (pd.isna(a.at[i, c]) or pd.isna(b.at[i, c]) or abs(a.at[i, c] - b.at[i, c]) >= points)
+            for c in PCT
+        )
     }
+    visible_moved = {i for i in both if any(differ(a.at[i, c], b.at[i, c]) for c in VISIBLE)}
+    assert {ids[0], ids[1]} <= visible_moved - moved  # moved by less than the CRM acts on
     expected = moved | (set(a.index) - set(b.index)) | (set(b.index) - set(a.index))
     accounts = read_score_history(where, table=ACCOUNTS)
     assert set(accounts.loc[accounts.changed_at == pd.Timestamp(T2), "account_id"]) == expected
