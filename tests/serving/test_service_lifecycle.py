@@ -19,6 +19,8 @@ import pytest
 from features.ingest.lock import workspace_lock
 from training.track import CHAMPION, configure
 
+pytestmark = pytest.mark.slow  # real servers of their own (~30 s each to start): run in CI by make test-slow
+
 POLL_SECONDS = 1.0
 SWITCH_BUDGET_SECONDS = 30.0  # the poll interval plus loading and warming the new set on a busy machine
 

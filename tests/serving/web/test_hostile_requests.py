@@ -10,6 +10,9 @@ import time
 from urllib.parse import urlsplit
 
 import httpx
+import pytest
+
+pytestmark = pytest.mark.slow  # a real server of its own (~30 s to start): run in CI by make test-slow
 
 LIMIT = 1024 * 1024  # LIMITS_TOML in conftest
 TIMEOUT = 3.0

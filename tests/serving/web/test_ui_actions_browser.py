@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # a real server and Chromium (~35 s): run in CI by make test-slow
+
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "ui"
 PASSWORD = "correct horse battery"
 
