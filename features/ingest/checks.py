@@ -180,29 +180,7 @@ def column_problems(col: Column, native: frozenset[str] = frozenset()) -> list[P
                 f"'not {TYPE_WORDS[col.type]}: ' || {_shown(raw)}",
             )
         )
-    if col.type == "float":
-        checks.append(
-            _problem(col.name, "finite", f"NOT isfinite({typed})", f"'not a finite number: ' || {_shown(raw)}")
-        )
-    if col.allowed:
-        allowed = ", ".join(_lit(a) for a in col.allowed)
-        checks.append(
-            _problem(
-                col.name,
-                "allowed",
-                f"{typed} IS NOT NULL AND {typed} NOT IN ({allowed})",
-                f"{_shown(raw)} || ' is not one of {', '.join(col.allowed)}'",
-            )
-        )
-    if col.min is not None:
-        checks.append(
-            _problem(col.name, "min", f"{typed} < {col.min}", f"{_shown(raw)} || ' is below the minimum {col.min:g}'")
-        )
-    if col.max is not None and col.type not in ("float", "int"):
-        checks.append(
-            _problem(col.name, "max", f"{typed} > {col.max}", f"{_shown(raw)} || ' is above the maximum {col.max:g}'")
-        )
-    return checks
+    return checks + _value_checks(col, typed, _shown(raw))
 
 
 def _native_problems(col: Column) -> list[Problem]:
@@ -221,6 +199,13 @@ def _native_problems(col: Column) -> list[Problem]:
                 f"{shown} || ' is above the maximum {col.max:g}'",
             )
         )
+    return checks + _value_checks(col, value, shown)
+
+
+def _value_checks(col: Column, value: str, shown: str) -> list[Problem]:
+    """The checks of a typed value, whether parsed from text or read in its type: finite,
+    allowed, min, and max for non-numbers (numbers check max first, in their own way)."""
+    checks: list[Problem] = []
     if col.type == "float":
         checks.append(_problem(col.name, "finite", f"NOT isfinite({value})", f"'not a finite number: ' || {shown}"))
     if col.allowed:
