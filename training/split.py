@@ -280,25 +280,7 @@ def stratified_folds(y: pd.Series | np.ndarray, settings: Settings) -> list[Spli
         )
     cv = StratifiedKFold(n_splits=k, shuffle=True, random_state=settings.training.seed)
     parts = [test for _, test in cv.split(np.zeros(len(y)), y)]
-    out = []
-    for i in range(k):
-        cal = parts[(i + 1) % k]
-        train = np.sort(np.concatenate([parts[j] for j in range(k) if j not in (i, (i + 1) % k)]))
-        out.append(
-            Split(
-                train,
-                np.sort(cal),
-                np.sort(parts[i]),
-                {
-                    "scheme": f"stratified {k}-fold cross-validation (no time column)",
-                    "train": f"{len(train)} rows",
-                    "calibration": f"{len(cal)} rows",
-                    "test": f"{len(parts[i])} rows",
-                    "fold": str(i + 1),
-                },
-            )
-        )
-    return out
+    return _rotating_splits(parts, f"stratified {k}-fold cross-validation (no time column)")
 
 
 def grouped_folds(y: pd.Series | np.ndarray, groups: np.ndarray, k: int, seed: int) -> list[Split]:
@@ -319,6 +301,13 @@ def grouped_folds(y: pd.Series | np.ndarray, groups: np.ndarray, k: int, seed: i
         )
     cv = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
     parts = [test for _, test in cv.split(np.zeros(len(y)), y, groups)]
+    return _rotating_splits(parts, f"{k}-fold cross-validation grouped by account")
+
+
+def _rotating_splits(parts: list[np.ndarray], scheme: str) -> list[Split]:
+    """One split per part: fold i tests on part i, calibrates (early-stops) on part i+1 and
+    trains on the others."""
+    k = len(parts)
     out = []
     for i in range(k):
         cal = parts[(i + 1) % k]
@@ -329,7 +318,7 @@ def grouped_folds(y: pd.Series | np.ndarray, groups: np.ndarray, k: int, seed: i
                 np.sort(cal),
                 np.sort(parts[i]),
                 {
-                    "scheme": f"{k}-fold cross-validation grouped by account",
+                    "scheme": scheme,
                     "train": f"{len(train)} rows",
                     "calibration": f"{len(cal)} rows",
                     "test": f"{len(parts[i])} rows",
