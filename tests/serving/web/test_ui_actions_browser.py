@@ -31,66 +31,15 @@ def _running_server(config):
     pytest.fail("tests/serving/conftest.py not loaded")
 
 
-def _browser_paths() -> tuple[str, str]:
-    found = {name: shutil.which(name) for name in ("chromium", "chromedriver")}
-    missing = [name for name, path in found.items() if path is None]
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        missing.append("the selenium package")
-    if missing:
-        reason = f"{' and '.join(missing)} not found (Debian: apt-get install chromium chromium-driver)"
-        if os.environ.get("RADAR_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"RADAR_REQUIRE_BROWSER=1 but {reason}")
-        pytest.skip(reason)
-    return found["chromium"], found["chromedriver"]
-
-
 @pytest.fixture(scope="module")
-def browser():
-    chromium, chromedriver = _browser_paths()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--window-size=1366,768",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-default-apps",
-        "--disable-extensions",
-    ):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must not look anything up
-    driver = webdriver.Chrome(
-        options=options,
-        service=Service(executable_path=chromedriver, log_output=str(ARTIFACTS / "chromedriver-actions.log")),
-    )
-    driver.set_page_load_timeout(60)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-@pytest.fixture(scope="module")
-def acting_server(ui_project, tmp_path_factory, request):
+def acting_server(browser, ui_project, tmp_path_factory, request):
     """`radar serve` (no API token) over a copy of the web pages' project with one CSM, ben
     (owner Ben). Yields (server, project folder)."""
     from radar.settings import load_settings
     from serving.web.access import access_path
     from serving.web.users import add_user
 
-    _browser_paths()  # skip before starting a server
+    # `browser` first: without Chromium the test skips before a server starts
     source, _ = ui_project
     root = tmp_path_factory.mktemp("ui-acting")
     shutil.copytree(source / "out", root / "out")

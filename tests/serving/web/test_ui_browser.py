@@ -9,65 +9,11 @@ driver or browser download). Without them the test skips, unless RADAR_REQUIRE_B
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "ui"
-WIDTH, HEIGHT = 1366, 768  # a laptop screen
-
-
-def _browser_or_skip() -> tuple[str, str]:
-    found = {name: shutil.which(name) for name in ("chromium", "chromedriver")}
-    missing = [name for name, path in found.items() if path is None]
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        missing.append("the selenium package")
-    if missing:
-        reason = f"{' and '.join(missing)} not found (Debian: apt-get install chromium chromium-driver)"
-        if os.environ.get("RADAR_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"RADAR_REQUIRE_BROWSER=1 but {reason}")
-        pytest.skip(reason)
-    return found["chromium"], found["chromedriver"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    chromium, chromedriver = _browser_or_skip()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        f"--window-size={WIDTH},{HEIGHT}",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-default-apps",
-        "--disable-extensions",
-        "--hide-scrollbars",
-    ):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must not look anything up
-    driver = webdriver.Chrome(
-        options=options, service=Service(executable_path=chromedriver, log_output=str(ARTIFACTS / "chromedriver.log"))
-    )
-    driver.set_page_load_timeout(60)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def _shot(driver, name: str, full: bool = False) -> None:
